@@ -1,0 +1,1 @@
+"""Test harness: starts the real servers (devnet, FerretDB, services, Envoy) on loopback."""
