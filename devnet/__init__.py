@@ -1,0 +1,1 @@
+"""Local TRON full node (devnet) that tronpy and TronWeb use unchanged; see devnet/DESIGN.md."""

@@ -1,0 +1,1 @@
+"""Generated TRON protobuf modules (make devnet-proto); do not edit."""
