@@ -1,0 +1,531 @@
+"""Render the Envoy edge configuration (JSON, which Envoy reads as YAML) from the environment.
+
+The edge is one listener that serves two kinds of clients on the same port:
+
+* REST clients: ``/api/v1/...`` JSON requests are turned into gRPC by ``grpc_json_transcoder``;
+* other clusters' gRPC clients: ``application/grpc`` requests (HTTP/2, prior knowledge) pass the
+  transcoder untouched.
+
+Routing happens on the *gRPC* path ``/<package>.<Service>/<Method>`` for both kinds: the transcoder runs
+with ``match_incoming_request_route: false``, rewrites ``:path`` to the gRPC method and clears the route
+cache, so the router picks the route of the method it resolved. The routes are generated from the
+descriptor set: one exact route per RPC that has a ``google.api.http`` binding (the public contract).
+Internal RPCs (no HTTP binding: signing, transaction building, transfer streams) therefore get no route
+at the edge, neither over REST nor over native gRPC; the services reach each other directly.
+
+Decisions (documented here because the config is generated):
+
+* ``print_options.always_print_primitive_fields: true`` so zero values are explicit
+  (``"nextPageToken": ""``, ``"headBlock": "0"``) and clients need no defaults table;
+  ``preserve_proto_field_names: false``: responses use the canonical proto3 JSON names (lowerCamelCase);
+  requests accept both spellings either way. ``always_print_enums_as_ints: false`` (enum names).
+* ``convert_grpc_status: true``: an upstream ``google.rpc.Status`` (with ``ErrorInfo``/``BadRequest``
+  details) becomes the JSON body, and the HTTP status follows Envoy's gRPC→HTTP table.
+* ``request_validation_options``: unknown REST paths are a 404, unknown query parameters a 400,
+  a field bound both from the path/query and the body a 400.
+* Envoy's own replies (404/400 from the transcoder, 503 no healthy upstream, 504 timeouts, 413, ...)
+  are rendered by ``local_reply_config`` in the same ``{"code", "message", "details"}`` shape as service
+  errors. gRPC requests (native, or REST already rewritten to gRPC by the transcoder) are excluded from
+  the mappers: Envoy answers them with ``grpc-status``/``grpc-message`` and, for REST, the transcoder
+  then renders that status as JSON itself, in exactly the shape of an upstream error.
+* Retries: reads (GET bindings) retry on failures that are safe to repeat (connect failure, refused
+  stream, reset, ``UNAVAILABLE``); mutating RPCs retry only when the request provably never reached a
+  service (connect failure, refused stream). A retry budget caps retries per cluster.
+* Every route has one timeout (``EDGE_ROUTE_TIMEOUT``) for REST and native gRPC; a 504 comes back as
+  ``{"code": 4, ...}``.
+* Admin listens on 127.0.0.1 only.
+
+Environment (all optional): ``EDGE_ADDRESS`` (0.0.0.0), ``EDGE_PORT`` (8080), ``ADMIN_PORT`` (9901),
+``<SERVICE>_HOST`` (127.0.0.1) and ``<SERVICE>_PORT`` (8085..8090) for the six services,
+``ENVOY_DESCRIPTOR`` (gen/envoy/tronpay.pb), ``EDGE_ROUTE_TIMEOUT`` (15s), ``EDGE_CONNECT_TIMEOUT`` (1s), ``EDGE_HEALTH_INTERVAL`` (5s), ``EDGE_ACCESS_LOG`` (``-`` for
+stdout, a file path, or ``off``), ``ENVOY_CONFIG_OUT`` (.build/envoy/envoy.json).
+
+Usage: ``python envoy/render.py [--out PATH]`` prints the path it wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DESCRIPTOR = REPO_ROOT / "gen" / "envoy" / "tronpay.pb"
+DEFAULT_OUT = REPO_ROOT / ".build" / "envoy" / "envoy.json"
+
+#: The six services: proto package key -> default port (DESIGN.md). Env prefix is the key upper-cased.
+SERVICES: dict[str, int] = {
+    "tron_client": 8085,
+    "payout_router": 8086,
+    "wallet_manager": 8087,
+    "usdt_manager": 8088,
+    "trx_staking": 8089,
+    "payment_gateway": 8090,
+}
+
+#: HTTP status of an Envoy-generated reply -> the google.rpc.Code put in its JSON body. These are the
+#: inverse of Envoy's gRPC->HTTP table where one exists, so a client sees the same code for the same
+#: condition whether Envoy or a service produced it.
+LOCAL_REPLY_CODES: dict[int, int] = {
+    400: 3,  # INVALID_ARGUMENT: malformed JSON, unknown query parameter, bad path
+    401: 16,  # UNAUTHENTICATED
+    403: 7,  # PERMISSION_DENIED
+    404: 5,  # NOT_FOUND: no documented path matches
+    405: 12,  # UNIMPLEMENTED
+    408: 4,  # DEADLINE_EXCEEDED: request not received in time
+    413: 8,  # RESOURCE_EXHAUSTED: body over max_request_body_size
+    429: 8,  # RESOURCE_EXHAUSTED: circuit breaker / overload
+    431: 8,  # RESOURCE_EXHAUSTED: headers too large
+    500: 13,  # INTERNAL
+    501: 12,  # UNIMPLEMENTED
+    502: 14,  # UNAVAILABLE
+    503: 14,  # UNAVAILABLE: no healthy upstream, connect failure, overflow
+    504: 4,  # DEADLINE_EXCEEDED: upstream timeout
+}
+
+#: Retry conditions (Envoy ``retry_on``) by kind of RPC.
+RETRY_ON_READ = "connect-failure,refused-stream,reset,unavailable"
+RETRY_ON_WRITE = "connect-failure,refused-stream"
+
+
+@dataclass(frozen=True)
+class Method:
+    """One public RPC: its gRPC path, the cluster serving it and whether it only reads."""
+
+    service: str  # fully qualified service name, e.g. tronpay.tron_client.v1.TronClientService
+    name: str
+    http_verb: str  # get/post/put/delete/patch/custom
+    http_path: str
+
+    @property
+    def grpc_path(self) -> str:
+        """The HTTP/2 path of the RPC, as the transcoder rewrites it."""
+        return f"/{self.service}/{self.name}"
+
+    @property
+    def cluster(self) -> str:
+        """The upstream cluster: the service key of the proto package ``tronpay.<key>.v1``."""
+        return self.service.split(".")[1]
+
+    @property
+    def read_only(self) -> bool:
+        """GET bindings are reads and safe to retry."""
+        return self.http_verb == "get"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where one service listens and which grpc.health.v1 service name Envoy checks."""
+
+    key: str
+    host: str
+    port: int
+    health_service: str
+
+
+def _http_rule(method: descriptor_pb2.MethodDescriptorProto) -> tuple[str, str] | None:
+    """Return (verb, path) of the method's google.api.http rule, or None for an internal RPC."""
+    if not method.options.HasExtension(annotations_pb2.http):
+        return None
+    rule = method.options.Extensions[annotations_pb2.http]
+    pattern = rule.WhichOneof("pattern")
+    if pattern is None:
+        return None
+    if pattern == "custom":
+        return rule.custom.kind.lower(), rule.custom.path
+    return pattern, str(getattr(rule, pattern))
+
+
+def load_public_methods(descriptor: Path) -> list[Method]:
+    """Read the descriptor set and list every RPC of the six packages that has an HTTP binding."""
+    fds = descriptor_pb2.FileDescriptorSet()
+    fds.ParseFromString(descriptor.read_bytes())
+    methods: list[Method] = []
+    for file in fds.file:
+        parts = file.package.split(".")
+        if len(parts) != 3 or parts[0] != "tronpay" or parts[1] not in SERVICES:
+            continue
+        for service in file.service:
+            for method in service.method:
+                rule = _http_rule(method)
+                if rule is not None:
+                    methods.append(Method(f"{file.package}.{service.name}", method.name, *rule))
+    missing = sorted(set(SERVICES) - {m.cluster for m in methods})
+    if missing:
+        raise ValueError(f"{descriptor}: no HTTP-bound RPCs for service package(s) {', '.join(missing)}")
+    return sorted(methods, key=lambda m: m.grpc_path)
+
+
+def _env(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = _env(env, name, str(default))
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"{name}={port} is out of range")
+    return port
+
+
+def _duration(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = _env(env, name, default)
+    number = raw[:-2] if raw.endswith("ms") else raw[:-1] if raw.endswith("s") else None
+    try:
+        seconds = float(number) / (1000 if raw.endswith("ms") else 1) if number is not None else -1.0
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise ValueError(f"{name}={raw!r} must be a positive duration like 15s or 250ms")
+    return f"{seconds:.3f}s"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def upstreams(env: Mapping[str, str], methods: list[Method]) -> list[Upstream]:
+    """The six upstreams from ``<SERVICE>_HOST``/``<SERVICE>_PORT``; health name = public service."""
+    result = []
+    for key, default_port in SERVICES.items():
+        prefix = key.upper()
+        public = sorted({m.service for m in methods if m.cluster == key})
+        result.append(
+            Upstream(
+                key=key,
+                host=_env(env, f"{prefix}_HOST", "127.0.0.1"),
+                port=_port(env, f"{prefix}_PORT", default_port),
+                health_service=_env(env, f"{prefix}_HEALTH_SERVICE", public[0]),
+            )
+        )
+    return result
+
+
+def _local_reply_config() -> dict[str, Any]:
+    """Envoy's own error replies as ``{"code", "message", "details"}`` JSON, for non-gRPC requests."""
+    # Envoy decides "is this a gRPC request" from the headers as received, so a REST request keeps
+    # getting HTTP local replies even after the transcoder rewrote its content-type to application/grpc;
+    # the transcoder marks those with x-envoy-original-path. Native gRPC requests are left alone: Envoy
+    # answers them with grpc-status/grpc-message, which is what a gRPC client understands.
+    not_grpc = {
+        "or_filter": {
+            "filters": [
+                {
+                    "header_filter": {
+                        "header": {
+                            "name": "content-type",
+                            "string_match": {"prefix": "application/grpc"},
+                            "invert_match": True,
+                            "treat_missing_header_as_empty": True,
+                        }
+                    }
+                },
+                {"header_filter": {"header": {"name": "x-envoy-original-path", "present_match": True}}},
+            ]
+        }
+    }
+
+    def mapper(status_filter: dict[str, Any], code: int) -> dict[str, Any]:
+        return {
+            "filter": {
+                "and_filter": {"filters": [{"status_code_filter": {"comparison": status_filter}}, not_grpc]}
+            },
+            "body_format_override": {
+                "json_format": {"code": code, "message": "%LOCAL_REPLY_BODY%", "details": []},
+                "content_type": "application/json",
+            },
+        }
+
+    mappers = [
+        mapper({"op": "EQ", "value": {"default_value": status, "runtime_key": f"edge.lr_{status}"}}, code)
+        for status, code in LOCAL_REPLY_CODES.items()
+    ]
+    # Any other error status Envoy produces: UNKNOWN, same shape.
+    mappers.append(mapper({"op": "GE", "value": {"default_value": 400, "runtime_key": "edge.lr_other"}}, 2))
+    return {"mappers": mappers}
+
+
+def _access_log(env: Mapping[str, str]) -> list[dict[str, Any]]:
+    target = _env(env, "EDGE_ACCESS_LOG", "-")
+    if target == "off":
+        return []
+    json_format = {
+        "time": "%START_TIME%",
+        "request_id": "%REQ(X-REQUEST-ID)%",
+        "method": "%REQ(X-ENVOY-ORIGINAL-METHOD?:METHOD)%",
+        "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+        "grpc_path": "%REQ(:PATH)%",
+        "protocol": "%PROTOCOL%",
+        "status": "%RESPONSE_CODE%",
+        "grpc_status": "%GRPC_STATUS_NUMBER%",
+        "flags": "%RESPONSE_FLAGS%",
+        "details": "%RESPONSE_CODE_DETAILS%",
+        "cluster": "%UPSTREAM_CLUSTER%",
+        "upstream": "%UPSTREAM_HOST%",
+        "duration_ms": "%DURATION%",
+        "bytes_in": "%BYTES_RECEIVED%",
+        "bytes_out": "%BYTES_SENT%",
+    }
+    log_format = {"json_format": json_format}
+    if target == "-":
+        typed: dict[str, Any] = {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": log_format,
+        }
+    else:
+        typed = {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": target,
+            "log_format": log_format,
+        }
+    return [{"name": "envoy.access_loggers.edge", "typed_config": typed}]
+
+
+def _route(method: Method, env: Mapping[str, str]) -> dict[str, Any]:
+    retry_on = RETRY_ON_READ if method.read_only else RETRY_ON_WRITE
+    return {
+        "name": f"{method.service}.{method.name}",
+        "match": {"path": method.grpc_path},
+        "route": {
+            "cluster": method.cluster,
+            # One upper bound for REST and native gRPC alike. A gRPC client's own deadline still reaches
+            # the service in its grpc-timeout header. (grpc_timeout_header_max is deliberately not set:
+            # with it, a request without grpc-timeout, which includes every transcoded REST request,
+            # would have no timeout at all.)
+            "timeout": _duration(env, "EDGE_ROUTE_TIMEOUT", "15s"),
+            "retry_policy": {
+                "retry_on": retry_on,
+                "num_retries": 2,
+                "retry_host_predicate": [
+                    {
+                        "name": "envoy.retry_host_predicates.previous_hosts",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/"
+                            "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+                        },
+                    }
+                ],
+                "host_selection_retry_max_attempts": 3,
+            },
+        },
+    }
+
+
+def _cluster(upstream: Upstream, env: Mapping[str, str]) -> dict[str, Any]:
+    interval = _duration(env, "EDGE_HEALTH_INTERVAL", "5s")
+    return {
+        "name": upstream.key,
+        # An IP literal needs no resolution; a name (a headless Service in Kubernetes) is resolved
+        # continuously so every pod becomes an endpoint and HTTP/2 streams are balanced per request.
+        "type": "STATIC" if _is_ip(upstream.host) else "STRICT_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "lb_policy": "ROUND_ROBIN",
+        "connect_timeout": _duration(env, "EDGE_CONNECT_TIMEOUT", "1s"),
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "connection_keepalive": {"interval": "30s", "timeout": "5s"},
+                    }
+                },
+            }
+        },
+        "load_assignment": {
+            "cluster_name": upstream.key,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {"address": upstream.host, "port_value": upstream.port}
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+        "health_checks": [
+            {
+                "timeout": "1s",
+                "interval": interval,
+                "interval_jitter": "0.5s",
+                # The default (60s) would keep a host that failed its first check out for a minute.
+                "no_traffic_interval": interval,
+                "unhealthy_threshold": 2,
+                "healthy_threshold": 1,
+                "grpc_health_check": {"service_name": upstream.health_service},
+            }
+        ],
+        "circuit_breakers": {
+            "thresholds": [
+                {
+                    "priority": "DEFAULT",
+                    "max_connections": 1024,
+                    "max_pending_requests": 1024,
+                    "max_requests": 1024,
+                    "max_retries": 16,
+                    "retry_budget": {"budget_percent": {"value": 20.0}, "min_retry_concurrency": 3},
+                }
+            ]
+        },
+        "outlier_detection": {
+            "consecutive_gateway_failure": 5,
+            "consecutive_5xx": 0,
+            "interval": "5s",
+            "base_ejection_time": "15s",
+            "max_ejection_percent": 50,
+            "split_external_local_origin_errors": True,
+        },
+    }
+
+
+def _transcoder(descriptor: Path, methods: list[Method]) -> dict[str, Any]:
+    return {
+        "name": "envoy.filters.http.grpc_json_transcoder",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
+            "proto_descriptor": str(descriptor),
+            "services": sorted({m.service for m in methods}),
+            "match_incoming_request_route": False,
+            "auto_mapping": False,
+            "convert_grpc_status": True,
+            "print_options": {
+                "add_whitespace": False,
+                "always_print_primitive_fields": True,
+                "always_print_enums_as_ints": False,
+                "preserve_proto_field_names": False,
+            },
+            "request_validation_options": {
+                "reject_unknown_method": True,
+                "reject_unknown_query_parameters": True,
+                "reject_binding_body_field_collisions": True,
+            },
+            "case_insensitive_enum_parsing": False,
+            "max_request_body_size": 1048576,
+            "max_response_body_size": 8388608,
+        },
+    }
+
+
+def render(env: Mapping[str, str]) -> dict[str, Any]:
+    """Build the whole Envoy bootstrap from the environment."""
+    descriptor = Path(_env(env, "ENVOY_DESCRIPTOR", str(DEFAULT_DESCRIPTOR))).resolve()
+    if not descriptor.is_file():
+        raise FileNotFoundError(f"descriptor set {descriptor} does not exist (run `make gen`)")
+    methods = load_public_methods(descriptor)
+    ups = upstreams(env, methods)
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "edge",
+        "codec_type": "AUTO",  # HTTP/1.1 REST and HTTP/2 (h2c prior knowledge) gRPC on one port
+        "use_remote_address": True,
+        "normalize_path": True,
+        "merge_slashes": True,
+        "path_with_escaped_slashes_action": "REJECT_REQUEST",
+        "server_name": "tronpay-edge",
+        "request_headers_timeout": "10s",
+        "stream_idle_timeout": "300s",
+        "common_http_protocol_options": {
+            "idle_timeout": "300s",
+            "headers_with_underscores_action": "REJECT_REQUEST",
+        },
+        "http2_protocol_options": {"max_concurrent_streams": 256},
+        "access_log": _access_log(env),
+        "local_reply_config": _local_reply_config(),
+        "route_config": {
+            "name": "edge",
+            "virtual_hosts": [
+                {
+                    "name": "tronpay",
+                    "domains": ["*"],
+                    "routes": [_route(m, env) for m in methods],
+                }
+            ],
+        },
+        "http_filters": [
+            _transcoder(descriptor, methods),
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
+            },
+        ],
+    }
+    return {
+        "node": {"id": "tronpay-edge", "cluster": "tronpay-edge"},
+        "admin": {
+            "address": {
+                "socket_address": {"address": "127.0.0.1", "port_value": _port(env, "ADMIN_PORT", 9901)}
+            },
+        },
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "edge",
+                    "address": {
+                        "socket_address": {
+                            "address": _env(env, "EDGE_ADDRESS", "0.0.0.0"),
+                            "port_value": _port(env, "EDGE_PORT", 8080),
+                        }
+                    },
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": [_cluster(u, env) for u in ups],
+        },
+    }
+
+
+def write(env: Mapping[str, str], out: Path) -> Path:
+    """Render and write the config atomically; return its path."""
+    config = render(env)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    tmp.replace(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: render to --out (default ENVOY_CONFIG_OUT or .build/envoy/envoy.json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("ENVOY_CONFIG_OUT") or DEFAULT_OUT))
+    args = parser.parse_args(argv)
+    try:
+        path = write(os.environ, args.out)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"envoy/render.py: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
