@@ -1,0 +1,1 @@
+"""Runtime every service shares: settings, server bootstrap, interceptors, errors, Mongo, clients, logging."""

@@ -1,0 +1,80 @@
+"""MongoDB access: one database, collections owned per service and prefixed with its name.
+
+A service declares its collections' indexes as `IndexSpec`s; `ServiceDatabase.bootstrap()` creates
+them at start-up (idempotent). Only unique/compound indexes: the FerretDB test server has no TTL,
+partial or text indexes, and no transactions, so correctness rests on single-document atomic
+updates and unique keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.common.settings import Settings
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """An index on one of the service's collections (`collection` without the service prefix)."""
+
+    collection: str
+    keys: Sequence[tuple[str, int]]
+    unique: bool = False
+    name: str = ""
+
+    def index_name(self) -> str:
+        """Explicit name, so re-declaring the same index is a no-op."""
+        return self.name or "_".join(f"{k}_{d}" for k, d in self.keys)
+
+
+class ServiceDatabase:
+    """The service's view of the shared database: only its own, prefixed collections."""
+
+    def __init__(self, client: AsyncMongoClient[Document], db_name: str, service: str) -> None:
+        self._client = client
+        self._db: AsyncDatabase[Document] = client[db_name]
+        self._prefix = f"{service}_"
+
+    @classmethod
+    def connect(cls, settings: Settings) -> ServiceDatabase:
+        """Create the client (connects lazily; `ping` checks reachability)."""
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            settings.MONGODB_URI.get_secret_value(),
+            appname=settings.SERVICE_NAME.value,
+            serverSelectionTimeoutMS=5000,
+            connectTimeoutMS=3000,
+            tz_aware=True,
+        )
+        return cls(client, settings.PAYMENT_DB_NAME, settings.SERVICE_NAME.value)
+
+    def collection(self, name: str) -> AsyncCollection[Document]:
+        """The service-owned collection `<service>_<name>`."""
+        return self._db[self._prefix + name]
+
+    def collection_name(self, name: str) -> str:
+        """Full collection name of `name`."""
+        return self._prefix + name
+
+    async def ping(self) -> None:
+        """Raise if the server cannot be reached."""
+        await self._client.admin.command("ping")
+
+    async def bootstrap(self, specs: Iterable[IndexSpec]) -> None:
+        """Create the declared indexes (and so their collections); safe to repeat."""
+        for spec in specs:
+            keys = [(k, d or ASCENDING) for k, d in spec.keys]
+            await self.collection(spec.collection).create_index(
+                keys, unique=spec.unique, name=spec.index_name()
+            )
+
+    async def close(self) -> None:
+        """Close the client's pools."""
+        await self._client.close()
