@@ -36,9 +36,11 @@ Decisions (documented here because the config is generated):
 * Admin listens on 127.0.0.1 only.
 
 Environment (all optional): ``EDGE_ADDRESS`` (0.0.0.0), ``EDGE_PORT`` (8080), ``ADMIN_PORT`` (9901),
-``<SERVICE>_HOST`` (127.0.0.1) and ``<SERVICE>_PORT`` (8085..8090) for the six services,
-``ENVOY_DESCRIPTOR`` (gen/envoy/tronpay.pb), ``EDGE_ROUTE_TIMEOUT`` (15s), ``EDGE_CONNECT_TIMEOUT`` (1s), ``EDGE_HEALTH_INTERVAL`` (5s), ``EDGE_ACCESS_LOG`` (``-`` for
-stdout, a file path, or ``off``), ``ENVOY_CONFIG_OUT`` (.build/envoy/envoy.json).
+``<SERVICE>_HOST`` (127.0.0.1), ``<SERVICE>_PORT`` (8085..8090) and ``<SERVICE>_HEALTH_SERVICE`` (the
+service's public gRPC service name) for the six services, ``ENVOY_DESCRIPTOR`` (gen/envoy/tronpay.pb),
+``EDGE_ROUTE_TIMEOUT`` (15s), ``EDGE_CONNECT_TIMEOUT`` (1s), ``EDGE_HEALTH_INTERVAL`` (5s),
+``EDGE_ACCESS_LOG`` (``-`` for stdout, a file path, or ``off``), ``ENVOY_CONFIG_OUT``
+(.build/envoy/envoy.json).
 
 Usage: ``python envoy/render.py [--out PATH]`` prints the path it wrote.
 """
@@ -91,6 +93,8 @@ LOCAL_REPLY_CODES: dict[int, int] = {
     503: 14,  # UNAVAILABLE: no healthy upstream, connect failure, overflow
     504: 4,  # DEADLINE_EXCEEDED: upstream timeout
 }
+
+TYPE_URL = "type.googleapis.com/"
 
 #: Retry conditions (Envoy ``retry_on``) by kind of RPC.
 RETRY_ON_READ = "connect-failure,refused-stream,reset,unavailable"
@@ -286,12 +290,12 @@ def _access_log(env: Mapping[str, str]) -> list[dict[str, Any]]:
     log_format = {"json_format": json_format}
     if target == "-":
         typed: dict[str, Any] = {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "@type": TYPE_URL + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
             "log_format": log_format,
         }
     else:
         typed = {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "@type": TYPE_URL + "envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": target,
             "log_format": log_format,
         }
@@ -317,8 +321,8 @@ def _route(method: Method, env: Mapping[str, str]) -> dict[str, Any]:
                     {
                         "name": "envoy.retry_host_predicates.previous_hosts",
                         "typed_config": {
-                            "@type": "type.googleapis.com/"
-                            "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+                            "@type": TYPE_URL
+                            + "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
                         },
                     }
                 ],
@@ -340,7 +344,7 @@ def _cluster(upstream: Upstream, env: Mapping[str, str]) -> dict[str, Any]:
         "connect_timeout": _duration(env, "EDGE_CONNECT_TIMEOUT", "1s"),
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "@type": TYPE_URL + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                 "explicit_http_config": {
                     "http2_protocol_options": {
                         "connection_keepalive": {"interval": "30s", "timeout": "5s"},
@@ -403,7 +407,7 @@ def _transcoder(descriptor: Path, methods: list[Method]) -> dict[str, Any]:
     return {
         "name": "envoy.filters.http.grpc_json_transcoder",
         "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
+            "@type": TYPE_URL + "envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
             "proto_descriptor": str(descriptor),
             "services": sorted({m.service for m in methods}),
             "match_incoming_request_route": False,
@@ -435,7 +439,8 @@ def render(env: Mapping[str, str]) -> dict[str, Any]:
     methods = load_public_methods(descriptor)
     ups = upstreams(env, methods)
     hcm = {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "@type": TYPE_URL
+        + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "edge",
         "codec_type": "AUTO",  # HTTP/1.1 REST and HTTP/2 (h2c prior knowledge) gRPC on one port
         "use_remote_address": True,
@@ -466,9 +471,7 @@ def render(env: Mapping[str, str]) -> dict[str, Any]:
             _transcoder(descriptor, methods),
             {
                 "name": "envoy.filters.http.router",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-                },
+                "typed_config": {"@type": TYPE_URL + "envoy.extensions.filters.http.router.v3.Router"},
             },
         ],
     }
