@@ -1,0 +1,198 @@
+"""py-evm computation with TVM semantics: energy table, no refunds, TRON contract creation rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth._utils.address import force_bytes_to_address
+from eth.abc import ComputationAPI, MessageAPI, StateAPI, TransactionContextAPI
+from eth.exceptions import Halt, InsufficientFunds, OutOfGas, VMError
+from eth.vm.code_stream import CodeStream
+from eth.vm.forks.shanghai.computation import ShanghaiComputation
+from eth.vm.logic.invalid import InvalidOpcode
+from eth.vm.memory import Memory
+from eth.vm.stack import Stack
+
+from devnet.tvm.opcodes import TVM_OPCODES
+
+MEM_LIMIT = 3 * 1024 * 1024  # EnergyCost.MEM_LIMIT
+CREATE_DATA = 200  # energy per byte of deployed code
+
+
+class OutOfEnergy(OutOfGas):
+    """OutOfGas that remembers the numbers java-tron puts into its message."""
+
+    def __init__(self, op_energy: int, invoke_limit: int, used: int) -> None:
+        super().__init__(f"Out of energy: needed {op_energy}, limit {invoke_limit}, used {used}")
+        self.op_energy = op_energy
+        self.invoke_limit = invoke_limit
+        self.used = used
+
+
+class OutOfMemory(VMError):
+    """Memory beyond TVM's 3 MiB limit."""
+
+
+class InvalidCode(VMError):
+    """Deployed code starting with 0xEF (java-tron: INVALID_CODE since allowTvmLondon)."""
+
+
+class EnergyMeter:
+    """Minimal gas meter: TVM has no refunds, and this runs for every opcode."""
+
+    __slots__ = ("start_gas", "gas_remaining", "gas_refunded")
+
+    def __init__(self, start_gas: int) -> None:
+        self.start_gas = start_gas
+        self.gas_remaining = start_gas
+        self.gas_refunded = 0
+
+    def consume_gas(self, amount: int, reason: str) -> None:
+        if amount > self.gas_remaining:
+            raise OutOfEnergy(amount, self.start_gas, self.start_gas - self.gas_remaining)
+        self.gas_remaining -= amount
+
+    def return_gas(self, amount: int) -> None:
+        self.gas_remaining += amount
+
+    def refund_gas(self, amount: int) -> None:
+        pass  # no SSTORE/SELFDESTRUCT refunds in the TVM
+
+
+_PRECOMPILES = {
+    addr: fn
+    for addr, fn in ShanghaiComputation.get_precompiles().items()
+    # 0x09 is BatchValidateSign in the TVM, not blake2f; it is left unimplemented (empty account).
+    if addr != force_bytes_to_address(b"\x09")
+}
+
+
+class TVMComputation(ShanghaiComputation):
+    opcodes = TVM_OPCODES
+    _precompiles = _PRECOMPILES
+
+    def __init__(
+        self, state: StateAPI, message: MessageAPI, transaction_context: TransactionContextAPI
+    ) -> None:
+        # Skips Shanghai's warm-coinbase bookkeeping and the debug-logging set-up of the base class.
+        self.state = state
+        self.msg = message
+        self.transaction_context = transaction_context
+        self.code = CodeStream(message.code)
+        self._gas_meter = EnergyMeter(message.gas)  # type: ignore[assignment]
+        self.children = []
+        self.accounts_to_delete = []
+        self.beneficiaries = []
+        self._stack = Stack()
+        self._memory = Memory()
+        self._log_entries = []
+        self.data_floor_cost = 0
+
+    def extend_memory(self, start_position: int, size: int) -> None:
+        if size and start_position + size > MEM_LIMIT:
+            raise OutOfMemory(f"Out of Memory when '{self._current_mnemonic()}' operation executing")
+        super().extend_memory(start_position, size)
+
+    def _current_mnemonic(self) -> str:
+        return opcode_name(self.code[max(self.code.program_counter - 1, 0)]) if len(self.code) else "STOP"
+
+    @classmethod
+    def consume_initcode_gas_cost(cls, computation: ComputationAPI) -> None:
+        pass  # no EIP-3860 initcode charge in the TVM
+
+    @classmethod
+    def validate_create_message(cls, message: MessageAPI) -> None:
+        pass  # no EIP-3860 initcode size limit in the TVM
+
+    @classmethod
+    def apply_message(
+        cls,
+        state: StateAPI,
+        message: MessageAPI,
+        transaction_context: TransactionContextAPI,
+        parent_computation: ComputationAPI | None = None,
+    ) -> ComputationAPI:
+        snapshot = state.snapshot()
+        if message.depth:
+            # Every internal call/create is an internal transaction: it bumps the root tx's nonce.
+            state.internal_nonce += 1  # type: ignore[attr-defined]
+        if message.should_transfer_value and message.value:
+            sender_balance = state.get_balance(message.sender)
+            if sender_balance < message.value:
+                raise InsufficientFunds(f"Insufficient funds: {sender_balance} < {message.value}")
+            if message.sender != message.storage_address:
+                state.delta_balance(message.sender, -message.value)
+                state.delta_balance(message.storage_address, message.value)
+        computation = cls.apply_computation(state, message, transaction_context)
+        if computation.is_error:
+            state.revert(snapshot)
+        return computation
+
+    @classmethod
+    def apply_create_message(
+        cls,
+        state: StateAPI,
+        message: MessageAPI,
+        transaction_context: TransactionContextAPI,
+        parent_computation: ComputationAPI | None = None,
+    ) -> ComputationAPI:
+        snapshot = state.snapshot()
+        computation = cls.apply_message(state, message, transaction_context)
+        if computation.is_error:
+            return computation
+        code = computation.output
+        try:
+            if code[:1] == b"\xef":
+                raise InvalidCode("invalid code: must not begin with 0xef")
+            deposit = len(code) * CREATE_DATA
+            meter = computation.get_gas_meter()
+            if deposit > meter.gas_remaining:
+                raise OutOfEnergy(deposit, meter.start_gas, meter.start_gas - meter.gas_remaining)
+            meter.gas_remaining -= deposit
+        except VMError as err:
+            computation.error = err
+            computation._gas_meter.gas_remaining = 0
+            state.revert(snapshot)
+            return computation
+        state.set_code(message.storage_address, code)
+        return computation
+
+    @classmethod
+    def apply_computation(
+        cls,
+        state: StateAPI,
+        message: MessageAPI,
+        transaction_context: TransactionContextAPI,
+        parent_computation: ComputationAPI | None = None,
+    ) -> ComputationAPI:
+        computation = cls(state, message, transaction_context)
+        precompile = _PRECOMPILES.get(message.code_address)
+        try:
+            if precompile is not None:
+                if not message.is_delegation:
+                    precompile(computation)
+                return computation
+            opcodes = cls.opcodes
+            for opcode in computation.code:
+                try:
+                    opcode_fn = opcodes[opcode]
+                except KeyError:
+                    opcode_fn = InvalidOpcode(opcode)
+                try:
+                    opcode_fn(computation=computation)
+                except Halt:
+                    break
+        except VMError as err:
+            computation._error = err
+            if err.burns_gas:
+                computation._gas_meter.gas_remaining = 0
+            if err.erases_return_data:
+                computation.return_data = b""
+        return computation
+
+
+def opcode_name(opcode: int) -> str:
+    fn: Any = TVM_OPCODES.get(opcode)
+    if fn is None:
+        return f"0x{opcode:02x}"
+    return getattr(fn, "mnemonic", None) or getattr(getattr(fn, "__wrapped__", None), "mnemonic", "UNKNOWN")
