@@ -147,10 +147,7 @@ def _scalar_out(fd: FieldDescriptor, value: Any, visible: bool) -> Any:
 
 
 def _is_map(fd: FieldDescriptor) -> bool:
-    return (
-        fd.type == FieldDescriptor.TYPE_MESSAGE
-        and fd.message_type.GetOptions().map_entry
-    )
+    return fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry
 
 
 def message_to_json(msg: Message, visible: bool) -> dict[str, Any]:
