@@ -1,0 +1,175 @@
+"""The network endpoints' logic: read the node, shape integers, cache briefly per endpoint.
+
+Kept free of protobuf types so it can be tested against the node alone; servicer.py maps results
+to the contract's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from services.common.errors import Unavailable
+from services.common.settings import Settings
+from services.tron_client.cache import TTLCache
+from services.tron_client.node import JSON, NodeClient
+
+# Seconds each endpoint's answer is reused. Status/height move with every block (3 s on TRON).
+TTL_INFO = 10.0
+TTL_FEES = 10.0
+TTL_STATUS = 2.0
+TTL_HEIGHT = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    number: int
+    block_id: str
+    time_ms: int
+
+    @classmethod
+    def from_json(cls, block: JSON) -> Block:
+        raw = block.get("block_header", {}).get("raw_data", {})
+        return cls(int(raw.get("number", 0)), str(block.get("blockID", "")), int(raw.get("timestamp", 0)))
+
+
+NO_BLOCK = Block(0, "", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInfo:
+    network: str
+    chain_id: int
+    network_id: int
+    node_version: str
+    witness_count: int
+    node_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHeight:
+    head: Block
+    solidified: Block
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkStatus:
+    reachable: bool
+    synced: bool
+    latency_ms: int
+    head: Block
+    solidified: Block
+    node_url: str
+    checked_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkFees:
+    energy_price_sun: int
+    bandwidth_price_sun: int
+    create_account_fee_sun: int
+    create_account_system_contract_fee_sun: int
+    memo_fee_sun: int
+    multi_sign_fee_sun: int
+    max_fee_limit_sun: int
+    read_ms: int
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def chain_id_from_genesis(block_id_hex: str) -> int:
+    """TIP-712 / TronWeb chain id: the last 4 bytes of the genesis block id."""
+    return int(block_id_hex[-8:], 16)
+
+
+class Network:
+    """Network information from the configured node (the first URL; failover comes with node selection)."""
+
+    def __init__(self, settings: Settings, node: NodeClient | None = None) -> None:
+        self._settings = settings
+        self.node = node or NodeClient(
+            settings.tron_node_urls[0], settings.TRON_NODE_API_KEY, settings.TRON_NODE_TIMEOUT
+        )
+        self._cache = TTLCache()
+
+    async def info(self) -> NetworkInfo:
+        return await self._cache.get("info", TTL_INFO, self._fetch_info)  # type: ignore[no-any-return]
+
+    async def height(self) -> BlockHeight:
+        return await self._cache.get("height", TTL_HEIGHT, self._fetch_height)  # type: ignore[no-any-return]
+
+    async def status(self) -> NetworkStatus:
+        return await self._cache.get("status", TTL_STATUS, self._fetch_status)  # type: ignore[no-any-return]
+
+    async def fees(self) -> NetworkFees:
+        return await self._cache.get("fees", TTL_FEES, self._fetch_fees)  # type: ignore[no-any-return]
+
+    async def _fetch_info(self) -> NetworkInfo:
+        node_info, witnesses, chain_id = await asyncio.gather(
+            self.node.call("wallet/getnodeinfo"), self.node.call("wallet/listwitnesses"), self._chain_id()
+        )
+        config = node_info.get("configNodeInfo", {})
+        network_id = self._settings.TRON_NETWORK_ID
+        if network_id is None:
+            network_id = int(config.get("p2pVersion") or 0)  # java-tron's p2p network id
+        return NetworkInfo(
+            network=self._settings.TRON_NETWORK.value,
+            chain_id=chain_id,
+            network_id=network_id,
+            node_version=str(config.get("codeVersion") or config.get("versionNum") or ""),
+            witness_count=len(witnesses.get("witnesses", [])),
+            node_url=self.node.base_url,
+        )
+
+    async def _chain_id(self) -> int:
+        if self._settings.TRON_CHAIN_ID is not None:
+            return self._settings.TRON_CHAIN_ID
+        genesis = await self.node.call("wallet/getblockbynum", {"num": 0})
+        block_id = genesis.get("blockID", "")
+        if len(block_id) != 64:
+            raise Unavailable("TRON node has no genesis block", reason="NODE_BAD_RESPONSE")
+        return chain_id_from_genesis(block_id)
+
+    async def _fetch_height(self) -> BlockHeight:
+        head, solid = await asyncio.gather(
+            self.node.call("wallet/getnowblock"), self.node.call("walletsolidity/getnowblock")
+        )
+        return BlockHeight(Block.from_json(head), Block.from_json(solid))
+
+    async def _fetch_status(self) -> NetworkStatus:
+        # An unreachable node is a status, not an error.
+        try:
+            head = await self.node.call("wallet/getnowblock")
+            latency = self.node.latency_ms
+            solid = await self.node.call("walletsolidity/getnowblock")
+        except Unavailable:
+            return NetworkStatus(False, False, 0, NO_BLOCK, NO_BLOCK, self.node.base_url, _now_ms())
+        head_block = Block.from_json(head)
+        lag_ms = _now_ms() - head_block.time_ms
+        synced = head_block.time_ms > 0 and lag_ms <= self._settings.TRON_SYNC_MAX_LAG_SECONDS * 1000
+        return NetworkStatus(
+            True, synced, latency, head_block, Block.from_json(solid), self.node.base_url, _now_ms()
+        )
+
+    async def _fetch_fees(self) -> NetworkFees:
+        data = await self.node.call("wallet/getchainparameters")
+        # java-tron omits `value` when it is 0.
+        params = {p.get("key"): int(p.get("value", 0)) for p in data.get("chainParameter", [])}
+        if "getEnergyFee" not in params:
+            raise Unavailable("TRON node returned no chain parameters", reason="NODE_BAD_RESPONSE")
+        return NetworkFees(
+            energy_price_sun=params.get("getEnergyFee", 0),
+            bandwidth_price_sun=params.get("getTransactionFee", 0),
+            create_account_fee_sun=params.get("getCreateAccountFee", 0),
+            create_account_system_contract_fee_sun=params.get("getCreateNewAccountFeeInSystemContract", 0),
+            memo_fee_sun=params.get("getMemoFee", 0),
+            multi_sign_fee_sun=params.get("getMultiSignFee", 0),
+            max_fee_limit_sun=params.get("getMaxFeeLimit", 0),
+            read_ms=_now_ms(),
+        )
+
+    async def close(self) -> None:
+        await self.node.close()

@@ -1,0 +1,7 @@
+"""Shared pytest plugins: the real servers the suites start on loopback."""
+
+pytest_plugins = [
+    "tests.harness.devnet",
+    "tests.harness.ferretdb",
+    "tests.harness.services",
+]
