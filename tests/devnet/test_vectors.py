@@ -94,3 +94,48 @@ def test_vectors_copy_matches_shared_reference() -> None:
         pytest.skip("shared reference folder not mounted")
     assert shared.read_bytes() == VECTORS_PATH.read_bytes()
     assert len(VECTORS) >= 6
+
+
+# Two consecutive real Nile block headers (documentation-en getnowblock / getblockbylatestnum examples).
+NILE_BLOCKS = [
+    {
+        "blockID": "0000000003fe266bf6b6d392f654dc2e5011601546ed04623d9fcc4e9d439a25",
+        "block_header": {
+            "raw_data": {
+                "number": 66987627,
+                "txTrieRoot": "f8156964cc3e5793a368f938a18ea45c02bd48fe3a412f7091ce8d9ef56df174",
+                "witness_address": "41e7860196ad5b5718c1d6326babab039b70b8c1cd",
+                "parentHash": "0000000003fe266a65d5194c947f6f7a059d4646c8e9a5293226bc7fdcfc775e",
+                "version": 34,
+                "timestamp": 1777445307000,
+            },
+            "witness_signature": "55a29981b2ba121613788de5d1b6bd87579ef63479f4fbb7bc99b1c72176948"
+            "7023cb74ea3b604778ed448bf1c90db3db0fd8fedc85102cfda4231fd1c75d6e100",
+        },
+    },
+    {
+        "blockID": "0000000003fe266c55d8ec678995cff469dd46ee18671a96f5866f8cb227eed8",
+        "block_header": {
+            "raw_data": {
+                "number": 66987628,
+                "txTrieRoot": "1e45d06980078902492470bbce85cf652261f50881503ee81df6fd041af98848",
+                "witness_address": "416606973497a56dcfcedb684e60a2386f2ae39db5",
+                "parentHash": "0000000003fe266bf6b6d392f654dc2e5011601546ed04623d9fcc4e9d439a25",
+                "version": 34,
+                "timestamp": 1777445310000,
+            },
+            "witness_signature": "22bb7fdb5cdd33b8eca9104925f0dbd89f65d8e6ee4f7eed6f21d81b1428977e"
+            "521865406b3ef70abc77b051d930081c2b9e368dc3f2c20c4b5e31187ba945bd00",
+        },
+    },
+]
+
+
+@pytest.mark.parametrize("blk", NILE_BLOCKS, ids=lambda b: str(b["block_header"]["raw_data"]["number"]))
+def test_real_block_id_and_witness_signature(blk: dict[str, Any]) -> None:
+    header = codec.message_from_json(blk["block_header"], tron_pb2.BlockHeader, False)
+    assert codec.block_id(header.raw_data).hex() == blk["blockID"]
+    digest = crypto.sha256(header.raw_data.SerializeToString())
+    assert crypto.recover_address(digest, header.witness_signature) == header.raw_data.witness_address
+    printed = codec.block_to_json(tron_pb2.Block(block_header=header), False)
+    assert printed == blk
