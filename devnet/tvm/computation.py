@@ -7,12 +7,11 @@ from typing import Any
 from eth._utils.address import force_bytes_to_address
 from eth.abc import ComputationAPI, MessageAPI, StateAPI, TransactionContextAPI
 from eth.exceptions import Halt, InsufficientFunds, OutOfGas, VMError
-from eth.vm.code_stream import CodeStream
 from eth.vm.forks.shanghai.computation import ShanghaiComputation
 from eth.vm.logic.invalid import InvalidOpcode
 from eth.vm.memory import Memory
-from eth.vm.stack import Stack
 
+from devnet.tvm.fast import FastStack, TVMCodeStream, dispatch_table
 from devnet.tvm.opcodes import TVM_OPCODES
 
 MEM_LIMIT = 3 * 1024 * 1024  # EnergyCost.MEM_LIMIT
@@ -78,20 +77,30 @@ class TVMComputation(ShanghaiComputation):
         self.state = state
         self.msg = message
         self.transaction_context = transaction_context
-        self.code = CodeStream(message.code)
+        self.code = TVMCodeStream(message.code)
         self._gas_meter = EnergyMeter(message.gas)  # type: ignore[assignment]
         self.children = []
         self.accounts_to_delete = []
         self.beneficiaries = []
-        self._stack = Stack()
+        self._stack = FastStack()
         self._memory = Memory()
         self._log_entries = []
         self.data_floor_cost = 0
 
     def extend_memory(self, start_position: int, size: int) -> None:
-        if size and start_position + size > MEM_LIMIT:
+        if not size:
+            return
+        end = start_position + size
+        if end > MEM_LIMIT:
             raise OutOfMemory(f"Out of Memory when '{self._current_mnemonic()}' operation executing")
-        super().extend_memory(start_position, size)
+        current = len(self._memory)
+        if end <= current:
+            return
+        new_words = (end + 31) // 32
+        old_words = current // 32
+        cost = (new_words * 3 + new_words * new_words // 512) - (old_words * 3 + old_words * old_words // 512)
+        self._gas_meter.consume_gas(cost, "memory")
+        self._memory.extend(start_position, size)
 
     def _current_mnemonic(self) -> str:
         return opcode_name(self.code[max(self.code.program_counter - 1, 0)]) if len(self.code) else "STOP"
@@ -172,16 +181,31 @@ class TVMComputation(ShanghaiComputation):
                 if not message.is_delegation:
                     precompile(computation)
                 return computation
-            opcodes = cls.opcodes
-            for opcode in computation.code:
-                try:
-                    opcode_fn = opcodes[opcode]
-                except KeyError:
-                    opcode_fn = InvalidOpcode(opcode)
-                try:
-                    opcode_fn(computation=computation)
-                except Halt:
-                    break
+            table = _DISPATCH
+            meter = computation._gas_meter
+            code = computation.code
+            raw = code._raw_code_bytes
+            size = len(raw)
+            try:
+                while True:
+                    pc = code.program_counter
+                    if pc >= size:
+                        break  # running off the end is STOP
+                    opcode = raw[pc]
+                    code.program_counter = pc + 1
+                    cost, fn = table[opcode]
+                    if cost >= 0:
+                        # Inlined EnergyMeter.consume_gas for opcodes with a static cost.
+                        if cost > meter.gas_remaining:
+                            raise OutOfEnergy(cost, meter.start_gas, meter.start_gas - meter.gas_remaining)
+                        meter.gas_remaining -= cost
+                        fn(computation)
+                    elif fn is not None:
+                        fn(computation=computation)
+                    else:
+                        InvalidOpcode(opcode)(computation=computation)
+            except Halt:
+                pass
         except VMError as err:
             computation._error = err
             if err.burns_gas:
@@ -189,6 +213,9 @@ class TVMComputation(ShanghaiComputation):
             if err.erases_return_data:
                 computation.return_data = b""
         return computation
+
+
+_DISPATCH = dispatch_table(TVM_OPCODES)
 
 
 def opcode_name(opcode: int) -> str:

@@ -32,6 +32,8 @@ from eth.vm.logic.system import Create2, CreateByzantium, CreateOpcodeStackData
 from eth.vm.opcode import as_opcode
 from eth_hash.auto import keccak
 
+from devnet.tvm.fast import PUSHES, jump, jumpi
+
 _MNEMONICS = {
     op.SLOAD: mnemonics.SLOAD,
     op.SSTORE: mnemonics.SSTORE,
@@ -170,6 +172,13 @@ def _gas(opcode: int, logic_fn: Callable[[ComputationAPI], None], gas_cost: int)
 
 def _build() -> dict[int, OpcodeAPI]:
     table = dict(SHANGHAI_OPCODES)
+    # Same costs as py-evm's, faster logic (integer pushes, cached jump-destination analysis).
+    for code, push in PUSHES.items():
+        table[code] = as_opcode(
+            logic_fn=push, mnemonic=f"PUSH{code - op.PUSH1 + 1}", gas_cost=constants.GAS_VERYLOW
+        )
+    table[op.JUMP] = as_opcode(logic_fn=jump, mnemonic=mnemonics.JUMP, gas_cost=constants.GAS_MID)
+    table[op.JUMPI] = as_opcode(logic_fn=jumpi, mnemonic=mnemonics.JUMPI, gas_cost=constants.GAS_HIGH)
     table.update(
         {
             op.SLOAD: _gas(op.SLOAD, sload, SLOAD),
