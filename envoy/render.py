@@ -448,6 +448,10 @@ def render(env: Mapping[str, str]) -> dict[str, Any]:
         "merge_slashes": True,
         "path_with_escaped_slashes_action": "REJECT_REQUEST",
         "server_name": "tronpay-edge",
+        # Every client is external: Envoy sets its own x-request-id (passed to services as metadata,
+        # logged by both sides) and returns it so a caller can quote it.
+        "preserve_external_request_id": False,
+        "always_set_request_id_in_response": True,
         "request_headers_timeout": "10s",
         "stream_idle_timeout": "300s",
         "common_http_protocol_options": {

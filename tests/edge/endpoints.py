@@ -1,0 +1,62 @@
+"""The documented REST endpoints of issue 3: every one must route through the edge to its service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One documented endpoint: HTTP verb, path template and the service (proto package key) behind it."""
+
+    verb: str
+    template: str
+    service: str
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.template}"
+
+
+DOCUMENTED: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/api/v1/tron/network/info", "tron_client"),
+    Endpoint("GET", "/api/v1/tron/network/status", "tron_client"),
+    Endpoint("GET", "/api/v1/tron/network/height", "tron_client"),
+    Endpoint("GET", "/api/v1/tron/network/fees", "tron_client"),
+    Endpoint("GET", "/api/v1/wallets", "wallet_manager"),
+    Endpoint("POST", "/api/v1/wallets", "wallet_manager"),
+    Endpoint("GET", "/api/v1/wallets/{wallet_id}", "wallet_manager"),
+    Endpoint("PUT", "/api/v1/wallets/{wallet_id}", "wallet_manager"),
+    Endpoint("DELETE", "/api/v1/wallets/{wallet_id}", "wallet_manager"),
+    Endpoint("GET", "/api/v1/wallets/{wallet_id}/balance", "wallet_manager"),
+    Endpoint("GET", "/api/v1/wallets/{wallet_id}/transactions", "wallet_manager"),
+    Endpoint("POST", "/api/v1/usdt/transfer", "usdt_manager"),
+    Endpoint("GET", "/api/v1/usdt/balance/{address}", "usdt_manager"),
+    Endpoint("GET", "/api/v1/usdt/transactions/{address}", "usdt_manager"),
+    Endpoint("POST", "/api/v1/usdt/approve", "usdt_manager"),
+    Endpoint("GET", "/api/v1/usdt/allowance", "usdt_manager"),
+    Endpoint("POST", "/api/v1/payouts/initiate", "payout_router"),
+    Endpoint("GET", "/api/v1/payouts/{payout_id}", "payout_router"),
+    Endpoint("POST", "/api/v1/payouts/batch", "payout_router"),
+    Endpoint("GET", "/api/v1/payouts/history", "payout_router"),
+    Endpoint("POST", "/api/v1/payouts/cancel", "payout_router"),
+    Endpoint("POST", "/api/v1/staking/stake", "trx_staking"),
+    Endpoint("POST", "/api/v1/staking/unstake", "trx_staking"),
+    Endpoint("GET", "/api/v1/staking/status/{address}", "trx_staking"),
+    Endpoint("GET", "/api/v1/staking/rewards/{address}", "trx_staking"),
+    Endpoint("POST", "/api/v1/staking/withdraw", "trx_staking"),
+    Endpoint("POST", "/api/v1/payments/process", "payment_gateway"),
+    Endpoint("GET", "/api/v1/payments/{payment_id}", "payment_gateway"),
+    Endpoint("POST", "/api/v1/payments/refund", "payment_gateway"),
+    Endpoint("GET", "/api/v1/payments/reconciliation", "payment_gateway"),
+    Endpoint("POST", "/api/v1/payments/webhook", "payment_gateway"),
+)
+
+#: Implemented in this issue (tron-client against the devnet); every other endpoint answers 501 for now.
+IMPLEMENTED: frozenset[str] = frozenset(
+    {
+        "GET /api/v1/tron/network/info",
+        "GET /api/v1/tron/network/status",
+        "GET /api/v1/tron/network/height",
+        "GET /api/v1/tron/network/fees",
+    }
+)
