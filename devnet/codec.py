@@ -12,10 +12,10 @@ The txID is always computed from our own re-encoding of raw_data, never from cli
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import any_pb2
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from devnet import crypto
@@ -127,6 +127,22 @@ def type_url_for(type_name: str) -> str:
 # ---------------------------------------------------------------------------------------------- output
 
 
+def _enum_type(fd: FieldDescriptor) -> EnumDescriptor:
+    et = fd.enum_type
+    assert et is not None, fd.full_name
+    return et
+
+
+def _message_type(fd: FieldDescriptor) -> Descriptor:
+    mt = fd.message_type
+    assert mt is not None, fd.full_name
+    return mt
+
+
+def _is_repeated(fd: FieldDescriptor) -> bool:
+    return bool(fd.label == FieldDescriptor.LABEL_REPEATED)  # type: ignore[attr-defined]
+
+
 def _bytes_out(full_name: str, value: bytes, visible: bool) -> str:
     if visible and full_name in ADDRESS_FIELDS:
         return crypto.to_base58(value)
@@ -139,7 +155,7 @@ def _scalar_out(fd: FieldDescriptor, value: Any, visible: bool) -> Any:
     if fd.type == FieldDescriptor.TYPE_BYTES:
         return _bytes_out(fd.full_name, value, visible)
     if fd.type == FieldDescriptor.TYPE_ENUM:
-        ev = fd.enum_type.values_by_number.get(value)
+        ev = _enum_type(fd).values_by_number.get(value)
         return ev.name if ev is not None else value
     if fd.type == FieldDescriptor.TYPE_MESSAGE:
         return message_to_json(value, visible)
@@ -147,7 +163,7 @@ def _scalar_out(fd: FieldDescriptor, value: Any, visible: bool) -> Any:
 
 
 def _is_map(fd: FieldDescriptor) -> bool:
-    return fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry
+    return fd.type == FieldDescriptor.TYPE_MESSAGE and bool(_message_type(fd).GetOptions().map_entry)
 
 
 def message_to_json(msg: Message, visible: bool) -> dict[str, Any]:
@@ -157,7 +173,7 @@ def message_to_json(msg: Message, visible: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for fd, value in msg.ListFields():  # ListFields: set fields only, in field-number order
         if _is_map(fd):
-            vfd = fd.message_type.fields_by_name["value"]
+            vfd = _message_type(fd).fields_by_name["value"]
             entries = []
             for k in sorted(value):
                 entry: dict[str, Any] = {"key": k}
@@ -166,7 +182,7 @@ def message_to_json(msg: Message, visible: bool) -> dict[str, Any]:
                     entry["value"] = _scalar_out(vfd, v, visible)
                 entries.append(entry)
             out[fd.name] = entries
-        elif fd.label == FieldDescriptor.LABEL_REPEATED:
+        elif _is_repeated(fd):
             out[fd.name] = [_scalar_out(fd, v, visible) for v in value]
         else:
             out[fd.name] = _scalar_out(fd, value, visible)
@@ -204,7 +220,7 @@ def _bytes_in(fd: FieldDescriptor, value: Any, visible: bool) -> bytes:
 
 
 def _enum_in(fd: FieldDescriptor, value: Any) -> int:
-    et = fd.enum_type
+    et = _enum_type(fd)
     if isinstance(value, bool):
         raise CodecError(f'Enum type "{et.full_name}" has no value named "{value}".')
     if isinstance(value, int):
@@ -258,7 +274,7 @@ def _scalar_in(fd: FieldDescriptor, value: Any, visible: bool) -> Any:
 def _merge(obj: Any, msg: Message, visible: bool) -> None:
     if not isinstance(obj, Mapping):
         raise CodecError(f"Expected a JSON object for {msg.DESCRIPTOR.full_name}")
-    desc: Descriptor = msg.DESCRIPTOR
+    desc = cast(Descriptor, msg.DESCRIPTOR)
     if desc.full_name == "google.protobuf.Any":
         _merge_any(obj, msg)  # type: ignore[arg-type]
         return
@@ -268,7 +284,7 @@ def _merge(obj: Any, msg: Message, visible: bool) -> None:
             continue  # java-tron skips unknown and null keys
         if _is_map(fd):
             _merge_map(fd, value, getattr(msg, key), visible)
-        elif fd.label == FieldDescriptor.LABEL_REPEATED:
+        elif _is_repeated(fd):
             if not isinstance(value, list):
                 raise CodecError(f"Expected a JSON array for {key}")
             container = getattr(msg, key)
@@ -286,17 +302,18 @@ def _merge(obj: Any, msg: Message, visible: bool) -> None:
 
 
 def _merge_map(fd: FieldDescriptor, value: Any, container: Any, visible: bool) -> None:
-    kfd = fd.message_type.fields_by_name["key"]
-    vfd = fd.message_type.fields_by_name["value"]
-    items = value.items() if isinstance(value, Mapping) else None
-    if items is None:
-        if not isinstance(value, list):
-            raise CodecError(f"Expected a JSON array for {fd.name}")
-        items = []
+    kfd = _message_type(fd).fields_by_name["key"]
+    vfd = _message_type(fd).fields_by_name["value"]
+    items: list[tuple[Any, Any]] = []
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, list):
         for e in value:
             if not isinstance(e, Mapping):
                 raise CodecError(f"Expected key/value objects in {fd.name}")
             items.append((e.get("key", ""), e.get("value", 0)))
+    else:
+        raise CodecError(f"Expected a JSON array for {fd.name}")
     for k, v in items:
         container[_scalar_in(kfd, k, visible)] = _scalar_in(vfd, v, visible)
 
