@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.edge.endpoints import DOCUMENTED
-from tests.harness.envoy import envoy_binary, render
+from tests.harness.envoy import REPO_ROOT, envoy_binary, render
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +107,19 @@ def test_envoy_validates_the_rendered_config(tmp_path: Path, envoy_descriptor: P
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout
+
+
+def test_make_envoy_validate(tmp_path: Path, envoy_descriptor: Path) -> None:
+    """The CI step (`CHECK_STEPS += envoy-validate`) passes."""
+    env = {**os.environ, "ENVOY_DESCRIPTOR": str(envoy_descriptor)}
+    result = subprocess.run(
+        ["make", "-s", "envoy-validate", f"ENVOY_CONFIG={tmp_path / 'envoy.json'}"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"configuration '{tmp_path / 'envoy.json'}' OK" in result.stdout
