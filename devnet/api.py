@@ -29,13 +29,6 @@ DROP_BROADCAST = "devnet.drop_broadcast"  # request flag set by the fault middle
 JSON_CT = "application/json"
 CODE_VERSION = "4.8.1"
 
-ENERGY_PRICE_HISTORY = (
-    "0:100,1572597600000:10,1606282800000:40,1612768800000:140,1628674200000:420,"
-    "1635143400000:280,1669603800000:420,1726283400000:210,1754644200000:100"
-)
-BANDWIDTH_PRICE_HISTORY = "0:10,1606282800000:40,1612778400000:140,1625815200000:100,1626253800000:1000"
-MEMO_FEE_HISTORY = "0:0,1675492680000:1000000"
-
 
 class JavaError(Exception):
     """Rendered as java-tron's Util.printErrorMsg: {"Error": "class <java class> : <message>"}."""
@@ -316,29 +309,20 @@ def getchainparameters(ctx: Ctx) -> dict[str, Any]:
     return {"chainParameter": out}
 
 
-def _param(ctx: Ctx, name: str, default: int) -> int:
-    return dict(ctx.node.chain_parameters()).get(name, default)
-
-
-def _price_history(history: str, current: int) -> str:
-    last = int(history.rsplit(":", 1)[1])
-    if last == current:
-        return history
-    # a runtime change (/devnet/params) takes effect from the next block
-    head_ts = int(time.time() * 1000)
-    return f"{history},{head_ts}:{current}"
+def _prices(ctx: Ctx, name: str) -> dict[str, Any]:
+    return {"prices": ctx.node.params.price_history(name)}
 
 
 def getenergyprices(ctx: Ctx) -> dict[str, Any]:
-    return {"prices": _price_history(ENERGY_PRICE_HISTORY, _param(ctx, "getEnergyFee", 100))}
+    return _prices(ctx, "getEnergyFee")
 
 
 def getbandwidthprices(ctx: Ctx) -> dict[str, Any]:
-    return {"prices": _price_history(BANDWIDTH_PRICE_HISTORY, _param(ctx, "getTransactionFee", 1000))}
+    return _prices(ctx, "getTransactionFee")
 
 
 def getmemofee(ctx: Ctx) -> dict[str, Any]:
-    return {"prices": _price_history(MEMO_FEE_HISTORY, _param(ctx, "getMemoFee", 1000000))}
+    return _prices(ctx, "getMemoFee")
 
 
 def listwitnesses(ctx: Ctx) -> dict[str, Any]:

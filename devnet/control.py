@@ -184,9 +184,10 @@ async def fault_middleware(request: web.Request, handler: Any) -> web.StreamResp
     if r < cfg.hang_rate:
         _count(faults, "hang")
         await asyncio.sleep(cfg.hang_seconds)
+        # close without answering; aiohttp then skips writing the placeholder response
         if request.transport is not None:
             request.transport.close()
-        raise ConnectionResetError("devnet fault injection: connection closed")
+        return web.Response(status=499)
     r -= cfg.hang_rate
     if r < cfg.slow_rate:
         _count(faults, "slow")

@@ -8,7 +8,9 @@ Fixtures:
 Helper API (`Devnet`): url, port, data_dir, accounts (the accounts JSON), witness, funded (list of funded
 accounts), usdt (base58), post/get, status(), mine(n), pause(), resume(), faucet(addr, trx=, usdt=),
 set_params(**values), set_faults(**cfg), clear_faults(), fork(k), wait_for_tx(txid, solid=False),
-wait_for_block(n, solid=False), new_account(), stop(), restart().
+wait_for_block(n, solid=False), new_account(), stop(), restart(); locally signed transactions:
+ref_block(), make_tx(type, value, ref), transfer_tx(owner, to_hex, amount),
+trc20_transfer_tx(owner, token_hex, to_hex, amount), sign(tx, *keys), broadcast(tx).
 """
 
 from __future__ import annotations
@@ -234,6 +236,62 @@ class Devnet:
                 self.mine(1 + (self.solidity_lag if solid else 0))
             else:
                 time.sleep(min(0.1, self.block_time / 2))
+
+    # ---- transactions built and signed locally (TronWeb style: head block as reference) ---------
+    def ref_block(self) -> dict[str, Any]:
+        """ref_block_bytes / ref_block_hash / timestamps from the head block (POST wallet/getblock)."""
+        head = self.post("wallet/getblock", {"detail": False})
+        ts = int(head["block_header"]["raw_data"]["timestamp"])
+        now = int(time.time() * 1000)
+        return {
+            "ref_block_bytes": head["blockID"][12:16],
+            "ref_block_hash": head["blockID"][16:32],
+            "timestamp": now,
+            "expiration": max(now, ts) + 60_000,
+        }
+
+    @staticmethod
+    def make_tx(contract_type: str, value: dict[str, Any], ref: dict[str, Any], **raw: Any) -> dict[str, Any]:
+        """Unsigned visible=false transaction JSON (hex addresses) for one contract."""
+        contract = {
+            "parameter": {"value": value, "type_url": f"type.googleapis.com/protocol.{contract_type}"},
+            "type": contract_type,
+        }
+        return {"raw_data": {"contract": [contract], **ref, **raw}, "signature": []}
+
+    def transfer_tx(self, owner: dict[str, str], to_hex: str, amount: int, ref: dict | None = None) -> dict:
+        value = {"owner_address": owner["hex"], "to_address": to_hex, "amount": amount}
+        return self.sign(
+            self.make_tx("TransferContract", value, ref or self.ref_block()), owner["private_key"]
+        )
+
+    def trc20_transfer_tx(
+        self,
+        owner: dict[str, str],
+        token_hex: str,
+        to_hex: str,
+        amount: int,
+        fee_limit: int = 100_000_000,
+        ref: dict | None = None,
+    ) -> dict:
+        data = "a9059cbb" + to_hex[2:].rjust(64, "0") + format(amount, "064x")
+        value = {"owner_address": owner["hex"], "contract_address": token_hex, "data": data}
+        tx = self.make_tx("TriggerSmartContract", value, ref or self.ref_block(), fee_limit=fee_limit)
+        return self.sign(tx, owner["private_key"])
+
+    @staticmethod
+    def sign(tx: dict[str, Any], *private_keys: str) -> dict[str, Any]:
+        """Compute the txID with the devnet encoder and append one signature per key (v in {0,1})."""
+        from devnet import codec, crypto
+
+        txid = codec.tx_id(codec.transaction_from_json(tx, False))
+        tx["txID"] = txid.hex()
+        tx.setdefault("signature", [])
+        tx["signature"] += [crypto.sign(txid, bytes.fromhex(k)).hex() for k in private_keys]
+        return tx
+
+    def broadcast(self, tx: dict[str, Any]) -> dict[str, Any]:
+        return self.post("wallet/broadcasttransaction", tx)
 
 
 DevnetFactory = Callable[..., Devnet]
