@@ -195,7 +195,7 @@ def message_to_json(msg: Message, visible: bool) -> dict[str, Any]:
 def _hex_in(s: Any, what: str) -> bytes:
     if not isinstance(s, str):
         raise CodecError(f"Expected a hex string for {what}, got {type(s).__name__}")
-    h = s[2:] if s[:2] in ("0x", "0X") else s
+    h = s[2:] if s.startswith("0x") else s
     if len(h) % 2:
         h = "0" + h  # java-tron ByteArray.fromHexString left-pads odd lengths
     try:
@@ -285,20 +285,28 @@ def _merge(obj: Any, msg: Message, visible: bool) -> None:
         if _is_map(fd):
             _merge_map(fd, value, getattr(msg, key), visible)
         elif _is_repeated(fd):
-            if not isinstance(value, list):
-                raise CodecError(f"Expected a JSON array for {key}")
+            # JsonFormat takes a bare value as a one-element list (TronWeb may send "actives": {...})
+            items = value if isinstance(value, list) else [value]
             container = getattr(msg, key)
-            for item in value:
+            for item in items:
+                if item is None:
+                    continue
                 if fd.type == FieldDescriptor.TYPE_MESSAGE:
                     _merge(item, container.add(), visible)
                 else:
                     container.append(_scalar_in(fd, item, visible))
-        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
-            sub = getattr(msg, key)
-            sub.SetInParent()  # a present key makes the sub-message present, even as {}
-            _merge(value, sub, visible)
         else:
-            setattr(msg, key, _scalar_in(fd, value, visible))
+            # JsonFormat sets a singular field once per array element: the last one wins
+            for item in value if isinstance(value, list) else [value]:
+                if item is None:
+                    continue
+                if fd.type == FieldDescriptor.TYPE_MESSAGE:
+                    sub = type(getattr(msg, key))()
+                    _merge(item, sub, visible)
+                    getattr(msg, key).CopyFrom(sub)
+                    getattr(msg, key).SetInParent()  # a present key makes the sub-message present, even as {}
+                else:
+                    setattr(msg, key, _scalar_in(fd, item, visible))
 
 
 def _merge_map(fd: FieldDescriptor, value: Any, container: Any, visible: bool) -> None:

@@ -284,6 +284,26 @@ def test_explicit_defaults_unknown_and_null_keys_are_accepted() -> None:
     assert msg == c.TriggerSmartContract(owner_address=A[0], contract_address=A[2])
 
 
+def test_json_format_array_leniency() -> None:
+    """JsonFormat: a bare value for a repeated field is one element; an array for a singular field -> last."""
+    perm = {
+        "type": "Active",
+        "id": 2,
+        "permission_name": "active",
+        "threshold": 1,
+        "keys": {"address": A[0].hex(), "weight": 1},
+    }
+    msg = codec.message_from_json(
+        {"owner_address": A[0].hex(), "actives": perm}, c.AccountPermissionUpdateContract, False
+    )
+    assert len(msg.actives) == 1 and msg.actives[0].keys[0].address == A[0]
+    assert codec.message_from_json({"amount": [1, 2]}, c.TransferContract, False).amount == 2
+    owner = codec.message_from_json(
+        {"owner": [{"threshold": 1}, {"threshold": 3}]}, c.AccountPermissionUpdateContract, False
+    ).owner
+    assert owner.threshold == 3
+
+
 def test_enum_input_forms() -> None:
     entry = codec.message_from_json(
         {"type": "function", "stateMutability": "nonpayable"}, c.SmartContract.ABI.Entry, False
@@ -388,8 +408,8 @@ def test_bad_transaction_shapes() -> None:
     with pytest.raises(codec.CodecError, match="Invalid hex for ref_block_hash"):
         codec.transaction_from_json(js, False)
     js = _tx_json(GOOD)
-    js["signature"] = "00"
-    with pytest.raises(codec.CodecError, match="Expected a JSON array for signature"):
+    js["signature"] = [5]
+    with pytest.raises(codec.CodecError, match="Expected a hex string for signature"):
         codec.transaction_from_json(js, False)
     js = _tx_json(GOOD)
     js["raw_data"]["contract"][0]["Permission_id"] = 2**31
