@@ -76,11 +76,18 @@ class FastStack(Stack):
         return tuple(x if x.__class__ is int else int.from_bytes(x, "big") for x in items)
 
 
+class BadJumpDestination(InvalidJumpDestination):
+    def __init__(self, dest: int) -> None:
+        super().__init__(f"Invalid Jump Destination {dest}")
+        # java-tron reports the target, or -1 when it does not fit 4 bytes (Program.verifyJumpDest).
+        self.dest = dest if dest.bit_length() <= 31 else -1
+
+
 def jump(computation: ComputationAPI) -> None:
     dest = computation.stack_pop1_int()
     code = computation.code
     if dest not in code.jumpdests:  # type: ignore[attr-defined]
-        raise InvalidJumpDestination("Invalid Jump Destination")
+        raise BadJumpDestination(dest)
     code.program_counter = dest
 
 
@@ -89,7 +96,7 @@ def jumpi(computation: ComputationAPI) -> None:
     if condition:
         code = computation.code
         if dest not in code.jumpdests:  # type: ignore[attr-defined]
-            raise InvalidJumpDestination("Invalid Jump Destination")
+            raise BadJumpDestination(dest)
         code.program_counter = dest
 
 

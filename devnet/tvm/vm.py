@@ -104,9 +104,8 @@ def _failure(err: VMError, computation: TVMComputation) -> tuple[str, str]:
     if isinstance(err, OutOfMemory):
         return "OUT_OF_MEMORY", str(err)
     if isinstance(err, InvalidJumpDestination):
-        return "BAD_JUMP_DESTINATION", (
-            f"Operation with pc isn't 'JUMPDEST': PC[{computation.code.program_counter - 1}];"
-        )
+        dest = getattr(err, "dest", computation.code.program_counter - 1)
+        return "BAD_JUMP_DESTINATION", f"Operation with pc isn't 'JUMPDEST': PC[{dest}];"
     if isinstance(err, InvalidInstruction):
         pc = max(computation.code.program_counter - 1, 0)
         byte = computation.code[pc] if pc < len(computation.code) else 0
