@@ -141,7 +141,9 @@ def cluster_env(
     """Environment for services: fresh ports for all six, FerretDB, the node URL, fast drain."""
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_PORT", "_HOST"))}
     env.update(
-        PYTHONPATH=os.pathsep.join([str(REPO / "gen"), str(REPO)]),
+        PYTHONPATH=os.pathsep.join(
+            p for p in [str(REPO / "gen"), str(REPO), os.environ.get("PYTHONPATH")] if p
+        ),
         TRON_NETWORK="devnet",
         TRON_NODE_URL=node_url,
         MONGODB_URI=ferretdb.uri,

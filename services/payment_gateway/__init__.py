@@ -1,0 +1,1 @@
+"""payment-gateway: payment requests, detection, refunds, reconciliation, reports, webhooks."""

@@ -1,0 +1,18 @@
+"""Wiring of payout-router: its servicers and the indexes its collections need."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.common import idempotency
+from services.common.contract import registrations
+from services.common.mongo import IndexSpec
+from services.common.server import Registration, Runtime
+from services.payout_router.servicer import PayoutRouterServicer
+
+INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES,)
+
+
+async def build(rt: Runtime) -> list[Registration]:
+    """The servicers of every gRPC service in tronpay.payout_router.v1."""
+    return registrations("payout_router", [PayoutRouterServicer(rt)])

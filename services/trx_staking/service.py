@@ -1,0 +1,18 @@
+"""Wiring of trx-staking: its servicers and the indexes its collections need."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.common import idempotency
+from services.common.contract import registrations
+from services.common.mongo import IndexSpec
+from services.common.server import Registration, Runtime
+from services.trx_staking.servicer import TrxStakingServicer
+
+INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES,)
+
+
+async def build(rt: Runtime) -> list[Registration]:
+    """The servicers of every gRPC service in tronpay.trx_staking.v1."""
+    return registrations("trx_staking", [TrxStakingServicer(rt)])

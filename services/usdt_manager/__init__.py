@@ -1,0 +1,1 @@
+"""usdt-manager: TRC20 transfers with their lifecycle, approve/allowance, balances and history."""

@@ -1,0 +1,18 @@
+"""Wiring of usdt-manager: its servicers and the indexes its collections need."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.common import idempotency
+from services.common.contract import registrations
+from services.common.mongo import IndexSpec
+from services.common.server import Registration, Runtime
+from services.usdt_manager.servicer import UsdtManagerServicer
+
+INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES,)
+
+
+async def build(rt: Runtime) -> list[Registration]:
+    """The servicers of every gRPC service in tronpay.usdt_manager.v1."""
+    return registrations("usdt_manager", [UsdtManagerServicer(rt)])

@@ -1,0 +1,1 @@
+"""wallet-manager: wallets, key custody and signing, deposit addresses, balances and history."""

@@ -1,0 +1,173 @@
+"""The shared server interceptor on a real in-process grpc.aio server: validation -> INVALID_ARGUMENT with
+BadRequest, domain errors -> ErrorInfo, unexpected exceptions -> INTERNAL without internals, call context
+from metadata and its propagation by internal clients."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from tronpay.tron_client.v1 import tron_client_pb2 as pb
+from tronpay.tron_client.v1 import tron_client_pb2_grpc as pb_grpc
+
+from services.common import context, errors
+from services.common.clients import open_channel
+from services.common.interceptors import ServerInterceptor
+from services.common.server import with_unimplemented_defaults
+
+VALID_ADDRESS = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
+SECRET = "db password is hunter2 at /srv/app.py line 42"
+
+
+@with_unimplemented_defaults
+class Probe(pb_grpc.TronClientServiceServicer):
+    """A servicer whose RPCs exercise each path of the interceptor."""
+
+    async def GetAccount(self, request: pb.GetAccountRequest, ctx: Any) -> pb.GetAccountResponse:
+        raise errors.NotFound(
+            "account not found", reason="ACCOUNT_NOT_FOUND", metadata={"address": request.address}
+        )
+
+    async def GetTransaction(self, request: pb.GetTransactionRequest, ctx: Any) -> pb.GetTransactionResponse:
+        raise RuntimeError(SECRET)
+
+    async def GetNetworkInfo(self, request: pb.GetNetworkInfoRequest, ctx: Any) -> pb.GetNetworkInfoResponse:
+        call = context.current()
+        assert call is not None
+        return pb.GetNetworkInfoResponse(
+            network=call.request_id, node_version=f"{call.caller}|{call.subject}"
+        )
+
+    async def StreamTransfers(
+        self, request: pb.StreamTransfersRequest, ctx: Any
+    ) -> AsyncIterator[pb.StreamTransfersResponse]:
+        yield pb.StreamTransfersResponse()
+        raise errors.Unavailable("node down", reason="NODE_UNAVAILABLE")
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[str]:
+    server = grpc.aio.server(
+        interceptors=[ServerInterceptor("tron_client")], options=[("grpc.so_reuseport", 0)]
+    )
+    pb_grpc.add_TronClientServiceServicer_to_server(Probe(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield f"127.0.0.1:{port}"
+    await server.stop(None)
+
+
+def _details(err: grpc.aio.AioRpcError) -> dict[str, Any]:
+    status = errors.status_from_error(err)
+    assert status is not None and status.code == err.code().value[0] and status.message == err.details()
+    out: dict[str, Any] = {}
+    for detail in status.details:
+        for cls in (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest):
+            if detail.Is(cls.DESCRIPTOR):
+                msg = cls()
+                detail.Unpack(msg)
+                out[cls.DESCRIPTOR.name] = msg
+    return out
+
+
+async def test_invalid_request_gives_bad_request_field_violations(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await pb_grpc.TronClientServiceStub(ch).GetAccount(
+                pb.GetAccountRequest(address="T123"), timeout=5
+            )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    bad = _details(err.value)["BadRequest"]
+    assert [(v.field, v.reason) for v in bad.field_violations] == [("address", "string.pattern")]
+    assert "address" in (err.value.details() or "")
+
+
+async def test_repeated_field_violation_paths_have_indexes(target: str) -> None:
+    req = pb.StreamTransfersRequest(after_cursor=-1, addresses=[VALID_ADDRESS, "nope"])
+    async with grpc.aio.insecure_channel(target) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in pb_grpc.TronClientServiceStub(ch).StreamTransfers(req, timeout=5):
+                pass
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = {v.field for v in _details(err.value)["BadRequest"].field_violations}
+    assert fields == {"after_cursor", "addresses[1]"}
+
+
+async def test_domain_error_carries_error_info(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await pb_grpc.TronClientServiceStub(ch).GetAccount(
+                pb.GetAccountRequest(address=VALID_ADDRESS), timeout=5
+            )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.details() == "account not found"
+    info = _details(err.value)["ErrorInfo"]
+    assert (info.reason, info.domain, dict(info.metadata)) == (
+        "ACCOUNT_NOT_FOUND",
+        "tron-client.tronpay.example",
+        {"address": VALID_ADDRESS},
+    )
+
+
+async def test_streaming_domain_error_after_a_message(target: str) -> None:
+    got = 0
+    async with grpc.aio.insecure_channel(target) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in pb_grpc.TronClientServiceStub(ch).StreamTransfers(
+                pb.StreamTransfersRequest(), timeout=5
+            ):
+                got += 1
+    assert got == 1 and err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert _details(err.value)["ErrorInfo"].reason == "NODE_UNAVAILABLE"
+
+
+async def test_unexpected_exception_is_internal_without_internals(
+    target: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    req = pb.GetTransactionRequest(txid="ab" * 32)
+    with caplog.at_level(logging.ERROR, logger="services.rpc"):
+        async with grpc.aio.insecure_channel(target) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await pb_grpc.TronClientServiceStub(ch).GetTransaction(req, timeout=5)
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert err.value.details() == "internal error"
+    wire = repr(err.value.trailing_metadata()) + repr(err.value.initial_metadata())
+    assert "hunter2" not in wire and "app.py" not in wire
+    # ...but the server log has the stack trace.
+    logged = [r for r in caplog.records if r.exc_info]
+    assert logged and SECRET in str(logged[0].exc_info[1])  # type: ignore[index]
+
+
+async def test_unimplemented_rpc(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await pb_grpc.TronClientServiceStub(ch).GetChainParameters(
+                pb.GetChainParametersRequest(), timeout=5
+            )
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert err.value.details() == "not implemented yet: GetChainParameters"
+
+
+async def test_request_id_and_subject_come_from_metadata_or_are_generated(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as ch:
+        stub = pb_grpc.TronClientServiceStub(ch)
+        md = (("x-request-id", "req-123"), ("x-tronpay-subject", "alice"))
+        got = await stub.GetNetworkInfo(pb.GetNetworkInfoRequest(), metadata=md, timeout=5)
+        assert (got.network, got.node_version) == ("req-123", "|alice")
+        fresh = await stub.GetNetworkInfo(pb.GetNetworkInfoRequest(), timeout=5)
+        assert len(fresh.network) == 32
+
+
+async def test_internal_client_propagates_context_and_names_the_caller(target: str) -> None:
+    channel = open_channel(target, caller="payment-gateway", timeout_seconds=5)
+    token = context.bind(context.CallContext(request_id="outer-7", subject="bob"))
+    try:
+        got = await pb_grpc.TronClientServiceStub(channel).GetNetworkInfo(pb.GetNetworkInfoRequest())
+    finally:
+        context.reset(token)
+        await channel.close()
+    assert (got.network, got.node_version) == ("outer-7", "payment-gateway|bob")

@@ -1,0 +1,98 @@
+"""Settings: defaults, validation with one clear line naming the variable, secrets never echoed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.common.settings import ServiceName, SettingsError, TronNetwork, parse_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(("TRON_", "USDT_", "PAYOUT_", "WALLET_", "MONGODB_", "PAYMENT_")):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_for_devnet() -> None:
+    s = parse_settings(SERVICE_NAME="tron_client")
+    assert s.TRON_NETWORK is TronNetwork.DEVNET
+    assert s.tron_node_urls == ("http://127.0.0.1:8091",)
+    assert s.port == 8085 and s.metrics_port == 9085
+    assert s.target_of(ServiceName.PAYMENT_GATEWAY) == "127.0.0.1:8090"
+    assert s.USDT_CONTRACT_ADDRESS == "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
+
+
+def test_network_defaults_and_node_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRON_NETWORK", "nile")
+    assert parse_settings(SERVICE_NAME="usdt_manager").tron_node_urls == ("https://nile.trongrid.io",)
+    assert parse_settings(SERVICE_NAME="usdt_manager").TRON_CHAIN_ID == 0xCD8690DC
+    monkeypatch.setenv("TRON_NODE_URL", "http://a:1/, http://b:2")
+    assert parse_settings(SERVICE_NAME="usdt_manager").tron_node_urls == ("http://a:1", "http://b:2")
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "needle"),
+    [
+        ("TRON_NETWORK", "testnet", "TRON_NETWORK: Input should be 'devnet', 'mainnet', 'nile' or 'shasta'"),
+        (
+            "USDT_CONTRACT_ADDRESS",
+            "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6x",
+            "USDT_CONTRACT_ADDRESS: not a base58check",
+        ),
+        ("USDT_CONTRACT_ADDRESS", "0xa614f803b6fd780986a42c78ec9c7f77e6ded13c", "USDT_CONTRACT_ADDRESS"),
+        ("PAYOUT_ROUTER_CONTRACT_ADDRESS", "nope", "PAYOUT_ROUTER_CONTRACT_ADDRESS"),
+        ("TRON_CLIENT_PORT", "70000", "TRON_CLIENT_PORT: Input should be less than or equal to 65535"),
+        ("PAYOUT_BATCH_SIZE", "0", "PAYOUT_BATCH_SIZE"),
+        ("TRON_NODE_URL", "ftp://node", "TRON_NODE_URL"),
+        ("MONGODB_URI", "postgres://x", "MONGODB_URI: must start with mongodb://"),
+        ("DEBUG", "perhaps", "DEBUG"),
+        ("PAYOUT_ROUTER_PRIVATE_KEY", "deadbeef", "PAYOUT_ROUTER_PRIVATE_KEY: must be 32 bytes of hex"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, needle: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as err:
+        parse_settings(SERVICE_NAME="tron_client")
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_secrets_are_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYOUT_ROUTER_PRIVATE_KEY", "0xnot-hex-but-secret-material")
+    with pytest.raises(SettingsError) as err:
+        parse_settings(SERVICE_NAME="tron_client")
+    assert "secret-material" not in str(err.value)
+    monkeypatch.setenv("PAYOUT_ROUTER_PRIVATE_KEY", "11" * 32)
+    monkeypatch.setenv("WALLET_ENCRYPTION_KEY", "hunter2-hunter2")
+    monkeypatch.setenv("MONGODB_URI", "mongodb://app:pa55word@db:27017/")
+    text = repr(parse_settings(SERVICE_NAME="tron_client"))
+    assert "hunter2" not in text and "11" * 32 not in text and "pa55word" not in text
+
+
+def test_process_exits_with_one_line_and_no_traceback() -> None:
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'gen'}:{REPO}", "TRON_NETWORK": "moon"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.tron_client"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    want = (
+        "tron-client: invalid configuration: "
+        "TRON_NETWORK: Input should be 'devnet', 'mainnet', 'nile' or 'shasta'"
+    )
+    assert proc.stderr.strip().splitlines() == [want]
+    assert "Traceback" not in proc.stderr + proc.stdout
