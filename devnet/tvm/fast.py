@@ -130,3 +130,105 @@ def dispatch_table(opcodes: dict[int, Any]) -> list[tuple[int, Any]]:
         else:
             table.append((-1, fn))
     return table
+
+
+# ---- stack, memory and arithmetic opcodes working on the stack list directly ---------------------------
+
+_MASK = (1 << 256) - 1
+
+
+def _as_int(x: int | bytes) -> int:
+    return x if x.__class__ is int else int.from_bytes(x, "big")  # type: ignore[arg-type]
+
+
+def _make_dup(n: int) -> Callable[[ComputationAPI], None]:
+    def dup(computation: ComputationAPI) -> None:
+        values = computation._stack.values  # type: ignore[attr-defined]
+        if len(values) < n:
+            raise InsufficientStack(f"Insufficient stack items for DUP{n}")
+        if len(values) > 1023:
+            raise FullStack("Stack limit reached")
+        values.append(values[-n])
+
+    return dup
+
+
+def _make_swap(n: int) -> Callable[[ComputationAPI], None]:
+    def swap(computation: ComputationAPI) -> None:
+        values = computation._stack.values  # type: ignore[attr-defined]
+        if len(values) <= n:
+            raise InsufficientStack(f"Insufficient stack items for SWAP{n}")
+        values[-1], values[-1 - n] = values[-1 - n], values[-1]
+
+    return swap
+
+
+def pop(computation: ComputationAPI) -> None:
+    values = computation._stack.values  # type: ignore[attr-defined]
+    if not values:
+        raise InsufficientStack("Wanted 1 stack item, had none")
+    values.pop()
+
+
+def _make_binary(fn: Callable[[int, int], int]) -> Callable[[ComputationAPI], None]:
+    """Pops a (top) and b, pushes fn(a, b)."""
+
+    def binary(computation: ComputationAPI) -> None:
+        values = computation._stack.values  # type: ignore[attr-defined]
+        if len(values) < 2:
+            raise InsufficientStack(f"Wanted 2 stack items, only had {len(values)}")
+        a = values.pop()
+        b = values[-1]
+        values[-1] = fn(_as_int(a), _as_int(b))
+
+    return binary
+
+
+def iszero(computation: ComputationAPI) -> None:
+    values = computation._stack.values  # type: ignore[attr-defined]
+    if not values:
+        raise InsufficientStack("Wanted 1 stack item, had none")
+    values[-1] = 0 if _as_int(values[-1]) else 1
+
+
+def not_op(computation: ComputationAPI) -> None:
+    values = computation._stack.values  # type: ignore[attr-defined]
+    if not values:
+        raise InsufficientStack("Wanted 1 stack item, had none")
+    values[-1] = _MASK ^ _as_int(values[-1])
+
+
+def mload(computation: ComputationAPI) -> None:
+    values = computation._stack.values  # type: ignore[attr-defined]
+    if not values:
+        raise InsufficientStack("Wanted 1 stack item, had none")
+    start = _as_int(values[-1])
+    computation.extend_memory(start, 32)
+    values[-1] = int.from_bytes(computation._memory._bytes[start : start + 32], "big")  # type: ignore[attr-defined]
+
+
+def mstore(computation: ComputationAPI) -> None:
+    values = computation._stack.values  # type: ignore[attr-defined]
+    if len(values) < 2:
+        raise InsufficientStack(f"Wanted 2 stack items, only had {len(values)}")
+    start = _as_int(values.pop())
+    value = values.pop()
+    data = value.to_bytes(32, "big") if value.__class__ is int else value.rjust(32, b"\0")
+    computation.extend_memory(start, 32)
+    computation._memory._bytes[start : start + 32] = data  # type: ignore[attr-defined]
+
+
+BINARY: dict[int, Callable[[ComputationAPI], None]] = {
+    op.ADD: _make_binary(lambda a, b: (a + b) & _MASK),
+    op.SUB: _make_binary(lambda a, b: (a - b) & _MASK),
+    op.AND: _make_binary(lambda a, b: a & b),
+    op.OR: _make_binary(lambda a, b: a | b),
+    op.XOR: _make_binary(lambda a, b: a ^ b),
+    op.EQ: _make_binary(lambda a, b: 1 if a == b else 0),
+    op.LT: _make_binary(lambda a, b: 1 if a < b else 0),
+    op.GT: _make_binary(lambda a, b: 1 if a > b else 0),
+    op.SHL: _make_binary(lambda shift, value: (value << shift) & _MASK if shift < 256 else 0),
+    op.SHR: _make_binary(lambda shift, value: value >> shift if shift < 256 else 0),
+}
+DUPS: dict[int, Callable[[ComputationAPI], None]] = {op.DUP1 + i: _make_dup(i + 1) for i in range(16)}
+SWAPS: dict[int, Callable[[ComputationAPI], None]] = {op.SWAP1 + i: _make_swap(i + 1) for i in range(16)}

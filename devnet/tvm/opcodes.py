@@ -32,6 +32,7 @@ from eth.vm.logic.system import Create2, CreateByzantium, CreateOpcodeStackData
 from eth.vm.opcode import as_opcode
 from eth_hash.auto import keccak
 
+from devnet.tvm import fast
 from devnet.tvm.fast import PUSHES, jump, jumpi
 
 _MNEMONICS = {
@@ -179,6 +180,16 @@ def _build() -> dict[int, OpcodeAPI]:
         )
     table[op.JUMP] = as_opcode(logic_fn=jump, mnemonic=mnemonics.JUMP, gas_cost=constants.GAS_MID)
     table[op.JUMPI] = as_opcode(logic_fn=jumpi, mnemonic=mnemonics.JUMPI, gas_cost=constants.GAS_HIGH)
+    for group in (fast.BINARY, fast.DUPS, fast.SWAPS):
+        for code, fn in group.items():
+            table[code] = as_opcode(
+                logic_fn=fn, mnemonic=SHANGHAI_OPCODES[code].mnemonic, gas_cost=constants.GAS_VERYLOW
+            )
+    table[op.ISZERO] = as_opcode(
+        logic_fn=fast.iszero, mnemonic=mnemonics.ISZERO, gas_cost=constants.GAS_VERYLOW
+    )
+    table[op.NOT] = as_opcode(logic_fn=fast.not_op, mnemonic=mnemonics.NOT, gas_cost=constants.GAS_VERYLOW)
+    table[op.POP] = as_opcode(logic_fn=fast.pop, mnemonic=mnemonics.POP, gas_cost=constants.GAS_BASE)
     table.update(
         {
             op.SLOAD: _gas(op.SLOAD, sload, SLOAD),
@@ -190,8 +201,8 @@ def _build() -> dict[int, OpcodeAPI]:
             op.BLOCKHASH: _gas(op.BLOCKHASH, block.blockhash, BLOCKHASH),
             op.COINBASE: _gas(op.COINBASE, coinbase, constants.GAS_BASE),
             op.EXP: _gas(op.EXP, arithmetic.exp(gas_per_byte=10), 10),
-            op.MLOAD: _gas(op.MLOAD, memory.mload, 1),
-            op.MSTORE: _gas(op.MSTORE, memory.mstore, 1),
+            op.MLOAD: _gas(op.MLOAD, fast.mload, 1),
+            op.MSTORE: _gas(op.MSTORE, fast.mstore, 1),
             op.MSTORE8: _gas(op.MSTORE8, memory.mstore8, 1),
             op.CALLDATACOPY: _gas(op.CALLDATACOPY, context.calldatacopy, 0),
             op.CODECOPY: _gas(op.CODECOPY, context.codecopy, 0),
