@@ -3,6 +3,7 @@
 Fixtures:
   devnet          session-wide node producing blocks every 0.5 s (solid = head - 2); share it, use fresh
                   accounts (`devnet.new_account()` + `devnet.faucet(...)`) so tests do not interfere.
+  devnet_manual   session-wide node producing blocks only on `mine()` (solid = head - 3).
   devnet_factory  start extra nodes with other settings (manual blocks, faults, forks); stopped at the end.
 
 Helper API (`Devnet`): url, port, data_dir, accounts (the accounts JSON), witness, funded (list of funded
@@ -149,6 +150,12 @@ class Devnet:
     @property
     def usdt(self) -> str:
         return self.accounts["tokens"]["USDT"]
+
+    @property
+    def usdt_hex(self) -> str:
+        from devnet import crypto
+
+        return crypto.from_base58(self.usdt).hex()
 
     @staticmethod
     def new_account() -> dict[str, str]:
@@ -317,3 +324,9 @@ def devnet_factory() -> Iterator[DevnetFactory]:
 def devnet(devnet_factory: DevnetFactory) -> Devnet:
     """The shared devnet: blocks every 0.5 s, solid = head - 2."""
     return devnet_factory()
+
+
+@pytest.fixture(scope="session")
+def devnet_manual(devnet_factory: DevnetFactory) -> Devnet:
+    """A second shared devnet that only produces blocks on `mine()` (solid = head - 3)."""
+    return devnet_factory(manual=True, solidity_lag=3)
