@@ -15,7 +15,8 @@ from tests.harness.envoy import REPO_ROOT, envoy_binary, render
 
 @pytest.fixture(scope="module")
 def config(envoy_descriptor: Path) -> dict[str, Any]:
-    return render.render({"ENVOY_DESCRIPTOR": str(envoy_descriptor)})
+    cfg: dict[str, Any] = render.render({"ENVOY_DESCRIPTOR": str(envoy_descriptor)})
+    return cfg
 
 
 def _hcm(config: dict[str, Any]) -> dict[str, Any]:

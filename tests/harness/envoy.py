@@ -10,8 +10,15 @@ pytest fixtures (registered through ``pytest_plugins`` in tests/conftest.py):
 * ``envoy_edge_factory``: ``factory(service_ports, **options) -> Edge``; edges are stopped at the end of
   the test that made them. ``service_ports`` maps the service key (``tron_client`` ...) or its
   ``*_PORT`` variable name to a port; missing services point at a closed port.
+* ``envoy_edge`` (session): the edge in front of the session's six real services (the ``cluster``
+  fixture of tests.harness.services: FerretDB + devnet + ``python -m services.<name>``).
 * ``envoy_descriptor``: the descriptor set the edge serves (``ENVOY_DESCRIPTOR`` or
   gen/envoy/tronpay.pb).
+
+An :class:`Edge` has ``rest_url`` (``http://127.0.0.1:PORT``), ``grpc_target`` (``127.0.0.1:PORT``, the
+same listener), ``admin_url``, ``admin(path)``, ``cluster_health()``, ``wait_healthy()``, ``stat(name)``,
+``access_entries()``/``access_entry(request_id)`` (the JSON access log; the id is the ``x-request-id``
+Envoy returns), ``log_tail()`` and ``stop()``.
 """
 
 from __future__ import annotations
@@ -277,7 +284,7 @@ def start_edge(
                 raise TimeoutError(f"envoy not ready after {timeout}s:\n{edge.log_tail()}")
             time.sleep(0.05)
         if wait_healthy:
-            clusters = SERVICE_KEYS if wait_healthy is True else wait_healthy
+            clusters: tuple[str, ...] = SERVICE_KEYS if isinstance(wait_healthy, bool) else wait_healthy
             edge.wait_healthy(clusters, timeout=max(1.0, deadline - time.monotonic()))
         yield edge
     finally:
@@ -309,3 +316,14 @@ def envoy_edge_factory(tmp_path: Path, envoy_descriptor: Path) -> Iterator[EdgeF
             return stack.enter_context(start_edge(service_ports, tmp_path / f"edge{count}", **options))
 
         yield factory
+
+
+@pytest.fixture(scope="session")
+def envoy_edge(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, envoy_descriptor: Path
+) -> Iterator[Edge]:
+    """The edge in front of the session's six services (the ``cluster`` fixture of tests.harness.services)."""
+    cluster = request.getfixturevalue("cluster")
+    ports = {name: cluster[name].port for name in SERVICE_KEYS}
+    with start_edge(ports, tmp_path_factory.mktemp("edge"), descriptor=envoy_descriptor) as edge:
+        yield edge
