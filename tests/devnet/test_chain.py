@@ -139,7 +139,8 @@ def test_broadcast_error_codes(node: Node) -> None:
         owner_address=ADDRS[1], to_address=ADDRS[2], amount=1)), KEYS[3]))
     assert r.code == "SIGERROR"
     assert r.message.startswith("Validate signature error: ")
-    assert r.message.endswith(f"is signed by {crypto.to_base58(ADDRS[3])} but it is not contained of permission.")
+    signer = crypto.to_base58(ADDRS[3])
+    assert r.message.endswith(f"is signed by {signer} but it is not contained of permission.")
     r = node.broadcast(build(node, "TransferContract", contract_pb2.TransferContract(
         owner_address=ADDRS[1], to_address=ADDRS[2], amount=1)))
     assert (r.code, r.message) == ("SIGERROR", "Validate signature error: miss sig or contract")
