@@ -58,7 +58,7 @@ class EnergyMeter:
         pass  # no SSTORE/SELFDESTRUCT refunds in the TVM
 
 
-_PRECOMPILES = {
+_PRECOMPILES: dict[Any, Any] = {
     addr: fn
     for addr, fn in ShanghaiComputation.get_precompiles().items()
     # 0x09 is BatchValidateSign in the TVM, not blake2f; it is left unimplemented (empty account).
@@ -183,7 +183,7 @@ class TVMComputation(ShanghaiComputation):
                 return computation
             table = _DISPATCH
             meter = computation._gas_meter
-            code = computation.code
+            code: Any = computation.code
             raw = code._raw_code_bytes
             size = len(raw)
             try:
@@ -222,4 +222,5 @@ def opcode_name(opcode: int) -> str:
     fn: Any = TVM_OPCODES.get(opcode)
     if fn is None:
         return f"0x{opcode:02x}"
-    return getattr(fn, "mnemonic", None) or getattr(getattr(fn, "__wrapped__", None), "mnemonic", "UNKNOWN")
+    name = getattr(fn, "mnemonic", None) or getattr(getattr(fn, "__wrapped__", None), "mnemonic", None)
+    return str(name or "UNKNOWN")

@@ -73,7 +73,7 @@ class FastStack(Stack):
         items = values[-num_items:]
         del values[-num_items:]
         items.reverse()
-        return tuple(x if x.__class__ is int else int.from_bytes(x, "big") for x in items)
+        return tuple(x if x.__class__ is int else int.from_bytes(x, "big") for x in items)  # type: ignore[arg-type]
 
 
 class BadJumpDestination(InvalidJumpDestination):

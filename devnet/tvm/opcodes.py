@@ -18,6 +18,7 @@ Everything else (tiers, SHA3, LOG, JUMPDEST, memory expansion) equals the EVM sc
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from eth import constants
 from eth.abc import ComputationAPI, OpcodeAPI
@@ -31,6 +32,7 @@ from eth.vm.logic.call import CallByzantium, CallCode, DelegateCall, StaticCall
 from eth.vm.logic.system import Create2, CreateByzantium, CreateOpcodeStackData
 from eth.vm.opcode import as_opcode
 from eth_hash.auto import keccak
+from eth_typing import Address
 
 from devnet.tvm import fast
 from devnet.tvm.fast import PUSHES, jump, jumpi
@@ -100,24 +102,24 @@ def _child_gas(
 
 
 class Call(CallByzantium):
-    def compute_msg_extra_gas(self, computation: ComputationAPI, gas: int, to: bytes, value: int) -> int:
+    def compute_msg_extra_gas(self, computation: ComputationAPI, gas: int, to: Address, value: int) -> int:
         if not value:
             return 0
         return VT_CALL + (0 if computation.state.account_exists(to) else NEW_ACCT_CALL)
 
     def compute_msg_gas(
-        self, computation: ComputationAPI, gas: int, to: bytes, value: int
+        self, computation: ComputationAPI, gas: int, to: Address, value: int
     ) -> tuple[int, int]:
         extra = self.compute_msg_extra_gas(computation, gas, to, value)
         return _child_gas(computation, gas, extra, value, self.mnemonic)
 
 
 class CallCodeTVM(CallCode):
-    def compute_msg_extra_gas(self, computation: ComputationAPI, gas: int, to: bytes, value: int) -> int:
+    def compute_msg_extra_gas(self, computation: ComputationAPI, gas: int, to: Address, value: int) -> int:
         return VT_CALL if value else 0
 
     def compute_msg_gas(
-        self, computation: ComputationAPI, gas: int, to: bytes, value: int
+        self, computation: ComputationAPI, gas: int, to: Address, value: int
     ) -> tuple[int, int]:
         extra = self.compute_msg_extra_gas(computation, gas, to, value)
         return _child_gas(computation, gas, extra, value, self.mnemonic)
@@ -125,18 +127,18 @@ class CallCodeTVM(CallCode):
 
 class DelegateCallTVM(DelegateCall):
     def compute_msg_gas(
-        self, computation: ComputationAPI, gas: int, to: bytes, value: int
+        self, computation: ComputationAPI, gas: int, to: Address, value: int
     ) -> tuple[int, int]:
         # The inherited value of a DELEGATECALL is not transferred: no stipend.
         return _child_gas(computation, gas, 0, 0, self.mnemonic)
 
 
 class StaticCallTVM(StaticCall):
-    def compute_msg_extra_gas(self, computation: ComputationAPI, gas: int, to: bytes, value: int) -> int:
+    def compute_msg_extra_gas(self, computation: ComputationAPI, gas: int, to: Address, value: int) -> int:
         return 0
 
     def compute_msg_gas(
-        self, computation: ComputationAPI, gas: int, to: bytes, value: int
+        self, computation: ComputationAPI, gas: int, to: Address, value: int
     ) -> tuple[int, int]:
         return _child_gas(computation, gas, 0, 0, self.mnemonic)
 
@@ -149,9 +151,9 @@ class Create(CreateByzantium):
 
     def generate_contract_address(
         self, stack_data: CreateOpcodeStackData, call_data: bytes, computation: ComputationAPI
-    ) -> bytes:
-        state = computation.state
-        return keccak(state.tx_id + state.internal_nonce.to_bytes(8, "big"))[12:]
+    ) -> Address:
+        state: Any = computation.state  # a TVMState
+        return Address(keccak(state.tx_id + state.internal_nonce.to_bytes(8, "big"))[12:])
 
 
 class Create2TVM(Create2):
@@ -162,9 +164,9 @@ class Create2TVM(Create2):
 
     def generate_contract_address(
         self, stack_data: CreateOpcodeStackData, call_data: bytes, computation: ComputationAPI
-    ) -> bytes:
-        salt = stack_data.salt.to_bytes(32, "big")
-        return keccak(b"\x41" + computation.msg.storage_address + salt + keccak(call_data))[12:]
+    ) -> Address:
+        salt = (stack_data.salt or 0).to_bytes(32, "big")
+        return Address(keccak(b"\x41" + computation.msg.storage_address + salt + keccak(call_data))[12:])
 
 
 def _gas(opcode: int, logic_fn: Callable[[ComputationAPI], None], gas_cost: int) -> OpcodeAPI:

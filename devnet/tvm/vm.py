@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
+from eth.abc import StateAPI
 from eth.constants import CREATE_CONTRACT_ADDRESS
 from eth.exceptions import (
     FullStack,
@@ -19,6 +21,7 @@ from eth.exceptions import (
 )
 from eth.vm.message import Message
 from eth.vm.transaction_context import BaseTransactionContext
+from eth_typing import Address
 
 from devnet.tvm.computation import InvalidCode, OutOfEnergy, OutOfMemory, TVMComputation, opcode_name
 from devnet.tvm.state import TVMState
@@ -80,12 +83,12 @@ class ExecResult:
         return self.result == "SUCCESS"
 
 
-def _addr20(a: bytes) -> bytes:
+def _addr20(a: bytes) -> Address:
     if len(a) == 21 and a[0] == 0x41:
-        return a[1:]
+        return Address(a[1:])
     if len(a) != 20:
         raise ValueError(f"address must be 20 bytes or 0x41 + 20 bytes, got {len(a)} bytes")
-    return a
+    return Address(a)
 
 
 def _failure(err: VMError, computation: TVMComputation) -> tuple[str, str]:
@@ -226,12 +229,13 @@ class TVM:
         create: bool,
         commit: bool,
     ) -> ExecResult:
-        tx_context = BaseTransactionContext(gas_price=0, origin=origin)
+        tx_context = BaseTransactionContext(gas_price=0, origin=Address(origin))
         cls = self.computation_class
+        evm_state = cast(StateAPI, cast(Any, state))  # TVMState implements the StateAPI subset used
         if create:
-            computation = cls.apply_create_message(state, message, tx_context)
+            computation = cls.apply_create_message(evm_state, message, tx_context)
         else:
-            computation = cls.apply_message(state, message, tx_context)
+            computation = cls.apply_message(evm_state, message, tx_context)
         assert isinstance(computation, TVMComputation)
         used = energy_limit - computation.get_gas_meter().gas_remaining
         if computation.is_success:

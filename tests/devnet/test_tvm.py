@@ -104,7 +104,7 @@ def test_deploy_token_metadata_and_mint(world: DictWorldState) -> None:
     assert view(world, "decimals()", out="uint8") == 6
     assert view(world, "totalSupply()") == SUPPLY
     assert view(world, "balanceOf(address)", OWNER) == SUPPLY
-    assert view(world, "owner()", out="address").lower() == "0x" + OWNER.hex()
+    assert str(view(world, "owner()", out="address")).lower() == "0x" + OWNER.hex()
     assert view(world, "paused()", out="bool") is False
 
 
