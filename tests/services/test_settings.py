@@ -80,7 +80,8 @@ def test_secrets_are_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_process_exits_with_one_line_and_no_traceback() -> None:
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'gen'}:{REPO}", "TRON_NETWORK": "moon"}
+    path = os.pathsep.join(p for p in (str(REPO / "gen"), str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "TRON_NETWORK": "moon"}
     proc = subprocess.run(
         [sys.executable, "-m", "services.tron_client"],
         cwd=REPO,
