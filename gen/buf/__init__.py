@@ -1,0 +1,1 @@
+"""Package of the buf.validate runtime loader."""

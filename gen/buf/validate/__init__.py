@@ -1,0 +1,1 @@
+"""buf.validate loaded from the installed protovalidate."""

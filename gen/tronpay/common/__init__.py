@@ -1,0 +1,1 @@
+"""Generated from proto/tronpay/common by `make gen`; do not edit."""

@@ -1,0 +1,1 @@
+"""Generated from proto/tronpay/payment_gateway by `make gen`; do not edit."""

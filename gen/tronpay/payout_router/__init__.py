@@ -1,0 +1,1 @@
+"""Generated from proto/tronpay/payout_router by `make gen`; do not edit."""

@@ -1,0 +1,1 @@
+"""Generated from proto/tronpay/wallet_manager by `make gen`; do not edit."""

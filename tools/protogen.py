@@ -1,0 +1,391 @@
+"""Proto toolchain of the cluster: dependency protos, code generation, freshness, lint and breaking checks.
+
+    python tools/protogen.py deps             # .build/protodeps: google/api, google/rpc, buf/validate
+    python tools/protogen.py gen [--out DIR]  # gen/ (or DIR): Python, gRPC, mypy stubs, Envoy descriptor
+    python tools/protogen.py check            # regenerate into a temp dir and diff with gen/
+    python tools/protogen.py lint             # buf lint + buf format -d --exit-code
+    python tools/protogen.py breaking [--against REF]
+
+Nothing third-party is copied into git. The dependency protos are materialized under .build/ (git-ignored)
+from installed, pinned packages at build time:
+- google/api/*.proto and google/rpc/*.proto: the .proto sources shipped in googleapis-common-protos.
+- buf/validate/validate.proto: protovalidate (2.x) embeds its serialized FileDescriptorProto in
+  protovalidate/_gen/buf/validate/validate_pb.py. It is rendered back to .proto text (tools/proto_render.py)
+  and the rendering is verified by compiling it again and comparing with the embedded descriptor.
+Tool versions are pinned: grpcio-tools and mypy-protobuf in uv.lock, buf in package-lock.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import importlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+
+from proto_render import render  # noqa: E402
+
+PROTO_DIR = REPO / "proto"
+BUILD_DIR = REPO / ".build"
+DEPS_DIR = BUILD_DIR / "protodeps"
+GEN_DIR = REPO / "gen"
+BUF = REPO / "node_modules" / ".bin" / "buf"
+VALIDATE_PROTO = "buf/validate/validate.proto"
+ENVOY_DESCRIPTOR = Path("envoy") / "tronpay.pb"
+IMPORT_RE = re.compile(r'^\s*import\s+(?:public\s+|weak\s+)?"([^"]+)"\s*;', re.M)
+
+_SHIM = '''"""buf/validate/validate.proto for the google.protobuf runtime, loaded from protovalidate.
+
+Written by tools/protogen.py; do not edit. protovalidate 2.x ships validate.proto's descriptor only inside
+its own generated module (for the protobuf-py runtime), while the generated tronpay modules import
+``buf.validate.validate_pb2``. This module adds that same serialized descriptor to the default pool and builds
+the message classes from it, so nothing of validate.proto is copied into the repository.
+"""
+
+import importlib as _importlib
+
+from google.protobuf import descriptor_pb2 as _descriptor_pb2
+from google.protobuf import descriptor_pool as _descriptor_pool
+from google.protobuf.internal import builder as _builder
+from protovalidate._gen.buf.validate import validate_pb as _validate_pb
+
+_serialized = _validate_pb.desc().proto.to_binary()
+for _dep in _descriptor_pb2.FileDescriptorProto.FromString(_serialized).dependency:
+    _importlib.import_module(_dep.removesuffix(".proto").replace("/", ".") + "_pb2")
+
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(_serialized)
+_globals = globals()
+_builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, "buf.validate.validate_pb2", _globals)
+'''
+
+_SHIM_PYI = '''"""Type stub of the runtime loader of buf/validate/validate.proto (see validate_pb2.py)."""
+
+from google.protobuf.descriptor import FileDescriptor
+
+DESCRIPTOR: FileDescriptor
+'''
+
+
+def _run(cmd: list[str], cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, text=True, capture_output=True)
+    if check and proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
+    return proc
+
+
+def our_protos() -> list[str]:
+    """Our .proto files relative to proto/, sorted."""
+    return sorted(p.relative_to(PROTO_DIR).as_posix() for p in PROTO_DIR.rglob("*.proto"))
+
+
+def _site_root() -> Path:
+    spec = importlib.util.find_spec("google.api.annotations_pb2")
+    assert spec is not None and spec.origin is not None, "googleapis-common-protos is not installed"
+    return Path(spec.origin).parents[2]
+
+
+# -- dependencies ------------------------------------------------------------------------------------------
+def _validate_fdp() -> bytes:
+    from protovalidate._gen.buf.validate import validate_pb  # type: ignore[import-untyped]
+
+    data: bytes = validate_pb.desc().proto.to_binary()
+    return data
+
+
+def _register_validate() -> None:
+    """Add validate.proto to the default pool (as gen/buf/validate/validate_pb2.py does) for the renderer."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+    from google.protobuf.message_factory import GetMessageClassesForFiles
+
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindFileByName(VALIDATE_PROTO)
+        return
+    except KeyError:
+        pass
+    data = _validate_fdp()
+    for dep in descriptor_pb2.FileDescriptorProto.FromString(data).dependency:
+        importlib.import_module(dep.removesuffix(".proto").replace("/", ".") + "_pb2")
+    pool.AddSerializedFile(data)
+    GetMessageClassesForFiles([VALIDATE_PROTO], pool)
+
+
+def _normalized(data: bytes) -> bytes:
+    from google.protobuf import descriptor_pb2
+
+    fdp = descriptor_pb2.FileDescriptorProto.FromString(data)
+    fdp.ClearField("source_code_info")
+
+    def strip(msgs: list[descriptor_pb2.DescriptorProto]) -> None:
+        for m in msgs:
+            for f in list(m.field) + list(m.extension):
+                f.ClearField("json_name")
+            strip(list(m.nested_type))
+
+    strip(list(fdp.message_type))
+    for ext in fdp.extension:
+        ext.ClearField("json_name")
+    return fdp.SerializeToString(deterministic=True)
+
+
+def render_validate(dest: Path) -> None:
+    """Render validate.proto from protovalidate's embedded descriptor into dest and verify the rendering."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
+    _register_validate()
+    data = _validate_fdp()
+    text = render(descriptor_pb2.FileDescriptorProto.FromString(data), descriptor_pool.Default())
+    target = dest / VALIDATE_PROTO
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "v.binpb"
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
+                f"-I{dest}",
+                f"--descriptor_set_out={out}",
+                VALIDATE_PROTO,
+            ]
+        )
+        compiled = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file[0].SerializeToString()
+    if _normalized(compiled) != _normalized(data):
+        raise SystemExit(f"rendered {VALIDATE_PROTO} does not compile back to the embedded descriptor")
+
+
+def deps(dest: Path = DEPS_DIR) -> Path:
+    """Materialize the imported non-WKT protos (transitive closure) under dest."""
+    site = _site_root()
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    pending = [(PROTO_DIR / p) for p in our_protos()]
+    seen: set[str] = set()
+    while pending:
+        path = pending.pop()
+        for imp in IMPORT_RE.findall(path.read_text()):
+            if imp in seen or imp.startswith("google/protobuf/"):
+                continue
+            seen.add(imp)
+            if imp == VALIDATE_PROTO:
+                render_validate(dest)
+            elif (PROTO_DIR / imp).exists():
+                pending.append(PROTO_DIR / imp)
+            elif (site / imp).exists():
+                target = dest / imp
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(site / imp, target)
+                pending.append(site / imp)
+            else:
+                raise SystemExit(f"cannot resolve import {imp!r} (from {path})")
+    return dest
+
+
+# -- generation --------------------------------------------------------------------------------------------
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def generate(out: Path) -> None:
+    """Generate everything gen/ holds into out (which must be empty or absent)."""
+    deps()
+    out.mkdir(parents=True, exist_ok=True)
+    rel_out = os.path.relpath(out, REPO)
+    bindir = Path(sys.executable).parent
+    files = our_protos()
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-Iproto",
+            f"-I{DEPS_DIR.relative_to(REPO)}",
+            f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
+            f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
+            f"--python_out={rel_out}",
+            f"--grpc_python_out={rel_out}",
+            f"--mypy_out=quiet:{rel_out}",
+            f"--mypy_grpc_out=quiet:{rel_out}",
+            *files,
+        ]
+    )
+    has_service = {f for f in files if re.search(r"^service\s", (PROTO_DIR / f).read_text(), re.M)}
+    for f in files:
+        if f not in has_service:  # drop the empty gRPC modules of message-only files
+            for suffix in ("_pb2_grpc.py", "_pb2_grpc.pyi"):
+                (out / f.replace(".proto", suffix)).unlink(missing_ok=True)
+    packages = {Path(f).parent for f in files}
+    parents = {parent for pkg in packages for parent in pkg.parents if parent != Path(".")}
+    for pkg in sorted(packages | parents):
+        doc = f"Generated from proto/{pkg.as_posix()} by `make gen`; do not edit."
+        _write(out / pkg / "__init__.py", f'"""{doc}"""\n')
+    _write(out / "tronpay" / "py.typed", "")
+    _write(out / "buf" / "__init__.py", '"""Package of the buf.validate runtime loader."""\n')
+    _write(
+        out / "buf" / "validate" / "__init__.py",
+        '"""buf.validate loaded from the installed protovalidate."""\n',
+    )
+    _write(out / "buf" / "validate" / "validate_pb2.py", _SHIM)
+    _write(out / "buf" / "validate" / "validate_pb2.pyi", _SHIM_PYI)
+    _write(out / "buf" / "py.typed", "")
+    descriptor = out / ENVOY_DESCRIPTOR
+    descriptor.parent.mkdir(parents=True, exist_ok=True)
+    _run([str(BUF), "build", "--as-file-descriptor-set", "--exclude-source-info", "-o", str(descriptor)])
+
+
+def _tree(root: Path) -> set[str]:
+    return {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def gen(out: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=BUILD_DIR if BUILD_DIR.exists() else None) as tmp:
+        fresh = Path(tmp) / "gen"
+        generate(fresh)
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(fresh, out)
+    print(f"generated {len(_tree(out))} files into {os.path.relpath(out, REPO)}/")
+
+
+def check() -> int:
+    BUILD_DIR.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=BUILD_DIR) as tmp:
+        fresh = Path(tmp) / "gen"
+        generate(fresh)
+        want, have = _tree(fresh), _tree(GEN_DIR) if GEN_DIR.exists() else set()
+        problems = [f"missing: gen/{p}" for p in sorted(want - have)]
+        problems += [f"extra:   gen/{p}" for p in sorted(have - want)]
+        problems += [
+            f"stale:   gen/{p}"
+            for p in sorted(want & have)
+            if not filecmp.cmp(fresh / p, GEN_DIR / p, shallow=False)
+        ]
+    if problems:
+        print(
+            "gen/ is stale; run `make gen` and commit the result:\n  " + "\n  ".join(problems),
+            file=sys.stderr,
+        )
+        return 1
+    print(f"gen/ is fresh ({len(want)} files)")
+    return 0
+
+
+# -- buf checks --------------------------------------------------------------------------------------------
+def lint() -> int:
+    deps()
+    rc = 0
+    for cmd in ([str(BUF), "lint"], [str(BUF), "format", "proto", "-d", "--exit-code"]):
+        proc = subprocess.run(cmd, cwd=REPO)
+        print(f"{' '.join(cmd[1:])}: {'ok' if proc.returncode == 0 else f'FAILED ({proc.returncode})'}")
+        rc = rc or proc.returncode
+    return rc
+
+
+def _git(*args: str, check: bool = True) -> str:
+    return _run(["git", *args], check=check).stdout.strip()
+
+
+def _has_commit(ref: str) -> bool:
+    return _run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], check=False).returncode == 0
+
+
+def breaking_base() -> tuple[str | None, str]:
+    """The commit to compare with, and why.
+
+    - Working tree or index changes under proto/ or in buf.yaml: HEAD (the change is not committed yet).
+    - HEAD not contained in main (a branch): the merge base with main.
+    - Otherwise (HEAD is on main, e.g. CI on a clean clone of main): the parent of the last commit that
+      changed proto/ or buf.yaml, so the latest contract change is checked against the contract before it,
+      however many unrelated commits followed.
+    """
+    if _git("status", "--porcelain", "--", "proto", "buf.yaml"):
+        return "HEAD", "uncommitted proto changes: comparing with HEAD"
+    main = next((r for r in ("main", "origin/main") if _has_commit(r)), None)
+    if main and _run(["git", "merge-base", "--is-ancestor", "HEAD", main], check=False).returncode != 0:
+        return _git("merge-base", "HEAD", main), f"branch: comparing with the merge base with {main}"
+    last = _git("log", "-1", "--format=%H", "--", "proto", "buf.yaml")
+    if not last:
+        return None, "no commit has proto/ yet"
+    if not _has_commit(f"{last}^"):
+        return None, f"{last[:12]} is the first commit (or the clone is shallow)"
+    return f"{last}^", f"on main: comparing the last contract change {last[:12]} with its parent"
+
+
+def breaking(against: str | None) -> int:
+    if against:
+        base, why = _git("rev-parse", against), f"comparing with {against}"
+    else:
+        base, why = breaking_base()
+    print(f"buf breaking: {why}")
+    if base is None:
+        print("buf breaking: nothing to compare with; skipped")
+        return 0
+    if not _git("ls-tree", "-d", base, "proto", check=False):
+        print(f"buf breaking: {base[:12]} has no proto/; nothing to compare with; skipped")
+        return 0
+    deps()
+    target = BUILD_DIR / "breaking-base"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    paths = ["proto"] + (["buf.yaml"] if _git("ls-tree", base, "buf.yaml") else [])
+    archive = subprocess.run(
+        ["git", "archive", base, *paths], cwd=REPO, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    if not (target / "buf.yaml").exists():
+        shutil.copyfile(REPO / "buf.yaml", target / "buf.yaml")
+    shutil.copytree(DEPS_DIR, target / DEPS_DIR.relative_to(REPO))
+    proc = subprocess.run([str(BUF), "breaking", ".", "--against", os.path.relpath(target, REPO)], cwd=REPO)
+    print(
+        f"buf breaking against {base[:12]}: {'ok' if proc.returncode == 0 else f'FAILED ({proc.returncode})'}"
+    )
+    return proc.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("deps", help="materialize dependency protos under .build/protodeps")
+    p_gen = sub.add_parser("gen", help="regenerate gen/")
+    p_gen.add_argument("--out", type=Path, default=GEN_DIR)
+    sub.add_parser("check", help="fail if gen/ is stale")
+    sub.add_parser("lint", help="buf lint and buf format check")
+    p_br = sub.add_parser("breaking", help="buf breaking against main")
+    p_br.add_argument("--against", help="git ref to compare with (default: see breaking_base)")
+    args = parser.parse_args(argv)
+    if args.cmd == "deps":
+        print(f"dependency protos in {os.path.relpath(deps(), REPO)}/")
+        return 0
+    if args.cmd == "gen":
+        gen(args.out.resolve())
+        return 0
+    if args.cmd == "check":
+        return check()
+    if args.cmd == "lint":
+        return lint()
+    return breaking(args.against)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
