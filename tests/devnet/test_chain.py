@@ -259,7 +259,7 @@ def test_fork_drops_included_tx_and_keeps_solid_blocks(node: Node) -> None:
     node.mine(4)
     solid_before = [node.block_id(b) for b in node.blocks_range(0, node.solid_number() + 1)]
     before = balance(node, ADDRS[2])
-    tx = transfer(node, KEYS[1], ADDRS[2], 12_345)
+    tx = transfer(node, KEYS[1], ADDRS[2], 12_345, ref=node.block_id(node.solid_block()))  # like tronpy
     txid = send_ok(node, tx)
     node.produce_block()
     assert node.transaction_info(txid) is not None
