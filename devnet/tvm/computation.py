@@ -15,6 +15,7 @@ from devnet.tvm.fast import FastStack, TVMCodeStream, dispatch_table
 from devnet.tvm.opcodes import TVM_OPCODES
 
 MEM_LIMIT = 3 * 1024 * 1024  # EnergyCost.MEM_LIMIT
+MAX_DEPTH = 64  # Program.MAX_DEPTH: a frame at depth 64 can make no further call/create
 CREATE_DATA = 200  # energy per byte of deployed code
 
 
@@ -30,6 +31,13 @@ class OutOfEnergy(OutOfGas):
 
 class OutOfMemory(VMError):
     """Memory beyond TVM's 3 MiB limit."""
+
+
+class CallDepthExceeded(VMError):
+    """A call/create beyond MAX_DEPTH: java-tron pushes 0 and refunds the energy (no exception)."""
+
+    burns_gas = False
+    erases_return_data = True
 
 
 class InvalidCode(VMError):
@@ -121,6 +129,10 @@ class TVMComputation(ShanghaiComputation):
         transaction_context: TransactionContextAPI,
         parent_computation: ComputationAPI | None = None,
     ) -> ComputationAPI:
+        if message.depth > MAX_DEPTH:
+            computation = cls(state, message, transaction_context)
+            computation._error = CallDepthExceeded(f"call depth {message.depth} exceeds {MAX_DEPTH}")
+            return computation
         snapshot = state.snapshot()
         if message.depth:
             # Every internal call/create is an internal transaction: it bumps the root tx's nonce.

@@ -419,3 +419,14 @@ def test_dup_swap_iszero_not_on_address_words() -> None:
     assert iszero == 0
     assert inverted == MASK ^ int.from_bytes(OWNER, "big")
     assert one == 1
+
+
+def test_call_depth_is_limited_to_64() -> None:
+    w = DictWorldState()
+    # slot0 += 1; CALL(gas=GAS, to=ADDRESS) recursively; STOP
+    code = bytes.fromhex("60005460010160005560006000600060006000305af100")
+    contract = b"\x14" * 20
+    w.set_code(contract, code)
+    res = raw_call(w, contract, limit=10_000_000)
+    assert res.result == "SUCCESS", res
+    assert w.storage(contract, 0) == 65  # frames at depth 0..64; the 65th call is refused, not an error
