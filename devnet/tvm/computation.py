@@ -130,9 +130,9 @@ class TVMComputation(ShanghaiComputation):
         parent_computation: ComputationAPI | None = None,
     ) -> ComputationAPI:
         if message.depth > MAX_DEPTH:
-            computation = cls(state, message, transaction_context)
-            computation._error = CallDepthExceeded(f"call depth {message.depth} exceeds {MAX_DEPTH}")
-            return computation
+            refused = cls(state, message, transaction_context)
+            refused._error = CallDepthExceeded(f"call depth {message.depth} exceeds {MAX_DEPTH}")
+            return refused
         snapshot = state.snapshot()
         if message.depth:
             # Every internal call/create is an internal transaction: it bumps the root tx's nonce.
