@@ -29,6 +29,17 @@ class OutOfEnergy(OutOfGas):
         self.used = used
 
 
+class CodeDepositOutOfEnergy(OutOfGas):
+    """Not enough energy left to store the created contract's code (200 energy per byte)."""
+
+    def __init__(self, need: int, left: int) -> None:
+        # java-tron VMActuator: notEnoughSpendEnergy("save just created contract code", need, left)
+        super().__init__(
+            f"Not enough energy for 'save just created contract code' executing: needEnergy[{need}], "
+            f"leftEnergy[{left}];"
+        )
+
+
 class OutOfMemory(VMError):
     """Memory beyond TVM's 3 MiB limit."""
 
@@ -168,7 +179,7 @@ class TVMComputation(ShanghaiComputation):
             deposit = len(code) * CREATE_DATA
             meter = computation.get_gas_meter()
             if deposit > meter.gas_remaining:
-                raise OutOfEnergy(deposit, meter.start_gas, meter.start_gas - meter.gas_remaining)
+                raise CodeDepositOutOfEnergy(deposit, meter.gas_remaining)
             meter.gas_remaining -= deposit
         except VMError as err:
             computation.error = err

@@ -23,7 +23,14 @@ from eth.vm.message import Message
 from eth.vm.transaction_context import BaseTransactionContext
 from eth_typing import Address
 
-from devnet.tvm.computation import InvalidCode, OutOfEnergy, OutOfMemory, TVMComputation, opcode_name
+from devnet.tvm.computation import (
+    CodeDepositOutOfEnergy,
+    InvalidCode,
+    OutOfEnergy,
+    OutOfMemory,
+    TVMComputation,
+    opcode_name,
+)
 from devnet.tvm.state import TVMState
 from devnet.tvm.world import WorldState
 
@@ -101,6 +108,8 @@ def _failure(err: VMError, computation: TVMComputation) -> tuple[str, str]:
             f"Not enough energy for '{name}' operation executing: curInvokeEnergyLimit[{err.invoke_limit}], "
             f"curOpEnergy[{err.op_energy}], usedEnergy[{err.used}]"
         )
+    if isinstance(err, CodeDepositOutOfEnergy):
+        return "OUT_OF_ENERGY", str(err)
     if isinstance(err, OutOfGas):
         name = computation._current_mnemonic()
         return "OUT_OF_ENERGY", f"Not enough energy for '{name}' operation executing: {err}"

@@ -114,6 +114,9 @@ def test_deploy_runs_out_of_energy_burns_limit_and_writes_nothing() -> None:
     init = bytes.fromhex(ART["bytecode"]) + encode(["address", "uint256"], [_abi_arg(OWNER), SUPPLY])
     res = deploy(w, init, TOKEN, limit=200_000)  # enough to run init, not to store 4 KB of code
     assert res.result == "OUT_OF_ENERGY" and res.energy_used == 200_000
+    assert res.message.startswith(
+        "Not enough energy for 'save just created contract code' executing: needEnergy["
+    )
     assert w.code(TOKEN) == b"" and not w.storages
 
 
