@@ -20,7 +20,9 @@ Decisions (documented here because the config is generated):
   ``preserve_proto_field_names: false``: responses use the canonical proto3 JSON names (lowerCamelCase);
   requests accept both spellings either way. ``always_print_enums_as_ints: false`` (enum names).
 * ``convert_grpc_status: true``: an upstream ``google.rpc.Status`` (with ``ErrorInfo``/``BadRequest``
-  details) becomes the JSON body, and the HTTP status follows Envoy's gRPC→HTTP table.
+  details) becomes the JSON body, and the HTTP status follows Envoy's gRPC→HTTP table. That needs the
+  detail types in the descriptor pool: when ``ENVOY_DESCRIPTOR`` lacks google/rpc/status.proto or
+  error_details.proto, :func:`write` serves a copy extended with them (``<out>.descriptor.pb``).
 * ``request_validation_options``: unknown REST paths are a 404, unknown query parameters a 400,
   a field bound both from the path/query and the body a 400.
 * Envoy's own replies (404/400 from the transcoder, 503 no healthy upstream, 504 timeouts, 413, ...)
@@ -58,7 +60,9 @@ from pathlib import Path
 from typing import Any
 
 from google.api import annotations_pb2
+from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DESCRIPTOR = REPO_ROOT / "gen" / "envoy" / "tronpay.pb"
@@ -167,6 +171,42 @@ def load_public_methods(descriptor: Path) -> list[Method]:
     if missing:
         raise ValueError(f"{descriptor}: no HTTP-bound RPCs for service package(s) {', '.join(missing)}")
     return sorted(methods, key=lambda m: m.grpc_path)
+
+
+#: Files whose message types must be in the transcoder's descriptor pool: convert_grpc_status renders
+#: google.rpc.Status and its details (ErrorInfo, BadRequest, ...) as JSON only when it knows their types;
+#: without them Envoy passes the upstream's gRPC error through unconverted (empty body, HTTP 501/400).
+STATUS_FILES: tuple[_descriptor.FileDescriptor, ...] = (status_pb2.DESCRIPTOR, error_details_pb2.DESCRIPTOR)
+
+
+def with_status_types(descriptor: Path, out: Path | None) -> Path:
+    """The descriptor set to serve: ``descriptor`` itself when it already holds google.rpc.Status and
+    error_details, else a copy at ``out`` extended with those files (and their imports, dependencies
+    first) from the installed googleapis-common-protos. With ``out`` None nothing is written."""
+    fds = descriptor_pb2.FileDescriptorSet()
+    fds.ParseFromString(descriptor.read_bytes())
+    names = {f.name for f in fds.file}
+    added = 0
+
+    def add(file: _descriptor.FileDescriptor) -> None:
+        nonlocal added
+        if file.name in names:
+            return
+        for dep in file.dependencies:
+            add(dep)
+        proto = descriptor_pb2.FileDescriptorProto()
+        file.CopyToProto(proto)
+        fds.file.append(proto)
+        names.add(file.name)
+        added += 1
+
+    for file in STATUS_FILES:
+        add(file)
+    if added == 0 or out is None:
+        return descriptor
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(fds.SerializeToString(deterministic=True))
+    return out
 
 
 def _env(env: Mapping[str, str], name: str, default: str) -> str:
@@ -431,12 +471,17 @@ def _transcoder(descriptor: Path, methods: list[Method]) -> dict[str, Any]:
     }
 
 
-def render(env: Mapping[str, str]) -> dict[str, Any]:
-    """Build the whole Envoy bootstrap from the environment."""
-    descriptor = Path(_env(env, "ENVOY_DESCRIPTOR", str(DEFAULT_DESCRIPTOR))).resolve()
-    if not descriptor.is_file():
-        raise FileNotFoundError(f"descriptor set {descriptor} does not exist (run `make gen`)")
-    methods = load_public_methods(descriptor)
+def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[str, Any]:
+    """Build the whole Envoy bootstrap from the environment.
+
+    ``descriptor_out`` is where a descriptor set extended with the google.rpc status types is written
+    when ``ENVOY_DESCRIPTOR`` lacks them (see :func:`with_status_types`); None renders without writing.
+    """
+    source = Path(_env(env, "ENVOY_DESCRIPTOR", str(DEFAULT_DESCRIPTOR))).resolve()
+    if not source.is_file():
+        raise FileNotFoundError(f"descriptor set {source} does not exist (run `make gen`)")
+    methods = load_public_methods(source)
+    descriptor = with_status_types(source, descriptor_out)
     ups = upstreams(env, methods)
     hcm = {
         "@type": TYPE_URL
@@ -512,7 +557,7 @@ def render(env: Mapping[str, str]) -> dict[str, Any]:
 
 def write(env: Mapping[str, str], out: Path) -> Path:
     """Render and write the config atomically; return its path."""
-    config = render(env)
+    config = render(env, descriptor_out=out.with_name(out.stem + ".descriptor.pb"))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     tmp.write_text(json.dumps(config, indent=2) + "\n")

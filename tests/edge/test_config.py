@@ -124,3 +124,18 @@ def test_make_envoy_validate(tmp_path: Path, envoy_descriptor: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"configuration '{tmp_path / 'envoy.json'}' OK" in result.stdout
+
+
+def test_served_descriptor_knows_the_error_detail_types(tmp_path: Path, envoy_descriptor: Path) -> None:
+    """convert_grpc_status renders ErrorInfo/BadRequest only if their types are in the descriptor set."""
+    from google.protobuf import descriptor_pb2
+
+    config = render.render({"ENVOY_DESCRIPTOR": str(envoy_descriptor)}, descriptor_out=tmp_path / "d.pb")
+    served = Path(_hcm(config)["http_filters"][0]["typed_config"]["proto_descriptor"])
+    fds = descriptor_pb2.FileDescriptorSet()
+    fds.ParseFromString(served.read_bytes())
+    seen: set[str] = set()
+    for file in fds.file:
+        assert set(file.dependency) <= seen, f"{file.name} comes before its imports"
+        seen.add(file.name)
+    assert {"google/rpc/status.proto", "google/rpc/error_details.proto"} <= seen
