@@ -41,6 +41,9 @@ GEN_DIR = REPO / "gen"
 BUF = REPO / "node_modules" / ".bin" / "buf"
 VALIDATE_PROTO = "buf/validate/validate.proto"
 ENVOY_DESCRIPTOR = Path("envoy") / "tronpay.pb"
+# Not imported by our protos but needed in the Envoy descriptor: the transcoder's convert_grpc_status renders
+# google.rpc.Status details (ErrorInfo, BadRequest, ...) only for types it finds there.
+EXTRA_DEPS = ("google/rpc/code.proto", "google/rpc/error_details.proto", "google/rpc/status.proto")
 IMPORT_RE = re.compile(r'^\s*import\s+(?:public\s+|weak\s+)?"([^"]+)"\s*;', re.M)
 
 _SHIM = '''"""buf/validate/validate.proto for the google.protobuf runtime, loaded from protovalidate.
@@ -172,25 +175,26 @@ def deps(dest: Path = DEPS_DIR) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    pending = [(PROTO_DIR / p) for p in our_protos()]
+    queue = list(EXTRA_DEPS)  # import names still to resolve
+    for name in our_protos():
+        queue += IMPORT_RE.findall((PROTO_DIR / name).read_text())
     seen: set[str] = set()
-    while pending:
-        path = pending.pop()
-        for imp in IMPORT_RE.findall(path.read_text()):
-            if imp in seen or imp.startswith("google/protobuf/"):
-                continue
-            seen.add(imp)
-            if imp == VALIDATE_PROTO:
-                render_validate(dest)
-            elif (PROTO_DIR / imp).exists():
-                pending.append(PROTO_DIR / imp)
-            elif (site / imp).exists():
-                target = dest / imp
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(site / imp, target)
-                pending.append(site / imp)
-            else:
-                raise SystemExit(f"cannot resolve import {imp!r} (from {path})")
+    while queue:
+        imp = queue.pop()
+        if imp in seen or imp.startswith("google/protobuf/"):  # buf and protoc bring the WKTs
+            continue
+        seen.add(imp)
+        if imp == VALIDATE_PROTO:
+            render_validate(dest)
+        elif (PROTO_DIR / imp).exists():
+            queue += IMPORT_RE.findall((PROTO_DIR / imp).read_text())
+        elif (site / imp).exists():
+            target = dest / imp
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(site / imp, target)
+            queue += IMPORT_RE.findall(target.read_text())
+        else:
+            raise SystemExit(f"cannot resolve import {imp!r}")
     return dest
 
 

@@ -898,7 +898,9 @@ class BroadcastTransactionRequest(google.protobuf.message.Message):
     REQUEST_ID_FIELD_NUMBER: builtins.int
     TRANSACTION_FIELD_NUMBER: builtins.int
     request_id: builtins.str
-    """Idempotency key; a repeated key returns the first result."""
+    """Optional idempotency key (broadcasting is idempotent by txid anyway); a repeated key returns the first
+    result.
+    """
     @property
     def transaction(self) -> tronpay.common.v1.common_pb2.Transaction:
         """The signed transaction (raw_data and at least one signature)."""
@@ -1711,7 +1713,9 @@ class WatchAddressesRequest(google.protobuf.message.Message):
     WATCHER_FIELD_NUMBER: builtins.int
     LABEL_FIELD_NUMBER: builtins.int
     request_id: builtins.str
-    """Idempotency key; a repeated key returns the first result."""
+    """Optional idempotency key (watching is idempotent per address and watcher anyway); a repeated key returns
+    the first result.
+    """
     watcher: builtins.str
     """Watcher name."""
     label: builtins.str
@@ -1762,7 +1766,9 @@ class UnwatchAddressesRequest(google.protobuf.message.Message):
     ADDRESSES_FIELD_NUMBER: builtins.int
     WATCHER_FIELD_NUMBER: builtins.int
     request_id: builtins.str
-    """Idempotency key; a repeated key returns the first result."""
+    """Optional idempotency key (unwatching is idempotent per address and watcher anyway); a repeated key
+    returns the first result.
+    """
     watcher: builtins.str
     """Watcher name."""
     @property

@@ -178,9 +178,9 @@ class Wallet(google.protobuf.message.Message):
     display_name: builtins.str
     """Human-readable name."""
     owner_id: builtins.str
-    """Owner (merchant, user or operator id) the wallet belongs to."""
+    """Owner (merchant, user or operator id) the wallet belongs to; required on create, immutable after."""
     kind: global___Wallet.Kind.ValueType
-    """Kind; immutable after creation."""
+    """Kind; required on create, immutable after."""
     state: global___Wallet.State.ValueType
     """Output only. Lifecycle state."""
     address: builtins.str
