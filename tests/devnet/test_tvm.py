@@ -433,3 +433,22 @@ def test_call_depth_is_limited_to_64() -> None:
     res = raw_call(w, contract, limit=10_000_000)
     assert res.result == "SUCCESS", res
     assert w.storage(contract, 0) == 65  # frames at depth 0..64; the 65th call is refused, not an error
+
+
+def test_call_with_value_creates_account_and_charges_tvm_call_energy() -> None:
+    w = DictWorldState()
+    payer = b"\x15" * 20
+    fresh = b"\x16" * 20
+    # CALL(gas 0, to fresh, value 5, no args/ret); STOP
+    code = bytes.fromhex("6000600060006000600573") + fresh + bytes.fromhex("6000f100")
+    w.set_code(payer, code)
+    w.set_balance(payer, 100)
+    first = raw_call(w, payer)
+    assert first.result == "SUCCESS", first
+    # 7 pushes (21) + CALL 40 + value 9 000 + new account 25 000; the callee (no code) hands back its whole
+    # message energy, which includes the free 2 300 stipend (java-tron refunds msg energy the same way).
+    assert first.energy_used == 21 + 40 + 9_000 + 25_000 - 2_300
+    assert w.exists(fresh) and w.balance(fresh) == 5 and w.balance(payer) == 95
+    second = raw_call(w, payer)
+    assert second.energy_used == 21 + 40 + 9_000 - 2_300
+    assert w.balance(fresh) == 10
