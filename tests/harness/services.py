@@ -184,8 +184,12 @@ class ServiceFactory:
             cluster.processes[name] = proc
             proc.start(wait=False)
         if wait:
-            for proc in cluster.processes.values():
-                proc.wait_serving(60)
+            try:
+                for proc in cluster.processes.values():
+                    proc.wait_serving(60)
+            except BaseException:
+                cluster.stop()  # a fixture that fails before yielding gets no teardown
+                raise
         return cluster
 
     def close(self) -> None:
@@ -206,5 +210,7 @@ def service_factory(ferretdb: FerretDB, tmp_path: Path) -> Iterator[ServiceFacto
 def cluster(ferretdb: FerretDB, devnet: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """All six services for the session, against the session FerretDB and devnet."""
     factory = ServiceFactory(ferretdb, tmp_path_factory.mktemp("services"))
-    yield factory.start(node_url=devnet.url)
-    factory.close()
+    try:
+        yield factory.start(node_url=devnet.url)
+    finally:
+        factory.close()

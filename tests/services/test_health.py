@@ -17,8 +17,10 @@ from tests.harness.services import SERVICES, Cluster, ServiceFactory
 @pytest.fixture(scope="module")
 def six(ferretdb: FerretDB, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
     factory = ServiceFactory(ferretdb, tmp_path_factory.mktemp("six"))
-    yield factory.start()  # type: ignore[misc]
-    factory.close()
+    try:
+        yield factory.start()  # type: ignore[misc]
+    finally:
+        factory.close()
 
 
 def _public_services(proc_target: str) -> list[str]:

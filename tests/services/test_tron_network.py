@@ -21,9 +21,13 @@ def tron_client(
     devnet: Any, ferretdb: FerretDB, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
     factory = ServiceFactory(ferretdb, tmp_path_factory.mktemp("tron"))
-    cluster = factory.start("tron_client", node_url=devnet.url, env={"USDT_CONTRACT_ADDRESS": devnet.usdt})
-    yield cluster["tron_client"]
-    factory.close()
+    try:
+        cluster = factory.start(
+            "tron_client", node_url=devnet.url, env={"USDT_CONTRACT_ADDRESS": devnet.usdt}
+        )
+        yield cluster["tron_client"]
+    finally:
+        factory.close()
 
 
 @pytest.fixture(scope="module")
