@@ -195,13 +195,19 @@ class Chain:
         return World(self.store.at(self.solid_number if solid else None))
 
     def next_slot_time(self, now_ms: int | None = None) -> int:
-        """Next block timestamp: one slot after head, or the current wall-clock slot if later."""
+        """Next block timestamp: the current wall-clock slot, or one slot after head. Chain time never runs
+        more than one slot ahead of the wall clock (tronpy's expirations are wall-clock based): beyond
+        that, blocks are packed 1 ms after head."""
         interval = self.block_time_ms
         after_head = self.head_time + interval
         if now_ms is None:
             now_ms = int(time.time() * 1000)
         aligned = now_ms - now_ms % interval
-        return max(after_head, aligned)
+        if aligned >= after_head:
+            return aligned
+        if after_head <= aligned + interval:
+            return after_head
+        return self.head_time + 1
 
     def block_context(self, number: int, timestamp: int) -> BlockContext:
         return BlockContext(number, timestamp, self.witness_address, self.chain_id, self.params.energy_fee,

@@ -399,17 +399,19 @@ class Node:
 
     # ---- devnet control --------------------------------------------------------------------------
     def produce_block(self, timestamp_ms: int | None = None) -> Block:
-        """Seal the pending transactions into a new witness-signed block. timestamp_ms None = the next slot
-        (max(head+block_time, now aligned to the slot grid))."""
+        """Seal the pending transactions into a new witness-signed block. timestamp_ms None = the current
+        wall-clock slot, or head + one slot (never more than a slot ahead of the clock; then head + 1 ms)."""
         block = self._chain.produce_block(timestamp_ms)
         return block
 
-    def mine(self, n: int) -> list[Block]:
-        """Produce n blocks back to back (timestamps one slot apart)."""
+    def mine(self, n: int, spacing_ms: int | None = None) -> list[Block]:
+        """Produce n blocks back to back. spacing_ms None: timestamps as produce_block() picks them (never
+        running ahead of the wall clock by more than a slot). spacing_ms given: each block exactly that much
+        after the previous one (time travel for tests: unfreeze delays, locks, reward windows)."""
         blocks = []
         for _ in range(n):
-            ts = self._chain.head_time + self._chain.block_time_ms
-            blocks.append(self._chain.produce_block(max(ts, self._chain.next_slot_time())))
+            ts = None if spacing_ms is None else self._chain.head_time + max(spacing_ms, 1)
+            blocks.append(self._chain.produce_block(ts))
         return blocks
 
     def fork(self, k: int, reinclude: bool = False) -> list[Block]:

@@ -169,7 +169,7 @@ def test_freeze_unfreeze_withdraw_cancel(node: Node) -> None:
     assert acc.unfrozenV2[0].unfreeze_amount == 40_000_000 and node.available_unfreeze_count(addr) == 31
     early = system(node, key, "WithdrawExpireUnfreezeContract")
     assert rejected(node, early) == "no unFreeze balance to withdraw "
-    node.mine(2)
+    node.mine(2, spacing_ms=3000)  # let the 6 s unfreeze delay pass
     info = run_ok(node, system(node, key, "WithdrawExpireUnfreezeContract"))
     assert info.withdraw_expire_amount == 40_000_000
     # cancel: a fresh unfreeze goes back to stake

@@ -324,3 +324,13 @@ def test_set_params_validates(node: Node) -> None:
         node.set_params({"getEnergyFee": "x"})  # type: ignore[dict-item]
     node.set_params({"getMemoFee": 2_000_000})
     assert dict(node.chain_parameters())["getMemoFee"] == 2_000_000
+
+
+def test_mining_never_runs_far_ahead_of_the_wall_clock(node: Node) -> None:
+    node.mine(40)
+    now = int(time.time() * 1000)
+    assert node.head_block().block_header.raw_data.timestamp <= now + 2 * 3000
+    # a tronpy-style wall-clock expiration is still accepted after mining many blocks
+    send_ok(node, transfer(node, KEYS[1], ADDRS[2], 1, expiration_ms=now + 60_000))
+    times = [b.block_header.raw_data.timestamp for b in node.mine(3, spacing_ms=10_000)]
+    assert times[1] - times[0] == times[2] - times[1] == 10_000
