@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.harness.devnet",
+    "tests.harness.envoy",
     "tests.harness.ferretdb",
     "tests.harness.services",
 ]
