@@ -1,0 +1,44 @@
+"""Wallet-manager vault core: envelope-encrypted keys, HD derivation, transaction parsing, signing policy,
+personal messages, and Ledger/Trezor clients. A library for the servicer; no gRPC, no MongoDB here."""
+
+from .address import from_base58, private_key_to_address, recover_address, sign_digest, to_base58
+from .errors import (
+    InvalidAddress,
+    InvalidMnemonic,
+    MalformedTransaction,
+    SecretUnavailable,
+    SignatureMismatch,
+    UnknownKek,
+    VaultError,
+)
+from .keystore import KdfParams, Kek, Keyring, SealedSecret
+from .policy import AssetLimit, Decision, WalletPolicy, check
+from .signer import sign_transaction
+from .tron_tx import ParsedTransaction, Spend, parse_transaction
+
+__all__ = [
+    "AssetLimit",
+    "Decision",
+    "InvalidAddress",
+    "InvalidMnemonic",
+    "KdfParams",
+    "Kek",
+    "Keyring",
+    "MalformedTransaction",
+    "ParsedTransaction",
+    "SealedSecret",
+    "SecretUnavailable",
+    "SignatureMismatch",
+    "Spend",
+    "UnknownKek",
+    "VaultError",
+    "WalletPolicy",
+    "check",
+    "from_base58",
+    "parse_transaction",
+    "private_key_to_address",
+    "recover_address",
+    "sign_digest",
+    "sign_transaction",
+    "to_base58",
+]

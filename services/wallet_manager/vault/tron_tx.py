@@ -1,0 +1,201 @@
+"""Wire-level parsing of a TRON Transaction.raw: what a signature would authorise.
+
+Only the bytes the caller sends are trusted: the txID is recomputed here as sha256(raw) and every field
+a policy checks is decoded from those same bytes. Field numbers: tron-protocol.md §1.1/§1.2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .address import to_base58, txid
+from .errors import InvalidAddress, MalformedTransaction
+from .wire import Fields, iter_fields
+
+CONTRACT_TYPES: dict[int, str] = {
+    0: "AccountCreateContract", 1: "TransferContract", 2: "TransferAssetContract", 3: "VoteAssetContract",
+    4: "VoteWitnessContract", 5: "WitnessCreateContract", 6: "AssetIssueContract", 8: "WitnessUpdateContract",
+    9: "ParticipateAssetIssueContract", 10: "AccountUpdateContract", 11: "FreezeBalanceContract",
+    12: "UnfreezeBalanceContract", 13: "WithdrawBalanceContract", 14: "UnfreezeAssetContract",
+    15: "UpdateAssetContract", 16: "ProposalCreateContract", 17: "ProposalApproveContract",
+    18: "ProposalDeleteContract", 19: "SetAccountIdContract", 20: "CustomContract", 30: "CreateSmartContract",
+    31: "TriggerSmartContract", 32: "GetContract", 33: "UpdateSettingContract", 41: "ExchangeCreateContract",
+    42: "ExchangeInjectContract", 43: "ExchangeWithdrawContract", 44: "ExchangeTransactionContract",
+    45: "UpdateEnergyLimitContract", 46: "AccountPermissionUpdateContract", 48: "ClearABIContract",
+    49: "UpdateBrokerageContract", 51: "ShieldedTransferContract", 52: "MarketSellAssetContract",
+    53: "MarketCancelOrderContract", 54: "FreezeBalanceV2Contract", 55: "UnfreezeBalanceV2Contract",
+    56: "WithdrawExpireUnfreezeContract", 57: "DelegateResourceContract", 58: "UnDelegateResourceContract",
+    59: "CancelAllUnfreezeV2Contract",
+}  # fmt: skip
+CONTRACT_TYPE_IDS = {v: k for k, v in CONTRACT_TYPES.items()}
+TYPE_URL_PREFIX = "type.googleapis.com/protocol."
+RESOURCES = {0: "BANDWIDTH", 1: "ENERGY", 2: "TRON_POWER"}
+
+TRX = "TRX"
+SELECTOR_TRANSFER = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
+SELECTOR_APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
+SELECTOR_TRANSFER_FROM = bytes.fromhex("23b872dd")  # transferFrom(address,address,uint256)
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Value a signature would move or expose: asset is "TRX", "TRC10:<id>" or a TRC20 base58 address."""
+
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class ParsedTransaction:
+    raw: bytes = field(repr=False)
+    txid: bytes
+    contract_type: int
+    contract_type_name: str
+    type_url: str
+    owner: str
+    permission_id: int
+    destination: str | None  # recipient, spender, receiver, or the called contract
+    amount: int | None  # sun / token base units / frozen balance, per contract
+    asset: str | None
+    token_method: str | None  # "transfer" | "approve" | "transferFrom" for recognised TRC20 calls
+    token_contract: str | None
+    call_value: int
+    call_data: bytes = field(repr=False)
+    resource: str | None
+    memo: bytes
+    expiration: int  # ms since epoch
+    timestamp: int
+    fee_limit: int
+    ref_block_bytes: bytes
+    ref_block_hash: bytes
+    votes: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def txid_hex(self) -> str:
+        return self.txid.hex()
+
+    @property
+    def spend(self) -> Spend | None:
+        """What counts against per-transaction and daily limits; None for resource/stake-only contracts.
+
+        TRC20 approve counts: an allowance lets the spender move that amount later. Freeze/delegate do not
+        leave the owner's account and are limited by the allowed contract types instead.
+        """
+        if self.contract_type in (1, 2) and self.asset is not None and self.amount is not None:
+            return Spend(self.asset, self.amount)
+        if self.contract_type == 31:
+            if self.token_method is not None and self.token_contract is not None and self.amount is not None:
+                return Spend(self.token_contract, self.amount)
+            if self.call_value:
+                return Spend(TRX, self.call_value)
+        return None
+
+
+def _addr(b: bytes, what: str) -> str:
+    try:
+        return to_base58(b)
+    except InvalidAddress:
+        raise MalformedTransaction(f"{what}: not a 21-byte 0x41 address") from None
+
+
+def _word_address(word: bytes) -> str:
+    if any(word[:12]):
+        raise MalformedTransaction("ABI address word has non-zero high bytes")
+    return _addr(b"\x41" + word[12:], "ABI address")
+
+
+def parse_transaction(raw: bytes) -> ParsedTransaction:
+    """Decode raw_data bytes; raise MalformedTransaction for anything not a single well-formed contract."""
+    raw = bytes(raw)
+    if not raw:
+        raise MalformedTransaction("empty raw_data")
+    top = Fields(raw)
+    contracts = top.get_all_bytes(11)
+    if len(contracts) != 1:
+        raise MalformedTransaction("exactly one contract is required")
+    c = Fields(contracts[0])
+    ctype = c.get_int(1)
+    name = CONTRACT_TYPES.get(ctype)
+    if name is None:
+        raise MalformedTransaction("unknown contract type")
+    any_ = Fields(c.get_bytes(2))
+    type_url = any_.get_bytes(1).decode("utf-8", "replace")
+    # java-tron unpacks by type_url; a mismatch would make the node execute something else than we checked.
+    if type_url != TYPE_URL_PREFIX + name:
+        raise MalformedTransaction("parameter type_url does not match the contract type")
+    p = Fields(any_.get_bytes(2))
+    owner = _addr(p.get_bytes(1), "owner_address")
+
+    destination: str | None = None
+    amount: int | None = None
+    asset: str | None = None
+    token_method = token_contract = resource = None
+    call_value, call_data = 0, b""
+    votes: tuple[tuple[str, int], ...] = ()
+    if ctype == 1:  # TransferContract
+        destination, amount, asset = _addr(p.get_bytes(2), "to_address"), p.get_int(3), TRX
+    elif ctype == 2:  # TransferAssetContract
+        asset = "TRC10:" + p.get_bytes(1).decode("ascii", "replace")
+        destination, amount = _addr(p.get_bytes(3), "to_address"), p.get_int(4)
+    elif ctype == 31:  # TriggerSmartContract
+        contract = _addr(p.get_bytes(2), "contract_address")
+        call_value, call_data = p.get_int(3), p.get_bytes(4)
+        destination, amount, asset = contract, call_value, TRX
+        sel, args = call_data[:4], call_data[4:]
+        if sel in (SELECTOR_TRANSFER, SELECTOR_APPROVE) and len(args) == 64:
+            token_method = "transfer" if sel == SELECTOR_TRANSFER else "approve"
+            destination, amount = _word_address(args[:32]), int.from_bytes(args[32:], "big")
+            token_contract = asset = contract
+        elif sel == SELECTOR_TRANSFER_FROM and len(args) == 96:
+            _word_address(args[:32])
+            token_method, token_contract, asset = "transferFrom", contract, contract
+            destination, amount = _word_address(args[32:64]), int.from_bytes(args[64:], "big")
+    elif ctype == 11:  # FreezeBalanceContract (v1)
+        amount, asset, resource = p.get_int(2), TRX, RESOURCES.get(p.get_int(10), "UNKNOWN")
+        if p.get_bytes(15):
+            destination = _addr(p.get_bytes(15), "receiver_address")
+    elif ctype == 12:  # UnfreezeBalanceContract (v1)
+        resource = RESOURCES.get(p.get_int(10), "UNKNOWN")
+        if p.get_bytes(15):
+            destination = _addr(p.get_bytes(15), "receiver_address")
+    elif ctype in (54, 55):  # Freeze/UnfreezeBalanceV2
+        amount, asset, resource = p.get_int(2), TRX, RESOURCES.get(p.get_int(3), "UNKNOWN")
+    elif ctype in (57, 58):  # Delegate/UnDelegateResource
+        resource, amount, asset = RESOURCES.get(p.get_int(2), "UNKNOWN"), p.get_int(3), TRX
+        destination = _addr(p.get_bytes(4), "receiver_address")
+    elif ctype == 4:  # VoteWitnessContract
+        votes = tuple(
+            (_addr(Fields(v).get_bytes(1), "vote_address"), Fields(v).get_int(2)) for v in p.get_all_bytes(2)
+        )
+    if amount is not None and amount < 0:
+        raise MalformedTransaction("negative amount")
+
+    return ParsedTransaction(
+        raw=raw,
+        txid=txid(raw),
+        contract_type=ctype,
+        contract_type_name=name,
+        type_url=type_url,
+        owner=owner,
+        permission_id=c.get_int(5),
+        destination=destination,
+        amount=amount,
+        asset=asset,
+        token_method=token_method,
+        token_contract=token_contract,
+        call_value=call_value,
+        call_data=call_data,
+        resource=resource,
+        memo=top.get_bytes(10),
+        expiration=top.get_int(8),
+        timestamp=top.get_int(14),
+        fee_limit=top.get_int(18),
+        ref_block_bytes=top.get_bytes(1),
+        ref_block_hash=top.get_bytes(4),
+        votes=votes,
+    )
+
+
+def top_level_fields(raw: bytes) -> list[bytes]:
+    """The raw bytes of each top-level field, in order (the units a Ledger chunk is made of)."""
+    return [bytes(raw[s:e]) for *_, s, e in iter_fields(raw)]
