@@ -342,6 +342,7 @@ def breaking(against: str | None) -> int:
     if base is None:
         print("buf breaking: nothing to compare with; skipped")
         return 0
+    base = _git("rev-parse", base)
     if not _git("ls-tree", "-d", base, "proto", check=False):
         print(f"buf breaking: {base[:12]} has no proto/; nothing to compare with; skipped")
         return 0

@@ -24,21 +24,56 @@ _sym_db = _symbol_database.Default()
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from tronpay.common.v1 import common_pb2 as tronpay_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n0tronpay/payment_gateway/v1/payment_gateway.proto\x12\x1atronpay.payment_gateway.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etronpay/common/v1/common.proto\"\xe0\x01\n\x0fPaymentTransfer\x12\x0c\n\x04txid\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_index\x18\x02 \x01(\x05\x12\x14\n\x0c\x66rom_address\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x03\x12\x14\n\x0c\x62lock_number\x18\x05 \x01(\x03\x12/\n\x05state\x18\x06 \x01(\x0e\x32 .tronpay.common.v1.TransferState\x12/\n\x0b\x64\x65tect_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04late\x18\x08 \x01(\x08\"\x93\x03\n\x06Refund\x12\x11\n\trefund_id\x18\x01 \x01(\t\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x12\n\nto_address\x18\x04 \x01(\t\x12\x37\n\x05state\x18\x05 \x01(\x0e\x32(.tronpay.payment_gateway.v1.Refund.State\x12\x0c\n\x04txid\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"m\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_SUBMITTED\x10\x02\x12\x13\n\x0fSTATE_CONFIRMED\x10\x03\x12\x10\n\x0cSTATE_FAILED\x10\x04\"\x98\x07\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\'\n\x05\x61sset\x18\x04 \x01(\x0e\x32\x18.tronpay.common.v1.Asset\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x17\n\x0f\x61mount_received\x18\x06 \x01(\x03\x12\x17\n\x0f\x61mount_refunded\x18\x07 \x01(\x03\x12\x17\n\x0f\x64\x65posit_address\x18\x08 \x01(\t\x12\x38\n\x05state\x18\t \x01(\x0e\x32).tronpay.payment_gateway.v1.Payment.State\x12\x13\n\x0b\x64\x65scription\x18\n \x01(\t\x12\x13\n\x0bwebhook_url\x18\x0b \x01(\t\x12\x43\n\x08metadata\x18\x0c \x03(\x0b\x32\x31.tronpay.payment_gateway.v1.Payment.MetadataEntry\x12>\n\ttransfers\x18\r \x03(\x0b\x32+.tronpay.payment_gateway.v1.PaymentTransfer\x12\x33\n\x07refunds\x18\x0e \x03(\x0b\x32\".tronpay.payment_gateway.v1.Refund\x12/\n\x0b\x65xpire_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tpaid_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbc\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x14\n\x10STATE_CONFIRMING\x10\x02\x12\x0e\n\nSTATE_PAID\x10\x03\x12\x13\n\x0fSTATE_UNDERPAID\x10\x04\x12\x12\n\x0eSTATE_OVERPAID\x10\x05\x12\x11\n\rSTATE_EXPIRED\x10\x06\x12\x13\n\x0fSTATE_PAID_LATE\x10\x07\x12\x12\n\x0eSTATE_REFUNDED\x10\x08\"\x99\x04\n\x14\x43reatePaymentRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12?\n\x0bmerchant_id\x18\x02 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$\x12\x1a\n\x08order_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x33\n\x05\x61sset\x18\x04 \x01(\x0e\x32\x18.tronpay.common.v1.AssetB\n\xbaH\x07\x82\x01\x04\x18\x01\x18\x02\x12\x17\n\x06\x61mount\x18\x05 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x1d\n\x0b\x64\x65scription\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12#\n\x0bwebhook_url\x18\x07 \x01(\tB\x0e\xbaH\x0br\x06\x18\x80\x10\x88\x01\x01\xd8\x01\x01\x12\x36\n\x03ttl\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationB\x0e\xbaH\x0b\xaa\x01\x08\"\x04\x08\x80\xf5$2\x00\x12i\n\x08metadata\x18\t \x03(\x0b\x32>.tronpay.payment_gateway.v1.CreatePaymentRequest.MetadataEntryB\x17\xbaH\x14\x9a\x01\x11\x10 \"\x06r\x04\x10\x01\x18@*\x05r\x03\x18\x80\x04\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"M\n\x15\x43reatePaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32#.tronpay.payment_gateway.v1.Payment\"Q\n\x11GetPaymentRequest\x12<\n\npayment_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\"J\n\x12GetPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32#.tronpay.payment_gateway.v1.Payment\"\xff\x01\n\x14RefundPaymentRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12<\n\npayment_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12\x17\n\x06\x61mount\x18\x03 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x12\x36\n\nto_address\x18\x04 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x18\n\x06reason\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\"\x81\x01\n\x15RefundPaymentResponse\x12\x32\n\x06refund\x18\x01 \x01(\x0b\x32\".tronpay.payment_gateway.v1.Refund\x12\x34\n\x07payment\x18\x02 \x01(\x0b\x32#.tronpay.payment_gateway.v1.Payment\"\xb5\x02\n\x0b\x44iscrepancy\x12:\n\x04kind\x18\x01 \x01(\x0e\x32,.tronpay.payment_gateway.v1.Discrepancy.Kind\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x0c\n\x04txid\x18\x03 \x01(\t\x12\x17\n\x0frecorded_amount\x18\x04 \x01(\x03\x12\x14\n\x0c\x63hain_amount\x18\x05 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"\x88\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15KIND_MISSING_ON_CHAIN\x10\x01\x12\x1c\n\x18KIND_UNRECORDED_ON_CHAIN\x10\x02\x12\x18\n\x14KIND_AMOUNT_MISMATCH\x10\x03\x12\x17\n\x13KIND_STATE_MISMATCH\x10\x04\"\xb6\x01\n\x13ReconciliationTotal\x12\'\n\x05\x61sset\x18\x01 \x01(\x0e\x32\x18.tronpay.common.v1.Asset\x12\x15\n\rpayment_count\x18\x02 \x01(\x03\x12\x17\n\x0f\x65xpected_amount\x18\x03 \x01(\x03\x12\x17\n\x0freceived_amount\x18\x04 \x01(\x03\x12\x17\n\x0frefunded_amount\x18\x05 \x01(\x03\x12\x14\n\x0c\x63hain_amount\x18\x06 \x01(\x03\"\xd4\x01\n\x18GetReconciliationRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x0bmerchant_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x1d\n\tpage_size\x18\x04 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"\xbb\x03\n\x19GetReconciliationResponse\x12>\n\rdiscrepancies\x18\x01 \x03(\x0b\x32\'.tronpay.payment_gateway.v1.Discrepancy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12?\n\x06totals\x18\x03 \x03(\x0b\x32/.tronpay.payment_gateway.v1.ReconciliationTotal\x12\\\n\x0cstate_counts\x18\x04 \x03(\x0b\x32\x46.tronpay.payment_gateway.v1.GetReconciliationResponse.StateCountsEntry\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x62lock_number\x18\x07 \x01(\x03\x1a\x32\n\x10StateCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x97\x01\n\x15ReceiveWebhookRequest\x12\x41\n\nrequest_id\x18\x01 \x01(\tB-\xbaH*r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\xd8\x01\x01\x12\x17\n\x06source\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\"\n\x04\x62ody\x18\x03 \x01(\x0b\x32\x14.google.api.HttpBody\"<\n\x16ReceiveWebhookResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\"\x93\x02\n\x13ListPaymentsRequest\x12\x1d\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12\x1d\n\x0bmerchant_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x42\n\x05state\x18\x04 \x01(\x0e\x32).tronpay.payment_gateway.v1.Payment.StateB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"f\n\x14ListPaymentsResponse\x12\x35\n\x08payments\x18\x01 \x03(\x0b\x32#.tronpay.payment_gateway.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xe7\x03\n\x0fWebhookDelivery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x12\n\npayment_id\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12@\n\x05state\x18\x06 \x01(\x0e\x32\x31.tronpay.payment_gateway.v1.WebhookDelivery.State\x12\x15\n\rattempt_count\x18\x07 \x01(\x05\x12\x18\n\x10last_status_code\x18\x08 \x01(\x05\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x35\n\x11next_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_DELIVERED\x10\x02\x12\x10\n\x0cSTATE_FAILED\x10\x03\"\xc4\x01\n\x1cListWebhookDeliveriesRequest\x12\x1b\n\npayment_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12J\n\x05state\x18\x02 \x01(\x0e\x32\x31.tronpay.payment_gateway.v1.WebhookDelivery.StateB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1d\n\tpage_size\x18\x03 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"y\n\x1dListWebhookDeliveriesResponse\x12?\n\ndeliveries\x18\x01 \x03(\x0b\x32+.tronpay.payment_gateway.v1.WebhookDelivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x98\x01\n\x17RedeliverWebhookRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12=\n\x0b\x64\x65livery_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\"Y\n\x18RedeliverWebhookResponse\x12=\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32+.tronpay.payment_gateway.v1.WebhookDelivery2\xb2\t\n\x15PaymentGatewayService\x12\x99\x01\n\rCreatePayment\x12\x30.tronpay.payment_gateway.v1.CreatePaymentRequest\x1a\x31.tronpay.payment_gateway.v1.CreatePaymentResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/api/v1/payments/process:\x01*\x12\x92\x01\n\nGetPayment\x12-.tronpay.payment_gateway.v1.GetPaymentRequest\x1a..tronpay.payment_gateway.v1.GetPaymentResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/payments/{payment_id}\x12\x98\x01\n\rRefundPayment\x12\x30.tronpay.payment_gateway.v1.RefundPaymentRequest\x1a\x31.tronpay.payment_gateway.v1.RefundPaymentResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/payments/refund:\x01*\x12\xa9\x01\n\x11GetReconciliation\x12\x34.tronpay.payment_gateway.v1.GetReconciliationRequest\x1a\x35.tronpay.payment_gateway.v1.GetReconciliationResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/payments/reconciliation\x12\x9f\x01\n\x0eReceiveWebhook\x12\x31.tronpay.payment_gateway.v1.ReceiveWebhookRequest\x1a\x32.tronpay.payment_gateway.v1.ReceiveWebhookResponse\"&\x82\xd3\xe4\x93\x02 \"\x18/api/v1/payments/webhook:\x04\x62ody\x12q\n\x0cListPayments\x12/.tronpay.payment_gateway.v1.ListPaymentsRequest\x1a\x30.tronpay.payment_gateway.v1.ListPaymentsResponse\x12\x8c\x01\n\x15ListWebhookDeliveries\x12\x38.tronpay.payment_gateway.v1.ListWebhookDeliveriesRequest\x1a\x39.tronpay.payment_gateway.v1.ListWebhookDeliveriesResponse\x12}\n\x10RedeliverWebhook\x12\x33.tronpay.payment_gateway.v1.RedeliverWebhookRequest\x1a\x34.tronpay.payment_gateway.v1.RedeliverWebhookResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n0tronpay/payment_gateway/v1/payment_gateway.proto\x12\x1atronpay.payment_gateway.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etronpay/common/v1/common.proto\"\xe0\x01\n\x0fPaymentTransfer\x12\x0c\n\x04txid\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_index\x18\x02 \x01(\x05\x12\x14\n\x0c\x66rom_address\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x03\x12\x14\n\x0c\x62lock_number\x18\x05 \x01(\x03\x12/\n\x05state\x18\x06 \x01(\x0e\x32 .tronpay.common.v1.TransferState\x12/\n\x0b\x64\x65tect_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04late\x18\x08 \x01(\x08\"\xb1\x03\n\x06Refund\x12\x16\n\trefund_id\x18\x01 \x01(\tB\x03\xe0\x41\x03\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x12\n\nto_address\x18\x04 \x01(\t\x12<\n\x05state\x18\x05 \x01(\x0e\x32(.tronpay.payment_gateway.v1.Refund.StateB\x03\xe0\x41\x03\x12\x11\n\x04txid\x18\x06 \x01(\tB\x03\xe0\x41\x03\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x1b\n\x0e\x66\x61ilure_reason\x18\x08 \x01(\tB\x03\xe0\x41\x03\x12\x34\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\x12\x34\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\"m\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_SUBMITTED\x10\x02\x12\x13\n\x0fSTATE_CONFIRMED\x10\x03\x12\x10\n\x0cSTATE_FAILED\x10\x04\"\xcf\x07\n\x07Payment\x12\x17\n\npayment_id\x18\x01 \x01(\tB\x03\xe0\x41\x03\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\'\n\x05\x61sset\x18\x04 \x01(\x0e\x32\x18.tronpay.common.v1.Asset\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x1c\n\x0f\x61mount_received\x18\x06 \x01(\x03\x42\x03\xe0\x41\x03\x12\x1c\n\x0f\x61mount_refunded\x18\x07 \x01(\x03\x42\x03\xe0\x41\x03\x12\x1c\n\x0f\x64\x65posit_address\x18\x08 \x01(\tB\x03\xe0\x41\x03\x12=\n\x05state\x18\t \x01(\x0e\x32).tronpay.payment_gateway.v1.Payment.StateB\x03\xe0\x41\x03\x12\x13\n\x0b\x64\x65scription\x18\n \x01(\t\x12\x13\n\x0bwebhook_url\x18\x0b \x01(\t\x12\x43\n\x08metadata\x18\x0c \x03(\x0b\x32\x31.tronpay.payment_gateway.v1.Payment.MetadataEntry\x12\x43\n\ttransfers\x18\r \x03(\x0b\x32+.tronpay.payment_gateway.v1.PaymentTransferB\x03\xe0\x41\x03\x12\x38\n\x07refunds\x18\x0e \x03(\x0b\x32\".tronpay.payment_gateway.v1.RefundB\x03\xe0\x41\x03\x12\x34\n\x0b\x65xpire_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\x12\x34\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\x12\x34\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\x12\x32\n\tpaid_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbc\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x14\n\x10STATE_CONFIRMING\x10\x02\x12\x0e\n\nSTATE_PAID\x10\x03\x12\x13\n\x0fSTATE_UNDERPAID\x10\x04\x12\x12\n\x0eSTATE_OVERPAID\x10\x05\x12\x11\n\rSTATE_EXPIRED\x10\x06\x12\x13\n\x0fSTATE_PAID_LATE\x10\x07\x12\x12\n\x0eSTATE_REFUNDED\x10\x08\"\x99\x04\n\x14\x43reatePaymentRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12?\n\x0bmerchant_id\x18\x02 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$\x12\x1a\n\x08order_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x33\n\x05\x61sset\x18\x04 \x01(\x0e\x32\x18.tronpay.common.v1.AssetB\n\xbaH\x07\x82\x01\x04\x18\x01\x18\x02\x12\x17\n\x06\x61mount\x18\x05 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x1d\n\x0b\x64\x65scription\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12#\n\x0bwebhook_url\x18\x07 \x01(\tB\x0e\xbaH\x0br\x06\x18\x80\x10\x88\x01\x01\xd8\x01\x01\x12\x36\n\x03ttl\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationB\x0e\xbaH\x0b\xaa\x01\x08\"\x04\x08\x80\xf5$2\x00\x12i\n\x08metadata\x18\t \x03(\x0b\x32>.tronpay.payment_gateway.v1.CreatePaymentRequest.MetadataEntryB\x17\xbaH\x14\x9a\x01\x11\x10 \"\x06r\x04\x10\x01\x18@*\x05r\x03\x18\x80\x04\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"M\n\x15\x43reatePaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32#.tronpay.payment_gateway.v1.Payment\"Q\n\x11GetPaymentRequest\x12<\n\npayment_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\"J\n\x12GetPaymentResponse\x12\x34\n\x07payment\x18\x01 \x01(\x0b\x32#.tronpay.payment_gateway.v1.Payment\"\xff\x01\n\x14RefundPaymentRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12<\n\npayment_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12\x17\n\x06\x61mount\x18\x03 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x12\x36\n\nto_address\x18\x04 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x18\n\x06reason\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\"\x81\x01\n\x15RefundPaymentResponse\x12\x32\n\x06refund\x18\x01 \x01(\x0b\x32\".tronpay.payment_gateway.v1.Refund\x12\x34\n\x07payment\x18\x02 \x01(\x0b\x32#.tronpay.payment_gateway.v1.Payment\"\xb5\x02\n\x0b\x44iscrepancy\x12:\n\x04kind\x18\x01 \x01(\x0e\x32,.tronpay.payment_gateway.v1.Discrepancy.Kind\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x0c\n\x04txid\x18\x03 \x01(\t\x12\x17\n\x0frecorded_amount\x18\x04 \x01(\x03\x12\x14\n\x0c\x63hain_amount\x18\x05 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"\x88\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15KIND_MISSING_ON_CHAIN\x10\x01\x12\x1c\n\x18KIND_UNRECORDED_ON_CHAIN\x10\x02\x12\x18\n\x14KIND_AMOUNT_MISMATCH\x10\x03\x12\x17\n\x13KIND_STATE_MISMATCH\x10\x04\"\xb6\x01\n\x13ReconciliationTotal\x12\'\n\x05\x61sset\x18\x01 \x01(\x0e\x32\x18.tronpay.common.v1.Asset\x12\x15\n\rpayment_count\x18\x02 \x01(\x03\x12\x17\n\x0f\x65xpected_amount\x18\x03 \x01(\x03\x12\x17\n\x0freceived_amount\x18\x04 \x01(\x03\x12\x17\n\x0frefunded_amount\x18\x05 \x01(\x03\x12\x14\n\x0c\x63hain_amount\x18\x06 \x01(\x03\"\xd4\x01\n\x18GetReconciliationRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x0bmerchant_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x1d\n\tpage_size\x18\x04 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"\xbb\x03\n\x19GetReconciliationResponse\x12>\n\rdiscrepancies\x18\x01 \x03(\x0b\x32\'.tronpay.payment_gateway.v1.Discrepancy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12?\n\x06totals\x18\x03 \x03(\x0b\x32/.tronpay.payment_gateway.v1.ReconciliationTotal\x12\\\n\x0cstate_counts\x18\x04 \x03(\x0b\x32\x46.tronpay.payment_gateway.v1.GetReconciliationResponse.StateCountsEntry\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x62lock_number\x18\x07 \x01(\x03\x1a\x32\n\x10StateCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x97\x01\n\x15ReceiveWebhookRequest\x12\x41\n\nrequest_id\x18\x01 \x01(\tB-\xbaH*r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\xd8\x01\x01\x12\x17\n\x06source\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\"\n\x04\x62ody\x18\x03 \x01(\x0b\x32\x14.google.api.HttpBody\"<\n\x16ReceiveWebhookResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\"\x93\x02\n\x13ListPaymentsRequest\x12\x1d\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12\x1d\n\x0bmerchant_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x42\n\x05state\x18\x04 \x01(\x0e\x32).tronpay.payment_gateway.v1.Payment.StateB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"f\n\x14ListPaymentsResponse\x12\x35\n\x08payments\x18\x01 \x03(\x0b\x32#.tronpay.payment_gateway.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xec\x03\n\x0fWebhookDelivery\x12\x18\n\x0b\x64\x65livery_id\x18\x01 \x01(\tB\x03\xe0\x41\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x12\n\npayment_id\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12@\n\x05state\x18\x06 \x01(\x0e\x32\x31.tronpay.payment_gateway.v1.WebhookDelivery.State\x12\x15\n\rattempt_count\x18\x07 \x01(\x05\x12\x18\n\x10last_status_code\x18\x08 \x01(\x05\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x35\n\x11next_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_DELIVERED\x10\x02\x12\x10\n\x0cSTATE_FAILED\x10\x03\"\xc4\x01\n\x1cListWebhookDeliveriesRequest\x12\x1b\n\npayment_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12J\n\x05state\x18\x02 \x01(\x0e\x32\x31.tronpay.payment_gateway.v1.WebhookDelivery.StateB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1d\n\tpage_size\x18\x03 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"y\n\x1dListWebhookDeliveriesResponse\x12?\n\ndeliveries\x18\x01 \x03(\x0b\x32+.tronpay.payment_gateway.v1.WebhookDelivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x98\x01\n\x17RedeliverWebhookRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12=\n\x0b\x64\x65livery_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\"Y\n\x18RedeliverWebhookResponse\x12=\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32+.tronpay.payment_gateway.v1.WebhookDelivery2\xb2\t\n\x15PaymentGatewayService\x12\x99\x01\n\rCreatePayment\x12\x30.tronpay.payment_gateway.v1.CreatePaymentRequest\x1a\x31.tronpay.payment_gateway.v1.CreatePaymentResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/api/v1/payments/process:\x01*\x12\x92\x01\n\nGetPayment\x12-.tronpay.payment_gateway.v1.GetPaymentRequest\x1a..tronpay.payment_gateway.v1.GetPaymentResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/payments/{payment_id}\x12\x98\x01\n\rRefundPayment\x12\x30.tronpay.payment_gateway.v1.RefundPaymentRequest\x1a\x31.tronpay.payment_gateway.v1.RefundPaymentResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/payments/refund:\x01*\x12\xa9\x01\n\x11GetReconciliation\x12\x34.tronpay.payment_gateway.v1.GetReconciliationRequest\x1a\x35.tronpay.payment_gateway.v1.GetReconciliationResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/payments/reconciliation\x12\x9f\x01\n\x0eReceiveWebhook\x12\x31.tronpay.payment_gateway.v1.ReceiveWebhookRequest\x1a\x32.tronpay.payment_gateway.v1.ReceiveWebhookResponse\"&\x82\xd3\xe4\x93\x02 \"\x18/api/v1/payments/webhook:\x04\x62ody\x12q\n\x0cListPayments\x12/.tronpay.payment_gateway.v1.ListPaymentsRequest\x1a\x30.tronpay.payment_gateway.v1.ListPaymentsResponse\x12\x8c\x01\n\x15ListWebhookDeliveries\x12\x38.tronpay.payment_gateway.v1.ListWebhookDeliveriesRequest\x1a\x39.tronpay.payment_gateway.v1.ListWebhookDeliveriesResponse\x12}\n\x10RedeliverWebhook\x12\x33.tronpay.payment_gateway.v1.RedeliverWebhookRequest\x1a\x34.tronpay.payment_gateway.v1.RedeliverWebhookResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tronpay.payment_gateway.v1.payment_gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_REFUND'].fields_by_name['refund_id']._loaded_options = None
+  _globals['_REFUND'].fields_by_name['refund_id']._serialized_options = b'\340A\003'
+  _globals['_REFUND'].fields_by_name['state']._loaded_options = None
+  _globals['_REFUND'].fields_by_name['state']._serialized_options = b'\340A\003'
+  _globals['_REFUND'].fields_by_name['txid']._loaded_options = None
+  _globals['_REFUND'].fields_by_name['txid']._serialized_options = b'\340A\003'
+  _globals['_REFUND'].fields_by_name['failure_reason']._loaded_options = None
+  _globals['_REFUND'].fields_by_name['failure_reason']._serialized_options = b'\340A\003'
+  _globals['_REFUND'].fields_by_name['create_time']._loaded_options = None
+  _globals['_REFUND'].fields_by_name['create_time']._serialized_options = b'\340A\003'
+  _globals['_REFUND'].fields_by_name['update_time']._loaded_options = None
+  _globals['_REFUND'].fields_by_name['update_time']._serialized_options = b'\340A\003'
   _globals['_PAYMENT_METADATAENTRY']._loaded_options = None
   _globals['_PAYMENT_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_PAYMENT'].fields_by_name['payment_id']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['payment_id']._serialized_options = b'\340A\003'
+  _globals['_PAYMENT'].fields_by_name['amount_received']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['amount_received']._serialized_options = b'\340A\003'
+  _globals['_PAYMENT'].fields_by_name['amount_refunded']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['amount_refunded']._serialized_options = b'\340A\003'
+  _globals['_PAYMENT'].fields_by_name['deposit_address']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['deposit_address']._serialized_options = b'\340A\003'
+  _globals['_PAYMENT'].fields_by_name['state']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['state']._serialized_options = b'\340A\003'
+  _globals['_PAYMENT'].fields_by_name['transfers']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['transfers']._serialized_options = b'\340A\003'
+  _globals['_PAYMENT'].fields_by_name['refunds']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['refunds']._serialized_options = b'\340A\003'
+  _globals['_PAYMENT'].fields_by_name['expire_time']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['expire_time']._serialized_options = b'\340A\003'
+  _globals['_PAYMENT'].fields_by_name['create_time']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['create_time']._serialized_options = b'\340A\003'
+  _globals['_PAYMENT'].fields_by_name['update_time']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['update_time']._serialized_options = b'\340A\003'
+  _globals['_PAYMENT'].fields_by_name['paid_time']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['paid_time']._serialized_options = b'\340A\003'
   _globals['_CREATEPAYMENTREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_CREATEPAYMENTREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_CREATEPAYMENTREQUEST'].fields_by_name['request_id']._loaded_options = None
@@ -91,6 +126,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPAYMENTSREQUEST'].fields_by_name['merchant_id']._serialized_options = b'\272H\005r\003\030\200\001'
   _globals['_LISTPAYMENTSREQUEST'].fields_by_name['state']._loaded_options = None
   _globals['_LISTPAYMENTSREQUEST'].fields_by_name['state']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_WEBHOOKDELIVERY'].fields_by_name['delivery_id']._loaded_options = None
+  _globals['_WEBHOOKDELIVERY'].fields_by_name['delivery_id']._serialized_options = b'\340A\003'
   _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['payment_id']._loaded_options = None
   _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['payment_id']._serialized_options = b'\272H\004r\002\030@'
   _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['state']._loaded_options = None
@@ -113,64 +150,64 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYMENTGATEWAYSERVICE'].methods_by_name['GetReconciliation']._serialized_options = b'\202\323\344\223\002!\022\037/api/v1/payments/reconciliation'
   _globals['_PAYMENTGATEWAYSERVICE'].methods_by_name['ReceiveWebhook']._loaded_options = None
   _globals['_PAYMENTGATEWAYSERVICE'].methods_by_name['ReceiveWebhook']._serialized_options = b'\202\323\344\223\002 \"\030/api/v1/payments/webhook:\004body'
-  _globals['_PAYMENTTRANSFER']._serialized_start=264
-  _globals['_PAYMENTTRANSFER']._serialized_end=488
-  _globals['_REFUND']._serialized_start=491
-  _globals['_REFUND']._serialized_end=894
-  _globals['_REFUND_STATE']._serialized_start=785
-  _globals['_REFUND_STATE']._serialized_end=894
-  _globals['_PAYMENT']._serialized_start=897
-  _globals['_PAYMENT']._serialized_end=1817
-  _globals['_PAYMENT_METADATAENTRY']._serialized_start=1579
-  _globals['_PAYMENT_METADATAENTRY']._serialized_end=1626
-  _globals['_PAYMENT_STATE']._serialized_start=1629
-  _globals['_PAYMENT_STATE']._serialized_end=1817
-  _globals['_CREATEPAYMENTREQUEST']._serialized_start=1820
-  _globals['_CREATEPAYMENTREQUEST']._serialized_end=2357
-  _globals['_CREATEPAYMENTREQUEST_METADATAENTRY']._serialized_start=1579
-  _globals['_CREATEPAYMENTREQUEST_METADATAENTRY']._serialized_end=1626
-  _globals['_CREATEPAYMENTRESPONSE']._serialized_start=2359
-  _globals['_CREATEPAYMENTRESPONSE']._serialized_end=2436
-  _globals['_GETPAYMENTREQUEST']._serialized_start=2438
-  _globals['_GETPAYMENTREQUEST']._serialized_end=2519
-  _globals['_GETPAYMENTRESPONSE']._serialized_start=2521
-  _globals['_GETPAYMENTRESPONSE']._serialized_end=2595
-  _globals['_REFUNDPAYMENTREQUEST']._serialized_start=2598
-  _globals['_REFUNDPAYMENTREQUEST']._serialized_end=2853
-  _globals['_REFUNDPAYMENTRESPONSE']._serialized_start=2856
-  _globals['_REFUNDPAYMENTRESPONSE']._serialized_end=2985
-  _globals['_DISCREPANCY']._serialized_start=2988
-  _globals['_DISCREPANCY']._serialized_end=3297
-  _globals['_DISCREPANCY_KIND']._serialized_start=3161
-  _globals['_DISCREPANCY_KIND']._serialized_end=3297
-  _globals['_RECONCILIATIONTOTAL']._serialized_start=3300
-  _globals['_RECONCILIATIONTOTAL']._serialized_end=3482
-  _globals['_GETRECONCILIATIONREQUEST']._serialized_start=3485
-  _globals['_GETRECONCILIATIONREQUEST']._serialized_end=3697
-  _globals['_GETRECONCILIATIONRESPONSE']._serialized_start=3700
-  _globals['_GETRECONCILIATIONRESPONSE']._serialized_end=4143
-  _globals['_GETRECONCILIATIONRESPONSE_STATECOUNTSENTRY']._serialized_start=4093
-  _globals['_GETRECONCILIATIONRESPONSE_STATECOUNTSENTRY']._serialized_end=4143
-  _globals['_RECEIVEWEBHOOKREQUEST']._serialized_start=4146
-  _globals['_RECEIVEWEBHOOKREQUEST']._serialized_end=4297
-  _globals['_RECEIVEWEBHOOKRESPONSE']._serialized_start=4299
-  _globals['_RECEIVEWEBHOOKRESPONSE']._serialized_end=4359
-  _globals['_LISTPAYMENTSREQUEST']._serialized_start=4362
-  _globals['_LISTPAYMENTSREQUEST']._serialized_end=4637
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=4639
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=4741
-  _globals['_WEBHOOKDELIVERY']._serialized_start=4744
-  _globals['_WEBHOOKDELIVERY']._serialized_end=5231
-  _globals['_WEBHOOKDELIVERY_STATE']._serialized_start=5143
-  _globals['_WEBHOOKDELIVERY_STATE']._serialized_end=5231
-  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_start=5234
-  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_end=5430
-  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_start=5432
-  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_end=5553
-  _globals['_REDELIVERWEBHOOKREQUEST']._serialized_start=5556
-  _globals['_REDELIVERWEBHOOKREQUEST']._serialized_end=5708
-  _globals['_REDELIVERWEBHOOKRESPONSE']._serialized_start=5710
-  _globals['_REDELIVERWEBHOOKRESPONSE']._serialized_end=5799
-  _globals['_PAYMENTGATEWAYSERVICE']._serialized_start=5802
-  _globals['_PAYMENTGATEWAYSERVICE']._serialized_end=7004
+  _globals['_PAYMENTTRANSFER']._serialized_start=297
+  _globals['_PAYMENTTRANSFER']._serialized_end=521
+  _globals['_REFUND']._serialized_start=524
+  _globals['_REFUND']._serialized_end=957
+  _globals['_REFUND_STATE']._serialized_start=848
+  _globals['_REFUND_STATE']._serialized_end=957
+  _globals['_PAYMENT']._serialized_start=960
+  _globals['_PAYMENT']._serialized_end=1935
+  _globals['_PAYMENT_METADATAENTRY']._serialized_start=1697
+  _globals['_PAYMENT_METADATAENTRY']._serialized_end=1744
+  _globals['_PAYMENT_STATE']._serialized_start=1747
+  _globals['_PAYMENT_STATE']._serialized_end=1935
+  _globals['_CREATEPAYMENTREQUEST']._serialized_start=1938
+  _globals['_CREATEPAYMENTREQUEST']._serialized_end=2475
+  _globals['_CREATEPAYMENTREQUEST_METADATAENTRY']._serialized_start=1697
+  _globals['_CREATEPAYMENTREQUEST_METADATAENTRY']._serialized_end=1744
+  _globals['_CREATEPAYMENTRESPONSE']._serialized_start=2477
+  _globals['_CREATEPAYMENTRESPONSE']._serialized_end=2554
+  _globals['_GETPAYMENTREQUEST']._serialized_start=2556
+  _globals['_GETPAYMENTREQUEST']._serialized_end=2637
+  _globals['_GETPAYMENTRESPONSE']._serialized_start=2639
+  _globals['_GETPAYMENTRESPONSE']._serialized_end=2713
+  _globals['_REFUNDPAYMENTREQUEST']._serialized_start=2716
+  _globals['_REFUNDPAYMENTREQUEST']._serialized_end=2971
+  _globals['_REFUNDPAYMENTRESPONSE']._serialized_start=2974
+  _globals['_REFUNDPAYMENTRESPONSE']._serialized_end=3103
+  _globals['_DISCREPANCY']._serialized_start=3106
+  _globals['_DISCREPANCY']._serialized_end=3415
+  _globals['_DISCREPANCY_KIND']._serialized_start=3279
+  _globals['_DISCREPANCY_KIND']._serialized_end=3415
+  _globals['_RECONCILIATIONTOTAL']._serialized_start=3418
+  _globals['_RECONCILIATIONTOTAL']._serialized_end=3600
+  _globals['_GETRECONCILIATIONREQUEST']._serialized_start=3603
+  _globals['_GETRECONCILIATIONREQUEST']._serialized_end=3815
+  _globals['_GETRECONCILIATIONRESPONSE']._serialized_start=3818
+  _globals['_GETRECONCILIATIONRESPONSE']._serialized_end=4261
+  _globals['_GETRECONCILIATIONRESPONSE_STATECOUNTSENTRY']._serialized_start=4211
+  _globals['_GETRECONCILIATIONRESPONSE_STATECOUNTSENTRY']._serialized_end=4261
+  _globals['_RECEIVEWEBHOOKREQUEST']._serialized_start=4264
+  _globals['_RECEIVEWEBHOOKREQUEST']._serialized_end=4415
+  _globals['_RECEIVEWEBHOOKRESPONSE']._serialized_start=4417
+  _globals['_RECEIVEWEBHOOKRESPONSE']._serialized_end=4477
+  _globals['_LISTPAYMENTSREQUEST']._serialized_start=4480
+  _globals['_LISTPAYMENTSREQUEST']._serialized_end=4755
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=4757
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=4859
+  _globals['_WEBHOOKDELIVERY']._serialized_start=4862
+  _globals['_WEBHOOKDELIVERY']._serialized_end=5354
+  _globals['_WEBHOOKDELIVERY_STATE']._serialized_start=5266
+  _globals['_WEBHOOKDELIVERY_STATE']._serialized_end=5354
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_start=5357
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_end=5553
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_start=5555
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_end=5676
+  _globals['_REDELIVERWEBHOOKREQUEST']._serialized_start=5679
+  _globals['_REDELIVERWEBHOOKREQUEST']._serialized_end=5831
+  _globals['_REDELIVERWEBHOOKRESPONSE']._serialized_start=5833
+  _globals['_REDELIVERWEBHOOKRESPONSE']._serialized_end=5922
+  _globals['_PAYMENTGATEWAYSERVICE']._serialized_start=5925
+  _globals['_PAYMENTGATEWAYSERVICE']._serialized_end=7127
 # @@protoc_insertion_point(module_scope)

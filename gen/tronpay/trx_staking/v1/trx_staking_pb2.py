@@ -24,17 +24,32 @@ _sym_db = _symbol_database.Default()
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from tronpay.common.v1 import common_pb2 as tronpay_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(tronpay/trx_staking/v1/trx_staking.proto\x12\x16tronpay.trx_staking.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etronpay/common/v1/common.proto\"\x89\x06\n\x10StakingOperation\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12;\n\x04kind\x18\x02 \x01(\x0e\x32-.tronpay.trx_staking.v1.StakingOperation.Kind\x12=\n\x05state\x18\x03 \x01(\x0e\x32..tronpay.trx_staking.v1.StakingOperation.State\x12\x11\n\twallet_id\x18\x04 \x01(\t\x12\x15\n\rowner_address\x18\x05 \x01(\t\x12\x12\n\namount_sun\x18\x06 \x01(\x03\x12\x31\n\x08resource\x18\x07 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceType\x12\x18\n\x10receiver_address\x18\x08 \x01(\t\x12\x0c\n\x04txid\x18\t \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\n \x01(\t\x12\x35\n\x11withdrawable_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_STAKE\x10\x01\x12\x10\n\x0cKIND_UNSTAKE\x10\x02\x12\x1a\n\x16KIND_WITHDRAW_UNSTAKED\x10\x03\x12\x16\n\x12KIND_CLAIM_REWARDS\x10\x04\x12\x11\n\rKIND_DELEGATE\x10\x05\x12\x13\n\x0fKIND_UNDELEGATE\x10\x06\x12\r\n\tKIND_VOTE\x10\x07\"m\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_BROADCAST\x10\x02\x12\x13\n\x0fSTATE_CONFIRMED\x10\x03\x12\x10\n\x0cSTATE_FAILED\x10\x04\"W\n\x0eStakedResource\x12\x31\n\x08resource\x18\x01 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceType\x12\x12\n\namount_sun\x18\x02 \x01(\x03\"\x8e\x01\n\x0ePendingUnstake\x12\x31\n\x08resource\x18\x01 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceType\x12\x12\n\namount_sun\x18\x02 \x01(\x03\x12\x35\n\x11withdrawable_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x01\n\nDelegation\x12\x14\n\x0c\x66rom_address\x18\x01 \x01(\t\x12\x12\n\nto_address\x18\x02 \x01(\t\x12\x31\n\x08resource\x18\x03 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceType\x12\x12\n\namount_sun\x18\x04 \x01(\x03\x12\x34\n\x10lock_expire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\x0bWitnessVote\x12;\n\x0fwitness_address\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x1b\n\nvote_count\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\"\xad\x04\n\rStakingStatus\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61lance_sun\x18\x02 \x01(\x03\x12\x36\n\x06staked\x18\x03 \x03(\x0b\x32&.tronpay.trx_staking.v1.StakedResource\x12\x18\n\x10total_staked_sun\x18\x04 \x01(\x03\x12@\n\x10pending_unstakes\x18\x05 \x03(\x0b\x32&.tronpay.trx_staking.v1.PendingUnstake\x12\x18\n\x10withdrawable_sun\x18\x06 \x01(\x03\x12\x39\n\rdelegated_out\x18\x07 \x03(\x0b\x32\".tronpay.trx_staking.v1.Delegation\x12\x38\n\x0c\x64\x65legated_in\x18\x08 \x03(\x0b\x32\".tronpay.trx_staking.v1.Delegation\x12\x14\n\x0c\x65nergy_limit\x18\t \x01(\x03\x12\x13\n\x0b\x65nergy_used\x18\n \x01(\x03\x12\x17\n\x0f\x62\x61ndwidth_limit\x18\x0b \x01(\x03\x12\x16\n\x0e\x62\x61ndwidth_used\x18\x0c \x01(\x03\x12\x12\n\ntron_power\x18\r \x01(\x03\x12\x32\n\x05votes\x18\x0e \x03(\x0b\x32#.tronpay.trx_staking.v1.WitnessVote\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe8\x02\n\x0cStakeRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12\x1d\n\namount_sun\x18\x04 \x01(\x03\x42\t\xbaH\x06\"\x04(\xc0\x84=\x12=\n\x08resource\x18\x05 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceTypeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12?\n\x10receiver_address\x18\x06 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\"L\n\rStakeResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation\"\xa7\x02\n\x0eUnstakeRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12\x1b\n\namount_sun\x18\x04 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12=\n\x08resource\x18\x05 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceTypeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\"N\n\x0fUnstakeResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation\"N\n\x17GetStakingStatusRequest\x12\x33\n\x07\x61\x64\x64ress\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\"Q\n\x18GetStakingStatusResponse\x12\x35\n\x06status\x18\x01 \x01(\x0b\x32%.tronpay.trx_staking.v1.StakingStatus\"O\n\x18GetStakingRewardsRequest\x12\x33\n\x07\x61\x64\x64ress\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\"\x84\x02\n\x19GetStakingRewardsResponse\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x1c\n\x14unclaimed_reward_sun\x18\x02 \x01(\x03\x12\x1a\n\x12\x63laimed_reward_sun\x18\x03 \x01(\x03\x12\x33\n\x0flast_claim_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_claim_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x05votes\x18\x06 \x03(\x0b\x32#.tronpay.trx_staking.v1.WitnessVote\"\x8c\x02\n\x0fWithdrawRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12>\n\x04kind\x18\x04 \x01(\x0e\x32$.tronpay.trx_staking.v1.WithdrawKindB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\"O\n\x10WithdrawResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation\"\x93\x03\n\x17\x44\x65legateResourceRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12<\n\x10receiver_address\x18\x04 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x1b\n\namount_sun\x18\x05 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12=\n\x08resource\x18\x06 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceTypeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12#\n\x12lock_period_blocks\x18\x07 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"W\n\x18\x44\x65legateResourceResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation\"\xf0\x02\n\x19UndelegateResourceRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12<\n\x10receiver_address\x18\x04 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x1b\n\namount_sun\x18\x05 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12=\n\x08resource\x18\x06 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceTypeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\"Y\n\x1aUndelegateResourceResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation\"\x91\x02\n\x14VoteWitnessesRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12>\n\x05votes\x18\x04 \x03(\x0b\x32#.tronpay.trx_staking.v1.WitnessVoteB\n\xbaH\x07\x92\x01\x04\x08\x01\x10\x1e\"T\n\x15VoteWitnessesResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation\"\\\n\x1aGetStakingOperationRequest\x12>\n\x0coperation_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\"Z\n\x1bGetStakingOperationResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation*d\n\x0cWithdrawKind\x12\x1d\n\x19WITHDRAW_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16WITHDRAW_KIND_UNSTAKED\x10\x01\x12\x19\n\x15WITHDRAW_KIND_REWARDS\x10\x02\x32\xba\t\n\x11TrxStakingService\x12v\n\x05Stake\x12$.tronpay.trx_staking.v1.StakeRequest\x1a%.tronpay.trx_staking.v1.StakeResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/staking/stake:\x01*\x12~\n\x07Unstake\x12&.tronpay.trx_staking.v1.UnstakeRequest\x1a\'.tronpay.trx_staking.v1.UnstakeResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/staking/unstake:\x01*\x12\x9f\x01\n\x10GetStakingStatus\x12/.tronpay.trx_staking.v1.GetStakingStatusRequest\x1a\x30.tronpay.trx_staking.v1.GetStakingStatusResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/staking/status/{address}\x12\xa3\x01\n\x11GetStakingRewards\x12\x30.tronpay.trx_staking.v1.GetStakingRewardsRequest\x1a\x31.tronpay.trx_staking.v1.GetStakingRewardsResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/staking/rewards/{address}\x12\x82\x01\n\x08Withdraw\x12\'.tronpay.trx_staking.v1.WithdrawRequest\x1a(.tronpay.trx_staking.v1.WithdrawResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/api/v1/staking/withdraw:\x01*\x12u\n\x10\x44\x65legateResource\x12/.tronpay.trx_staking.v1.DelegateResourceRequest\x1a\x30.tronpay.trx_staking.v1.DelegateResourceResponse\x12{\n\x12UndelegateResource\x12\x31.tronpay.trx_staking.v1.UndelegateResourceRequest\x1a\x32.tronpay.trx_staking.v1.UndelegateResourceResponse\x12l\n\rVoteWitnesses\x12,.tronpay.trx_staking.v1.VoteWitnessesRequest\x1a-.tronpay.trx_staking.v1.VoteWitnessesResponse\x12~\n\x13GetStakingOperation\x12\x32.tronpay.trx_staking.v1.GetStakingOperationRequest\x1a\x33.tronpay.trx_staking.v1.GetStakingOperationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(tronpay/trx_staking/v1/trx_staking.proto\x12\x16tronpay.trx_staking.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etronpay/common/v1/common.proto\"\xac\x06\n\x10StakingOperation\x12\x19\n\x0coperation_id\x18\x01 \x01(\tB\x03\xe0\x41\x03\x12;\n\x04kind\x18\x02 \x01(\x0e\x32-.tronpay.trx_staking.v1.StakingOperation.Kind\x12\x42\n\x05state\x18\x03 \x01(\x0e\x32..tronpay.trx_staking.v1.StakingOperation.StateB\x03\xe0\x41\x03\x12\x11\n\twallet_id\x18\x04 \x01(\t\x12\x15\n\rowner_address\x18\x05 \x01(\t\x12\x12\n\namount_sun\x18\x06 \x01(\x03\x12\x31\n\x08resource\x18\x07 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceType\x12\x18\n\x10receiver_address\x18\x08 \x01(\t\x12\x11\n\x04txid\x18\t \x01(\tB\x03\xe0\x41\x03\x12\x1b\n\x0e\x66\x61ilure_reason\x18\n \x01(\tB\x03\xe0\x41\x03\x12:\n\x11withdrawable_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\x12\x34\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\x12\x34\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\"\xa9\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_STAKE\x10\x01\x12\x10\n\x0cKIND_UNSTAKE\x10\x02\x12\x1a\n\x16KIND_WITHDRAW_UNSTAKED\x10\x03\x12\x16\n\x12KIND_CLAIM_REWARDS\x10\x04\x12\x11\n\rKIND_DELEGATE\x10\x05\x12\x13\n\x0fKIND_UNDELEGATE\x10\x06\x12\r\n\tKIND_VOTE\x10\x07\"m\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_BROADCAST\x10\x02\x12\x13\n\x0fSTATE_CONFIRMED\x10\x03\x12\x10\n\x0cSTATE_FAILED\x10\x04\"W\n\x0eStakedResource\x12\x31\n\x08resource\x18\x01 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceType\x12\x12\n\namount_sun\x18\x02 \x01(\x03\"\x8e\x01\n\x0ePendingUnstake\x12\x31\n\x08resource\x18\x01 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceType\x12\x12\n\namount_sun\x18\x02 \x01(\x03\x12\x35\n\x11withdrawable_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x01\n\nDelegation\x12\x14\n\x0c\x66rom_address\x18\x01 \x01(\t\x12\x12\n\nto_address\x18\x02 \x01(\t\x12\x31\n\x08resource\x18\x03 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceType\x12\x12\n\namount_sun\x18\x04 \x01(\x03\x12\x34\n\x10lock_expire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\x0bWitnessVote\x12;\n\x0fwitness_address\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x1b\n\nvote_count\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\"\xad\x04\n\rStakingStatus\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61lance_sun\x18\x02 \x01(\x03\x12\x36\n\x06staked\x18\x03 \x03(\x0b\x32&.tronpay.trx_staking.v1.StakedResource\x12\x18\n\x10total_staked_sun\x18\x04 \x01(\x03\x12@\n\x10pending_unstakes\x18\x05 \x03(\x0b\x32&.tronpay.trx_staking.v1.PendingUnstake\x12\x18\n\x10withdrawable_sun\x18\x06 \x01(\x03\x12\x39\n\rdelegated_out\x18\x07 \x03(\x0b\x32\".tronpay.trx_staking.v1.Delegation\x12\x38\n\x0c\x64\x65legated_in\x18\x08 \x03(\x0b\x32\".tronpay.trx_staking.v1.Delegation\x12\x14\n\x0c\x65nergy_limit\x18\t \x01(\x03\x12\x13\n\x0b\x65nergy_used\x18\n \x01(\x03\x12\x17\n\x0f\x62\x61ndwidth_limit\x18\x0b \x01(\x03\x12\x16\n\x0e\x62\x61ndwidth_used\x18\x0c \x01(\x03\x12\x12\n\ntron_power\x18\r \x01(\x03\x12\x32\n\x05votes\x18\x0e \x03(\x0b\x32#.tronpay.trx_staking.v1.WitnessVote\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe8\x02\n\x0cStakeRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12\x1d\n\namount_sun\x18\x04 \x01(\x03\x42\t\xbaH\x06\"\x04(\xc0\x84=\x12=\n\x08resource\x18\x05 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceTypeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12?\n\x10receiver_address\x18\x06 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\"L\n\rStakeResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation\"\xa7\x02\n\x0eUnstakeRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12\x1b\n\namount_sun\x18\x04 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12=\n\x08resource\x18\x05 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceTypeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\"N\n\x0fUnstakeResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation\"N\n\x17GetStakingStatusRequest\x12\x33\n\x07\x61\x64\x64ress\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\"Q\n\x18GetStakingStatusResponse\x12\x35\n\x06status\x18\x01 \x01(\x0b\x32%.tronpay.trx_staking.v1.StakingStatus\"O\n\x18GetStakingRewardsRequest\x12\x33\n\x07\x61\x64\x64ress\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\"\x84\x02\n\x19GetStakingRewardsResponse\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x1c\n\x14unclaimed_reward_sun\x18\x02 \x01(\x03\x12\x1a\n\x12\x63laimed_reward_sun\x18\x03 \x01(\x03\x12\x33\n\x0flast_claim_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_claim_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x05votes\x18\x06 \x03(\x0b\x32#.tronpay.trx_staking.v1.WitnessVote\"\x8c\x02\n\x0fWithdrawRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12>\n\x04kind\x18\x04 \x01(\x0e\x32$.tronpay.trx_staking.v1.WithdrawKindB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\"O\n\x10WithdrawResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation\"\x93\x03\n\x17\x44\x65legateResourceRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12<\n\x10receiver_address\x18\x04 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x1b\n\namount_sun\x18\x05 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12=\n\x08resource\x18\x06 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceTypeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12#\n\x12lock_period_blocks\x18\x07 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"W\n\x18\x44\x65legateResourceResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation\"\xf0\x02\n\x19UndelegateResourceRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12<\n\x10receiver_address\x18\x04 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x1b\n\namount_sun\x18\x05 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12=\n\x08resource\x18\x06 \x01(\x0e\x32\x1f.tronpay.common.v1.ResourceTypeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\"Y\n\x1aUndelegateResourceResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation\"\x91\x02\n\x14VoteWitnessesRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12>\n\x05votes\x18\x04 \x03(\x0b\x32#.tronpay.trx_staking.v1.WitnessVoteB\n\xbaH\x07\x92\x01\x04\x08\x01\x10\x1e\"T\n\x15VoteWitnessesResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation\"\\\n\x1aGetStakingOperationRequest\x12>\n\x0coperation_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\"Z\n\x1bGetStakingOperationResponse\x12;\n\toperation\x18\x01 \x01(\x0b\x32(.tronpay.trx_staking.v1.StakingOperation*d\n\x0cWithdrawKind\x12\x1d\n\x19WITHDRAW_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16WITHDRAW_KIND_UNSTAKED\x10\x01\x12\x19\n\x15WITHDRAW_KIND_REWARDS\x10\x02\x32\xba\t\n\x11TrxStakingService\x12v\n\x05Stake\x12$.tronpay.trx_staking.v1.StakeRequest\x1a%.tronpay.trx_staking.v1.StakeResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/staking/stake:\x01*\x12~\n\x07Unstake\x12&.tronpay.trx_staking.v1.UnstakeRequest\x1a\'.tronpay.trx_staking.v1.UnstakeResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/staking/unstake:\x01*\x12\x9f\x01\n\x10GetStakingStatus\x12/.tronpay.trx_staking.v1.GetStakingStatusRequest\x1a\x30.tronpay.trx_staking.v1.GetStakingStatusResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/staking/status/{address}\x12\xa3\x01\n\x11GetStakingRewards\x12\x30.tronpay.trx_staking.v1.GetStakingRewardsRequest\x1a\x31.tronpay.trx_staking.v1.GetStakingRewardsResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/staking/rewards/{address}\x12\x82\x01\n\x08Withdraw\x12\'.tronpay.trx_staking.v1.WithdrawRequest\x1a(.tronpay.trx_staking.v1.WithdrawResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/api/v1/staking/withdraw:\x01*\x12u\n\x10\x44\x65legateResource\x12/.tronpay.trx_staking.v1.DelegateResourceRequest\x1a\x30.tronpay.trx_staking.v1.DelegateResourceResponse\x12{\n\x12UndelegateResource\x12\x31.tronpay.trx_staking.v1.UndelegateResourceRequest\x1a\x32.tronpay.trx_staking.v1.UndelegateResourceResponse\x12l\n\rVoteWitnesses\x12,.tronpay.trx_staking.v1.VoteWitnessesRequest\x1a-.tronpay.trx_staking.v1.VoteWitnessesResponse\x12~\n\x13GetStakingOperation\x12\x32.tronpay.trx_staking.v1.GetStakingOperationRequest\x1a\x33.tronpay.trx_staking.v1.GetStakingOperationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tronpay.trx_staking.v1.trx_staking_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_STAKINGOPERATION'].fields_by_name['operation_id']._loaded_options = None
+  _globals['_STAKINGOPERATION'].fields_by_name['operation_id']._serialized_options = b'\340A\003'
+  _globals['_STAKINGOPERATION'].fields_by_name['state']._loaded_options = None
+  _globals['_STAKINGOPERATION'].fields_by_name['state']._serialized_options = b'\340A\003'
+  _globals['_STAKINGOPERATION'].fields_by_name['txid']._loaded_options = None
+  _globals['_STAKINGOPERATION'].fields_by_name['txid']._serialized_options = b'\340A\003'
+  _globals['_STAKINGOPERATION'].fields_by_name['failure_reason']._loaded_options = None
+  _globals['_STAKINGOPERATION'].fields_by_name['failure_reason']._serialized_options = b'\340A\003'
+  _globals['_STAKINGOPERATION'].fields_by_name['withdrawable_time']._loaded_options = None
+  _globals['_STAKINGOPERATION'].fields_by_name['withdrawable_time']._serialized_options = b'\340A\003'
+  _globals['_STAKINGOPERATION'].fields_by_name['create_time']._loaded_options = None
+  _globals['_STAKINGOPERATION'].fields_by_name['create_time']._serialized_options = b'\340A\003'
+  _globals['_STAKINGOPERATION'].fields_by_name['update_time']._loaded_options = None
+  _globals['_STAKINGOPERATION'].fields_by_name['update_time']._serialized_options = b'\340A\003'
   _globals['_WITNESSVOTE'].fields_by_name['witness_address']._loaded_options = None
   _globals['_WITNESSVOTE'].fields_by_name['witness_address']._serialized_options = b'\272H\037r\0352\033^T[1-9A-HJ-NP-Za-km-z]{33}$'
   _globals['_WITNESSVOTE'].fields_by_name['vote_count']._loaded_options = None
@@ -119,60 +134,60 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRXSTAKINGSERVICE'].methods_by_name['GetStakingRewards']._serialized_options = b'\202\323\344\223\002#\022!/api/v1/staking/rewards/{address}'
   _globals['_TRXSTAKINGSERVICE'].methods_by_name['Withdraw']._loaded_options = None
   _globals['_TRXSTAKINGSERVICE'].methods_by_name['Withdraw']._serialized_options = b'\202\323\344\223\002\035\"\030/api/v1/staking/withdraw:\001*'
-  _globals['_WITHDRAWKIND']._serialized_start=5236
-  _globals['_WITHDRAWKIND']._serialized_end=5336
-  _globals['_STAKINGOPERATION']._serialized_start=193
-  _globals['_STAKINGOPERATION']._serialized_end=970
-  _globals['_STAKINGOPERATION_KIND']._serialized_start=690
-  _globals['_STAKINGOPERATION_KIND']._serialized_end=859
-  _globals['_STAKINGOPERATION_STATE']._serialized_start=861
-  _globals['_STAKINGOPERATION_STATE']._serialized_end=970
-  _globals['_STAKEDRESOURCE']._serialized_start=972
-  _globals['_STAKEDRESOURCE']._serialized_end=1059
-  _globals['_PENDINGUNSTAKE']._serialized_start=1062
-  _globals['_PENDINGUNSTAKE']._serialized_end=1204
-  _globals['_DELEGATION']._serialized_start=1207
-  _globals['_DELEGATION']._serialized_end=1386
-  _globals['_WITNESSVOTE']._serialized_start=1388
-  _globals['_WITNESSVOTE']._serialized_end=1491
-  _globals['_STAKINGSTATUS']._serialized_start=1494
-  _globals['_STAKINGSTATUS']._serialized_end=2051
-  _globals['_STAKEREQUEST']._serialized_start=2054
-  _globals['_STAKEREQUEST']._serialized_end=2414
-  _globals['_STAKERESPONSE']._serialized_start=2416
-  _globals['_STAKERESPONSE']._serialized_end=2492
-  _globals['_UNSTAKEREQUEST']._serialized_start=2495
-  _globals['_UNSTAKEREQUEST']._serialized_end=2790
-  _globals['_UNSTAKERESPONSE']._serialized_start=2792
-  _globals['_UNSTAKERESPONSE']._serialized_end=2870
-  _globals['_GETSTAKINGSTATUSREQUEST']._serialized_start=2872
-  _globals['_GETSTAKINGSTATUSREQUEST']._serialized_end=2950
-  _globals['_GETSTAKINGSTATUSRESPONSE']._serialized_start=2952
-  _globals['_GETSTAKINGSTATUSRESPONSE']._serialized_end=3033
-  _globals['_GETSTAKINGREWARDSREQUEST']._serialized_start=3035
-  _globals['_GETSTAKINGREWARDSREQUEST']._serialized_end=3114
-  _globals['_GETSTAKINGREWARDSRESPONSE']._serialized_start=3117
-  _globals['_GETSTAKINGREWARDSRESPONSE']._serialized_end=3377
-  _globals['_WITHDRAWREQUEST']._serialized_start=3380
-  _globals['_WITHDRAWREQUEST']._serialized_end=3648
-  _globals['_WITHDRAWRESPONSE']._serialized_start=3650
-  _globals['_WITHDRAWRESPONSE']._serialized_end=3729
-  _globals['_DELEGATERESOURCEREQUEST']._serialized_start=3732
-  _globals['_DELEGATERESOURCEREQUEST']._serialized_end=4135
-  _globals['_DELEGATERESOURCERESPONSE']._serialized_start=4137
-  _globals['_DELEGATERESOURCERESPONSE']._serialized_end=4224
-  _globals['_UNDELEGATERESOURCEREQUEST']._serialized_start=4227
-  _globals['_UNDELEGATERESOURCEREQUEST']._serialized_end=4595
-  _globals['_UNDELEGATERESOURCERESPONSE']._serialized_start=4597
-  _globals['_UNDELEGATERESOURCERESPONSE']._serialized_end=4686
-  _globals['_VOTEWITNESSESREQUEST']._serialized_start=4689
-  _globals['_VOTEWITNESSESREQUEST']._serialized_end=4962
-  _globals['_VOTEWITNESSESRESPONSE']._serialized_start=4964
-  _globals['_VOTEWITNESSESRESPONSE']._serialized_end=5048
-  _globals['_GETSTAKINGOPERATIONREQUEST']._serialized_start=5050
-  _globals['_GETSTAKINGOPERATIONREQUEST']._serialized_end=5142
-  _globals['_GETSTAKINGOPERATIONRESPONSE']._serialized_start=5144
-  _globals['_GETSTAKINGOPERATIONRESPONSE']._serialized_end=5234
-  _globals['_TRXSTAKINGSERVICE']._serialized_start=5339
-  _globals['_TRXSTAKINGSERVICE']._serialized_end=6549
+  _globals['_WITHDRAWKIND']._serialized_start=5304
+  _globals['_WITHDRAWKIND']._serialized_end=5404
+  _globals['_STAKINGOPERATION']._serialized_start=226
+  _globals['_STAKINGOPERATION']._serialized_end=1038
+  _globals['_STAKINGOPERATION_KIND']._serialized_start=758
+  _globals['_STAKINGOPERATION_KIND']._serialized_end=927
+  _globals['_STAKINGOPERATION_STATE']._serialized_start=929
+  _globals['_STAKINGOPERATION_STATE']._serialized_end=1038
+  _globals['_STAKEDRESOURCE']._serialized_start=1040
+  _globals['_STAKEDRESOURCE']._serialized_end=1127
+  _globals['_PENDINGUNSTAKE']._serialized_start=1130
+  _globals['_PENDINGUNSTAKE']._serialized_end=1272
+  _globals['_DELEGATION']._serialized_start=1275
+  _globals['_DELEGATION']._serialized_end=1454
+  _globals['_WITNESSVOTE']._serialized_start=1456
+  _globals['_WITNESSVOTE']._serialized_end=1559
+  _globals['_STAKINGSTATUS']._serialized_start=1562
+  _globals['_STAKINGSTATUS']._serialized_end=2119
+  _globals['_STAKEREQUEST']._serialized_start=2122
+  _globals['_STAKEREQUEST']._serialized_end=2482
+  _globals['_STAKERESPONSE']._serialized_start=2484
+  _globals['_STAKERESPONSE']._serialized_end=2560
+  _globals['_UNSTAKEREQUEST']._serialized_start=2563
+  _globals['_UNSTAKEREQUEST']._serialized_end=2858
+  _globals['_UNSTAKERESPONSE']._serialized_start=2860
+  _globals['_UNSTAKERESPONSE']._serialized_end=2938
+  _globals['_GETSTAKINGSTATUSREQUEST']._serialized_start=2940
+  _globals['_GETSTAKINGSTATUSREQUEST']._serialized_end=3018
+  _globals['_GETSTAKINGSTATUSRESPONSE']._serialized_start=3020
+  _globals['_GETSTAKINGSTATUSRESPONSE']._serialized_end=3101
+  _globals['_GETSTAKINGREWARDSREQUEST']._serialized_start=3103
+  _globals['_GETSTAKINGREWARDSREQUEST']._serialized_end=3182
+  _globals['_GETSTAKINGREWARDSRESPONSE']._serialized_start=3185
+  _globals['_GETSTAKINGREWARDSRESPONSE']._serialized_end=3445
+  _globals['_WITHDRAWREQUEST']._serialized_start=3448
+  _globals['_WITHDRAWREQUEST']._serialized_end=3716
+  _globals['_WITHDRAWRESPONSE']._serialized_start=3718
+  _globals['_WITHDRAWRESPONSE']._serialized_end=3797
+  _globals['_DELEGATERESOURCEREQUEST']._serialized_start=3800
+  _globals['_DELEGATERESOURCEREQUEST']._serialized_end=4203
+  _globals['_DELEGATERESOURCERESPONSE']._serialized_start=4205
+  _globals['_DELEGATERESOURCERESPONSE']._serialized_end=4292
+  _globals['_UNDELEGATERESOURCEREQUEST']._serialized_start=4295
+  _globals['_UNDELEGATERESOURCEREQUEST']._serialized_end=4663
+  _globals['_UNDELEGATERESOURCERESPONSE']._serialized_start=4665
+  _globals['_UNDELEGATERESOURCERESPONSE']._serialized_end=4754
+  _globals['_VOTEWITNESSESREQUEST']._serialized_start=4757
+  _globals['_VOTEWITNESSESREQUEST']._serialized_end=5030
+  _globals['_VOTEWITNESSESRESPONSE']._serialized_start=5032
+  _globals['_VOTEWITNESSESRESPONSE']._serialized_end=5116
+  _globals['_GETSTAKINGOPERATIONREQUEST']._serialized_start=5118
+  _globals['_GETSTAKINGOPERATIONREQUEST']._serialized_end=5210
+  _globals['_GETSTAKINGOPERATIONRESPONSE']._serialized_start=5212
+  _globals['_GETSTAKINGOPERATIONRESPONSE']._serialized_end=5302
+  _globals['_TRXSTAKINGSERVICE']._serialized_start=5407
+  _globals['_TRXSTAKINGSERVICE']._serialized_end=6617
 # @@protoc_insertion_point(module_scope)

@@ -24,17 +24,54 @@ _sym_db = _symbol_database.Default()
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from tronpay.common.v1 import common_pb2 as tronpay_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*tronpay/usdt_manager/v1/usdt_manager.proto\x12\x17tronpay.usdt_manager.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etronpay/common/v1/common.proto\"\xab\x04\n\x08Transfer\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x11\n\twallet_id\x18\x02 \x01(\t\x12\x14\n\x0c\x66rom_address\x18\x03 \x01(\t\x12\x12\n\nto_address\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x15\n\rfee_limit_sun\x18\x06 \x01(\x03\x12\x17\n\x0f\x65nergy_estimate\x18\x07 \x01(\x03\x12\x36\n\x05state\x18\x08 \x01(\x0e\x32\'.tronpay.usdt_manager.v1.OperationState\x12\x0c\n\x04txid\x18\t \x01(\t\x12\x14\n\x0c\x62lock_number\x18\n \x01(\x03\x12\x0f\n\x07\x66\x65\x65_sun\x18\x0b \x01(\x03\x12\x13\n\x0b\x65nergy_used\x18\x0c \x01(\x03\x12\x17\n\x0f\x62roadcast_count\x18\r \x01(\x05\x12\x16\n\x0e\x66\x61ilure_reason\x18\x0e \x01(\t\x12\x11\n\treference\x18\x0f \x01(\t\x12\x33\n\x0f\x65xpiration_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onfirm_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x02\n\x08\x41pproval\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x11\n\twallet_id\x18\x02 \x01(\t\x12\x15\n\rowner_address\x18\x03 \x01(\t\x12\x17\n\x0fspender_address\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x36\n\x05state\x18\x06 \x01(\x0e\x32\'.tronpay.usdt_manager.v1.OperationState\x12\x0c\n\x04txid\x18\x07 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe5\x02\n\x15\x43reateTransferRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12;\n\x0c\x66rom_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12\x36\n\nto_address\x18\x04 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x17\n\x06\x61mount\x18\x05 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12$\n\rfee_limit_sun\x18\x06 \x01(\x03\x42\r\xbaH\n\"\x08\x18\x80\xac\xc7\xf0\x37(\x00\x12\x1b\n\treference\x18\x07 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"M\n\x16\x43reateTransferResponse\x12\x33\n\x08transfer\x18\x01 \x01(\x0b\x32!.tronpay.usdt_manager.v1.Transfer\"H\n\x11GetBalanceRequest\x12\x33\n\x07\x61\x64\x64ress\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\"\xab\x01\n\x12GetBalanceResponse\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x17\n\x0ftrx_balance_sun\x18\x03 \x01(\x03\x12\x13\n\x0b\x62lacklisted\x18\x04 \x01(\x08\x12\x14\n\x0c\x62lock_number\x18\x05 \x01(\x03\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xad\x02\n\x11TransactionRecord\x12\x0c\n\x04txid\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_index\x18\x02 \x01(\x05\x12/\n\tdirection\x18\x03 \x01(\x0e\x32\x1c.tronpay.common.v1.Direction\x12\x14\n\x0c\x66rom_address\x18\x04 \x01(\t\x12\x12\n\nto_address\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\x03\x12\x14\n\x0c\x62lock_number\x18\x07 \x01(\x03\x12.\n\nblock_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x05state\x18\t \x01(\x0e\x32 .tronpay.common.v1.TransferState\x12\x13\n\x0btransfer_id\x18\n \x01(\t\"\xc6\x01\n\x17ListTransactionsRequest\x12\x33\n\x07\x61\x64\x64ress\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12\x39\n\tdirection\x18\x04 \x01(\x0e\x32\x1c.tronpay.common.v1.DirectionB\x08\xbaH\x05\x82\x01\x02\x10\x01\"u\n\x18ListTransactionsResponse\x12@\n\x0ctransactions\x18\x01 \x03(\x0b\x32*.tronpay.usdt_manager.v1.TransactionRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc7\x02\n\x0e\x41pproveRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12;\n\x0fspender_address\x18\x04 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x17\n\x06\x61mount\x18\x05 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x12$\n\rfee_limit_sun\x18\x06 \x01(\x03\x42\r\xbaH\n\"\x08\x18\x80\xac\xc7\xf0\x37(\x00\"F\n\x0f\x41pproveResponse\x12\x33\n\x08\x61pproval\x18\x01 \x01(\x0b\x32!.tronpay.usdt_manager.v1.Approval\"\x8d\x01\n\x13GetAllowanceRequest\x12\x39\n\rowner_address\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12;\n\x0fspender_address\x18\x02 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\"l\n\x14GetAllowanceResponse\x12\x15\n\rowner_address\x18\x01 \x01(\t\x12\x17\n\x0fspender_address\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x14\n\x0c\x62lock_number\x18\x04 \x01(\x03\"S\n\x12GetTransferRequest\x12=\n\x0btransfer_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\"J\n\x13GetTransferResponse\x12\x33\n\x08transfer\x18\x01 \x01(\x0b\x32!.tronpay.usdt_manager.v1.Transfer\"S\n\x12GetApprovalRequest\x12=\n\x0b\x61pproval_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\"J\n\x13GetApprovalResponse\x12\x33\n\x08\x61pproval\x18\x01 \x01(\x0b\x32!.tronpay.usdt_manager.v1.Approval*\xff\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_PENDING\x10\x01\x12\x1a\n\x16OPERATION_STATE_SIGNED\x10\x02\x12\x1d\n\x19OPERATION_STATE_BROADCAST\x10\x03\x12\x1c\n\x18OPERATION_STATE_INCLUDED\x10\x04\x12\x1d\n\x19OPERATION_STATE_CONFIRMED\x10\x05\x12\x1a\n\x16OPERATION_STATE_FAILED\x10\x06\x12\x1b\n\x17OPERATION_STATE_EXPIRED\x10\x07\x32\xc2\x07\n\x12UsdtManagerService\x12\x93\x01\n\x0e\x43reateTransfer\x12..tronpay.usdt_manager.v1.CreateTransferRequest\x1a/.tronpay.usdt_manager.v1.CreateTransferResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/usdt/transfer:\x01*\x12\x8d\x01\n\nGetBalance\x12*.tronpay.usdt_manager.v1.GetBalanceRequest\x1a+.tronpay.usdt_manager.v1.GetBalanceResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/usdt/balance/{address}\x12\xa4\x01\n\x10ListTransactions\x12\x30.tronpay.usdt_manager.v1.ListTransactionsRequest\x1a\x31.tronpay.usdt_manager.v1.ListTransactionsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/v1/usdt/transactions/{address}\x12}\n\x07\x41pprove\x12\'.tronpay.usdt_manager.v1.ApproveRequest\x1a(.tronpay.usdt_manager.v1.ApproveResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/usdt/approve:\x01*\x12\x8b\x01\n\x0cGetAllowance\x12,.tronpay.usdt_manager.v1.GetAllowanceRequest\x1a-.tronpay.usdt_manager.v1.GetAllowanceResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/usdt/allowance\x12h\n\x0bGetTransfer\x12+.tronpay.usdt_manager.v1.GetTransferRequest\x1a,.tronpay.usdt_manager.v1.GetTransferResponse\x12h\n\x0bGetApproval\x12+.tronpay.usdt_manager.v1.GetApprovalRequest\x1a,.tronpay.usdt_manager.v1.GetApprovalResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*tronpay/usdt_manager/v1/usdt_manager.proto\x12\x17tronpay.usdt_manager.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etronpay/common/v1/common.proto\"\xe7\x04\n\x08Transfer\x12\x18\n\x0btransfer_id\x18\x01 \x01(\tB\x03\xe0\x41\x03\x12\x11\n\twallet_id\x18\x02 \x01(\t\x12\x14\n\x0c\x66rom_address\x18\x03 \x01(\t\x12\x12\n\nto_address\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x15\n\rfee_limit_sun\x18\x06 \x01(\x03\x12\x17\n\x0f\x65nergy_estimate\x18\x07 \x01(\x03\x12;\n\x05state\x18\x08 \x01(\x0e\x32\'.tronpay.usdt_manager.v1.OperationStateB\x03\xe0\x41\x03\x12\x11\n\x04txid\x18\t \x01(\tB\x03\xe0\x41\x03\x12\x19\n\x0c\x62lock_number\x18\n \x01(\x03\x42\x03\xe0\x41\x03\x12\x14\n\x07\x66\x65\x65_sun\x18\x0b \x01(\x03\x42\x03\xe0\x41\x03\x12\x18\n\x0b\x65nergy_used\x18\x0c \x01(\x03\x42\x03\xe0\x41\x03\x12\x1c\n\x0f\x62roadcast_count\x18\r \x01(\x05\x42\x03\xe0\x41\x03\x12\x1b\n\x0e\x66\x61ilure_reason\x18\x0e \x01(\tB\x03\xe0\x41\x03\x12\x11\n\treference\x18\x0f \x01(\t\x12\x38\n\x0f\x65xpiration_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\x12\x34\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\x12\x34\n\x0bupdate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\x12\x35\n\x0c\x63onfirm_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\"\xd0\x02\n\x08\x41pproval\x12\x18\n\x0b\x61pproval_id\x18\x01 \x01(\tB\x03\xe0\x41\x03\x12\x11\n\twallet_id\x18\x02 \x01(\t\x12\x15\n\rowner_address\x18\x03 \x01(\t\x12\x17\n\x0fspender_address\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12;\n\x05state\x18\x06 \x01(\x0e\x32\'.tronpay.usdt_manager.v1.OperationStateB\x03\xe0\x41\x03\x12\x11\n\x04txid\x18\x07 \x01(\tB\x03\xe0\x41\x03\x12\x1b\n\x0e\x66\x61ilure_reason\x18\x08 \x01(\tB\x03\xe0\x41\x03\x12\x34\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\x12\x34\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x03\xe0\x41\x03\"\xe5\x02\n\x15\x43reateTransferRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12;\n\x0c\x66rom_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12\x36\n\nto_address\x18\x04 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x17\n\x06\x61mount\x18\x05 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12$\n\rfee_limit_sun\x18\x06 \x01(\x03\x42\r\xbaH\n\"\x08\x18\x80\xac\xc7\xf0\x37(\x00\x12\x1b\n\treference\x18\x07 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"M\n\x16\x43reateTransferResponse\x12\x33\n\x08transfer\x18\x01 \x01(\x0b\x32!.tronpay.usdt_manager.v1.Transfer\"H\n\x11GetBalanceRequest\x12\x33\n\x07\x61\x64\x64ress\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\"\xab\x01\n\x12GetBalanceResponse\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x17\n\x0ftrx_balance_sun\x18\x03 \x01(\x03\x12\x13\n\x0b\x62lacklisted\x18\x04 \x01(\x08\x12\x14\n\x0c\x62lock_number\x18\x05 \x01(\x03\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xad\x02\n\x11TransactionRecord\x12\x0c\n\x04txid\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_index\x18\x02 \x01(\x05\x12/\n\tdirection\x18\x03 \x01(\x0e\x32\x1c.tronpay.common.v1.Direction\x12\x14\n\x0c\x66rom_address\x18\x04 \x01(\t\x12\x12\n\nto_address\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\x03\x12\x14\n\x0c\x62lock_number\x18\x07 \x01(\x03\x12.\n\nblock_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x05state\x18\t \x01(\x0e\x32 .tronpay.common.v1.TransferState\x12\x13\n\x0btransfer_id\x18\n \x01(\t\"\xc6\x01\n\x17ListTransactionsRequest\x12\x33\n\x07\x61\x64\x64ress\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12\x39\n\tdirection\x18\x04 \x01(\x0e\x32\x1c.tronpay.common.v1.DirectionB\x08\xbaH\x05\x82\x01\x02\x10\x01\"u\n\x18ListTransactionsResponse\x12@\n\x0ctransactions\x18\x01 \x03(\x0b\x32*.tronpay.usdt_manager.v1.TransactionRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc7\x02\n\x0e\x41pproveRequest\x12>\n\nrequest_id\x18\x01 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$\x12;\n\twallet_id\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\x12<\n\rowner_address\x18\x03 \x01(\tB%\xbaH\"r\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\xd8\x01\x01\x12;\n\x0fspender_address\x18\x04 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12\x17\n\x06\x61mount\x18\x05 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x12$\n\rfee_limit_sun\x18\x06 \x01(\x03\x42\r\xbaH\n\"\x08\x18\x80\xac\xc7\xf0\x37(\x00\"F\n\x0f\x41pproveResponse\x12\x33\n\x08\x61pproval\x18\x01 \x01(\x0b\x32!.tronpay.usdt_manager.v1.Approval\"\x8d\x01\n\x13GetAllowanceRequest\x12\x39\n\rowner_address\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\x12;\n\x0fspender_address\x18\x02 \x01(\tB\"\xbaH\x1fr\x1d\x32\x1b^T[1-9A-HJ-NP-Za-km-z]{33}$\"l\n\x14GetAllowanceResponse\x12\x15\n\rowner_address\x18\x01 \x01(\t\x12\x17\n\x0fspender_address\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x14\n\x0c\x62lock_number\x18\x04 \x01(\x03\"S\n\x12GetTransferRequest\x12=\n\x0btransfer_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\"J\n\x13GetTransferResponse\x12\x33\n\x08transfer\x18\x01 \x01(\x0b\x32!.tronpay.usdt_manager.v1.Transfer\"S\n\x12GetApprovalRequest\x12=\n\x0b\x61pproval_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$\"J\n\x13GetApprovalResponse\x12\x33\n\x08\x61pproval\x18\x01 \x01(\x0b\x32!.tronpay.usdt_manager.v1.Approval*\xff\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_PENDING\x10\x01\x12\x1a\n\x16OPERATION_STATE_SIGNED\x10\x02\x12\x1d\n\x19OPERATION_STATE_BROADCAST\x10\x03\x12\x1c\n\x18OPERATION_STATE_INCLUDED\x10\x04\x12\x1d\n\x19OPERATION_STATE_CONFIRMED\x10\x05\x12\x1a\n\x16OPERATION_STATE_FAILED\x10\x06\x12\x1b\n\x17OPERATION_STATE_EXPIRED\x10\x07\x32\xc2\x07\n\x12UsdtManagerService\x12\x93\x01\n\x0e\x43reateTransfer\x12..tronpay.usdt_manager.v1.CreateTransferRequest\x1a/.tronpay.usdt_manager.v1.CreateTransferResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/usdt/transfer:\x01*\x12\x8d\x01\n\nGetBalance\x12*.tronpay.usdt_manager.v1.GetBalanceRequest\x1a+.tronpay.usdt_manager.v1.GetBalanceResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/usdt/balance/{address}\x12\xa4\x01\n\x10ListTransactions\x12\x30.tronpay.usdt_manager.v1.ListTransactionsRequest\x1a\x31.tronpay.usdt_manager.v1.ListTransactionsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/v1/usdt/transactions/{address}\x12}\n\x07\x41pprove\x12\'.tronpay.usdt_manager.v1.ApproveRequest\x1a(.tronpay.usdt_manager.v1.ApproveResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/usdt/approve:\x01*\x12\x8b\x01\n\x0cGetAllowance\x12,.tronpay.usdt_manager.v1.GetAllowanceRequest\x1a-.tronpay.usdt_manager.v1.GetAllowanceResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/usdt/allowance\x12h\n\x0bGetTransfer\x12+.tronpay.usdt_manager.v1.GetTransferRequest\x1a,.tronpay.usdt_manager.v1.GetTransferResponse\x12h\n\x0bGetApproval\x12+.tronpay.usdt_manager.v1.GetApprovalRequest\x1a,.tronpay.usdt_manager.v1.GetApprovalResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tronpay.usdt_manager.v1.usdt_manager_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['transfer_id']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['transfer_id']._serialized_options = b'\340A\003'
+  _globals['_TRANSFER'].fields_by_name['state']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['state']._serialized_options = b'\340A\003'
+  _globals['_TRANSFER'].fields_by_name['txid']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['txid']._serialized_options = b'\340A\003'
+  _globals['_TRANSFER'].fields_by_name['block_number']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['block_number']._serialized_options = b'\340A\003'
+  _globals['_TRANSFER'].fields_by_name['fee_sun']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['fee_sun']._serialized_options = b'\340A\003'
+  _globals['_TRANSFER'].fields_by_name['energy_used']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['energy_used']._serialized_options = b'\340A\003'
+  _globals['_TRANSFER'].fields_by_name['broadcast_count']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['broadcast_count']._serialized_options = b'\340A\003'
+  _globals['_TRANSFER'].fields_by_name['failure_reason']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['failure_reason']._serialized_options = b'\340A\003'
+  _globals['_TRANSFER'].fields_by_name['expiration_time']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['expiration_time']._serialized_options = b'\340A\003'
+  _globals['_TRANSFER'].fields_by_name['create_time']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['create_time']._serialized_options = b'\340A\003'
+  _globals['_TRANSFER'].fields_by_name['update_time']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['update_time']._serialized_options = b'\340A\003'
+  _globals['_TRANSFER'].fields_by_name['confirm_time']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['confirm_time']._serialized_options = b'\340A\003'
+  _globals['_APPROVAL'].fields_by_name['approval_id']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['approval_id']._serialized_options = b'\340A\003'
+  _globals['_APPROVAL'].fields_by_name['state']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['state']._serialized_options = b'\340A\003'
+  _globals['_APPROVAL'].fields_by_name['txid']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['txid']._serialized_options = b'\340A\003'
+  _globals['_APPROVAL'].fields_by_name['failure_reason']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['failure_reason']._serialized_options = b'\340A\003'
+  _globals['_APPROVAL'].fields_by_name['create_time']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['create_time']._serialized_options = b'\340A\003'
+  _globals['_APPROVAL'].fields_by_name['update_time']._loaded_options = None
+  _globals['_APPROVAL'].fields_by_name['update_time']._serialized_options = b'\340A\003'
   _globals['_CREATETRANSFERREQUEST'].fields_by_name['request_id']._loaded_options = None
   _globals['_CREATETRANSFERREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\'r%2#^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$'
   _globals['_CREATETRANSFERREQUEST'].fields_by_name['wallet_id']._loaded_options = None
@@ -89,42 +126,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USDTMANAGERSERVICE'].methods_by_name['Approve']._serialized_options = b'\202\323\344\223\002\031\"\024/api/v1/usdt/approve:\001*'
   _globals['_USDTMANAGERSERVICE'].methods_by_name['GetAllowance']._loaded_options = None
   _globals['_USDTMANAGERSERVICE'].methods_by_name['GetAllowance']._serialized_options = b'\202\323\344\223\002\030\022\026/api/v1/usdt/allowance'
-  _globals['_OPERATIONSTATE']._serialized_start=3352
-  _globals['_OPERATIONSTATE']._serialized_end=3607
-  _globals['_TRANSFER']._serialized_start=196
-  _globals['_TRANSFER']._serialized_end=751
-  _globals['_APPROVAL']._serialized_start=754
-  _globals['_APPROVAL']._serialized_end=1060
-  _globals['_CREATETRANSFERREQUEST']._serialized_start=1063
-  _globals['_CREATETRANSFERREQUEST']._serialized_end=1420
-  _globals['_CREATETRANSFERRESPONSE']._serialized_start=1422
-  _globals['_CREATETRANSFERRESPONSE']._serialized_end=1499
-  _globals['_GETBALANCEREQUEST']._serialized_start=1501
-  _globals['_GETBALANCEREQUEST']._serialized_end=1573
-  _globals['_GETBALANCERESPONSE']._serialized_start=1576
-  _globals['_GETBALANCERESPONSE']._serialized_end=1747
-  _globals['_TRANSACTIONRECORD']._serialized_start=1750
-  _globals['_TRANSACTIONRECORD']._serialized_end=2051
-  _globals['_LISTTRANSACTIONSREQUEST']._serialized_start=2054
-  _globals['_LISTTRANSACTIONSREQUEST']._serialized_end=2252
-  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_start=2254
-  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_end=2371
-  _globals['_APPROVEREQUEST']._serialized_start=2374
-  _globals['_APPROVEREQUEST']._serialized_end=2701
-  _globals['_APPROVERESPONSE']._serialized_start=2703
-  _globals['_APPROVERESPONSE']._serialized_end=2773
-  _globals['_GETALLOWANCEREQUEST']._serialized_start=2776
-  _globals['_GETALLOWANCEREQUEST']._serialized_end=2917
-  _globals['_GETALLOWANCERESPONSE']._serialized_start=2919
-  _globals['_GETALLOWANCERESPONSE']._serialized_end=3027
-  _globals['_GETTRANSFERREQUEST']._serialized_start=3029
-  _globals['_GETTRANSFERREQUEST']._serialized_end=3112
-  _globals['_GETTRANSFERRESPONSE']._serialized_start=3114
-  _globals['_GETTRANSFERRESPONSE']._serialized_end=3188
-  _globals['_GETAPPROVALREQUEST']._serialized_start=3190
-  _globals['_GETAPPROVALREQUEST']._serialized_end=3273
-  _globals['_GETAPPROVALRESPONSE']._serialized_start=3275
-  _globals['_GETAPPROVALRESPONSE']._serialized_end=3349
-  _globals['_USDTMANAGERSERVICE']._serialized_start=3610
-  _globals['_USDTMANAGERSERVICE']._serialized_end=4572
+  _globals['_OPERATIONSTATE']._serialized_start=3475
+  _globals['_OPERATIONSTATE']._serialized_end=3730
+  _globals['_TRANSFER']._serialized_start=229
+  _globals['_TRANSFER']._serialized_end=844
+  _globals['_APPROVAL']._serialized_start=847
+  _globals['_APPROVAL']._serialized_end=1183
+  _globals['_CREATETRANSFERREQUEST']._serialized_start=1186
+  _globals['_CREATETRANSFERREQUEST']._serialized_end=1543
+  _globals['_CREATETRANSFERRESPONSE']._serialized_start=1545
+  _globals['_CREATETRANSFERRESPONSE']._serialized_end=1622
+  _globals['_GETBALANCEREQUEST']._serialized_start=1624
+  _globals['_GETBALANCEREQUEST']._serialized_end=1696
+  _globals['_GETBALANCERESPONSE']._serialized_start=1699
+  _globals['_GETBALANCERESPONSE']._serialized_end=1870
+  _globals['_TRANSACTIONRECORD']._serialized_start=1873
+  _globals['_TRANSACTIONRECORD']._serialized_end=2174
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_start=2177
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_end=2375
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_start=2377
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_end=2494
+  _globals['_APPROVEREQUEST']._serialized_start=2497
+  _globals['_APPROVEREQUEST']._serialized_end=2824
+  _globals['_APPROVERESPONSE']._serialized_start=2826
+  _globals['_APPROVERESPONSE']._serialized_end=2896
+  _globals['_GETALLOWANCEREQUEST']._serialized_start=2899
+  _globals['_GETALLOWANCEREQUEST']._serialized_end=3040
+  _globals['_GETALLOWANCERESPONSE']._serialized_start=3042
+  _globals['_GETALLOWANCERESPONSE']._serialized_end=3150
+  _globals['_GETTRANSFERREQUEST']._serialized_start=3152
+  _globals['_GETTRANSFERREQUEST']._serialized_end=3235
+  _globals['_GETTRANSFERRESPONSE']._serialized_start=3237
+  _globals['_GETTRANSFERRESPONSE']._serialized_end=3311
+  _globals['_GETAPPROVALREQUEST']._serialized_start=3313
+  _globals['_GETAPPROVALREQUEST']._serialized_end=3396
+  _globals['_GETAPPROVALRESPONSE']._serialized_start=3398
+  _globals['_GETAPPROVALRESPONSE']._serialized_end=3472
+  _globals['_USDTMANAGERSERVICE']._serialized_start=3733
+  _globals['_USDTMANAGERSERVICE']._serialized_end=4695
 # @@protoc_insertion_point(module_scope)
