@@ -33,7 +33,13 @@ from devnet.actuators import (
     permission_by_id,
     run,
 )
-from devnet.params import BLOCK_INTERVAL_MS, MAX_TIME_UNTIL_EXPIRATION_MS, MAX_TX_SIZE, Params
+from devnet.params import (
+    BLOCK_INTERVAL_MS,
+    MAX_RESULT_SIZE_IN_TX,
+    MAX_TIME_UNTIL_EXPIRATION_MS,
+    MAX_TX_SIZE,
+    Params,
+)
 from devnet.pb import tron_pb2
 from devnet.resources import NetBill, ResourceInsufficient, consume_bandwidth, tx_bytes
 from devnet.state import Overlay, VersionedStore, World
@@ -249,8 +255,14 @@ class Chain:
         if not self.check_tapos(raw):
             return Broadcast("TAPOS_ERROR", "Tapos check error.", txid)
         size_no_ret = _size_without_ret(tx)
-        if size_no_ret + 64 > MAX_TX_SIZE:
-            return Broadcast("TOO_BIG_TRANSACTION_ERROR", "Transaction size is too big.", txid)
+        if size_no_ret + 2 * MAX_RESULT_SIZE_IN_TX > MAX_TX_SIZE:
+            size = size_no_ret + 2 * MAX_RESULT_SIZE_IN_TX
+            return Broadcast(
+                "TOO_BIG_TRANSACTION_ERROR",
+                f"Too big transaction with result, TxId {txid.hex()}, the size is {size} bytes, "
+                f"maxTxSize {MAX_TX_SIZE}",
+                txid,
+            )
         if raw.expiration <= self.head_time or raw.expiration > self.head_time + MAX_TIME_UNTIL_EXPIRATION_MS:
             return Broadcast("TRANSACTION_EXPIRATION_ERROR", "Transaction expired", txid)
         if txid in self.tx_index or txid in self.pending_ids:
@@ -275,11 +287,20 @@ class Chain:
                 f"Contract validate error : account [{_b58(owner_addr)}] does not exist",
                 txid,
             )
+        new_account = creates_account(world, type_name, contract)
+        if new_account:
+            size = size_no_ret - 65 * len(tx.signature)
+            limit = self.params["getMaxCreateAccountTxSize"]
+            if size > limit:
+                return Broadcast(
+                    "TOO_BIG_TRANSACTION_ERROR",
+                    f"Too big new account transaction, TxId {txid.hex()}, the size is {size} bytes, "
+                    f"maxTxSize {limit}",
+                    txid,
+                )
         try:
             nbytes = tx_bytes(size_no_ret)
-            net = consume_bandwidth(
-                world, self.params, owner, nbytes, creates_account(world, type_name, contract), now_ms
-            )
+            net = consume_bandwidth(world, self.params, owner, nbytes, new_account, now_ms)
             extra = 0
             if len(tx.signature) > 1:
                 extra += self._charge(owner, self.params.multi_sign_fee)

@@ -154,8 +154,16 @@ def test_broadcast_error_codes(node: Node) -> None:
     r = node.broadcast(transfer(node, KEYS[1], ADDRS[2], 1, expiration_ms=head_ts + 86_400_000 + 5000))
     assert r.code == "TRANSACTION_EXPIRATION_ERROR"
     # TOO_BIG_TRANSACTION_ERROR
-    r = node.broadcast(transfer(node, KEYS[1], ADDRS[2], 1, memo=b"x" * 520_000))
-    assert r.code == "TOO_BIG_TRANSACTION_ERROR"
+    big = transfer(node, KEYS[1], ADDRS[2], 1, memo=b"x" * 520_000)
+    r = node.broadcast(big)
+    assert (r.code, r.message) == (
+        "TOO_BIG_TRANSACTION_ERROR",
+        f"Too big transaction with result, TxId {r.txid.hex()}, the size is {big.ByteSize() + 128} bytes, "
+        "maxTxSize 512000",
+    )
+    _, nobody = fresh_key("big-new-account")
+    r = node.broadcast(transfer(node, KEYS[1], nobody, 1_000_000, memo=b"y" * 1000))
+    assert r.code == "TOO_BIG_TRANSACTION_ERROR" and r.message.startswith("Too big new account transaction")
     # DUP_TRANSACTION_ERROR: pending, then mined
     tx = transfer(node, KEYS[1], ADDRS[2], 1)
     send_ok(node, tx)
