@@ -1,0 +1,123 @@
+"""Policy refusals with machine-readable reasons, and keystore signatures that recover to the wallet."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from devnet.pb import contract_pb2
+from services.wallet_manager.vault import hd, policy
+from services.wallet_manager.vault.address import recover_address, sign_digest
+from services.wallet_manager.vault.errors import SignatureMismatch
+from services.wallet_manager.vault.keystore import KdfParams, Kek, Keyring
+from services.wallet_manager.vault.policy import AssetLimit, WalletPolicy, check
+from services.wallet_manager.vault.signer import sign_transaction
+from services.wallet_manager.vault.tron_tx import parse_transaction
+
+from .txs import (
+    ABANDON,
+    ABANDON_ADDR0,
+    DEST,
+    LEDGER_VECTOR_RAW,
+    LEDGER_VECTOR_SIG,
+    USDT,
+    a,
+    abi_call,
+    raw_tx,
+    transfer,
+    trc20_call,
+    trc20_transfer,
+)
+
+W = ABANDON_ADDR0
+POLICY = WalletPolicy(
+    allowed_contract_types=frozenset({"TransferContract", "TriggerSmartContract", "FreezeBalanceV2Contract"}),
+    limits={"TRX": AssetLimit(per_tx=100_000_000, daily=150_000_000), USDT: AssetLimit(per_tx=1_000_000_000)},
+)
+
+
+def reason(raw: bytes, pol: WalletPolicy = POLICY, **kw: object) -> str | None:
+    d = check(parse_transaction(raw), policy=pol, wallet_address=W, **kw)  # type: ignore[arg-type]
+    assert bool(d) == (d.reason is None)
+    return d.reason
+
+
+def test_allowed_cases() -> None:
+    assert reason(transfer(W, DEST, 100_000_000)) is None
+    assert reason(trc20_transfer(W, USDT, DEST, 1_000_000_000)) is None
+    freeze = contract_pb2.FreezeBalanceV2Contract(owner_address=a(W), frozen_balance=10**12)
+    assert reason(raw_tx("FreezeBalanceV2Contract", freeze)) is None  # not a spend: no limit applies
+
+
+def test_refusals_have_reasons() -> None:
+    assert reason(transfer(W, DEST, 1), watch_only=True) == policy.WATCH_ONLY
+    assert reason(transfer(DEST, W, 1)) == policy.WRONG_OWNER
+    deleg = contract_pb2.DelegateResourceContract(owner_address=a(W), balance=1, receiver_address=a(DEST))
+    assert reason(raw_tx("DelegateResourceContract", deleg)) == policy.CONTRACT_NOT_ALLOWED
+    custom = trc20_call(W, USDT, bytes.fromhex("40c10f19") + bytes(64))  # mint(address,uint256)
+    assert reason(custom) == policy.CONTRACT_NOT_ALLOWED
+    assert reason(custom, WalletPolicy(allow_arbitrary_calls=True)) is None
+    assert reason(transfer(W, DEST, 100_000_001)) == policy.OVER_TX_LIMIT
+    assert reason(trc20_transfer(W, USDT, DEST, 1_000_000_001)) == policy.OVER_TX_LIMIT
+    # approve is limited like a transfer: the allowance can be spent later.
+    assert reason(trc20_call(W, USDT, abi_call("095ea7b3", DEST, 2**255))) == policy.OVER_TX_LIMIT
+    assert reason(transfer(W, DEST, 60_000_000), spent_today={"TRX": 90_000_001}) == policy.OVER_DAILY_LIMIT
+    assert reason(transfer(W, DEST, 60_000_000), spent_today={"TRX": 90_000_000}) is None
+    assert reason(transfer(W, DEST, 1, memo=b"hi")) == policy.MEMO_NOT_ALLOWED
+    assert reason(transfer(W, DEST, 1, memo=b"hi"), WalletPolicy(memo_allowed=True)) is None
+    now = int(time.time() * 1000)
+    assert reason(transfer(W, DEST, 1, expiration_ms=now - 1)) == policy.EXPIRED
+    assert reason(transfer(W, DEST, 1, expiration_ms=now + 25 * 3600 * 1000)) == policy.EXPIRATION_TOO_FAR
+    assert reason(LEDGER_VECTOR_RAW) == policy.EXPIRED  # 2018 expiration
+    assert reason(LEDGER_VECTOR_RAW, now_ms=1528711297744) is None
+    assert reason(trc20_transfer(W, USDT, DEST, 1, fee_limit=10**9), WalletPolicy(max_fee_limit=10**8)) == (
+        policy.OVER_FEE_LIMIT
+    )
+
+
+def test_destination_allow_list_and_unlisted_assets() -> None:
+    pol = WalletPolicy(allowed_destinations=frozenset({USDT}), deny_unlisted_assets=True)
+    assert reason(transfer(W, DEST, 1), pol) == policy.DESTINATION_NOT_ALLOWED
+    # For a TRC20 transfer the destination is the token recipient, not the token contract.
+    assert reason(trc20_transfer(W, USDT, DEST, 1), pol) == policy.DESTINATION_NOT_ALLOWED
+    assert reason(transfer(W, USDT, 1), pol) == policy.OVER_TX_LIMIT  # TRX has no configured limit
+
+
+def test_policy_doc_round_trip_and_validation() -> None:
+    assert WalletPolicy.from_doc(POLICY.to_doc()) == POLICY
+    with pytest.raises(ValueError, match="unknown contract"):
+        WalletPolicy.from_doc({"allowed_contract_types": ["NopeContract"]})
+    assert set(policy.REASONS) >= {"WRONG_OWNER", "CONTRACT_NOT_ALLOWED", "OVER_TX_LIMIT", "WATCH_ONLY"}
+
+
+@pytest.fixture(scope="module")
+def ring() -> Keyring:
+    return Keyring(Kek.derive("test key", KdfParams.generate(n=2**12)))
+
+
+def test_keystore_signature_recovers_to_wallet(ring: Keyring) -> None:
+    seed = hd.seed_from_mnemonic(ABANDON)
+    for index in range(3):
+        key = hd.derive_key(seed, 0, index)
+        sealed = ring.seal(f"wallet-{index}", key.private_key).to_doc()
+        tx = parse_transaction(transfer(key.address, DEST, 1))
+        sig = sign_transaction(ring, f"wallet-{index}", sealed, tx.txid, key.address)
+        assert len(sig) == 65 and sig[64] in (0, 1)
+        assert recover_address(tx.txid, sig) == key.address
+
+
+def test_keystore_signature_matches_ledger_vector(ring: Keyring) -> None:
+    key = hd.derive_key(hd.seed_from_mnemonic(ABANDON), 0, 0)
+    sealed = ring.seal("w0", key.private_key)
+    tx = parse_transaction(LEDGER_VECTOR_RAW)
+    assert sign_transaction(ring, "w0", sealed, tx.txid, key.address).hex() == LEDGER_VECTOR_SIG
+    assert sign_digest(key.private_key, tx.txid).hex() == LEDGER_VECTOR_SIG
+
+
+def test_sealed_key_of_another_address_cannot_sign(ring: Keyring) -> None:
+    seed = hd.seed_from_mnemonic(ABANDON)
+    other = hd.derive_key(seed, 0, 1)
+    sealed = ring.seal("w0", other.private_key)
+    with pytest.raises(SignatureMismatch):
+        sign_transaction(ring, "w0", sealed, bytes(32), ABANDON_ADDR0)
