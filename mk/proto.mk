@@ -4,7 +4,7 @@
 PROTOGEN := $(PY) tools/protogen.py
 # proto-breaking compares with this git ref when set; otherwise see `breaking_base` in tools/protogen.py:
 # uncommitted proto changes -> HEAD; a branch -> its merge base with main; on main -> the parent of the
-# last commit that changed proto/ or buf.yaml.
+# last commit that changed a .proto file or buf.yaml.
 PROTO_BREAKING_AGAINST ?=
 
 .PHONY: gen gen-check proto-deps proto-lint proto-format proto-breaking

@@ -317,15 +317,15 @@ def breaking_base() -> tuple[str | None, str]:
     - Working tree or index changes under proto/ or in buf.yaml: HEAD (the change is not committed yet).
     - HEAD not contained in main (a branch): the merge base with main.
     - Otherwise (HEAD is on main, e.g. CI on a clean clone of main): the parent of the last commit that
-      changed proto/ or buf.yaml, so the latest contract change is checked against the contract before it,
-      however many unrelated commits followed.
+      changed a .proto file under proto/ or buf.yaml, so the latest contract change is checked against the contract before it,
+      however many unrelated commits followed (commits touching only proto/README.md do not count).
     """
     if _git("status", "--porcelain", "--", "proto", "buf.yaml"):
         return "HEAD", "uncommitted proto changes: comparing with HEAD"
     main = next((r for r in ("main", "origin/main") if _has_commit(r)), None)
     if main and _run(["git", "merge-base", "--is-ancestor", "HEAD", main], check=False).returncode != 0:
         return _git("merge-base", "HEAD", main), f"branch: comparing with the merge base with {main}"
-    last = _git("log", "-1", "--format=%H", "--", "proto", "buf.yaml")
+    last = _git("log", "-1", "--format=%H", "--", ":(glob)proto/**/*.proto", "buf.yaml")
     if not last:
         return None, "no commit has proto/ yet"
     if not _has_commit(f"{last}^"):
