@@ -123,13 +123,13 @@ def permission_by_id(acc: AccountState | None, owner: bytes, pid: int) -> Permis
     return acc.permission(pid)
 
 
-def _owner(ctx: Ctx, field_name: str = "owner_address") -> tuple[bytes, AccountState]:
-    addr = getattr(ctx.contract, field_name)
+def _owner(ctx: Ctx, missing: str = "not exists") -> tuple[bytes, AccountState]:
+    addr = ctx.contract.owner_address
     if not valid_address(addr):
         raise ContractValidateError("Invalid address")
     acc = ctx.world.account_for_update(addr)
     if acc is None:
-        raise ContractValidateError(f"Account[{readable(addr)}] not exists")
+        raise ContractValidateError(f"Account[{readable(addr)}] {missing}")
     return addr, acc
 
 
@@ -294,7 +294,7 @@ def _shrink_votes(w: World, acc: AccountState) -> None:
 
 def unfreeze_v2(ctx: Ctx, out: Outcome) -> None:
     c, w, p = ctx.contract, ctx.world, ctx.params
-    _, acc = _owner(ctx)
+    _, acc = _owner(ctx, "does not exist")
     res, amount = c.resource, c.unfreeze_balance
     if res not in (0, 1, 2):
         raise ContractValidateError("ResourceCode error.valid ResourceCode[BANDWIDTH、Energy]")
@@ -479,9 +479,6 @@ def vote_witness(ctx: Ctx, out: Outcome) -> None:
     c, w = ctx.contract, ctx.world
     if not valid_address(c.owner_address):
         raise ContractValidateError("Invalid address")
-    acc = w.account_for_update(c.owner_address)
-    if acc is None:
-        raise ContractValidateError(f"Account[{readable(c.owner_address)}] not exists")
     if len(c.votes) <= 0:
         raise ContractValidateError("VoteNumber must more than 0")
     if len(c.votes) > MAX_VOTE_NUMBER:
@@ -499,15 +496,15 @@ def vote_witness(ctx: Ctx, out: Outcome) -> None:
             raise ContractValidateError(f"Witness[{readable(v.vote_address)}] not exists")
         total += v.vote_count
         votes.append((v.vote_address, v.vote_count))
+    acc = w.account_for_update(c.owner_address)
+    if acc is None:
+        raise ContractValidateError(f"Account[{readable(c.owner_address)}] not exists")
     power = acc.tron_power()
     if total * TRX_PRECISION > power:
         raise ContractValidateError(
             f"The total number of votes[{total * TRX_PRECISION}] is greater than the tronPower[{power}]"
         )
-    merged: dict[bytes, int] = {}
-    for a, n in votes:
-        merged[a] = merged.get(a, 0) + n
-    set_votes(w, acc, list(merged.items()))
+    set_votes(w, acc, votes)
     w.put_account(acc)
 
 
