@@ -31,7 +31,8 @@ OWN_PREFIX = "/tronpay."
 def _path(violation: protovalidate.Violation) -> str:
     """Dotted field path of a violation, with [index] / ["key"] subscripts."""
     parts: list[str] = []
-    for el in violation.proto.field.elements:
+    path = violation.proto.field
+    for el in path.elements if path is not None else ():
         part = el.field_name
         sub = el.subscript  # protobuf-py Oneof(field, value) for repeated/map elements
         if sub is not None:

@@ -15,4 +15,5 @@ INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES,)
 
 async def build(rt: Runtime) -> list[Registration]:
     """The servicers of every gRPC service in tronpay.payment_gateway.v1."""
-    return registrations("payment_gateway", [PaymentGatewayServicer(rt)])
+    # The class decorator fills the generated ABC's methods at runtime, which mypy cannot see.
+    return registrations("payment_gateway", [PaymentGatewayServicer(rt)])  # type: ignore[abstract]

@@ -15,4 +15,5 @@ INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES,)
 
 async def build(rt: Runtime) -> list[Registration]:
     """The servicers of every gRPC service in tronpay.payout_router.v1."""
-    return registrations("payout_router", [PayoutRouterServicer(rt)])
+    # The class decorator fills the generated ABC's methods at runtime, which mypy cannot see.
+    return registrations("payout_router", [PayoutRouterServicer(rt)])  # type: ignore[abstract]

@@ -18,4 +18,5 @@ async def build(rt: Runtime) -> list[Registration]:
     """The servicers of every gRPC service in tronpay.tron_client.v1."""
     network = Network(rt.settings)
     rt.on_stop(network.close)
-    return registrations("tron_client", [TronClientServicer(rt, network)])
+    # The class decorator fills the generated ABC's methods at runtime, which mypy cannot see.
+    return registrations("tron_client", [TronClientServicer(rt, network)])  # type: ignore[abstract]

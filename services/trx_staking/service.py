@@ -15,4 +15,5 @@ INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES,)
 
 async def build(rt: Runtime) -> list[Registration]:
     """The servicers of every gRPC service in tronpay.trx_staking.v1."""
-    return registrations("trx_staking", [TrxStakingServicer(rt)])
+    # The class decorator fills the generated ABC's methods at runtime, which mypy cannot see.
+    return registrations("trx_staking", [TrxStakingServicer(rt)])  # type: ignore[abstract]

@@ -15,4 +15,5 @@ INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES,)
 
 async def build(rt: Runtime) -> list[Registration]:
     """The servicers of every gRPC service in tronpay.usdt_manager.v1."""
-    return registrations("usdt_manager", [UsdtManagerServicer(rt)])
+    # The class decorator fills the generated ABC's methods at runtime, which mypy cannot see.
+    return registrations("usdt_manager", [UsdtManagerServicer(rt)])  # type: ignore[abstract]
