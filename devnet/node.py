@@ -95,12 +95,14 @@ class Node:
             stored = chain.meta_get("params")
             if stored:
                 params.update(stored)
+            node._spec = chain.meta_get("genesis") or spec  # the accounts the chain was created with
             return node
         block = chain.make_genesis_block(spec.timestamp)
         world, ctx = chain.genesis_world(block)
         genesis.build_state(world, spec, chain.vm, ctx)
         chain.set_genesis(block, world.view.writes)
         chain.meta_put("params", params.as_dict())
+        chain.meta_put("genesis", spec)
         return node
 
     def close(self) -> None:

@@ -342,3 +342,23 @@ def test_mining_never_runs_far_ahead_of_the_wall_clock(node: Node) -> None:
     send_ok(node, transfer(node, KEYS[1], ADDRS[2], 1, expiration_ms=now + 60_000))
     times = [b.block_header.raw_data.timestamp for b in node.mine(3, spacing_ms=10_000)]
     assert times[1] - times[0] == times[2] - times[1] == 10_000
+
+
+def test_genesis_file_overrides_accounts_and_params(tmp_path: Path) -> None:
+    _, extra = fresh_key("genesis-extra")
+    path = tmp_path / "genesis.json"
+    path.write_text(
+        '{"funded_accounts": 3, "account_balance": 5000000, "params": {"getEnergyFee": 210},'
+        f' "accounts": [{{"address": "{crypto.to_base58(extra)}", "balance": 42, "usdt": 7}}]}}'
+    )
+    node = Node.open(NodeConfig(genesis_file=path, data_dir=tmp_path / "d"))
+    assert len([a for a in node.genesis_accounts() if not a.is_witness]) == 3
+    assert balance(node, ADDRS[1]) == 5_000_000 and node.account(ADDRS[3]) is None
+    assert balance(node, extra) == 42 and dict(node.chain_parameters())["getEnergyFee"] == 210
+    balance_of = bytes.fromhex("70a08231") + bytes(12) + extra[1:]
+    r = node.trigger_constant(b"\x41" + bytes(20), USDT_ADDRESS, balance_of)
+    assert int.from_bytes(r.return_data, "big") == 7
+    node.close()
+    again = Node.open(NodeConfig(data_dir=tmp_path / "d"))  # reopened without the file: same chain
+    assert len(again.genesis_accounts()) == 4 and balance(again, extra) == 42
+    again.close()
