@@ -41,7 +41,8 @@ Environment (all optional): ``EDGE_ADDRESS`` (0.0.0.0), ``EDGE_PORT`` (8080), ``
 ``<SERVICE>_HOST`` (127.0.0.1), ``<SERVICE>_PORT`` (8085..8090) and ``<SERVICE>_HEALTH_SERVICE`` (the
 service's public gRPC service name) for the six services, ``ENVOY_DESCRIPTOR`` (gen/envoy/tronpay.pb),
 ``EDGE_ROUTE_TIMEOUT`` (15s), ``EDGE_CONNECT_TIMEOUT`` (1s), ``EDGE_HEALTH_INTERVAL`` (5s),
-``EDGE_ACCESS_LOG`` (``-`` for stdout, a file path, or ``off``), ``ENVOY_CONFIG_OUT``
+``EDGE_ACCESS_LOG`` (``-`` for stdout, a file path, or ``off``), ``EDGE_MAX_CONNECTIONS`` (10000),
+``ENVOY_CONFIG_OUT``
 (.build/envoy/envoy.json).
 
 Usage: ``python envoy/render.py [--out PATH]`` prints the path it wrote.
@@ -214,15 +215,19 @@ def _env(env: Mapping[str, str], name: str, default: str) -> str:
     return value or default
 
 
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = _env(env, name, str(default))
     try:
-        port = int(raw)
+        value = int(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a port number") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"{name}={port} is out of range")
-    return port
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value} is out of range [{low}, {high}]")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    return _int(env, name, default, 1, 65535)
 
 
 def _duration(env: Mapping[str, str], name: str, default: str) -> str:
@@ -526,6 +531,21 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
     }
     return {
         "node": {"id": "tronpay-edge", "cluster": "tronpay-edge"},
+        # A hard cap on client connections, so a flood cannot exhaust file descriptors or memory.
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": TYPE_URL + "envoy.extensions.resource_monitors.downstream_connections.v3."
+                        "DownstreamConnectionsConfig",
+                        "max_active_downstream_connections": _int(
+                            env, "EDGE_MAX_CONNECTIONS", 10000, 1, 10_000_000
+                        ),
+                    },
+                }
+            ]
+        },
         "admin": {
             "address": {
                 "socket_address": {"address": "127.0.0.1", "port_value": _port(env, "ADMIN_PORT", 9901)}
