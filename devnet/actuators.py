@@ -24,6 +24,7 @@ from devnet.pb import contract_pb2, tron_pb2
 from devnet.resources import (
     EnergyBill,
     add_weight,
+    increase,
     net_limit,
     pay_energy,
     recovered,
@@ -468,11 +469,31 @@ def undelegate_resource(ctx: Ctx, out: Outcome) -> None:
             w.put_delegation(owner_addr, recv_addr, lock, rec)
     recv = w.account_for_update(recv_addr)
     if recv is not None:
+        _move_usage(recv, acc, res, amount, slot_of(ctx.now_ms))
         recv.acquired[res] = max(recv.acquired[res] - amount, 0)
         w.put_account(recv)
     acc.delegated_out[res] -= amount
     acc.frozen[res] += amount
     w.put_account(acc)
+
+
+def _move_usage(recv: AccountState, owner: AccountState, res: int, amount: int, now: int) -> None:
+    """UnDelegateResource: the receiver's usage backed by the reclaimed stake moves to the owner."""
+    total = recv.frozen[res] + recv.acquired[res]
+    if total <= 0:
+        return
+    if res == 0:
+        used = recovered(recv.net_usage, recv.latest_consume_time, now)
+        moved = int(used * (amount / total))
+        recv.net_usage, recv.latest_consume_time = max(used - moved, 0), now
+        owner.net_usage = increase(owner.net_usage, moved, owner.latest_consume_time, now)
+        owner.latest_consume_time = now
+    else:
+        used = recovered(recv.energy_usage, recv.latest_consume_time_for_energy, now)
+        moved = int(used * (amount / total))
+        recv.energy_usage, recv.latest_consume_time_for_energy = max(used - moved, 0), now
+        owner.energy_usage = increase(owner.energy_usage, moved, owner.latest_consume_time_for_energy, now)
+        owner.latest_consume_time_for_energy = now
 
 
 def vote_witness(ctx: Ctx, out: Outcome) -> None:

@@ -162,6 +162,8 @@ class Chain:
             self._append_block(block, infos, pickle.loads(writes_b), persist=False)
             if num == 0:
                 self.chain_id = int.from_bytes(self.block_ids[0][-4:], "big")
+        self.store.compact(self.solid_number)
+        self._last_compact = self.solid_number
         self._reset_pending()
         return True
 

@@ -197,11 +197,20 @@ def test_delegate_and_undelegate_with_lock(node: Node) -> None:
     assert [e["frozen_balance_for_energy"] for e in entries] == [20_000_000, 10_000_000]
     assert "expire_time_for_energy" in entries[1]
     assert node.delegated_resource_index(owner) == ([], [recv])
+    # the receiver pays a TRC20 transfer with the delegated energy, nothing burned
+    data = selector("transfer(address,uint256)") + word(ADDRS[1]) + word(1)
+    info = run_ok(node, trigger(node, KEYS[7], data))
+    assert info.receipt.energy_usage == info.receipt.energy_usage_total > 0 and info.receipt.energy_fee == 0
+    used = node.account_resource(recv)["EnergyUsed"]
     msg = rejected(node, system(node, key, "UnDelegateResourceContract", resource=1, balance=25_000_000,
                                 receiver_address=recv))
     assert msg == "insufficient delegateFrozenBalance(Energy), request=25000000, unlock_balance=20000000"
     run_ok(node, system(node, key, "UnDelegateResourceContract", resource=1, balance=20_000_000,
                         receiver_address=recv))
+    # two thirds of the stake went back, and with it two thirds of the receiver's usage (±2 for the
+    # linear recovery between the slots the values are read at)
+    assert abs(node.account_resource(owner)["EnergyUsed"] - used * 2 // 3) <= 2
+    assert abs(node.account_resource(recv)["EnergyUsed"] - (used - used * 2 // 3)) <= 2
     acc = node.account(owner)
     assert acc.frozenV2[1].amount == 40_000_000
     assert acc.account_resource.delegated_frozenV2_balance_for_energy == 10_000_000
