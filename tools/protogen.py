@@ -142,24 +142,24 @@ def _normalized(data: bytes) -> bytes:
     return fdp.SerializeToString(deterministic=True)
 
 
-def render_validate(dest: Path) -> None:
-    """Render validate.proto from protovalidate's embedded descriptor into dest and verify the rendering."""
+def render_validate() -> str:
+    """validate.proto rendered from protovalidate's embedded descriptor, verified to compile back to it."""
     from google.protobuf import descriptor_pb2, descriptor_pool
 
     _register_validate()
     data = _validate_fdp()
     text = render(descriptor_pb2.FileDescriptorProto.FromString(data), descriptor_pool.Default())
-    target = dest / VALIDATE_PROTO
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
     with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / VALIDATE_PROTO
+        src.parent.mkdir(parents=True)
+        src.write_text(text)
         out = Path(tmp) / "v.binpb"
         _run(
             [
                 sys.executable,
                 "-m",
                 "grpc_tools.protoc",
-                f"-I{dest}",
+                f"-I{tmp}",
                 f"--descriptor_set_out={out}",
                 VALIDATE_PROTO,
             ]
@@ -167,14 +167,13 @@ def render_validate(dest: Path) -> None:
         compiled = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file[0].SerializeToString()
     if _normalized(compiled) != _normalized(data):
         raise SystemExit(f"rendered {VALIDATE_PROTO} does not compile back to the embedded descriptor")
+    return text
 
 
-def deps(dest: Path = DEPS_DIR) -> Path:
-    """Materialize the imported non-WKT protos (transitive closure) under dest."""
+def dep_sources() -> dict[str, str]:
+    """Import name -> source of every non-WKT proto our protos need (transitively), plus EXTRA_DEPS."""
     site = _site_root()
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+    sources: dict[str, str] = {}
     queue = list(EXTRA_DEPS)  # import names still to resolve
     for name in our_protos():
         queue += IMPORT_RE.findall((PROTO_DIR / name).read_text())
@@ -185,16 +184,45 @@ def deps(dest: Path = DEPS_DIR) -> Path:
             continue
         seen.add(imp)
         if imp == VALIDATE_PROTO:
-            render_validate(dest)
+            sources[imp] = render_validate()
         elif (PROTO_DIR / imp).exists():
             queue += IMPORT_RE.findall((PROTO_DIR / imp).read_text())
         elif (site / imp).exists():
-            target = dest / imp
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(site / imp, target)
-            queue += IMPORT_RE.findall(target.read_text())
+            sources[imp] = (site / imp).read_text()
+            queue += IMPORT_RE.findall(sources[imp])
         else:
             raise SystemExit(f"cannot resolve import {imp!r}")
+    return sources
+
+
+def _sync(dest: Path, files: dict[str, bytes]) -> None:
+    """Make dest hold exactly files, rewriting only what differs (atomically per file).
+
+    Several engineers and test runs share one checkout, so this never removes a directory that another
+    process may be reading: unchanged files are left alone and changed ones are replaced with os.replace.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel, data in sorted(files.items()):
+        target = dest / rel
+        if target.is_file() and target.read_bytes() == data:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    for path in sorted(dest.rglob("*"), reverse=True):
+        rel = path.relative_to(dest).as_posix()
+        if path.is_file() and rel not in files and "__pycache__" not in path.parts:
+            path.unlink(missing_ok=True)
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def deps(dest: Path = DEPS_DIR) -> Path:
+    """Materialize the dependency protos under dest."""
+    _sync(dest, {name: text.encode() for name, text in dep_sources().items()})
     return dest
 
 
@@ -263,9 +291,7 @@ def gen(out: Path) -> None:
     with tempfile.TemporaryDirectory(dir=BUILD_DIR if BUILD_DIR.exists() else None) as tmp:
         fresh = Path(tmp) / "gen"
         generate(fresh)
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.copytree(fresh, out)
+        _sync(out, {rel: (fresh / rel).read_bytes() for rel in _tree(fresh)})
     print(f"generated {len(_tree(out))} files into {os.path.relpath(out, REPO)}/")
 
 
@@ -317,8 +343,8 @@ def breaking_base() -> tuple[str | None, str]:
     - Working tree or index changes under proto/ or in buf.yaml: HEAD (the change is not committed yet).
     - HEAD not contained in main (a branch): the merge base with main.
     - Otherwise (HEAD is on main, e.g. CI on a clean clone of main): the parent of the last commit that
-      changed a .proto file under proto/ or buf.yaml, so the latest contract change is checked against the contract before it,
-      however many unrelated commits followed (commits touching only proto/README.md do not count).
+      changed a .proto file under proto/ or buf.yaml, so the latest contract change is checked against the
+      contract before it, however many unrelated commits followed (proto/README.md edits do not count).
     """
     if _git("status", "--porcelain", "--", "proto", "buf.yaml"):
         return "HEAD", "uncommitted proto changes: comparing with HEAD"
@@ -347,10 +373,12 @@ def breaking(against: str | None) -> int:
         print(f"buf breaking: {base[:12]} has no proto/; nothing to compare with; skipped")
         return 0
     deps()
-    target = BUILD_DIR / "breaking-base"
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
+    BUILD_DIR.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=BUILD_DIR, prefix="breaking-") as tmp:
+        return _breaking_against(base, Path(tmp))
+
+
+def _breaking_against(base: str, target: Path) -> int:
     paths = ["proto"] + (["buf.yaml"] if _git("ls-tree", base, "buf.yaml") else [])
     archive = subprocess.run(
         ["git", "archive", base, *paths], cwd=REPO, capture_output=True, check=True
