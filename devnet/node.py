@@ -535,9 +535,7 @@ class Node:
         out["approved_list"] = signers
         out["current_weight"] = total
         if weight and total < perm.threshold:
-            out["code"] = "NOT_ENOUGH_PERMISSION"
-            out["message"] = (f"Signature count is {len(signers)}, current weight is {total}, "
-                              f"threshold is {perm.threshold}" if signers else "")
+            out["code"] = "NOT_ENOUGH_PERMISSION"  # java-tron sets no message here
         del type_name
         return out
 
