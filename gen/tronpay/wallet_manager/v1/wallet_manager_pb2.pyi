@@ -331,10 +331,13 @@ class CreateWalletRequest(google.protobuf.message.Message):
     WALLET_FIELD_NUMBER: builtins.int
     PRIVATE_KEY_FIELD_NUMBER: builtins.int
     TRONLINK_PROOF_FIELD_NUMBER: builtins.int
+    ACCOUNT_INDEX_FIELD_NUMBER: builtins.int
     request_id: builtins.str
     """Idempotency key; a repeated key returns the first result."""
     private_key: builtins.str
     """Private key as 64 hex characters; IMPORTED wallets only. Never stored in plaintext or logged."""
+    account_index: builtins.int
+    """BIP44 account index (m/44'/195'/account_index'/0/i) to use on the device; LEDGER and TREZOR wallets only."""
     @property
     def wallet(self) -> global___Wallet:
         """The wallet to create (kind, owner, name, labels, policy; address or xpub for watch-only and TronLink)."""
@@ -350,9 +353,10 @@ class CreateWalletRequest(google.protobuf.message.Message):
         wallet: global___Wallet | None = ...,
         private_key: builtins.str = ...,
         tronlink_proof: global___TronLinkProof | None = ...,
+        account_index: builtins.int = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["tronlink_proof", b"tronlink_proof", "wallet", b"wallet"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["private_key", b"private_key", "request_id", b"request_id", "tronlink_proof", b"tronlink_proof", "wallet", b"wallet"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["account_index", b"account_index", "private_key", b"private_key", "request_id", b"request_id", "tronlink_proof", b"tronlink_proof", "wallet", b"wallet"]) -> None: ...
 
 global___CreateWalletRequest = CreateWalletRequest
 
@@ -1143,3 +1147,149 @@ class CreateTronLinkChallengeResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["challenge_id", b"challenge_id", "expire_time", b"expire_time", "message", b"message"]) -> None: ...
 
 global___CreateTronLinkChallengeResponse = CreateTronLinkChallengeResponse
+
+@typing.final
+class SigningRecord(google.protobuf.message.Message):
+    """One entry of the signing log."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    class _Kind:
+        ValueType = typing.NewType("ValueType", builtins.int)
+        V: typing_extensions.TypeAlias = ValueType
+
+    class _KindEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[SigningRecord._Kind.ValueType], builtins.type):
+        DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: SigningRecord._Kind.ValueType  # 0
+        """Not set."""
+        KIND_TRANSACTION: SigningRecord._Kind.ValueType  # 1
+        """A transaction (SignTransaction)."""
+        KIND_MESSAGE: SigningRecord._Kind.ValueType  # 2
+        """A personal message (SignMessage)."""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
+        """What was signed."""
+
+    KIND_UNSPECIFIED: SigningRecord.Kind.ValueType  # 0
+    """Not set."""
+    KIND_TRANSACTION: SigningRecord.Kind.ValueType  # 1
+    """A transaction (SignTransaction)."""
+    KIND_MESSAGE: SigningRecord.Kind.ValueType  # 2
+    """A personal message (SignMessage)."""
+
+    RECORD_ID_FIELD_NUMBER: builtins.int
+    KIND_FIELD_NUMBER: builtins.int
+    WALLET_ID_FIELD_NUMBER: builtins.int
+    SIGNER_ADDRESS_FIELD_NUMBER: builtins.int
+    CALLER_FIELD_NUMBER: builtins.int
+    REQUEST_ID_FIELD_NUMBER: builtins.int
+    PURPOSE_FIELD_NUMBER: builtins.int
+    TXID_FIELD_NUMBER: builtins.int
+    CONTRACT_TYPE_FIELD_NUMBER: builtins.int
+    ASSET_FIELD_NUMBER: builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
+    TO_ADDRESS_FIELD_NUMBER: builtins.int
+    AMOUNT_FIELD_NUMBER: builtins.int
+    SIGN_TIME_FIELD_NUMBER: builtins.int
+    record_id: builtins.str
+    """Record id."""
+    kind: global___SigningRecord.Kind.ValueType
+    """What was signed."""
+    wallet_id: builtins.str
+    """Wallet whose key signed."""
+    signer_address: builtins.str
+    """Address whose key signed."""
+    caller: builtins.str
+    """Caller identity (from the request metadata)."""
+    request_id: builtins.str
+    """Caller's request_id."""
+    purpose: builtins.str
+    """Caller's stated purpose."""
+    txid: builtins.str
+    """Transaction id; empty for messages."""
+    contract_type: tronpay.common.v1.common_pb2.ContractType.ValueType
+    """Contract type of the transaction."""
+    asset: tronpay.common.v1.common_pb2.Asset.ValueType
+    """Asset moved by the transaction, if any."""
+    token_address: builtins.str
+    """TRC20 contract address for token transfers."""
+    to_address: builtins.str
+    """Destination of the transaction, if any."""
+    amount: builtins.int
+    """Amount moved in the asset's base units, if any."""
+    @property
+    def sign_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When the signature was made."""
+
+    def __init__(
+        self,
+        *,
+        record_id: builtins.str = ...,
+        kind: global___SigningRecord.Kind.ValueType = ...,
+        wallet_id: builtins.str = ...,
+        signer_address: builtins.str = ...,
+        caller: builtins.str = ...,
+        request_id: builtins.str = ...,
+        purpose: builtins.str = ...,
+        txid: builtins.str = ...,
+        contract_type: tronpay.common.v1.common_pb2.ContractType.ValueType = ...,
+        asset: tronpay.common.v1.common_pb2.Asset.ValueType = ...,
+        token_address: builtins.str = ...,
+        to_address: builtins.str = ...,
+        amount: builtins.int = ...,
+        sign_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["sign_time", b"sign_time"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["amount", b"amount", "asset", b"asset", "caller", b"caller", "contract_type", b"contract_type", "kind", b"kind", "purpose", b"purpose", "record_id", b"record_id", "request_id", b"request_id", "sign_time", b"sign_time", "signer_address", b"signer_address", "to_address", b"to_address", "token_address", b"token_address", "txid", b"txid", "wallet_id", b"wallet_id"]) -> None: ...
+
+global___SigningRecord = SigningRecord
+
+@typing.final
+class ListSignaturesRequest(google.protobuf.message.Message):
+    """Request of ListSignatures."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    WALLET_ID_FIELD_NUMBER: builtins.int
+    PAGE_SIZE_FIELD_NUMBER: builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: builtins.int
+    wallet_id: builtins.str
+    """Only signatures of this wallet; empty means all wallets."""
+    page_size: builtins.int
+    """Maximum records to return; 0 means the default (50), larger values are capped at 1000."""
+    page_token: builtins.str
+    """Token from a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        wallet_id: builtins.str = ...,
+        page_size: builtins.int = ...,
+        page_token: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["page_size", b"page_size", "page_token", b"page_token", "wallet_id", b"wallet_id"]) -> None: ...
+
+global___ListSignaturesRequest = ListSignaturesRequest
+
+@typing.final
+class ListSignaturesResponse(google.protobuf.message.Message):
+    """Response of ListSignatures."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: builtins.int
+    next_page_token: builtins.str
+    """Token for the next page; empty when there are no more."""
+    @property
+    def records(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___SigningRecord]:
+        """The records, newest first."""
+
+    def __init__(
+        self,
+        *,
+        records: collections.abc.Iterable[global___SigningRecord] | None = ...,
+        next_page_token: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["next_page_token", b"next_page_token", "records", b"records"]) -> None: ...
+
+global___ListSignaturesResponse = ListSignaturesResponse

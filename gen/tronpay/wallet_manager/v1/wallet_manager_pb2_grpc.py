@@ -105,6 +105,11 @@ class WalletManagerServiceStub(object):
                 request_serializer=tronpay_dot_wallet__manager_dot_v1_dot_wallet__manager__pb2.CreateTronLinkChallengeRequest.SerializeToString,
                 response_deserializer=tronpay_dot_wallet__manager_dot_v1_dot_wallet__manager__pb2.CreateTronLinkChallengeResponse.FromString,
                 _registered_method=True)
+        self.ListSignatures = channel.unary_unary(
+                '/tronpay.wallet_manager.v1.WalletManagerService/ListSignatures',
+                request_serializer=tronpay_dot_wallet__manager_dot_v1_dot_wallet__manager__pb2.ListSignaturesRequest.SerializeToString,
+                response_deserializer=tronpay_dot_wallet__manager_dot_v1_dot_wallet__manager__pb2.ListSignaturesResponse.FromString,
+                _registered_method=True)
 
 
 class WalletManagerServiceServicer(object):
@@ -226,6 +231,14 @@ class WalletManagerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSignatures(self, request, context):
+        """Lists the append-only signing log (every signature made, who asked and what was signed), newest first,
+        paginated. Returns NOT_FOUND for an unknown wallet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WalletManagerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -293,6 +306,11 @@ def add_WalletManagerServiceServicer_to_server(servicer, server):
                     servicer.CreateTronLinkChallenge,
                     request_deserializer=tronpay_dot_wallet__manager_dot_v1_dot_wallet__manager__pb2.CreateTronLinkChallengeRequest.FromString,
                     response_serializer=tronpay_dot_wallet__manager_dot_v1_dot_wallet__manager__pb2.CreateTronLinkChallengeResponse.SerializeToString,
+            ),
+            'ListSignatures': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSignatures,
+                    request_deserializer=tronpay_dot_wallet__manager_dot_v1_dot_wallet__manager__pb2.ListSignaturesRequest.FromString,
+                    response_serializer=tronpay_dot_wallet__manager_dot_v1_dot_wallet__manager__pb2.ListSignaturesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -652,6 +670,33 @@ class WalletManagerService(object):
             '/tronpay.wallet_manager.v1.WalletManagerService/CreateTronLinkChallenge',
             tronpay_dot_wallet__manager_dot_v1_dot_wallet__manager__pb2.CreateTronLinkChallengeRequest.SerializeToString,
             tronpay_dot_wallet__manager_dot_v1_dot_wallet__manager__pb2.CreateTronLinkChallengeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSignatures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tronpay.wallet_manager.v1.WalletManagerService/ListSignatures',
+            tronpay_dot_wallet__manager_dot_v1_dot_wallet__manager__pb2.ListSignaturesRequest.SerializeToString,
+            tronpay_dot_wallet__manager_dot_v1_dot_wallet__manager__pb2.ListSignaturesResponse.FromString,
             options,
             channel_credentials,
             insecure,

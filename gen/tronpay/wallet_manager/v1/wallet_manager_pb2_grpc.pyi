@@ -134,6 +134,14 @@ class WalletManagerServiceStub:
     ]
     """Issues a single-use, expiring challenge that a TronLink user signs to prove ownership of an address."""
 
+    ListSignatures: grpc.UnaryUnaryMultiCallable[
+        tronpay.wallet_manager.v1.wallet_manager_pb2.ListSignaturesRequest,
+        tronpay.wallet_manager.v1.wallet_manager_pb2.ListSignaturesResponse,
+    ]
+    """Lists the append-only signing log (every signature made, who asked and what was signed), newest first,
+    paginated. Returns NOT_FOUND for an unknown wallet.
+    """
+
 class WalletManagerServiceAsyncStub:
     """WalletManagerService keeps wallets (HD, imported, watch-only, Ledger, Trezor, TronLink), their encrypted
     keys and signing policies, signs transactions for the other services, derives deposit addresses and serves
@@ -249,6 +257,14 @@ class WalletManagerServiceAsyncStub:
         tronpay.wallet_manager.v1.wallet_manager_pb2.CreateTronLinkChallengeResponse,
     ]
     """Issues a single-use, expiring challenge that a TronLink user signs to prove ownership of an address."""
+
+    ListSignatures: grpc.aio.UnaryUnaryMultiCallable[
+        tronpay.wallet_manager.v1.wallet_manager_pb2.ListSignaturesRequest,
+        tronpay.wallet_manager.v1.wallet_manager_pb2.ListSignaturesResponse,
+    ]
+    """Lists the append-only signing log (every signature made, who asked and what was signed), newest first,
+    paginated. Returns NOT_FOUND for an unknown wallet.
+    """
 
 class WalletManagerServiceServicer(metaclass=abc.ABCMeta):
     """WalletManagerService keeps wallets (HD, imported, watch-only, Ledger, Trezor, TronLink), their encrypted
@@ -391,5 +407,15 @@ class WalletManagerServiceServicer(metaclass=abc.ABCMeta):
         context: _ServicerContext,
     ) -> typing.Union[tronpay.wallet_manager.v1.wallet_manager_pb2.CreateTronLinkChallengeResponse, collections.abc.Awaitable[tronpay.wallet_manager.v1.wallet_manager_pb2.CreateTronLinkChallengeResponse]]:
         """Issues a single-use, expiring challenge that a TronLink user signs to prove ownership of an address."""
+
+    @abc.abstractmethod
+    def ListSignatures(
+        self,
+        request: tronpay.wallet_manager.v1.wallet_manager_pb2.ListSignaturesRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[tronpay.wallet_manager.v1.wallet_manager_pb2.ListSignaturesResponse, collections.abc.Awaitable[tronpay.wallet_manager.v1.wallet_manager_pb2.ListSignaturesResponse]]:
+        """Lists the append-only signing log (every signature made, who asked and what was signed), newest first,
+        paginated. Returns NOT_FOUND for an unknown wallet.
+        """
 
 def add_WalletManagerServiceServicer_to_server(servicer: WalletManagerServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...
