@@ -286,12 +286,14 @@ class Devnet:
         tx = self.make_tx("TriggerSmartContract", value, ref or self.ref_block(), fee_limit=fee_limit)
         return self.sign(tx, owner["private_key"])
 
-    @staticmethod
-    def sign(tx: dict[str, Any], *private_keys: str) -> dict[str, Any]:
-        """Compute the txID with the devnet encoder and append one signature per key (v in {0,1})."""
-        from devnet import codec, crypto
+    def sign(self, tx: dict[str, Any], *private_keys: str) -> dict[str, Any]:
+        """Append one signature per key (v in {0,1}) over the txID the devnet computes (getsignweight).
 
-        txid = codec.tx_id(codec.transaction_from_json(tx, False))
+        The txID comes over HTTP on purpose: importing devnet.pb here would register `protocol.*` in
+        protobuf's default pool, which tronpy's own generated protos also claim in the same process."""
+        from devnet import crypto
+
+        txid = bytes.fromhex(self.post("wallet/getsignweight", tx)["transaction"]["transaction"]["txID"])
         tx["txID"] = txid.hex()
         tx.setdefault("signature", [])
         tx["signature"] += [crypto.sign(txid, bytes.fromhex(k)).hex() for k in private_keys]
