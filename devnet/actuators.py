@@ -311,7 +311,8 @@ def unfreeze_v2(ctx: Ctx, out: Outcome) -> None:
     acc.frozen[res] -= amount
     add_weight(w, res, _weight(acc, res) - old)
     acc.unfrozen.append(Unfreeze(res, amount, ctx.now_ms + p.unfreeze_delay_ms))
-    _shrink_votes(w, acc)
+    if res == 2:  # new resource model: only TRON_POWER unfreezes touch votes (updateVote)
+        _shrink_votes(w, acc)
     w.put_account(acc)
 
 

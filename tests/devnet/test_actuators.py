@@ -255,3 +255,15 @@ def test_account_create(node: Node) -> None:
     assert node.account(new) is not None
     assert rejected(node, system(node, KEYS[1], "AccountCreateContract", account_address=new)) == (
         "Account has existed")
+
+
+def test_unfreezing_tron_power_scales_votes_down(node: Node) -> None:
+    witness = next(a.address for a in node.genesis_accounts() if a.is_witness)
+    key, voter = KEYS[9], ADDRS[9]
+    run_ok(node, system(node, key, "FreezeBalanceV2Contract", frozen_balance=10_000_000, resource=2))
+    run_ok(node, system(node, key, "VoteWitnessContract",
+                        votes=[contract_pb2.VoteWitnessContract.Vote(vote_address=witness, vote_count=10)]))
+    run_ok(node, system(node, key, "UnfreezeBalanceV2Contract", unfreeze_balance=4_000_000, resource=2))
+    acc = node.account(voter)
+    assert [v.vote_count for v in acc.votes] == [6]
+    assert node.account_resource(voter)["tronPowerLimit"] == 6
