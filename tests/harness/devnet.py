@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -320,6 +321,7 @@ def devnet_factory() -> Iterator[DevnetFactory]:
     yield make
     for d in started:
         d.close()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
