@@ -47,7 +47,8 @@ _MAX_ENUM_NUMBER = 2147483647
 
 
 def _quote(value: str) -> str:
-    return '"' + text_encoding.CEscape(value, as_utf8=True) + '"'
+    # CEscape takes str as well (and keeps UTF-8 text readable only for str); its stub says bytes.
+    return '"' + text_encoding.CEscape(value, as_utf8=True) + '"'  # type: ignore[arg-type]
 
 
 class Renderer:
@@ -74,7 +75,7 @@ class Renderer:
             if fd.name in skip and not fd.is_extension:
                 continue
             name = f"({fd.full_name})" if fd.is_extension else fd.name
-            values = value if fd.label == fd.LABEL_REPEATED else [value]
+            values = value if fd.label == fd.LABEL_REPEATED else [value]  # type: ignore[attr-defined]
             for v in values:
                 items.append(f"{name} = {self._value(fd, v)}")
         return items
@@ -87,7 +88,7 @@ class Renderer:
             assert isinstance(v, message.Message)
             return "{ " + text_format.MessageToString(v, as_one_line=True, as_utf8=True) + " }"
         if fd.cpp_type == FD.CPPTYPE_ENUM:
-            assert isinstance(v, int)
+            assert isinstance(v, int) and fd.enum_type is not None
             return fd.enum_type.values_by_number[v].name
         if fd.cpp_type == FD.CPPTYPE_STRING:
             if fd.type == FD.TYPE_BYTES:

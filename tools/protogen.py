@@ -71,11 +71,19 @@ _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, "buf.validate.validate_pb2", _globals)
 '''
 
-_SHIM_PYI = '''"""Type stub of the runtime loader of buf/validate/validate.proto (see validate_pb2.py)."""
+_SHIM_PYI = '''"""Type stub of the runtime loader of buf/validate/validate.proto (see validate_pb2.py).
+
+The messages, enums and extensions are built at import time from protovalidate's descriptor, so their names
+are typed as Any.
+"""
+
+from typing import Any
 
 from google.protobuf.descriptor import FileDescriptor
 
 DESCRIPTOR: FileDescriptor
+
+def __getattr__(name: str) -> Any: ...
 '''
 
 
@@ -360,6 +368,7 @@ def breaking_base() -> tuple[str | None, str]:
 
 
 def breaking(against: str | None) -> int:
+    base: str | None
     if against:
         base, why = _git("rev-parse", against), f"comparing with {against}"
     else:

@@ -11,12 +11,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import protovalidate
 import pytest
 from buf.validate import validate_pb2
 from google.api import annotations_pb2, field_behavior_pb2, http_pb2
 from google.protobuf import descriptor, descriptor_pb2
+from tronpay.common.v1 import common_pb2
 from tronpay.payment_gateway.v1 import payment_gateway_pb2
 from tronpay.payout_router.v1 import payout_router_pb2
 from tronpay.tron_client.v1 import tron_client_pb2
@@ -229,7 +231,8 @@ def test_envoy_descriptor_has_error_detail_types() -> None:
 
 
 # -- conventions -------------------------------------------------------------------------------------------
-def _rules(field: descriptor.FieldDescriptor) -> validate_pb2.FieldRules:
+def _rules(field: descriptor.FieldDescriptor) -> Any:
+    """The field's buf.validate.FieldRules."""
     return field.GetOptions().Extensions[validate_pb2.field]
 
 
@@ -281,13 +284,15 @@ def test_request_fields_with_a_constraint_are_annotated() -> None:
     checked = 0
     for request in _request_messages():
         for field in _walk(request, set()):
-            if field.containing_type.GetOptions().map_entry or _output_only(field):
+            owner = field.containing_type
+            assert owner is not None
+            if owner.GetOptions().map_entry or _output_only(field):
                 continue
             rules = _rules(field)
             name = field.name
-            where = f"{field.containing_type.full_name}.{name}"
+            where = f"{owner.full_name}.{name}"
             if name.endswith("address") and field.type == field.TYPE_STRING:
-                if field.label == field.LABEL_REPEATED:
+                if field.label == field.LABEL_REPEATED:  # type: ignore[attr-defined]
                     assert rules.repeated.items.string.pattern == address_pattern, where
                 else:
                     assert rules.string.pattern == address_pattern, where
@@ -335,6 +340,7 @@ def test_state_enums_start_unspecified() -> None:
 def _violations(message: object) -> set[tuple[str, str]]:
     out = set()
     for v in protovalidate.collect_violations(message):  # type: ignore[arg-type]
+        assert v.proto.field is not None
         path = ".".join(e.field_name for e in v.proto.field.elements)
         out.add((path, v.proto.rule_id))
     return out
@@ -357,10 +363,9 @@ def test_invalid_address_is_rejected() -> None:
         "0x41a614f803b6fd780986a42c78ec9c7f77e6ded13c",
         "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU0",
     ):
-        msg = usdt_manager_pb2.GetBalanceRequest(address=bad)
-        assert _violations(msg) == {("address", "string.pattern")}, bad
-    msg = tron_client_pb2.WatchAddressesRequest(addresses=[ADDRESS, "nope"], watcher="payment-gateway")
-    assert _violations(msg) == {("addresses", "string.pattern")}
+        assert _violations(usdt_manager_pb2.GetBalanceRequest(address=bad)) == {("address", "string.pattern")}
+    watch = tron_client_pb2.WatchAddressesRequest(addresses=[ADDRESS, "nope"], watcher="payment-gateway")
+    assert _violations(watch) == {("addresses", "string.pattern")}
 
 
 @pytest.mark.parametrize("amount", [0, -1])
@@ -369,7 +374,7 @@ def test_non_positive_amount_is_rejected(amount: int) -> None:
         request_id="r-1",
         wallet_id="w1",
         recipient_address=ADDRESS,
-        asset=1,
+        asset=common_pb2.ASSET_TRX,
         amount=amount,
     )
     assert _violations(msg) == {("amount", "int64.gt")}
@@ -387,7 +392,9 @@ def test_page_size_bounds() -> None:
 
 
 def test_request_id_required_on_mutations() -> None:
-    msg = trx_staking_pb2.StakeRequest(wallet_id="w1", amount_sun=1_000_000, resource=2)
+    msg = trx_staking_pb2.StakeRequest(
+        wallet_id="w1", amount_sun=1_000_000, resource=common_pb2.RESOURCE_TYPE_ENERGY
+    )
     assert ("request_id", "string.pattern") in _violations(msg)
 
 
