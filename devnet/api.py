@@ -897,6 +897,37 @@ for _name, (_type, _cls) in BUILDERS.items():
     ENDPOINTS[_name] = Endpoint(_builder(_type, _cls), get=False)
 
 
+def _empty(ctx: Ctx) -> dict[str, Any]:
+    """The devnet has no peers, TRC10 assets, proposals or exchanges: java-tron prints an empty list as {}."""
+    return {}
+
+
+for _name in (
+    "listnodes",
+    "getassetissuelist",
+    "getpaginatedassetissuelist",
+    "getassetissuebyaccount",
+    "getassetissuebyid",
+    "getassetissuebyname",
+    "getassetissuelistbyname",
+    "listproposals",
+    "getpaginatedproposallist",
+    "getproposalbyid",
+    "listexchanges",
+    "getpaginatedexchangelist",
+    "getexchangebyid",
+):
+    ENDPOINTS[_name] = Endpoint(_empty, solidity=_name != "listnodes")
+
+
+def gettransactioncountbyblocknum(ctx: Ctx) -> dict[str, Any]:
+    block = ctx.node.block_by_number(_int(ctx, "num"), solid=ctx.solid)
+    return {} if block is None else {"count": len(block.transactions)}
+
+
+ENDPOINTS["gettransactioncountbyblocknum"] = Endpoint(gettransactioncountbyblocknum, solidity=True)
+
+
 async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     """Read at most `limit` bytes; a larger body is refused the way java-tron's checkBodySize does."""
     if request.content_length is not None and request.content_length > limit:

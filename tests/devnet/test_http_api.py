@@ -58,6 +58,8 @@ def test_block_queries(devnet: Devnet) -> None:
     nums = [b["block_header"]["raw_data"]["number"] for b in latest]
     assert len(nums) == 2 and nums[1] == nums[0] + 1
     assert devnet.post("wallet/gettransactioninfobyblocknum", {"num": 1}) == []
+    assert devnet.post("wallet/gettransactioncountbyblocknum", {"num": 1}) == {"count": 0}
+    assert devnet.post("wallet/listnodes") == {} and devnet.get("wallet/listproposals") == {}
 
 
 def test_walletsolidity_never_serves_above_solid(devnet: Devnet) -> None:
