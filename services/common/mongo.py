@@ -49,8 +49,8 @@ class ServiceDatabase:
         client: AsyncMongoClient[Document] = AsyncMongoClient(
             settings.MONGODB_URI.get_secret_value(),
             appname=settings.SERVICE_NAME.value,
-            serverSelectionTimeoutMS=5000,
-            connectTimeoutMS=3000,
+            serverSelectionTimeoutMS=int(settings.MONGODB_TIMEOUT_SECONDS * 1000),
+            connectTimeoutMS=int(min(settings.MONGODB_TIMEOUT_SECONDS, 3.0) * 1000),
             tz_aware=True,
         )
         return cls(client, settings.PAYMENT_DB_NAME, settings.SERVICE_NAME.value)

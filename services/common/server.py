@@ -31,7 +31,6 @@ from services.common.settings import ServiceName, Settings, load_settings
 
 log = get_logger("services.server")
 
-HEALTH_POLL_SECONDS = 5.0
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -97,7 +96,7 @@ async def _wait_ready(rt: Runtime, indexes: Sequence[IndexSpec], stop: asyncio.E
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, HEALTH_POLL_SECONDS)
+            delay = min(delay * 2, rt.settings.HEALTH_POLL_SECONDS)
 
 
 async def _watch_health(
@@ -121,7 +120,7 @@ async def _watch_health(
             log.info("health %s", health_pb2.HealthCheckResponse.ServingStatus.Name(status))
             current = status
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), HEALTH_POLL_SECONDS)
+            await asyncio.wait_for(stop.wait(), rt.settings.HEALTH_POLL_SECONDS)
 
 
 async def serve(settings: Settings, build: BuildFn, indexes: Sequence[IndexSpec] = ()) -> None:

@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     # Secret: a production URI carries credentials.
     MONGODB_URI: Annotated[SecretStr, AfterValidator(_mongodb_uri)] = SecretStr("mongodb://127.0.0.1:27017/")
     PAYMENT_DB_NAME: str = Field(default="tronpay", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    # How long a Mongo operation waits for a reachable server, and how often health re-checks it.
+    MONGODB_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
+    HEALTH_POLL_SECONDS: float = Field(default=5.0, gt=0, le=300)
 
     @model_validator(mode="after")
     def _network_defaults(self) -> Settings:

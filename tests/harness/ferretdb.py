@@ -2,6 +2,8 @@
 
 Fixtures:
   ferretdb     (session) -> FerretDB: .uri, .port, .data_dir, .db_name() for a fresh database name.
+Helpers: start_ferretdb(data_dir, port=None), stop_ferretdb(db), restart_ferretdb(db) for tests that need
+their own server (outages, restarts).
   mongo_db_name (function) -> str: a database name no other test uses.
 The binary comes from `scripts/ferretdb-build.sh` (built into the user cache on first use).
 """
@@ -49,11 +51,11 @@ class FerretDB:
         return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-def start_ferretdb(data_dir: Path) -> FerretDB:
-    """Start FerretDB on a free port with its SQLite files under data_dir; wait until it listens."""
+def start_ferretdb(data_dir: Path, port: int | None = None) -> FerretDB:
+    """Start FerretDB on a free (or given) port, SQLite files under data_dir; wait until it listens."""
     binary = ferretdb_binary()
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log_path = data_dir.parent / f"ferretdb-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -77,6 +79,12 @@ def stop_ferretdb(db: FerretDB) -> None:
     except subprocess.TimeoutExpired:
         db.process.kill()
         db.process.wait(timeout=5)
+
+
+def restart_ferretdb(db: FerretDB) -> FerretDB:
+    """Stop db and start it again on the same port and data (clients reconnect by themselves)."""
+    stop_ferretdb(db)
+    return start_ferretdb(db.data_dir, db.port)
 
 
 @pytest.fixture(scope="session")

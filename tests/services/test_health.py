@@ -3,6 +3,10 @@ graceful stop, and restart against the same data."""
 
 from __future__ import annotations
 
+import time
+import urllib.request
+from pathlib import Path
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -10,7 +14,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pymongo import MongoClient
 
 from services.common import errors
-from tests.harness.ferretdb import FerretDB
+from tests.harness.ferretdb import FerretDB, restart_ferretdb, start_ferretdb, stop_ferretdb
 from tests.harness.services import SERVICES, Cluster, ServiceFactory
 
 
@@ -78,3 +82,49 @@ def test_restart_keeps_data_and_stops_gracefully(service_factory: ServiceFactory
         assert {ix["name"] for ix in col.list_indexes()} == index_names
         with pytest.raises(Exception, match="duplicate key"):
             col.insert_one({"method": "Transfer", "request_id": "keep-me"})
+
+
+def test_metrics_count_rpcs_per_method_and_code(six: Cluster) -> None:
+    proc = six["payment_gateway"]
+    test_unimplemented_rpc_names_the_method(six)  # one UNIMPLEMENTED call on wallet_manager
+    with proc.channel() as ch:
+        health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    with urllib.request.urlopen(f"http://127.0.0.1:{proc.env['METRICS_PORT']}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    assert (
+        'grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="grpc.health.v1.Health"}'
+        in text
+    )
+    wallet = six["wallet_manager"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{wallet.env['METRICS_PORT']}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    assert 'grpc_code="UNIMPLEMENTED",grpc_method="ListWallets"' in text
+    assert "grpc_server_handling_seconds_bucket" in text
+
+
+def test_health_follows_the_database(service_factory: ServiceFactory, tmp_path: Path) -> None:
+    db = start_ferretdb(tmp_path / "own-db")
+    try:
+        proc = service_factory.start(
+            "trx_staking",
+            env={"MONGODB_URI": db.uri, "MONGODB_TIMEOUT_SECONDS": "1", "HEALTH_POLL_SECONDS": "0.5"},
+        )["trx_staking"]
+        stop_ferretdb(db)  # the database goes away: the service says so instead of crashing
+        _wait_status(proc.target, health_pb2.HealthCheckResponse.NOT_SERVING, 30)
+        db = restart_ferretdb(db)
+        _wait_status(proc.target, health_pb2.HealthCheckResponse.SERVING, 30)
+        assert proc.process is not None and proc.process.poll() is None
+    finally:
+        stop_ferretdb(db)
+
+
+def _wait_status(target: str, want: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        with grpc.insecure_channel(target) as ch:
+            status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        if status == want:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"health stayed {status}, want {want}")
