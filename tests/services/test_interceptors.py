@@ -4,6 +4,7 @@ from metadata and its propagation by internal clients."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -41,6 +42,20 @@ class Probe(pb_grpc.TronClientServiceServicer):
         return pb.GetNetworkInfoResponse(
             network=call.request_id, node_version=f"{call.caller}|{call.subject}"
         )
+
+    height_calls = 0
+
+    async def GetNetworkHeight(
+        self, request: pb.GetNetworkHeightRequest, ctx: Any
+    ) -> pb.GetNetworkHeightResponse:
+        Probe.height_calls += 1
+        if Probe.height_calls == 1:
+            raise errors.Unavailable("first attempt fails")
+        return pb.GetNetworkHeightResponse(head_block_number=Probe.height_calls)
+
+    async def GetNetworkFees(self, request: pb.GetNetworkFeesRequest, ctx: Any) -> pb.GetNetworkFeesResponse:
+        await asyncio.sleep(3)
+        return pb.GetNetworkFeesResponse()
 
     async def StreamTransfers(
         self, request: pb.StreamTransfersRequest, ctx: Any
@@ -171,3 +186,23 @@ async def test_internal_client_propagates_context_and_names_the_caller(target: s
         context.reset(token)
         await channel.close()
     assert (got.network, got.node_version) == ("outer-7", "payment-gateway|bob")
+
+
+async def test_internal_client_retries_unavailable_by_service_config(target: str) -> None:
+    Probe.height_calls = 0
+    channel = open_channel(target, caller="usdt-manager", timeout_seconds=5)
+    try:
+        got = await pb_grpc.TronClientServiceStub(channel).GetNetworkHeight(pb.GetNetworkHeightRequest())
+    finally:
+        await channel.close()
+    assert got.head_block_number == 2 and Probe.height_calls == 2
+
+
+async def test_internal_client_applies_a_default_deadline(target: str) -> None:
+    channel = open_channel(target, caller="usdt-manager", timeout_seconds=0.3)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await pb_grpc.TronClientServiceStub(channel).GetNetworkFees(pb.GetNetworkFeesRequest())
+    finally:
+        await channel.close()
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
