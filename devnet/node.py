@@ -5,6 +5,19 @@ All addresses are 21 bytes (0x41 + 20), all ids 32 bytes, all amounts int sun. P
 (walletsolidity/*); otherwise against the head block and its state (pending, unmined transactions are not
 visible). Errors that java-tron reports as CONTRACT_VALIDATE_ERROR raise `ContractValidateError`, VM/execution
 failures of estimate_energy raise `ContractExeError`; both carry java-tron's message text in `.message`.
+
+Devnet semantics (see chain.py for details):
+- broadcast runs every java-tron check in order and executes the tx once into the pending block (fees and
+  VM results are final then); produce_block seals the pending txs, pays block rewards, tallies votes at
+  maintenance (getMaintenanceTimeInterval), and never lets chain time run more than one slot ahead of the
+  wall clock (tronpy's expirations are wall-clock based) unless an explicit timestamp/spacing is given.
+- fork(k) replaces the last k unsolidified blocks by k+1 new ones; orphaned txs vanish (re-broadcastable)
+  or, with reinclude=True, are re-run into the new branch one block later than before.
+- Rewards accrue per block: the producer's 16 TRX and the 160 TRX standby pay split by live votes; each
+  witness keeps its brokerage (20 %), the rest goes to its voters pro rata (getReward / WithdrawBalance).
+- Devnet-only parameters (params.DEVNET_PARAMETERS): devnetUnfreezeDelayMs (genesis default 9 000 ms),
+  devnetWithdrawIntervalMs (24 h rule), devnetTotalSignNum, devnetBrokerage,
+  devnetMaxEnergyLimitForConstant, devnetDefaultDelegateLockPeriod.
 """
 
 from __future__ import annotations
@@ -95,6 +108,9 @@ class Node:
             stored = chain.meta_get("params")
             if stored:
                 params.update(stored)
+            if config.params:  # explicit overrides win over what the data dir remembers
+                params.update(config.params)
+                chain.meta_put("params", params.as_dict())
             node._spec = chain.meta_get("genesis") or spec  # the accounts the chain was created with
             return node
         block = chain.make_genesis_block(spec.timestamp)
