@@ -194,6 +194,40 @@ def test_breaking_check_accepts_an_added_field(clone: Path) -> None:
         proto.write_text(original)
 
 
+def _tool_in(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "tools/protogen.py", *args], cwd=clone, capture_output=True, text=True
+    )
+
+
+def test_lint_catches_a_missing_comment_and_bad_format(clone: Path) -> None:
+    proto = clone / "proto/tronpay/trx_staking/v1/trx_staking.proto"
+    original = proto.read_text()
+    try:
+        proto.write_text(original.replace("  // Address.\n  string address = 1", "  string address = 1", 1))
+        proc = _tool_in(clone, "lint")
+        assert proc.returncode != 0 and "should have a non-empty comment" in proc.stdout, proc.stdout
+        proto.write_text(original.replace("message StakingStatus {", "message   StakingStatus{", 1))
+        proc = _tool_in(clone, "lint")
+        assert proc.returncode != 0 and "format proto -d --exit-code: FAILED" in proc.stdout, proc.stdout
+    finally:
+        proto.write_text(original)
+
+
+def test_gen_check_catches_stale_code(clone: Path) -> None:
+    generated = clone / "gen/tronpay/trx_staking/v1/trx_staking_pb2.py"
+    original = generated.read_bytes()
+    try:
+        generated.write_bytes(original + b"# edited\n")
+        proc = _tool_in(clone, "check")
+        assert (
+            proc.returncode == 1 and "stale:   gen/tronpay/trx_staking/v1/trx_staking_pb2.py" in proc.stderr
+        )
+    finally:
+        generated.write_bytes(original)
+    assert _tool_in(clone, "check").returncode == 0
+
+
 # -- REST surface ------------------------------------------------------------------------------------------
 def test_every_documented_endpoint_is_bound_exactly() -> None:
     bindings = _http_bindings()
