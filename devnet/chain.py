@@ -421,7 +421,10 @@ class Chain:
             t = block.transactions.add()
             t.CopyFrom(p.tx)
             del t.ret[:]
-            t.ret.add().contractRet = RESULT_CODES.Value(p.outcome.ret)
+            ret = t.ret.add()
+            ret.contractRet = RESULT_CODES.Value(p.outcome.ret)
+            if p.outcome.fee:  # the actuator's own fee (ret.setStatus(fee, …)), e.g. account creation
+                ret.fee = p.outcome.fee
             infos.append(self._info(p, number, ts))
         raw = block.block_header.raw_data
         raw.number = number
