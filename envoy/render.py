@@ -42,6 +42,7 @@ Environment (all optional): ``EDGE_ADDRESS`` (0.0.0.0), ``EDGE_PORT`` (8080), ``
 service's public gRPC service name) for the six services, ``ENVOY_DESCRIPTOR`` (gen/envoy/tronpay.pb),
 ``EDGE_ROUTE_TIMEOUT`` (15s), ``EDGE_CONNECT_TIMEOUT`` (1s), ``EDGE_HEALTH_INTERVAL`` (5s),
 ``EDGE_ACCESS_LOG`` (``-`` for stdout, a file path, or ``off``), ``EDGE_MAX_CONNECTIONS`` (10000),
+``EDGE_MAX_REQUEST_BYTES`` (4 MiB),
 ``ENVOY_CONFIG_OUT``
 (.build/envoy/envoy.json).
 
@@ -89,7 +90,7 @@ LOCAL_REPLY_CODES: dict[int, int] = {
     404: 5,  # NOT_FOUND: no documented path matches
     405: 12,  # UNIMPLEMENTED
     408: 4,  # DEADLINE_EXCEEDED: request not received in time
-    413: 8,  # RESOURCE_EXHAUSTED: body over max_request_body_size
+    413: 8,  # RESOURCE_EXHAUSTED: body over EDGE_MAX_REQUEST_BYTES
     429: 8,  # RESOURCE_EXHAUSTED: circuit breaker / overload
     431: 8,  # RESOURCE_EXHAUSTED: headers too large
     500: 13,  # INTERNAL
@@ -448,7 +449,24 @@ def _cluster(upstream: Upstream, env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def _transcoder(descriptor: Path, methods: list[Method]) -> dict[str, Any]:
+def _body_limit(env: Mapping[str, str]) -> int:
+    # 4 MiB by default: a batch payout of 10000 recipients is about 1 MB of JSON.
+    return _int(env, "EDGE_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024)
+
+
+def _buffer(env: Mapping[str, str]) -> dict[str, Any]:
+    """Whole requests are buffered up to a limit; bigger ones get 413. (The transcoder streams request
+    bodies, so without this a client could push an unbounded JSON body through to a service.)"""
+    return {
+        "name": "envoy.filters.http.buffer",
+        "typed_config": {
+            "@type": TYPE_URL + "envoy.extensions.filters.http.buffer.v3.Buffer",
+            "max_request_bytes": _body_limit(env),
+        },
+    }
+
+
+def _transcoder(descriptor: Path, methods: list[Method], env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "name": "envoy.filters.http.grpc_json_transcoder",
         "typed_config": {
@@ -470,7 +488,7 @@ def _transcoder(descriptor: Path, methods: list[Method]) -> dict[str, Any]:
                 "reject_binding_body_field_collisions": True,
             },
             "case_insensitive_enum_parsing": False,
-            "max_request_body_size": 1048576,
+            "max_request_body_size": _body_limit(env),
             "max_response_body_size": 8388608,
         },
     }
@@ -522,7 +540,8 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
             ],
         },
         "http_filters": [
-            _transcoder(descriptor, methods),
+            _buffer(env),
+            _transcoder(descriptor, methods, env),
             {
                 "name": "envoy.filters.http.router",
                 "typed_config": {"@type": TYPE_URL + "envoy.extensions.filters.http.router.v3.Router"},

@@ -26,6 +26,15 @@ def _hcm(config: dict[str, Any]) -> dict[str, Any]:
     return hcm["typed_config"]  # type: ignore[no-any-return]
 
 
+def _transcoder(config: dict[str, Any]) -> dict[str, Any]:
+    (transcoder,) = [
+        f["typed_config"]
+        for f in _hcm(config)["http_filters"]
+        if f["name"] == "envoy.filters.http.grpc_json_transcoder"
+    ]
+    return transcoder  # type: ignore[no-any-return]
+
+
 def test_every_documented_endpoint_has_exactly_its_binding(envoy_descriptor: Path) -> None:
     methods = render.load_public_methods(envoy_descriptor)
     by_binding = {(m.http_verb.upper(), m.http_path): m for m in methods}
@@ -53,7 +62,7 @@ def test_routes_are_exact_public_methods_only(config: dict[str, Any], envoy_desc
 
 
 def test_transcoder_serves_all_six_services_strictly(config: dict[str, Any]) -> None:
-    transcoder = _hcm(config)["http_filters"][0]["typed_config"]
+    transcoder = _transcoder(config)
     packages = {s.split(".")[1] for s in transcoder["services"]}
     assert packages == set(render.SERVICES)
     assert transcoder["convert_grpc_status"] is True
@@ -131,7 +140,7 @@ def test_served_descriptor_knows_the_error_detail_types(tmp_path: Path, envoy_de
     from google.protobuf import descriptor_pb2
 
     config = render.render({"ENVOY_DESCRIPTOR": str(envoy_descriptor)}, descriptor_out=tmp_path / "d.pb")
-    served = Path(_hcm(config)["http_filters"][0]["typed_config"]["proto_descriptor"])
+    served = Path(_transcoder(config)["proto_descriptor"])
     fds = descriptor_pb2.FileDescriptorSet()
     fds.ParseFromString(served.read_bytes())
     seen: set[str] = set()

@@ -91,6 +91,12 @@ def test_wrongly_typed_json_field_is_400_json(lone_edge: Edge) -> None:
     assert_status_json(reply, 400, 3)
 
 
+def test_oversized_body_is_413_json(lone_edge: Edge) -> None:
+    body = '{"request_id": "' + "x" * (5 * 1024 * 1024) + '"}'
+    reply = call(lone_edge.rest_url, "POST", "/api/v1/payouts/initiate", body=body)
+    assert_status_json(reply, 413, 8)
+
+
 def test_service_down_is_503_json(lone_edge: Edge) -> None:
     reply = call(lone_edge.rest_url, "GET", "/api/v1/tron/network/height")
     assert_status_json(reply, 503, 14)

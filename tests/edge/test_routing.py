@@ -161,6 +161,14 @@ def test_documented_endpoint_reaches_its_method(
     assert info["metadata"]["method"] == method.name
 
 
+def test_upstreams_pass_grpc_health_checks(envoy_edge: Edge) -> None:
+    """Envoy's active grpc.health.v1 checks (one service name per cluster) see all six SERVING."""
+    assert envoy_edge.cluster_health() == {name: True for name in render.SERVICES}
+    for name in render.SERVICES:
+        assert envoy_edge.stat(f"cluster.{name}.health_check.success") > 0
+        assert envoy_edge.stat(f"cluster.{name}.health_check.failure") == 0
+
+
 def test_service_field_violations_come_back_as_json(envoy_edge: Edge) -> None:
     reply = call(envoy_edge.rest_url, "GET", "/api/v1/usdt/balance/not-an-address")
     assert reply.status == 400, reply.body
