@@ -25,6 +25,9 @@ Transaction = tron_pb2.Transaction
 ContractType = tron_pb2.Transaction.Contract.ContractType
 
 TYPE_URL_PREFIX = "type.googleapis.com/protocol."
+# Our .proto package is not java-tron's `protocol`, so tronpy's own generated `protocol.*` modules can be
+# loaded in the same process. The package never reaches the wire: type_url is TYPE_URL_PREFIX + message name.
+PROTO_PREFIX = tron_pb2.DESCRIPTOR.package + "."
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -43,7 +46,7 @@ class ContractParseError(CodecError):
 
 # java-tron HttpSelfFormatFieldName.AddressFieldNameMap (full names): base58 when visible=true.
 ADDRESS_FIELDS: frozenset[str] = frozenset(
-    "protocol." + n
+    PROTO_PREFIX + n
     for n in """
     DelegatedResourceMessage.fromAddress DelegatedResourceMessage.toAddress
     TransactionSignWeight.approved_list TransactionApprovedList.approved_list
@@ -90,7 +93,7 @@ ADDRESS_FIELDS: frozenset[str] = frozenset(
 
 # java-tron HttpSelfFormatFieldName.NameFieldNameMap: UTF-8 text when visible=true.
 NAME_FIELDS: frozenset[str] = frozenset(
-    "protocol." + n
+    PROTO_PREFIX + n
     for n in """
     Return.message Address.host Note.memo AccountUpdateContract.account_name SetAccountIdContract.account_id
     TransferAssetContract.asset_name WitnessCreateContract.url WitnessUpdateContract.update_url

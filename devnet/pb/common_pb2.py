@@ -24,13 +24,13 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x65vnet/pb/common.proto\x12\x08protocol*9\n\x0cResourceCode\x12\r\n\tBANDWIDTH\x10\x00\x12\n\n\x06\x45NERGY\x10\x01\x12\x0e\n\nTRON_POWER\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x65vnet/pb/common.proto\x12\x0f\x64\x65vnet.protocol*9\n\x0cResourceCode\x12\r\n\tBANDWIDTH\x10\x00\x12\n\n\x06\x45NERGY\x10\x01\x12\x0e\n\nTRON_POWER\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'devnet.pb.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESOURCECODE']._serialized_start=36
-  _globals['_RESOURCECODE']._serialized_end=93
+  _globals['_RESOURCECODE']._serialized_start=43
+  _globals['_RESOURCECODE']._serialized_end=100
 # @@protoc_insertion_point(module_scope)
