@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 import base58
 import coincurve
@@ -25,6 +26,8 @@ def pubkey_to_raw_address(pubkey: bytes) -> bytes:
     return bytes([ADDRESS_PREFIX]) + keccak256(pubkey[1:])[12:]
 
 
+# Addresses repeat (the same wallets sign again and again); pure-Python base58 costs ~10 µs a call.
+@lru_cache(maxsize=65536)
 def to_base58(raw: bytes) -> str:
     """Base58Check of a 21-byte address."""
     if len(raw) != 21 or raw[0] != ADDRESS_PREFIX:
@@ -32,6 +35,7 @@ def to_base58(raw: bytes) -> str:
     return base58.b58encode_check(raw).decode()
 
 
+@lru_cache(maxsize=65536)
 def from_base58(address: str) -> bytes:
     """Validate a base58check TRON address (checksum, length, 0x41) and return its 21 bytes."""
     try:

@@ -65,19 +65,21 @@ class Fields:
     """Last-wins view of one message's fields (proto3 singular semantics) plus repeated access."""
 
     def __init__(self, buf: bytes) -> None:
-        self._all = iter_fields(buf)
+        self._by_num: dict[int, list[tuple[int, int | bytes]]] = {}
+        for num, wt, value, _, _ in iter_fields(buf):
+            self._by_num.setdefault(num, []).append((wt, value))
 
     def get_int(self, num: int, default: int = 0) -> int:
-        vals = [v for n, wt, v, *_ in self._all if n == num]
+        vals = self._by_num.get(num)
         if not vals:
             return default
-        v = vals[-1]
-        if not isinstance(v, int) or [wt for n, wt, *_ in self._all if n == num][-1] != VARINT:
+        wt, v = vals[-1]
+        if wt != VARINT or not isinstance(v, int):
             raise MalformedTransaction(f"field {num}: expected a varint")
         return as_int64(v)
 
     def get_bytes(self, num: int, default: bytes = b"") -> bytes:
-        vals = [(wt, v) for n, wt, v, *_ in self._all if n == num]
+        vals = self._by_num.get(num)
         if not vals:
             return default
         wt, v = vals[-1]
@@ -87,12 +89,11 @@ class Fields:
 
     def get_all_bytes(self, num: int) -> list[bytes]:
         out = []
-        for n, wt, v, *_ in self._all:
-            if n == num:
-                if wt != LEN or not isinstance(v, bytes):
-                    raise MalformedTransaction(f"field {num}: expected length-delimited")
-                out.append(v)
+        for wt, v in self._by_num.get(num, ()):
+            if wt != LEN or not isinstance(v, bytes):
+                raise MalformedTransaction(f"field {num}: expected length-delimited")
+            out.append(v)
         return out
 
     def numbers(self) -> set[int]:
-        return {n for n, *_ in self._all}
+        return set(self._by_num)
