@@ -526,7 +526,12 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
             "idle_timeout": "300s",
             "headers_with_underscores_action": "REJECT_REQUEST",
         },
-        "http2_protocol_options": {"max_concurrent_streams": 256},
+        # Envoy's edge recommendations: bounded HTTP/2 windows and streams per client connection.
+        "http2_protocol_options": {
+            "max_concurrent_streams": 100,
+            "initial_stream_window_size": 65536,
+            "initial_connection_window_size": 1048576,
+        },
         "access_log": _access_log(env),
         "local_reply_config": _local_reply_config(),
         "route_config": {
@@ -574,6 +579,7 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
             "listeners": [
                 {
                     "name": "edge",
+                    "per_connection_buffer_limit_bytes": 32768,
                     "address": {
                         "socket_address": {
                             "address": _env(env, "EDGE_ADDRESS", "0.0.0.0"),
