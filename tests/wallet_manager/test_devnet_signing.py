@@ -1,0 +1,111 @@
+"""Signatures made by the vault core are accepted by the devnet (java-tron rules) for node-built transactions.
+
+The flow is the cluster's: the node builds raw_data (wallet/createtransaction, triggersmartcontract), the
+vault parses those bytes, recomputes the txID, checks the policy and signs with the sealed key; the signed
+Transaction is broadcast as hex and executes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.wallet_manager.vault import hd
+from services.wallet_manager.vault.keystore import KdfParams, Kek, Keyring
+from services.wallet_manager.vault.policy import AssetLimit, WalletPolicy, check
+from services.wallet_manager.vault.signer import sign_transaction
+from services.wallet_manager.vault.tron_tx import parse_transaction
+from tests.harness.devnet import Devnet
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def signed_hex(raw: bytes, sig: bytes) -> str:
+    """Transaction{raw_data = 1; signature = 2} by hand."""
+    return (b"\x0a" + _varint(len(raw)) + raw + b"\x12" + _varint(len(sig)) + sig).hex()
+
+
+@pytest.fixture(scope="module")
+def wallet(devnet: Devnet) -> dict[str, Any]:
+    ring = Keyring(Kek.derive("devnet test key", KdfParams.generate(n=2**12)))
+    key = hd.derive_key(hd.seed_from_mnemonic(hd.generate_mnemonic()), 3, 5)
+    sealed = ring.seal("wallet-devnet", key.private_key).to_doc()
+    for txid in devnet.faucet(key.address, trx=50_000_000, usdt=10_000_000):
+        devnet.wait_for_tx(txid)
+    return {"ring": ring, "address": key.address, "sealed": sealed}
+
+
+def _sign_and_send(
+    devnet: Devnet, wallet: dict[str, Any], unsigned: dict[str, Any], pol: WalletPolicy
+) -> str:
+    raw = bytes.fromhex(unsigned["raw_data_hex"])
+    tx = parse_transaction(raw)
+    assert tx.txid.hex() == unsigned["txID"]  # our txID equals the node's
+    decision = check(tx, policy=pol, wallet_address=wallet["address"])
+    assert decision, decision.reason
+    sig = sign_transaction(wallet["ring"], "wallet-devnet", wallet["sealed"], tx.txid, wallet["address"])
+    res = devnet.post("wallet/broadcasthex", {"transaction": signed_hex(raw, sig)})
+    assert res.get("result") is True, res
+    info = devnet.wait_for_tx(tx.txid_hex)
+    assert info.get("receipt", {}).get("result", "SUCCESS") == "SUCCESS", info
+    return tx.txid_hex
+
+
+def test_trx_transfer_signed_by_vault_executes(devnet: Devnet, wallet: dict[str, Any]) -> None:
+    dest = devnet.new_account()
+    unsigned = devnet.post(
+        "wallet/createtransaction",
+        {
+            "owner_address": wallet["address"],
+            "to_address": dest["address"],
+            "amount": 1_234_567,
+            "visible": True,
+        },
+    )
+    pol = WalletPolicy(limits={"TRX": AssetLimit(per_tx=2_000_000)})
+    _sign_and_send(devnet, wallet, unsigned, pol)
+    acct = devnet.post("wallet/getaccount", {"address": dest["address"], "visible": True})
+    assert acct["balance"] == 1_234_567
+
+
+def test_trc20_transfer_signed_by_vault_executes(devnet: Devnet, wallet: dict[str, Any]) -> None:
+    dest = devnet.new_account()
+    param = dest["hex"][2:].rjust(64, "0") + format(2_500_000, "064x")
+    built = devnet.post(
+        "wallet/triggersmartcontract",
+        {
+            "owner_address": wallet["address"],
+            "contract_address": devnet.usdt,
+            "function_selector": "transfer(address,uint256)",
+            "parameter": param,
+            "fee_limit": 100_000_000,
+            "visible": True,
+        },
+    )
+    unsigned = built["transaction"]
+    tx = parse_transaction(bytes.fromhex(unsigned["raw_data_hex"]))
+    assert (tx.token_method, tx.destination, tx.amount) == ("transfer", dest["address"], 2_500_000)
+    pol = WalletPolicy(limits={devnet.usdt: AssetLimit(per_tx=5_000_000)})
+    # Over the limit is refused before any key is opened.
+    tight = WalletPolicy(limits={devnet.usdt: AssetLimit(per_tx=1_000_000)})
+    assert check(tx, policy=tight, wallet_address=wallet["address"]).reason == "OVER_TX_LIMIT"
+    _sign_and_send(devnet, wallet, unsigned, pol)
+    out = devnet.post(
+        "wallet/triggerconstantcontract",
+        {
+            "owner_address": dest["address"],
+            "contract_address": devnet.usdt,
+            "function_selector": "balanceOf(address)",
+            "parameter": dest["hex"][2:].rjust(64, "0"),
+            "visible": True,
+        },
+    )
+    assert int(out["constant_result"][0], 16) == 2_500_000
