@@ -16,6 +16,7 @@ trc20_transfer_tx(owner, token_hex, to_hex, amount), sign(tx, *keys), broadcast(
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import os
 import secrets
@@ -36,6 +37,24 @@ from tests.harness.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0
+
+
+class _NoTronpyProto(importlib.abc.MetaPathFinder):
+    """tronpy's generated protos and devnet.pb both declare `protocol.*` in protobuf's default descriptor
+    pool, and one process can hold only one of them. Tests reach the devnet over HTTP, so tronpy runs
+    without its optional offline builder: importing tronpy.proto raises ProtobufImportError, which tronpy
+    itself treats as "protobuf not installed" (online build, sign, broadcast all keep working)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "tronpy.proto":
+            from tronpy.exceptions import ProtobufImportError
+
+            raise ProtobufImportError("tronpy.proto is disabled in tests: devnet.pb owns protocol.*")
+        return None
+
+
+if not any(isinstance(f, _NoTronpyProto) for f in sys.meta_path):
+    sys.meta_path.insert(0, _NoTronpyProto())
 
 
 class DevnetError(RuntimeError):
