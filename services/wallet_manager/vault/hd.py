@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bip_utils import (
+from bip_utils import (  # type: ignore[import-untyped]
+    Bip32ChainCode,
+    Bip32Depth,
+    Bip32FingerPrint,
+    Bip32KeyData,
+    Bip32KeyIndex,
     Bip32Secp256k1,
     Bip39Languages,
     Bip39MnemonicGenerator,
     Bip39MnemonicValidator,
     Bip39SeedGenerator,
     Bip39WordsNum,
+    Hash160,
 )
 
 from .address import pubkey_to_address
@@ -99,6 +105,15 @@ def derive_key(seed: bytes, account: int, index: int) -> DerivedKey:
     return DerivedKey(account, index, pubkey_to_address(pub), pub, node.PrivateKey().Raw().ToBytes())
 
 
+def hash160_fingerprint(compressed_pubkey: bytes) -> bytes:
+    """BIP32 key fingerprint: first 4 bytes of RIPEMD160(SHA256(key))."""
+    return bytes(Hash160.QuickDigest(compressed_pubkey)[:4])
+
+
+def compress_pubkey(pub65: bytes) -> bytes:
+    return bytes([2 + (pub65[64] & 1)]) + pub65[1:33]
+
+
 def account_xpub(seed: bytes, account: int) -> str:
     """The account-level extended public key (xpub, version 0488b21e) of m/44'/195'/account'."""
     return str(_account_node(seed, account).PublicKey().ToExtended())
@@ -108,8 +123,6 @@ def xpub_from_parts(
     chain_code: bytes, public_key: bytes, parent_fingerprint: bytes, account: int, depth: int = 3
 ) -> str:
     """Assemble an account xpub from a device's chain code and key (Ledger INS 02 with P2=1)."""
-    from bip_utils import Bip32ChainCode, Bip32Depth, Bip32FingerPrint, Bip32KeyData, Bip32KeyIndex
-
     data = Bip32KeyData(
         chain_code=Bip32ChainCode(chain_code),
         depth=Bip32Depth(depth),

@@ -14,8 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ledgerblue import commTCP  # type: ignore[import-untyped]
+from ledgerblue.commException import CommException  # type: ignore[import-untyped]
+
 from .address import pubkey_to_address, require_signer, txid
 from .errors import MalformedTransaction, SignatureMismatch, VaultError
+from .hd import compress_pubkey, hash160_fingerprint, xpub_from_parts
 from .messages import hash_message_v2
 from .tron_tx import top_level_fields
 
@@ -73,19 +77,16 @@ class Dongle(Protocol):
 
 def open_tcp(host: str = "127.0.0.1", port: int = 9999) -> Dongle:
     """A Speculos-framed TCP connection (ledgerblue.commTCP): Speculos, or a software device in tests."""
-    from ledgerblue.commException import CommException
-    from ledgerblue.commTCP import getDongle
-
     try:
-        return getDongle(host, port, False)  # type: ignore[no-any-return]
+        return commTCP.getDongle(host, port, False)  # type: ignore[no-any-return]
     except CommException:
         raise LedgerError(0x6F00, "DEVICE_UNAVAILABLE", "cannot connect to the Ledger transport") from None
 
 
 def open_usb() -> Dongle:
     """The first Ledger ledgerblue finds (USB HID, or LEDGER_PROXY_ADDRESS/PORT read at its import)."""
-    from ledgerblue.comm import getDongle
-    from ledgerblue.commException import CommException
+    # Imported late: ledgerblue.comm reads LEDGER_PROXY_* and loads hid/nfc at import time.
+    from ledgerblue.comm import getDongle  # type: ignore[import-untyped]
 
     try:
         return getDongle(False)  # type: ignore[no-any-return]
@@ -165,8 +166,6 @@ class LedgerTronClient:
         self.close()
 
     def exchange(self, data: bytes) -> bytes:
-        from ledgerblue.commException import CommException
-
         try:
             return bytes(self._dongle.exchange(data))
         except CommException as e:
@@ -228,14 +227,9 @@ class LedgerTronClient:
 
     def account_xpub(self, account: int) -> str:
         """Account xpub m/44'/195'/account' assembled from INS 02 with chain code (hardware-wallets.md §5)."""
-        from bip_utils import Hash160
-
-        from .hd import xpub_from_parts
-
         h = 0x80000000
         parent = self.get_address([44 | h, 195 | h])
         node = self.get_address([44 | h, 195 | h, account | h], chain_code=True)
         assert node.chain_code is not None
-        compress = lambda p: bytes([2 + (p[64] & 1)]) + p[1:33]  # noqa: E731
-        fingerprint = Hash160.QuickDigest(compress(parent.public_key))[:4]
-        return xpub_from_parts(node.chain_code, compress(node.public_key), fingerprint, account)
+        fingerprint = hash160_fingerprint(compress_pubkey(parent.public_key))
+        return xpub_from_parts(node.chain_code, compress_pubkey(node.public_key), fingerprint, account)
