@@ -133,9 +133,19 @@ class Settings(BaseSettings):
     PAYOUT_TIMEOUT: int = Field(default=300, gt=0)  # seconds
 
     WALLET_ENCRYPTION_KEY: SecretStr = SecretStr("")
+    # The key being rotated away from: accepted for opening secrets until `rotate-key` has re-wrapped all.
+    WALLET_ENCRYPTION_KEY_PREVIOUS: SecretStr = SecretStr("")
+    # Subjects (JWT `sub`) allowed to force-delete a wallet that still holds funds; comma-separated.
+    WALLET_OPERATORS: str = ""
+    # TRC20 tokens shown in wallet balances besides USDT; comma-separated base58 addresses.
+    WALLET_TRC20_TOKENS: str = ""
     HARDWARE_WALLET_ENABLED: bool = False
     LEDGER_ENABLED: bool = False
     TREZOR_ENABLED: bool = False
+    # Ledger transport: host:port of a Speculos-framed TCP APDU server; empty means the first USB Ledger.
+    LEDGER_ADDRESS: str = ""
+    # trezorlib transport path, e.g. udp:127.0.0.1:21324; empty means the first Trezor found.
+    TREZOR_PATH: str = ""
 
     # Secret: a production URI carries credentials.
     MONGODB_URI: Annotated[SecretStr, AfterValidator(_mongodb_uri)] = SecretStr("mongodb://127.0.0.1:27017/")
