@@ -2,6 +2,7 @@
 personal messages, and Ledger/Trezor clients. A library for the servicer; no gRPC, no MongoDB here."""
 
 from .address import from_base58, private_key_to_address, recover_address, sign_digest, to_base58
+from .core import MASTER_SEED_ID, KeyMaterial, SignResult, Vault
 from .errors import (
     InvalidAddress,
     InvalidMnemonic,
@@ -15,8 +16,17 @@ from .keystore import KdfParams, Kek, Keyring, SealedSecret
 from .policy import AssetLimit, Decision, WalletPolicy, check
 from .signer import sign_transaction
 from .tron_tx import ParsedTransaction, Spend, parse_transaction
+from .tronlink import Challenge, ProofResult, new_challenge, verify_proof
 
 __all__ = [
+    "MASTER_SEED_ID",
+    "Challenge",
+    "KeyMaterial",
+    "ProofResult",
+    "SignResult",
+    "Vault",
+    "new_challenge",
+    "verify_proof",
     "AssetLimit",
     "Decision",
     "InvalidAddress",
