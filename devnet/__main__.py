@@ -74,7 +74,8 @@ async def serve(args: argparse.Namespace) -> None:
     doc = control.accounts_document(node, url)
     producer = control.Producer(node, block_time_ms, paused=args.manual)
     app = build_app(node, producer, doc)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # in-flight requests get 1 s to finish on shutdown (a held "hang" fault must not delay it)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, backlog=1024)
     try:

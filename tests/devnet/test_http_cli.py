@@ -7,6 +7,11 @@ import signal
 import stat
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
 
 from tests.harness.devnet import ROOT, Devnet, DevnetFactory
 from tests.harness.net import free_port, wait_for_port
@@ -62,3 +67,16 @@ def test_bad_options_rejected() -> None:
             [sys.executable, "-m", "devnet", *args], cwd=ROOT, capture_output=True, timeout=60
         )
         assert proc.returncode == 2 and b"usage" in proc.stderr
+
+
+def test_sigterm_does_not_wait_for_held_requests(devnet_factory: DevnetFactory) -> None:
+    node: Devnet = devnet_factory(manual=True)
+    node.set_faults(hang_rate=1.0, hang_seconds=60)
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(httpx.post, node.url + "/wallet/getnowblock", timeout=30)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        assert node.stop() == 0
+        assert time.monotonic() - t0 < 8
+        with pytest.raises(httpx.TransportError):
+            held.result(timeout=30)
