@@ -1,9 +1,9 @@
 """Benchmark the wallet vault's signing core (no gRPC, no MongoDB): what one signing RPC costs in CPU.
 
-Per request, as the servicer will do it: parse raw_data + recompute the txID, check the policy, open the
-wallet's sealed key (unwrap the DEK under the KEK, AES-GCM decrypt the key), sign, and check the
-signature recovers to the wallet address. Also times each step alone, and the full path from several
-threads (coincurve and cryptography release the GIL for part of the work).
+Per request, as the servicer does it through Vault.sign_transaction: parse raw_data and recompute the
+txID, check the policy, open the wallet's sealed key (unwrap the DEK under the KEK, AES-GCM decrypt the
+key), sign, and check that the signature recovers to the wallet address. Also times each step alone,
+and the full path from several threads.
 
 usage: python benchmarks/bench_sign_core.py [--seconds S] [--wallets N] [--threads T ...] [--json]
 """
@@ -22,11 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.wallet_manager.vault import hd  # noqa: E402
 from services.wallet_manager.vault.address import from_base58, require_signer, sign_digest  # noqa: E402
-from services.wallet_manager.vault.keystore import KdfParams, Kek, Keyring  # noqa: E402
+from services.wallet_manager.vault.core import Vault  # noqa: E402
 from services.wallet_manager.vault.policy import AssetLimit, WalletPolicy, check  # noqa: E402
-from services.wallet_manager.vault.signer import sign_transaction  # noqa: E402
 from services.wallet_manager.vault.tron_tx import parse_transaction  # noqa: E402
 
 USDT = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
@@ -108,25 +106,31 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    kek = Kek.derive(os.urandom(24).hex(), KdfParams.generate())  # production scrypt cost (n=2**15)
+    vault, _ = Vault.from_secrets(os.urandom(24).hex())  # production scrypt cost (n=2**15)
     kdf_ms = (time.perf_counter() - t0) * 1000
-    ring = Keyring(kek)
-    seed = hd.seed_from_mnemonic(hd.generate_mnemonic())
+    ring = vault.keyring
+    sealed_seed = vault.new_master_seed()
     wallets = []
     for i in range(args.wallets):
-        key = hd.derive_key(seed, i, 0)
-        wallets.append((f"w-{i}", key.address, ring.seal(f"w-{i}", key.private_key).to_doc()))
+        w = vault.derive_hd_wallet(sealed_seed, f"w-{i}", account=i, index=0)
+        wallets.append((f"w-{i}", w.address, w.sealed))
     raws = [trc20_raw(addr, 1_000_000 + i) for i, (_, addr, _) in enumerate(wallets)]
     pol = WalletPolicy(limits={USDT: AssetLimit(per_tx=10**12, daily=10**15)})
     spent = {USDT: 0}
 
     def full(i: int) -> bytes:
         wid, addr, doc = wallets[i % len(wallets)]
-        tx = parse_transaction(raws[i % len(raws)])
-        decision = check(tx, policy=pol, wallet_address=addr, spent_today=spent)
-        if not decision:
-            raise SystemExit(f"policy refused: {decision.reason}")
-        return sign_transaction(ring, wid, doc, tx.txid, addr)
+        res = vault.sign_transaction(
+            wallet_id=wid,
+            address=addr,
+            raw=raws[i % len(raws)],
+            policy=pol,
+            sealed_key=doc,
+            spent_today=spent,
+        )
+        if res.signature is None:
+            raise SystemExit(f"policy refused: {res.decision.reason}")
+        return res.signature
 
     w0 = wallets[0]
     tx0 = parse_transaction(raws[0])
