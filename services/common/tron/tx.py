@@ -1,0 +1,140 @@
+"""TRON transactions: build raw_data for one contract, txID = sha256(raw_data), (de)serialize Transaction.
+
+`raw_data` bytes are what gets hashed and signed; everything here produces and reads exactly those bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from services.common.tron.wire import LEN, WireError, decode, encode, encode_varint, iter_fields
+
+TYPE_URL_PREFIX = "type.googleapis.com/protocol."
+
+# Transaction.Contract.ContractType numbers (core/Tron.proto) of the contracts the cluster builds.
+CONTRACT_TYPES: dict[str, int] = {
+    "TransferContract": 1,
+    "VoteWitnessContract": 4,
+    "WithdrawBalanceContract": 13,
+    "TriggerSmartContract": 31,
+    "AccountPermissionUpdateContract": 46,
+    "FreezeBalanceV2Contract": 54,
+    "UnfreezeBalanceV2Contract": 55,
+    "WithdrawExpireUnfreezeContract": 56,
+    "DelegateResourceContract": 57,
+    "UnDelegateResourceContract": 58,
+}
+CONTRACT_NAMES: dict[int, str] = {v: k for k, v in CONTRACT_TYPES.items()}
+
+# ResourceCode (core/contract/common.proto) and Permission.PermissionType.
+RESOURCE_CODES = {"BANDWIDTH": 0, "ENERGY": 1, "TRON_POWER": 2}
+PERMISSION_TYPES = {"Owner": 0, "Witness": 1, "Active": 2}
+
+
+def txid(raw_data: bytes) -> str:
+    """Lowercase hex txID: SHA-256 of the serialized Transaction.raw (not Keccak; signatures not hashed)."""
+    return hashlib.sha256(raw_data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RefBlock:
+    """TAPOS reference: ref_block_bytes = block number bytes 6..8, ref_block_hash = block id bytes 8..16."""
+
+    number: int
+    block_id: bytes  # 32 bytes
+    timestamp_ms: int
+
+    @property
+    def ref_block_bytes(self) -> bytes:
+        return self.number.to_bytes(8, "big")[6:8]
+
+    @property
+    def ref_block_hash(self) -> bytes:
+        return self.block_id[8:16]
+
+
+def build_raw(
+    contract_type: str,
+    value: dict[str, Any],
+    ref: RefBlock,
+    *,
+    expiration_ms: int,
+    timestamp_ms: int,
+    fee_limit: int = 0,
+    data: bytes = b"",
+    permission_id: int = 0,
+) -> bytes:
+    """Serialized Transaction.raw holding exactly one contract (java-tron accepts only one)."""
+    if contract_type not in CONTRACT_TYPES:
+        raise ValueError(f"unsupported contract type {contract_type}")
+    contract = {
+        "type": CONTRACT_TYPES[contract_type],
+        "parameter": {"type_url": TYPE_URL_PREFIX + contract_type, "value": encode(contract_type, value)},
+        "Permission_id": permission_id,
+    }
+    raw = {
+        "ref_block_bytes": ref.ref_block_bytes,
+        "ref_block_hash": ref.ref_block_hash,
+        "expiration": expiration_ms,
+        "data": data,
+        "contract": [contract],
+        "timestamp": timestamp_ms,
+        "fee_limit": fee_limit,
+    }
+    return encode("Transaction.raw", raw)
+
+
+def encode_transaction(raw_data: bytes, signatures: list[bytes]) -> bytes:
+    """Serialized Transaction (raw_data + signatures) as broadcasthex takes it. raw_data is spliced in
+    verbatim, never re-encoded, so the signed bytes are exactly the ones sent."""
+    out = bytearray(encode_varint((1 << 3) | LEN) + encode_varint(len(raw_data)) + raw_data)
+    for sig in signatures:
+        out += encode_varint((2 << 3) | LEN) + encode_varint(len(sig)) + sig
+    return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedRaw:
+    """The parts of a Transaction.raw the cluster looks at."""
+
+    raw: dict[str, Any]
+    contract_type: str  # name, e.g. "TransferContract"; "" if not one of CONTRACT_TYPES
+    contract_type_number: int
+    type_url: str
+    value: dict[str, Any]  # the decoded contract message ({} when the type is unknown)
+    permission_id: int
+
+    @property
+    def owner_address(self) -> bytes:
+        return bytes(self.value.get("owner_address", b""))
+
+
+def decode_raw(raw_data: bytes) -> DecodedRaw:
+    """Decode raw_data and its one contract; ValueError when it is not a single-contract transaction."""
+    raw = decode("Transaction.raw", raw_data)
+    contracts = raw.get("contract", [])
+    if len(contracts) != 1:
+        raise ValueError(f"transaction has {len(contracts)} contracts, want exactly 1")
+    c = contracts[0]
+    number = int(c.get("type", 0))
+    name = CONTRACT_NAMES.get(number, "")
+    param = c.get("parameter", {})
+    type_url = str(param.get("type_url", ""))
+    value = decode(name, bytes(param.get("value", b""))) if name else {}
+    return DecodedRaw(raw, name, number, type_url, value, int(c.get("Permission_id", 0)))
+
+
+def decode_transaction(tx_bytes: bytes) -> tuple[bytes, list[bytes]]:
+    """(raw_data bytes exactly as sent, signatures) of a serialized Transaction."""
+    raw: bytes | None = None
+    sigs: list[bytes] = []
+    for num, wt, value in iter_fields(tx_bytes):
+        if num == 1 and wt == LEN:
+            raw = bytes(value)  # type: ignore[arg-type]
+        elif num == 2 and wt == LEN:
+            sigs.append(bytes(value))  # type: ignore[arg-type]
+    if raw is None:
+        raise WireError("Transaction has no raw_data")
+    return raw, sigs
