@@ -329,6 +329,15 @@ def listwitnesses(ctx: Ctx) -> dict[str, Any]:
     return {"witnesses": [codec.message_to_json(w, ctx.visible) for w in ctx.node.witnesses(solid=ctx.solid)]}
 
 
+def getpaginatednowwitnesslist(ctx: Ctx) -> dict[str, Any]:
+    """Witnesses by current vote count, highest first, sliced by offset/limit (limit <= 1000)."""
+    offset, limit = _int(ctx, "offset"), _int(ctx, "limit")
+    if offset < 0 or not 0 < limit <= 1000:
+        return {}
+    ranked = sorted(ctx.node.witnesses(solid=ctx.solid), key=lambda w: -w.voteCount)[offset : offset + limit]
+    return {"witnesses": [codec.message_to_json(w, ctx.visible) for w in ranked]} if ranked else {}
+
+
 def getnextmaintenancetime(ctx: Ctx) -> dict[str, Any]:
     return {"num": ctx.node.next_maintenance_time()}
 
@@ -865,6 +874,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "getchainparameters": Endpoint(getchainparameters, query_visible=True),
     "listwitnesses": Endpoint(listwitnesses, solidity=True, query_visible=True),
     "getnextmaintenancetime": Endpoint(getnextmaintenancetime),
+    "getpaginatednowwitnesslist": Endpoint(getpaginatednowwitnesslist, solidity=True),
     "getenergyprices": Endpoint(getenergyprices, solidity=True),
     "getbandwidthprices": Endpoint(getbandwidthprices, solidity=True),
     "getmemofee": Endpoint(getmemofee),
@@ -916,6 +926,7 @@ for _name in (
     "listexchanges",
     "getpaginatedexchangelist",
     "getexchangebyid",
+    "getaccountbyid",  # SetAccountIdContract is not supported
 ):
     ENDPOINTS[_name] = Endpoint(_empty, solidity=_name != "listnodes")
 

@@ -60,6 +60,10 @@ def test_block_queries(devnet: Devnet) -> None:
     assert devnet.post("wallet/gettransactioninfobyblocknum", {"num": 1}) == []
     assert devnet.post("wallet/gettransactioncountbyblocknum", {"num": 1}) == {"count": 0}
     assert devnet.post("wallet/listnodes") == {} and devnet.get("wallet/listproposals") == {}
+    ranked = devnet.post("wallet/getpaginatednowwitnesslist", {"offset": 0, "limit": 5, "visible": True})
+    assert ranked["witnesses"][0]["address"] == devnet.witness["address"]
+    assert devnet.post("wallet/getpaginatednowwitnesslist", {"offset": 0, "limit": 0}) == {}
+    assert devnet.get("wallet/getnextmaintenancetime")["num"] > 0
 
 
 def test_walletsolidity_never_serves_above_solid(devnet: Devnet) -> None:
