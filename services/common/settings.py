@@ -80,12 +80,6 @@ def _token_list(value: str) -> str:
     return value
 
 
-def _token_list(value: str) -> str:
-    for addr in (a.strip() for a in value.split(",") if a.strip()):
-        _tron_address(addr)
-    return value
-
-
 def _mongodb_uri(value: SecretStr) -> SecretStr:
     if not value.get_secret_value().startswith(("mongodb://", "mongodb+srv://")):
         raise ValueError("must start with mongodb:// or mongodb+srv://")
@@ -148,15 +142,6 @@ class Settings(BaseSettings):
     TRON_CHAIN_ID: int | None = Field(default=None, ge=0)
     # A head block older than this many seconds means the node is not synced.
     TRON_SYNC_MAX_LAG_SECONDS: int = Field(default=60, gt=0)
-    # Block sync (tron-client): on/off, first block on a fresh database (unset: the head at first start),
-    # TRC20 tokens followed besides USDT (comma-separated), head poll interval, blocks per fetch/write
-    # batch, concurrent node requests while backfilling.
-    TRON_SYNC_ENABLED: bool = True
-    TRON_SYNC_START_BLOCK: int | None = Field(default=None, ge=0)
-    TRON_SYNC_TOKENS: Annotated[str, AfterValidator(_token_list)] = ""
-    TRON_SYNC_POLL_SECONDS: float = Field(default=1.0, gt=0, le=60)
-    TRON_SYNC_BATCH_BLOCKS: int = Field(default=50, ge=1, le=100)
-    TRON_SYNC_CONCURRENCY: int = Field(default=8, ge=1, le=64)
     # Block sync (tron-client): on/off, first block on a fresh database (unset: the head at first start),
     # TRC20 tokens followed besides USDT (comma-separated), head poll interval, blocks per fetch/write
     # batch, concurrent node requests while backfilling.
@@ -230,12 +215,6 @@ class Settings(BaseSettings):
             (u, SecretStr(k.strip()) if k.strip() else self.TRON_NODE_API_KEY)
             for u, k in zip(urls, keys, strict=True)
         )
-
-    @property
-    def sync_tokens(self) -> tuple[str, ...]:
-        """TRC20 contracts block sync follows: USDT first, then TRON_SYNC_TOKENS, without duplicates."""
-        extra = (a.strip() for a in self.TRON_SYNC_TOKENS.split(",") if a.strip())
-        return tuple(dict.fromkeys((self.USDT_CONTRACT_ADDRESS, *extra)))
 
     @property
     def sync_tokens(self) -> tuple[str, ...]:
