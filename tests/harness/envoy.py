@@ -28,6 +28,7 @@ import importlib.util
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -40,8 +41,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
-from tests.harness.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -191,16 +190,33 @@ class Edge:
                 self.process.wait(timeout=5)
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that are free right now (all held open at once while
+    choosing, so the kernel cannot hand out the same port twice)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def edge_env(
     service_ports: Mapping[str, int],
     *,
     port: int,
     admin_port: int,
+    closed_port: int,
     descriptor: Path,
     access_log: Path,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The renderer's environment for an edge on loopback in front of ``service_ports``."""
+    """The renderer's environment for an edge on loopback in front of ``service_ports``; services not
+    given point at ``closed_port`` (nothing listens there)."""
     env: dict[str, str] = {
         "EDGE_ADDRESS": "127.0.0.1",
         "EDGE_PORT": str(port),
@@ -209,14 +225,70 @@ def edge_env(
         "EDGE_ACCESS_LOG": str(access_log),
         "EDGE_HEALTH_INTERVAL": "1s",
     }
-    closed = free_port()  # a port nobody listens on, for services a test does not start
     for key in SERVICE_KEYS:
         var = f"{key.upper()}_PORT"
-        value = service_ports.get(key, service_ports.get(var, closed))
+        value = service_ports.get(key, service_ports.get(var, closed_port))
         env[f"{key.upper()}_HOST"] = "127.0.0.1"
         env[var] = str(value)
     env.update(extra or {})
     return env
+
+
+def _launch(
+    service_ports: Mapping[str, int],
+    workdir: Path,
+    descriptor: Path,
+    extra_env: Mapping[str, str] | None,
+    concurrency: int,
+    deadline: float,
+) -> Edge:
+    """Render and start Envoy and wait until its admin says LIVE. Retries with new ports when Envoy
+    dies at start-up (a port taken by another process between choosing and binding)."""
+    attempts = 3
+    for attempt in range(1, attempts + 1):
+        port, admin_port, closed_port = free_ports(3)
+        access_log = workdir / "access.log"
+        env = edge_env(
+            service_ports,
+            port=port,
+            admin_port=admin_port,
+            closed_port=closed_port,
+            descriptor=descriptor,
+            access_log=access_log,
+            extra=extra_env,
+        )
+        config_path = render.write(env, workdir / "envoy.json")
+        log_path = workdir / "envoy.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    envoy_binary(),
+                    "-c",
+                    str(config_path),
+                    "--disable-hot-restart",
+                    "--concurrency",
+                    str(concurrency),
+                    "--log-level",
+                    "warn",
+                    "--file-flush-interval-msec",
+                    "50",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        edge = Edge(port, admin_port, config_path, access_log, log_path, process, dict(service_ports))
+        while process.poll() is None:
+            with contextlib.suppress(OSError):
+                if edge.admin("/ready")[0] == 200:
+                    return edge
+            if time.monotonic() > deadline:
+                edge.stop()
+                raise TimeoutError(f"envoy not ready in time:\n{edge.log_tail()}")
+            time.sleep(0.05)
+        if attempt == attempts or time.monotonic() > deadline:
+            break
+    raise RuntimeError(f"envoy exited with {process.returncode} at start-up:\n{edge.log_tail()}")
 
 
 @contextlib.contextmanager
@@ -230,7 +302,7 @@ def start_edge(
     concurrency: int = 1,
     timeout: float = 30.0,
 ) -> Iterator[Edge]:
-    """Render, start and wait for an edge; stop it on exit.
+    """Render, start and wait for an edge on free loopback ports; stop it on exit.
 
     Args:
         service_ports: service key (``tron_client``) or ``TRON_CLIENT_PORT`` -> port on 127.0.0.1.
@@ -242,47 +314,11 @@ def start_edge(
         timeout: start-up bound in seconds.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    port, admin_port = free_port(), free_port()
-    access_log = workdir / "access.log"
-    env = edge_env(
-        service_ports,
-        port=port,
-        admin_port=admin_port,
-        descriptor=descriptor or default_descriptor(),
-        access_log=access_log,
-        extra=extra_env,
+    deadline = time.monotonic() + timeout
+    edge = _launch(
+        service_ports, workdir, descriptor or default_descriptor(), extra_env, concurrency, deadline
     )
-    config_path = render.write(env, workdir / "envoy.json")
-    log_path = workdir / "envoy.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                envoy_binary(),
-                "-c",
-                str(config_path),
-                "--disable-hot-restart",
-                "--concurrency",
-                str(concurrency),
-                "--log-level",
-                "warn",
-                "--file-flush-interval-msec",
-                "50",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    edge = Edge(port, admin_port, config_path, access_log, log_path, process, dict(service_ports))
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            edge._check_alive()
-            with contextlib.suppress(OSError):
-                if edge.admin("/ready")[0] == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"envoy not ready after {timeout}s:\n{edge.log_tail()}")
-            time.sleep(0.05)
         if wait_healthy:
             clusters: tuple[str, ...] = SERVICE_KEYS if isinstance(wait_healthy, bool) else wait_healthy
             edge.wait_healthy(clusters, timeout=max(1.0, deadline - time.monotonic()))
