@@ -265,3 +265,47 @@ def test_oversize_body_and_unknown_paths(devnet: Devnet) -> None:
 def test_json_content_type(devnet: Devnet) -> None:
     resp = httpx.post(devnet.url + "/wallet/getnowblock")
     assert resp.headers["content-type"].startswith("application/json")
+
+
+def test_node_side_builders(devnet: Devnet) -> None:
+    owner, to = devnet.funded[7], devnet.new_account()
+    tx = devnet.post(
+        "wallet/createtransaction",
+        {"owner_address": owner["address"], "to_address": to["address"], "amount": 1_000, "visible": True},
+    )
+    assert tx["visible"] is True and tx["raw_data"]["contract"][0]["type"] == "TransferContract"
+    assert tx["txID"] == hashlib.sha256(bytes.fromhex(tx["raw_data_hex"])).hexdigest()
+    ref_num = int(tx["raw_data"]["ref_block_bytes"], 16)  # short chain: the low 2 bytes are the number
+    assert (
+        devnet.post("wallet/getblockbynum", {"num": ref_num})["blockID"][16:32]
+        == tx["raw_data"]["ref_block_hash"]
+    )
+    assert ref_num <= devnet.status()["solid"]  # java-tron builders reference the solid block
+    signed = devnet.sign(tx, owner["private_key"])
+    assert devnet.broadcast(signed)["result"] is True
+    assert devnet.wait_for_tx(signed["txID"])["id"] == signed["txID"]
+
+    ghost = devnet.new_account()
+    err = devnet.post(
+        "wallet/createtransaction", {"owner_address": ghost["hex"], "to_address": owner["hex"], "amount": 5}
+    )
+    assert err["Error"].startswith("class org.tron.core.exception.ContractValidateException : ")
+    frz = devnet.post(
+        "wallet/freezebalancev2",
+        {"owner_address": owner["hex"], "frozen_balance": 2_000_000, "resource": "ENERGY"},
+    )
+    value = frz["raw_data"]["contract"][0]["parameter"]["value"]
+    assert value == {"owner_address": owner["hex"], "frozen_balance": 2_000_000, "resource": "ENERGY"}
+    small = devnet.post("wallet/freezebalancev2", {"owner_address": owner["hex"], "frozen_balance": 1})
+    assert "frozenBalance must be greater than or equal to 1 TRX" in small["Error"]
+    deploy = devnet.post(
+        "wallet/deploycontract",
+        {
+            "owner_address": owner["hex"],
+            "abi": "[]",
+            "bytecode": "6080604052",
+            "fee_limit": 10**9,
+            "name": "X",
+        },
+    )
+    assert len(deploy["contract_address"]) == 42 and deploy["raw_data"]["fee_limit"] == 10**9
