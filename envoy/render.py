@@ -42,9 +42,9 @@ Environment (all optional): ``EDGE_ADDRESS`` (0.0.0.0), ``EDGE_PORT`` (8080), ``
 service's public gRPC service name) for the six services, ``ENVOY_DESCRIPTOR`` (gen/envoy/tronpay.pb),
 ``EDGE_ROUTE_TIMEOUT`` (15s), ``EDGE_CONNECT_TIMEOUT`` (1s), ``EDGE_HEALTH_INTERVAL`` (5s),
 ``EDGE_ACCESS_LOG`` (``-`` for stdout, a file path, or ``off``), ``EDGE_MAX_CONNECTIONS`` (10000),
-``EDGE_MAX_REQUEST_BYTES`` (4 MiB),
-``ENVOY_CONFIG_OUT``
-(.build/envoy/envoy.json).
+``EDGE_MAX_REQUEST_BYTES`` (4 MiB), ``ENVOY_DESCRIPTOR_MOUNT`` (the descriptor's path on the machine
+that runs Envoy, when it differs from ``ENVOY_DESCRIPTOR``, e.g. /etc/envoy/tronpay.pb in Kubernetes),
+``ENVOY_CONFIG_OUT`` (.build/envoy/envoy.json).
 
 Usage: ``python envoy/render.py [--out PATH]`` prints the path it wrote.
 """
@@ -505,6 +505,12 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
         raise FileNotFoundError(f"descriptor set {source} does not exist (run `make gen`)")
     methods = load_public_methods(source)
     descriptor = with_status_types(source, descriptor_out)
+    # Rendering for another machine (a Kubernetes ConfigMap): the descriptor will be mounted elsewhere.
+    mounted = _env(env, "ENVOY_DESCRIPTOR_MOUNT", "")
+    if mounted:
+        if descriptor != source:
+            raise ValueError("ENVOY_DESCRIPTOR_MOUNT needs a descriptor set that has google/rpc/status.proto")
+        descriptor = Path(mounted)
     ups = upstreams(env, methods)
     hcm = {
         "@type": TYPE_URL

@@ -148,3 +148,11 @@ def test_served_descriptor_knows_the_error_detail_types(tmp_path: Path, envoy_de
         assert set(file.dependency) <= seen, f"{file.name} comes before its imports"
         seen.add(file.name)
     assert {"google/rpc/status.proto", "google/rpc/error_details.proto"} <= seen
+
+
+def test_descriptor_mount_path_for_other_machines(envoy_descriptor: Path) -> None:
+    """Rendering for Kubernetes: routes come from the local descriptor, the config names the mount."""
+    cfg = render.render(
+        {"ENVOY_DESCRIPTOR": str(envoy_descriptor), "ENVOY_DESCRIPTOR_MOUNT": "/etc/envoy/tronpay.pb"}
+    )
+    assert _transcoder(cfg)["proto_descriptor"] == "/etc/envoy/tronpay.pb"
