@@ -65,8 +65,8 @@ class Producer:
             except Exception:  # keep producing; a failing block must not kill the node
                 log.exception("block production failed")
 
-    def mine(self, n: int) -> list[Any]:
-        blocks = self.node.mine(n)
+    def mine(self, n: int, spacing_ms: int | None = None) -> list[Any]:
+        blocks = self.node.mine(n, spacing_ms) if spacing_ms is not None else self.node.mine(n)
         self.produced += len(blocks)
         return blocks
 
@@ -308,7 +308,9 @@ async def mine(request: web.Request) -> dict[str, Any]:
     n = _nonneg_int(obj, "blocks", 1)
     if n > 10_000:
         raise BadRequest("blocks must be <= 10000")
-    blocks = request.app[PRODUCER_KEY].mine(n)
+    # spacing_ms: time travel (each block exactly that long after the previous one)
+    spacing = _nonneg_int(obj, "spacing_ms") if obj.get("spacing_ms") is not None else None
+    blocks = request.app[PRODUCER_KEY].mine(n, spacing)
     node = request.app[NODE_KEY]
     return {
         "head": node.head_number(),

@@ -59,3 +59,10 @@ def test_solid_blocks_never_change(devnet_manual: Devnet) -> None:
     for n, block in solid.items():
         assert node.post("wallet/getblockbynum", {"num": n})["blockID"] == block["blockID"]
         assert node.post("walletsolidity/getblockbynum", {"num": n})["blockID"] == block["blockID"]
+
+
+def test_mine_time_travel(devnet_manual: Devnet) -> None:
+    node = devnet_manual
+    before = node.status()["head_timestamp"]
+    node.mine(2, spacing_ms=5_000)  # small: the node is shared, wall-clock expirations must stay valid
+    assert node.status()["head_timestamp"] == before + 2 * 5_000

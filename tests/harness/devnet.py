@@ -206,8 +206,12 @@ class Devnet:
     def status(self) -> dict[str, Any]:
         return self.get("devnet/status")
 
-    def mine(self, n: int = 1) -> dict[str, Any]:
-        return self._control("mine", {"blocks": n})
+    def mine(self, n: int = 1, spacing_ms: int | None = None) -> dict[str, Any]:
+        """Produce n blocks now; spacing_ms moves chain time that much per block (time travel)."""
+        body: dict[str, Any] = {"blocks": n}
+        if spacing_ms is not None:
+            body["spacing_ms"] = spacing_ms
+        return self._control("mine", body)
 
     def pause(self) -> dict[str, Any]:
         return self._control("pause")
