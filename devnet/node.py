@@ -477,7 +477,8 @@ class Node:
         params = self._chain.params
         now_slot = resources.slot_of(self._now(solid))
         a = tron_pb2.Account(address=acc.address, balance=acc.balance, create_time=acc.create_time,
-                             type=acc.type, account_name=acc.account_name, is_witness=acc.is_witness)
+                             type=tron_pb2.AccountType.ValueType(acc.type), account_name=acc.account_name,
+                             is_witness=acc.is_witness)
         a.latest_opration_time = acc.latest_operation_time
         a.net_usage = resources.recovered(acc.net_usage, acc.latest_consume_time, now_slot)
         a.free_net_usage = resources.recovered(acc.free_net_usage, acc.latest_consume_free_time, now_slot)

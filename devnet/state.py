@@ -14,6 +14,7 @@ Keys are small tuples; values are treated as immutable once stored — callers c
 from __future__ import annotations
 
 import copy
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -285,11 +286,11 @@ class World:
         self.view.set((ACC, acc.address), acc)
 
     # -- globals (total weights, reward accumulators, maintenance time, …)
-    def glob(self, name: str, default: Any = 0) -> Any:
+    def glob(self, name: Hashable, default: Any = 0) -> Any:
         value = self.view.get((GLOBAL, name))
         return default if value is None else value
 
-    def set_glob(self, name: str, value: Any) -> None:
+    def set_glob(self, name: Hashable, value: Any) -> None:
         self.view.set((GLOBAL, name), value)
 
     # -- contracts
