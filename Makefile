@@ -14,7 +14,7 @@ CHECK_STEPS :=
 
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: help install python-deps npm-deps test lint typecheck up down
+.PHONY: help install python-deps npm-deps check test lint typecheck up down
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F ':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -32,8 +32,10 @@ lint: install ## Lint Python (ruff) and the other checks of each area
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install ## Type-check Python (mypy)
+typecheck: install ## Type-check Python (mypy; configured in pyproject.toml)
 	$(BIN)/mypy
+
+check: install $(CHECK_STEPS) ## Run the contract checks of each area (proto lint/breaking, gen freshness, Envoy validate)
 
 test: install ## Run every check and test CI runs
 	$(BIN)/ruff check .
