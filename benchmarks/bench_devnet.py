@@ -104,8 +104,8 @@ async def wait_included(
                 await asyncio.sleep(0.05)
         t = time.perf_counter()
     results: dict[str, int] = {}
-    for r in seen.values():
-        results[r] = results.get(r, 0) + 1
+    for outcome in seen.values():
+        results[outcome] = results.get(outcome, 0) + 1
     return t, nxt - start_block - 1, results
 
 
