@@ -66,3 +66,19 @@ def test_mine_time_travel(devnet_manual: Devnet) -> None:
     before = node.status()["head_timestamp"]
     node.mine(2, spacing_ms=5_000)  # small: the node is shared, wall-clock expirations must stay valid
     assert node.status()["head_timestamp"] == before + 2 * 5_000
+
+
+def test_walletsolidity_lags_until_solid(devnet_manual: Devnet) -> None:
+    node = devnet_manual
+    to = node.new_account()
+    tx = node.transfer_tx(node.funded[2], to["hex"], 4_000_000)
+    assert node.broadcast(tx)["result"] is True
+    node.mine(1)
+    assert node.post("wallet/getaccount", {"address": to["hex"]})["balance"] == 4_000_000
+    assert node.post("walletsolidity/getaccount", {"address": to["hex"]}) == {}
+    assert node.post("walletsolidity/gettransactioninfobyid", {"value": tx["txID"]}) == {}
+    assert node.post("walletsolidity/gettransactionbyid", {"value": tx["txID"]}) == {}
+    node.mine(node.solidity_lag)
+    assert node.post("walletsolidity/getaccount", {"address": to["hex"]})["balance"] == 4_000_000
+    assert node.post("walletsolidity/gettransactioninfobyid", {"value": tx["txID"]})["id"] == tx["txID"]
+    assert node.post("walletsolidity/gettransactionbyid", {"value": tx["txID"]})["txID"] == tx["txID"]
