@@ -44,3 +44,9 @@ def test_tronweb_trx_and_trc20_transfers(devnet: Devnet) -> None:
         assert tx["txID"] == txid and tx["ret"][0]["contractRet"] == "SUCCESS"
     acc = devnet.post("wallet/getaccount", {"address": to["address"], "visible": True})
     assert acc["balance"] == 1_750_000
+    # read paths TronWeb parses itself
+    assert out["current_block"] > 0 and out["block_range"] == [1, 2, 3] and out["block_by_hash"] is True
+    assert out["chain_params"] > 20 and out["srs"] >= 1
+    assert out["resources"]["freeNetLimit"] == 600 and out["bandwidth"] >= 0
+    assert out["reward"] == 0 and out["energy_prices"].endswith(":100")
+    assert out["confirmed"] == out["trx_txid"] and out["contract_abi"] > 10 and out["node_version"]

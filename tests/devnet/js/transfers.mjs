@@ -55,4 +55,19 @@ out.trc20_txid = await usdt.transfer(TO, 4321).send({ feeLimit: 100_000_000 });
 out.trc20_info = await waitSolid(out.trc20_txid);
 out.token_balance = (BigInt(await usdt.balanceOf(TO).call()) - before).toString();
 
+// read paths TronWeb parses itself
+const block = await tronWeb.trx.getCurrentBlock();
+out.current_block = block.block_header.raw_data.number;
+out.block_range = (await tronWeb.trx.getBlockRange(1, 3)).map((b) => b.block_header.raw_data.number);
+out.block_by_hash = (await tronWeb.trx.getBlockByHash(block.blockID)).blockID === block.blockID;
+out.chain_params = (await tronWeb.trx.getChainParameters()).length;
+out.srs = (await tronWeb.trx.listSuperRepresentatives()).length;
+out.resources = await tronWeb.trx.getAccountResources(out.from);
+out.bandwidth = await tronWeb.trx.getBandwidth(out.from);
+out.reward = await tronWeb.trx.getReward(out.from);
+out.energy_prices = await tronWeb.trx.getEnergyPrices();
+out.confirmed = (await tronWeb.trx.getConfirmedTransaction(out.trx_txid)).txID;
+out.contract_abi = (await tronWeb.trx.getContract(USDT)).abi.entrys.length;
+out.node_version = (await tronWeb.trx.getNodeInfo()).configNodeInfo.codeVersion;
+
 process.stdout.write(JSON.stringify(out));
