@@ -10,8 +10,10 @@ from services.common.mongo import IndexSpec
 from services.common.server import Registration, Runtime
 from services.tron_client.network import Network
 from services.tron_client.servicer import TronClientServicer
+from services.tron_client.sync import INDEXES as SYNC_INDEXES
+from services.tron_client.sync import start_block_sync
 
-INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES,)
+INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES, *SYNC_INDEXES)
 
 
 async def build(rt: Runtime) -> list[Registration]:
@@ -19,4 +21,6 @@ async def build(rt: Runtime) -> list[Registration]:
     network = Network(rt.settings)
     rt.on_stop(network.close)
     # The class decorator fills the generated ABC's methods at runtime, which mypy cannot see.
-    return registrations("tron_client", [TronClientServicer(rt, network)])  # type: ignore[abstract]
+    servicer = TronClientServicer(rt, network)  # type: ignore[abstract]
+    servicer.init_transfer_rpcs(start_block_sync(rt))  # block sync task + watch/transfer RPCs
+    return registrations("tron_client", [servicer])

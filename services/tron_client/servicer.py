@@ -10,6 +10,7 @@ from tronpay.tron_client.v1 import tron_client_pb2_grpc
 
 from services.common.server import Runtime, with_unimplemented_defaults
 from services.tron_client.network import Block, Network
+from services.tron_client.transfer_rpcs import TransferRpcs
 
 
 def _timestamp(ms: int) -> timestamp_pb2.Timestamp | None:
@@ -25,7 +26,7 @@ def _block_ref(block: Block) -> pb.BlockRef:
 
 
 @with_unimplemented_defaults
-class TronClientServicer(tron_client_pb2_grpc.TronClientServiceServicer):
+class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceServicer):
     """TronClientService over one Network (node access + brief per-endpoint caching)."""
 
     def __init__(self, rt: Runtime, network: Network) -> None:

@@ -1,0 +1,579 @@
+"""Block sync: follow the head, record transfers touching watched addresses, track finality, survive forks.
+
+Loop (one task per process, the only writer of the transfer stream; see transfers.py for the invariant):
+  1. read the node's head and solidified block (headers only);
+  2. if the solidified block is at or below our cursor and its id differs from ours, we hold a dropped
+     branch: walk back to the common ancestor and roll back (below);
+  3. fetch the missing blocks in chunks (getblockbylimitnext, <= 100 blocks) and, for blocks holding
+     contract calls, their receipts (gettransactioninfobyblocknum), several requests in flight, extracting
+     transfers as each answer arrives; apply chunks strictly in order, checking parent-hash continuity;
+  4. transfers enter INCLUDED, or FINAL at once when their block was already solidified when fetched
+     (a solidified block whose parent is our tip proves our whole log below it final);
+     failed on chain (TRX ret != SUCCESS, TRC20 receipt != SUCCESS) -> REVERTED, never INCLUDED;
+  5. INCLUDED -> FINAL for every block <= the highest block known to be both ours and solidified.
+
+Failed transactions are recorded as REVERTED (TransferState has no FAILED; REVERTED means "never settles"):
+a TRX TransferContract with contractRet != SUCCESS (event_index -1), and a direct transfer/transferFrom
+call on a followed token whose receipt is not SUCCESS (event_index 0: the log it would have emitted).
+
+Fork: a block whose parent is not our tip means our tip was dropped. Walk back comparing our block log with
+the node's blocks until they agree (never below the last FINAL block: that would be a different chain and
+is reported as an error instead), turn INCLUDED transfers above the ancestor REVERTED, forget those blocks,
+set the cursor to the ancestor and apply the new branch. A transaction that reappears in the new branch
+gets a new INCLUDED event with its new block ("moved").
+
+Watched tokens: USDT_CONTRACT_ADDRESS plus TRON_SYNC_TOKENS. Only Transfer(address,address,uint256) logs
+emitted by those contracts count, whoever called them; amounts above int64 are skipped (logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from prometheus_client import Counter, Gauge
+from pydantic import SecretStr
+from tronpay.common.v1 import common_pb2
+
+from services.common.errors import Unavailable
+from services.common.idempotency import IdempotencyStore
+from services.common.logging import get_logger
+from services.common.mongo import IndexSpec
+from services.common.server import Runtime
+from services.common.settings import Settings
+from services.common.tron.address import to_base58
+from services.tron_client import transfers, watch
+from services.tron_client.transfer_rpcs import Pulse, TransferFeed
+from services.tron_client.transfers import (
+    BlockRef,
+    Change,
+    Observed,
+    SyncCursor,
+    TransferStore,
+    changes_for,
+)
+from services.tron_client.watch import WatchList, hex20
+
+log = get_logger("services.tron_client.sync")
+
+TRANSFER_TOPIC = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+TRANSFER_SELECTOR = "a9059cbb"  # transfer(address,uint256)
+TRANSFER_FROM_SELECTOR = "23b872dd"  # transferFrom(address,address,uint256)
+INT64_MAX = 2**63 - 1
+MAX_RANGE = 100  # java-tron's limit for getblockbylimitnext
+PROGRESS_EVERY_SECONDS = 10.0
+
+HEAD_LAG = Gauge("tron_sync_head_lag_blocks", "Blocks between the node's head and the sync cursor.")
+SOLID_LAG = Gauge(
+    "tron_sync_solid_lag_blocks", "Blocks between the node's solidified block and the last FINAL block."
+)
+SYNC_BLOCK = Gauge("tron_sync_block_number", "Last block applied by block sync.")
+BLOCKS = Counter("tron_sync_blocks_ingested_total", "Blocks applied by block sync.")
+BLOCKS_PER_SECOND = Gauge(
+    "tron_sync_blocks_per_second", "Blocks applied per second over the last progress window."
+)
+EVENTS = Counter("tron_sync_events_emitted_total", "Transfer events written to the stream.")
+ERRORS = Counter("tron_sync_errors_total", "Block sync errors, by kind.", ["kind"])
+FORKS = Counter("tron_sync_forks_total", "Forks handled (blocks rolled back at least once).")
+ROLLED_BACK = Counter("tron_sync_rolled_back_blocks_total", "Blocks dropped by forks.")
+
+
+class ForkBelowFinal(Exception):
+    """The node disagrees with a block we already called final: not a fork we may follow."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# node access
+
+
+JsonCall = Callable[[str, dict[str, Any]], Awaitable[Any]]
+
+
+class JsonNode:
+    """POSTs to one node and parses answers with orjson (objects or arrays, as the block APIs return).
+
+    Interim: block sync's hot path needs raw JSON (arrays, fast parsing); it moves onto the node pool once
+    the pool offers such a call. Errors are `Unavailable` naming the node and path, never the API key.
+    """
+
+    def __init__(self, base_url: str, api_key: SecretStr, timeout_seconds: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if api_key.get_secret_value():
+            self._headers["TRON-PRO-API-KEY"] = api_key.get_secret_value()
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds * 4, connect=min(timeout_seconds, 3.0))
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __call__(self, path: str, body: dict[str, Any]) -> Any:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=self._timeout, connector=aiohttp.TCPConnector(limit=64)
+            )
+        meta = {"node": self.base_url.split("@")[-1], "path": path}
+        try:
+            async with self._session.post(f"{self.base_url}/{path}", data=orjson.dumps(body)) as resp:
+                raw = await resp.read()
+                if resp.status == 429 or resp.status >= 400:
+                    reason = "NODE_RATE_LIMITED" if resp.status == 429 else "NODE_UNAVAILABLE"
+                    raise Unavailable(f"TRON node answered HTTP {resp.status}", reason=reason, metadata=meta)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable("TRON node unreachable", reason="NODE_UNAVAILABLE", metadata=meta) from exc
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise Unavailable(
+                "TRON node sent invalid JSON", reason="NODE_BAD_RESPONSE", metadata=meta
+            ) from exc
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def block_ref(block: dict[str, Any]) -> BlockRef:
+    raw = block["block_header"]["raw_data"]
+    return BlockRef(
+        int(raw.get("number", 0)), block["blockID"], raw.get("parentHash", ""), int(raw.get("timestamp", 0))
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# extraction: only decode what matters
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """What extraction matches against: watched addresses and followed tokens, both as 20-byte hex."""
+
+    watched: dict[str, set[str]]  # hex20 -> watchers (only membership is used here)
+    tokens: dict[str, tuple[str, int]]  # hex20 -> (base58, Asset)
+
+
+def _b58(h20: str) -> str:
+    return to_base58(bytes.fromhex("41" + h20))
+
+
+def _word_address(word: str) -> str:
+    return word[-40:].lower()
+
+
+def extract(block: dict[str, Any], infos: Sequence[dict[str, Any]] | None, f: Followed) -> list[Observed]:
+    """Transfers in one block (visible=false JSON) that touch a watched address, in block order."""
+    out: list[Observed] = []
+    watched, tokens = f.watched, f.tokens
+    calls: dict[
+        str, tuple[str, str, str]
+    ] = {}  # txid -> (token hex20, from hex20, data) of direct token calls
+    for tx in block.get("transactions", ()):
+        contract = tx["raw_data"]["contract"][0]
+        kind = contract.get("type")
+        if kind == "TransferContract":
+            v = contract["parameter"]["value"]
+            frm, to = v.get("owner_address", "")[-40:], v.get("to_address", "")[-40:]
+            if frm in watched or to in watched:
+                ret = tx.get("ret") or [{}]
+                failed = ret[0].get("contractRet", "SUCCESS") != "SUCCESS"
+                out.append(Observed(tx["txID"], -1, common_pb2.ASSET_TRX, "", _b58(frm), _b58(to),
+                                    int(v.get("amount", 0)), failed))  # fmt: skip
+        elif kind == "TriggerSmartContract":
+            v = contract["parameter"]["value"]
+            token = v.get("contract_address", "")[-40:]
+            if token in tokens:
+                calls[tx["txID"]] = (token, v.get("owner_address", "")[-40:], v.get("data", ""))
+    for info in infos or ():
+        receipt = info.get("receipt") or {}
+        if receipt.get("result", "SUCCESS") != "SUCCESS":
+            failed = _failed_call(info.get("id", ""), calls.get(info.get("id", "")), f)
+            if failed is not None:
+                out.append(failed)
+            continue
+        for i, lg in enumerate(info.get("log") or ()):
+            topics = lg.get("topics") or ()
+            if len(topics) != 3 or topics[0] != TRANSFER_TOPIC:
+                continue
+            token = lg.get("address", "")[-40:]
+            if token not in tokens:
+                continue
+            frm, to = _word_address(topics[1]), _word_address(topics[2])
+            if frm not in watched and to not in watched:
+                continue
+            amount = int(lg.get("data") or "0", 16)
+            if amount > INT64_MAX:
+                log.warning("transfer amount above int64 skipped", extra={"fields": {"txid": info.get("id")}})
+                continue
+            b58, asset = tokens[token]
+            out.append(Observed(info["id"], i, asset, b58, _b58(frm), _b58(to), amount))
+    return out
+
+
+def _failed_call(txid: str, call: tuple[str, str, str] | None, f: Followed) -> Observed | None:
+    """A failed direct transfer/transferFrom on a followed token touching a watched address."""
+    if call is None:
+        return None
+    token, owner, data = call
+    data = data.lower()
+    try:
+        if data.startswith(TRANSFER_SELECTOR) and len(data) >= 8 + 128:
+            frm, to, amount = owner, _word_address(data[8:72]), int(data[72:136], 16)
+        elif data.startswith(TRANSFER_FROM_SELECTOR) and len(data) >= 8 + 192:
+            frm, to, amount = _word_address(data[8:72]), _word_address(data[72:136]), int(data[136:200], 16)
+        else:
+            return None
+    except ValueError:
+        return None
+    if (frm not in f.watched and to not in f.watched) or amount > INT64_MAX:
+        return None
+    b58, asset = f.tokens[token]
+    return Observed(txid, 0, asset, b58, _b58(frm), _b58(to), amount, failed=True)
+
+
+def has_calls(block: dict[str, Any]) -> bool:
+    """Whether any transaction calls a contract (only those blocks need their receipts for logs)."""
+    return any(
+        tx["raw_data"]["contract"][0].get("type") == "TriggerSmartContract"
+        for tx in block.get("transactions", ())
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# the sync task
+
+
+@dataclass(slots=True)
+class Fetched:
+    """A fetched, extracted block."""
+
+    ref: BlockRef
+    observed: list[Observed]
+
+
+class BlockSync:
+    """Follows the chain and writes transfers and their events through a TransferStore."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        call: JsonCall,
+        store: TransferStore,
+        watch_list: WatchList,
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._call = call
+        self._store = store
+        self._watch = watch_list
+        self._ready = ready
+        self._tokens: dict[str, tuple[str, int]] = {}
+        for addr in settings.sync_tokens:
+            asset = (
+                common_pb2.ASSET_USDT if addr == settings.USDT_CONTRACT_ADDRESS else common_pb2.ASSET_TRC20
+            )
+            self._tokens.setdefault(hex20(addr), (addr, asset))
+        self._sem = asyncio.Semaphore(settings.TRON_SYNC_CONCURRENCY)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.cursor: SyncCursor | None = None
+        self.head_number = 0
+        self.solid_number = 0
+        self._progress_at = time.monotonic()
+        self._progress_blocks = 0
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="block-sync")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def run(self) -> None:
+        """Step until stopped; errors are logged and counted, then retried with back-off."""
+        delay = self._settings.TRON_SYNC_POLL_SECONDS
+        ready = self._ready is None
+        while not self._stop.is_set():
+            try:
+                if not ready and self._ready is not None:
+                    await self._ready()  # the unique indexes idempotent writes rely on
+                    ready = True
+                busy = await self.step()
+                delay = self._settings.TRON_SYNC_POLL_SECONDS
+            except asyncio.CancelledError:
+                raise
+            except ForkBelowFinal as exc:
+                ERRORS.labels("fork_below_final").inc()
+                log.error(
+                    "node disagrees with a final block; not following", extra={"fields": {"error": str(exc)}}
+                )
+                busy, delay = False, min(max(delay * 2, 1.0), 30.0)
+            except Unavailable as exc:
+                ERRORS.labels("node").inc()
+                log.warning(
+                    "sync: node unavailable", extra={"fields": {"error": exc.message, **exc.metadata}}
+                )
+                busy, delay = False, min(max(delay * 2, 0.5), 30.0)
+            except Exception as exc:  # a Mongo outage or a bad answer: keep the task alive, retry later
+                ERRORS.labels(type(exc).__name__).inc()
+                log.warning("sync step failed", exc_info=exc)
+                busy, delay = False, min(max(delay * 2, 0.5), 30.0)
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+
+    # ---- one step ------------------------------------------------------------------------------
+    async def _header(self, path: str, num: int | None = None) -> BlockRef:
+        body: dict[str, Any] = {"detail": False}
+        if num is not None:
+            body["id_or_num"] = str(num)
+        block = await self._call(path, body)
+        if not isinstance(block, dict) or "blockID" not in block:
+            if num is None and path.startswith("walletsolidity"):  # nodes without walletsolidity/getblock
+                block = await self._call("walletsolidity/getnowblock", {})
+            if not isinstance(block, dict) or "blockID" not in block:
+                raise Unavailable(
+                    "TRON node returned no block", reason="NODE_BAD_RESPONSE", metadata={"path": path}
+                )
+        return block_ref(block)
+
+    async def step(self) -> bool:
+        """Catch up to the head once. True when blocks were applied (call again at once)."""
+        head, solid = await asyncio.gather(
+            self._header("wallet/getblock"), self._header("walletsolidity/getblock")
+        )
+        self.head_number, self.solid_number = head.number, solid.number
+        await self._watch.refresh()
+        cursor = self.cursor = await self._store.cursor() or await self._init_cursor(head, solid)
+        # A solidified block we hold under another id: we are on a dropped branch.
+        if solid.number <= cursor.number:
+            ours = await self._store.block(solid.number)
+            if ours is not None and ours.block_id != solid.block_id:
+                await self._reorg(solid.number)
+                return True
+            if ours is not None and solid.number > cursor.final_number:
+                await self._finalize(solid.number)
+        self._gauges()
+        if head.number <= cursor.number:
+            return False
+        return await self._catch_up(cursor, head.number, solid.number)
+
+    async def _init_cursor(self, head: BlockRef, solid: BlockRef) -> SyncCursor:
+        start = self._settings.TRON_SYNC_START_BLOCK
+        start = head.number if start is None else min(start, head.number)
+        anchor = await self._header("wallet/getblock", start - 1) if start > 0 else BlockRef(-1, "", "", 0)
+        cursor = SyncCursor(anchor.number, anchor.block_id, min(anchor.number, solid.number))
+        if anchor.number >= 0:
+            await self._store.save_blocks([anchor])
+        await self._store.set_cursor(cursor)
+        log.info("sync starts", extra={"fields": {"start_block": start, "head": head.number}})
+        return cursor
+
+    async def _catch_up(self, cursor: SyncCursor, head: int, solid: int) -> bool:
+        chunk = self._settings.TRON_SYNC_BATCH_BLOCKS
+        depth = max(2, self._settings.TRON_SYNC_CONCURRENCY // 2)  # chunks fetched ahead of the applier
+        followed = Followed(self._watch.index, self._tokens)
+        pending: deque[asyncio.Task[list[Fetched]]] = deque()
+        nxt = cursor.number + 1
+        applied = False
+        try:
+            while pending or nxt <= head:
+                while len(pending) < depth and nxt <= head:
+                    end = min(head, nxt + chunk - 1)
+                    pending.append(asyncio.create_task(self._fetch(nxt, end, followed)))
+                    nxt = end + 1
+                blocks = await pending.popleft()
+                more = await self._apply(blocks, solid)
+                applied = applied or bool(blocks)
+                if not more:
+                    break
+        finally:
+            for t in pending:
+                t.cancel()
+            for t in pending:
+                with contextlib.suppress(BaseException):
+                    await t
+        return applied
+
+    async def _fetch(self, start: int, end: int, f: Followed) -> list[Fetched]:
+        """Blocks start..end (inclusive) and what they hold; stops early where the node has no more."""
+        async with self._sem:
+            if end == start:
+                one = await self._call("wallet/getblockbynum", {"num": start})
+                blocks = [one] if isinstance(one, dict) and "blockID" in one else []
+            else:
+                ans = await self._call("wallet/getblockbylimitnext", {"startNum": start, "endNum": end + 1})
+                blocks = ans.get("block", []) if isinstance(ans, dict) else []
+        blocks.sort(key=lambda b: int(b["block_header"]["raw_data"].get("number", 0)))
+        # Receipts only where logs can be: blocks with contract calls.
+        needs = [b for b in blocks if has_calls(b)]
+        infos = await asyncio.gather(*(self._infos(block_ref(b).number) for b in needs))
+        by_number = {block_ref(b).number: i for b, i in zip(needs, infos, strict=True)}
+        out = []
+        for b in blocks:
+            ref = block_ref(b)
+            if out and ref.number != out[-1].ref.number + 1:
+                break
+            out.append(Fetched(ref, extract(b, by_number.get(ref.number), f)))
+        return out
+
+    async def _infos(self, number: int) -> list[dict[str, Any]]:
+        async with self._sem:
+            ans = await self._call("wallet/gettransactioninfobyblocknum", {"num": number})
+        if not isinstance(ans, list):
+            raise Unavailable(
+                "TRON node returned no receipts", reason="NODE_BAD_RESPONSE", metadata={"num": str(number)}
+            )
+        return ans
+
+    async def _apply(self, blocks: list[Fetched], solid: int) -> bool:
+        """Apply a chunk in order. False when the step must end (fork, short answer)."""
+        cursor = self.cursor
+        assert cursor is not None
+        good: list[Fetched] = []
+        tip_id, tip_number = cursor.block_id, cursor.number
+        fork_at = None
+        for fb in blocks:
+            if fb.ref.number != tip_number + 1:
+                break
+            if tip_id and fb.ref.parent_id != tip_id:
+                fork_at = fb.ref.number
+                break
+            good.append(fb)
+            tip_id, tip_number = fb.ref.block_id, fb.ref.number
+        if good:
+            changes: list[Change] = []
+            for fb in good:
+                changes.extend(changes_for(fb.observed, fb.ref, final=fb.ref.number <= solid))
+            await self._store.apply(changes)
+            await self._store.save_blocks([fb.ref for fb in good])
+            # A solidified block whose parent chain is ours makes every block of ours below it final.
+            solidified = [fb.ref.number for fb in good if fb.ref.number <= solid]
+            final = max(cursor.final_number, solidified[-1] if solidified else -1)
+            if final > cursor.final_number:
+                await self._store.finalize(final)
+            last = good[-1].ref
+            self.cursor = SyncCursor(last.number, last.block_id, final)
+            await self._store.set_cursor(self.cursor)
+            BLOCKS.inc(len(good))
+            self._progress(len(good))
+        if fork_at is not None:
+            await self._reorg(fork_at - 1)
+            return False
+        return len(good) == len(blocks) and bool(blocks)
+
+    async def _finalize(self, up_to: int) -> None:
+        cursor = self.cursor
+        assert cursor is not None
+        await self._store.finalize(up_to)
+        self.cursor = SyncCursor(cursor.number, cursor.block_id, up_to)
+        await self._store.set_cursor(self.cursor)
+
+    async def _reorg(self, number: int) -> None:
+        """Our block `number` (or its descendants) left the chain: roll back to the common ancestor."""
+        cursor = self.cursor
+        assert cursor is not None
+        m = min(number, cursor.number)
+        while True:
+            ours = await self._store.block(m) if m >= 0 else None
+            theirs = await self._header("wallet/getblock", m) if m >= 0 else BlockRef(-1, "", "", 0)
+            if ours is not None and ours.block_id == theirs.block_id:
+                ancestor = theirs
+                break
+            if m <= cursor.final_number:
+                if ours is None:  # below our first block: nothing of ours to compare or keep
+                    ancestor = theirs
+                    break
+                raise ForkBelowFinal(f"block {m}: ours {ours.block_id}, node {theirs.block_id}")
+            m -= 1
+        dropped = cursor.number - ancestor.number
+        reverted = await self._store.revert_above(ancestor.number)
+        await self._store.delete_blocks_above(ancestor.number)
+        if ancestor.number >= 0:
+            await self._store.save_blocks([ancestor])
+        self.cursor = SyncCursor(
+            ancestor.number, ancestor.block_id, min(cursor.final_number, ancestor.number)
+        )
+        await self._store.set_cursor(self.cursor)
+        FORKS.inc()
+        ROLLED_BACK.inc(max(dropped, 0))
+        log.warning(
+            "fork: rolled back to the common ancestor",
+            extra={
+                "fields": {
+                    "ancestor": ancestor.number,
+                    "dropped_blocks": dropped,
+                    "reverted_transfers": reverted,
+                }
+            },
+        )
+
+    # ---- reporting -----------------------------------------------------------------------------
+    def _gauges(self) -> None:
+        if self.cursor is not None:
+            SYNC_BLOCK.set(self.cursor.number)
+            HEAD_LAG.set(max(0, self.head_number - self.cursor.number))
+            SOLID_LAG.set(max(0, self.solid_number - self.cursor.final_number))
+
+    def _progress(self, n: int) -> None:
+        self._gauges()
+        self._progress_blocks += n
+        elapsed = time.monotonic() - self._progress_at
+        if elapsed < PROGRESS_EVERY_SECONDS:
+            return
+        rate = self._progress_blocks / elapsed
+        BLOCKS_PER_SECOND.set(rate)
+        behind = max(0, self.head_number - (self.cursor.number if self.cursor else 0))
+        if behind > 0:
+            log.info(
+                "sync catching up",
+                extra={"fields": {"block": self.cursor.number if self.cursor else 0, "head": self.head_number,
+                                  "behind": behind, "blocks_per_second": round(rate, 1),
+                                  "eta_seconds": round(behind / rate) if rate else None}},
+            )  # fmt: skip
+        self._progress_at, self._progress_blocks = time.monotonic(), 0
+
+    def status(self) -> tuple[SyncCursor | None, int]:
+        """The cursor and the head lag in blocks (for GetNetworkStatus)."""
+        return self.cursor, max(0, self.head_number - (self.cursor.number if self.cursor else 0))
+
+
+# ---------------------------------------------------------------------------------------------------
+# wiring
+
+INDEXES: Sequence[IndexSpec] = (*transfers.INDEXES, *watch.INDEXES)
+
+
+def start_block_sync(rt: Runtime) -> TransferFeed:
+    """Create the transfer stores, start the sync task (unless TRON_SYNC_ENABLED is off) and return what
+    the transfer RPCs need. The task stops with the process (rt.on_stop)."""
+    settings = rt.settings
+    watch_list = WatchList(rt.db)
+    pulse = Pulse()
+    store = TransferStore(rt.db, watch_list.watchers_of)
+    feed = TransferFeed(store, watch_list, IdempotencyStore(rt.db), pulse, settings.TRON_SYNC_POLL_SECONDS)
+    if not settings.TRON_SYNC_ENABLED:
+        return feed
+    node = JsonNode(settings.tron_node_urls[0], settings.TRON_NODE_API_KEY, settings.TRON_NODE_TIMEOUT)
+    sync = BlockSync(settings, node, store, watch_list, ready=lambda: rt.db.bootstrap(INDEXES))
+
+    def on_events(n: int) -> None:
+        EVENTS.inc(n)
+        pulse.fire()
+
+    store.on_events = on_events
+    sync.start()
+
+    async def stop() -> None:
+        await sync.stop()
+        await node.close()
+
+    rt.on_stop(stop)
+    return feed

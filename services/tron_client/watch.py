@@ -1,0 +1,140 @@
+"""The watch list: which addresses block sync records transfers for, and who asked (the watcher).
+
+One document per (watcher, address) in `tron_client_watched`; watching is idempotent per pair. Block sync
+matches on an in-memory index (20-byte hex -> watchers) that the RPCs in this process update at once and
+that sync reloads whenever the shared `version` counter moved (another replica changed the list).
+
+Watching an address does not rescan history: only blocks applied after the watch is stored are matched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
+
+from services.common.address import decode_tron_address
+from services.common.mongo import Document, IndexSpec, ServiceDatabase
+
+WATCHED = "watched"
+VERSION = "watch_version"
+
+INDEXES: Sequence[IndexSpec] = (
+    IndexSpec(WATCHED, [("watcher", 1), ("address", 1)], unique=True, name="watcher_address"),
+)
+
+
+def hex20(address: str) -> str:
+    """The 20-byte hex of a base58 address, as it appears in topics and (after '41') in contract values."""
+    return decode_tron_address(address)[1:].hex()
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """One watch entry."""
+
+    address: str
+    watcher: str
+    label: str
+    create_time: datetime
+
+
+def _entry(doc: Document) -> Watched:
+    return Watched(doc["address"], doc["watcher"], doc.get("label", ""), doc["create_time"])
+
+
+class WatchList:
+    """Watch entries in Mongo plus the in-memory index block sync matches against."""
+
+    def __init__(self, db: ServiceDatabase) -> None:
+        self._col = db.collection(WATCHED)
+        self._version_col = db.collection(VERSION)
+        self.index: dict[str, set[str]] = {}  # hex20 -> watchers
+        self.base58: dict[str, str] = {}  # hex20 -> base58
+        self._version = -1
+
+    def watchers_of(self, *addresses: str) -> list[str]:
+        """Watchers of any of the (base58) addresses, sorted."""
+        out: set[str] = set()
+        for a in addresses:
+            try:
+                out |= self.index.get(hex20(a), set())
+            except ValueError:
+                continue
+        return sorted(out)
+
+    async def refresh(self) -> bool:
+        """Reload the index if the list changed since the last load. True when reloaded."""
+        doc = await self._version_col.find_one({"_id": VERSION})
+        version = 0 if doc is None else int(doc["value"])
+        if version == self._version:
+            return False
+        index: dict[str, set[str]] = {}
+        names: dict[str, str] = {}
+        async for d in self._col.find({}, {"address": 1, "watcher": 1}):
+            h = hex20(d["address"])
+            index.setdefault(h, set()).add(d["watcher"])
+            names[h] = d["address"]
+        self.index, self.base58, self._version = index, names, version
+        return True
+
+    async def _bump(self) -> None:
+        await self._version_col.find_one_and_update(
+            {"_id": VERSION}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+
+    async def watch(self, addresses: Sequence[str], watcher: str, label: str) -> list[Watched]:
+        """Add (address, watcher) pairs; existing pairs keep their creation time and take the new label."""
+        now = datetime.now(UTC)
+        unique = list(dict.fromkeys(addresses))
+        ops = [
+            UpdateOne(
+                {"_id": f"{watcher}:{a}"},
+                {
+                    "$set": {"label": label},
+                    "$setOnInsert": {"address": a, "watcher": watcher, "create_time": now},
+                },
+                upsert=True,
+            )
+            for a in unique
+        ]
+        await self._col.bulk_write(ops, ordered=False)
+        # Visible to this process's sync at once; other replicas reload on the version bump.
+        for a in unique:
+            h = hex20(a)
+            self.index.setdefault(h, set()).add(watcher)
+            self.base58[h] = a
+        await self._bump()
+        docs = {
+            d["address"]: d
+            async for d in self._col.find({"_id": {"$in": [f"{watcher}:{a}" for a in unique]}})
+        }
+        return [_entry(docs[a]) for a in addresses if a in docs]
+
+    async def unwatch(self, addresses: Sequence[str], watcher: str) -> int:
+        """Remove pairs; returns how many existed."""
+        unique = list(dict.fromkeys(addresses))
+        result = await self._col.delete_many({"_id": {"$in": [f"{watcher}:{a}" for a in unique]}})
+        for a in unique:
+            h = hex20(a)
+            ws = self.index.get(h)
+            if ws is not None:
+                ws.discard(watcher)
+                if not ws:
+                    del self.index[h]
+        await self._bump()
+        return int(result.deleted_count)
+
+    async def list(self, watcher: str, page_size: int, after: str | None) -> tuple[list[Watched], str | None]:
+        """Entries ordered by (watcher, address); `after` is the `_id` the previous page ended at."""
+        match: Document = {}
+        if watcher:
+            match["watcher"] = watcher
+        if after is not None:
+            match["_id"] = {"$gt": after}
+        docs = [d async for d in self._col.find(match).sort("_id", ASCENDING).limit(page_size + 1)]
+        more = len(docs) > page_size
+        docs = docs[:page_size]
+        return [_entry(d) for d in docs], (docs[-1]["_id"] if more else None)
