@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from services.common.errors import Unavailable
 from services.common.settings import Settings
 from services.tron_client.cache import TTLCache
-from services.tron_client.node import JSON, NodeClient
+from services.tron_client.node import JSON
+from services.tron_client.pool import NodeHealth, NodePool
 
 # Seconds each endpoint's answer is reused. Status/height move with every block (3 s on TRON).
 TTL_INFO = 10.0
@@ -60,7 +61,7 @@ class NetworkStatus:
     latency_ms: int
     head: Block
     solidified: Block
-    node_url: str
+    nodes: list[NodeHealth]
     checked_ms: int
 
 
@@ -86,13 +87,11 @@ def chain_id_from_genesis(block_id_hex: str) -> int:
 
 
 class Network:
-    """Network information from the configured node (the first URL; failover comes with node selection)."""
+    """Network information through the node pool, each endpoint cached briefly."""
 
-    def __init__(self, settings: Settings, node: NodeClient | None = None) -> None:
+    def __init__(self, settings: Settings, pool: NodePool) -> None:
         self._settings = settings
-        self.node = node or NodeClient(
-            settings.tron_node_urls[0], settings.TRON_NODE_API_KEY, settings.TRON_NODE_TIMEOUT
-        )
+        self.node = pool
         self._cache = TTLCache()
 
     async def info(self) -> NetworkInfo:
@@ -121,7 +120,7 @@ class Network:
             network_id=network_id,
             node_version=str(config.get("codeVersion") or config.get("versionNum") or ""),
             witness_count=len(witnesses.get("witnesses", [])),
-            node_url=self.node.base_url,
+            node_url=self.node.ranked()[0].url,
         )
 
     async def _chain_id(self) -> int:
@@ -140,26 +139,34 @@ class Network:
         return BlockHeight(Block.from_json(head), Block.from_json(solid))
 
     async def _fetch_status(self) -> NetworkStatus:
-        # An unreachable node is a status, not an error.
+        # Unreachable nodes are a status, not an error.
         try:
-            head = await self.node.call("wallet/getnowblock")
-            latency = self.node.latency_ms
-            solid = await self.node.call("walletsolidity/getnowblock")
+            head, solid = await asyncio.gather(
+                self.node.call("wallet/getnowblock"), self.node.call("walletsolidity/getnowblock")
+            )
         except Unavailable:
-            return NetworkStatus(False, False, 0, NO_BLOCK, NO_BLOCK, self.node.base_url, _now_ms())
+            return NetworkStatus(False, False, 0, NO_BLOCK, NO_BLOCK, self.node.health(), _now_ms())
         head_block = Block.from_json(head)
         lag_ms = _now_ms() - head_block.time_ms
         synced = head_block.time_ms > 0 and lag_ms <= self._settings.TRON_SYNC_MAX_LAG_SECONDS * 1000
-        return NetworkStatus(
-            True, synced, latency, head_block, Block.from_json(solid), self.node.base_url, _now_ms()
-        )
+        nodes = self.node.health()
+        latency = round(self.node.ranked()[0].latency_ms or 0)
+        return NetworkStatus(True, synced, latency, head_block, Block.from_json(solid), nodes, _now_ms())
 
-    async def _fetch_fees(self) -> NetworkFees:
+    async def chain_parameters(self) -> list[tuple[str, int]]:
+        """getchainparameters as (key, value) in the node's order, cached like the fees."""
+        return await self._cache.get("params", TTL_FEES, self._fetch_params)  # type: ignore[no-any-return]
+
+    async def _fetch_params(self) -> list[tuple[str, int]]:
         data = await self.node.call("wallet/getchainparameters")
         # java-tron omits `value` when it is 0.
-        params = {p.get("key"): int(p.get("value", 0)) for p in data.get("chainParameter", [])}
-        if "getEnergyFee" not in params:
+        params = [(str(p.get("key", "")), int(p.get("value", 0))) for p in data.get("chainParameter", [])]
+        if not any(k == "getEnergyFee" for k, _ in params):
             raise Unavailable("TRON node returned no chain parameters", reason="NODE_BAD_RESPONSE")
+        return params
+
+    async def _fetch_fees(self) -> NetworkFees:
+        params = dict(await self.chain_parameters())
         return NetworkFees(
             energy_price_sun=params.get("getEnergyFee", 0),
             bandwidth_price_sun=params.get("getTransactionFee", 0),
@@ -170,6 +177,3 @@ class Network:
             max_fee_limit_sun=params.get("getMaxFeeLimit", 0),
             read_ms=_now_ms(),
         )
-
-    async def close(self) -> None:
-        await self.node.close()

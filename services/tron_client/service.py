@@ -1,4 +1,4 @@
-"""Wiring of tron-client: the node client, its servicers and the indexes its collections need."""
+"""Wiring of tron-client: the node pool, its servicers and the indexes its collections need."""
 
 from __future__ import annotations
 
@@ -8,19 +8,23 @@ from services.common import idempotency
 from services.common.contract import registrations
 from services.common.mongo import IndexSpec
 from services.common.server import Registration, Runtime
+from services.tron_client.builder import TransactionService
 from services.tron_client.network import Network
+from services.tron_client.pool import NodePool
+from services.tron_client.queries import Queries
 from services.tron_client.servicer import TronClientServicer
-from services.tron_client.sync import INDEXES as SYNC_INDEXES
-from services.tron_client.sync import start_block_sync
 
-INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES, *SYNC_INDEXES)
+INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES,)
 
 
 async def build(rt: Runtime) -> list[Registration]:
     """The servicers of every gRPC service in tronpay.tron_client.v1."""
-    network = Network(rt.settings)
-    rt.on_stop(network.close)
+    pool = NodePool(rt.settings)
+    pool.start()  # background health probe: head/latency of every node, set-aside nodes probed back
+    rt.on_stop(pool.close)
+    network = Network(rt.settings, pool)
+    servicer = TronClientServicer(
+        rt, network, TransactionService(rt.settings, pool, network), Queries(pool, network)
+    )
     # The class decorator fills the generated ABC's methods at runtime, which mypy cannot see.
-    servicer = TronClientServicer(rt, network)  # type: ignore[abstract]
-    servicer.init_transfer_rpcs(start_block_sync(rt))  # block sync task + watch/transfer RPCs
-    return registrations("tron_client", [servicer])
+    return registrations("tron_client", [servicer])  # type: ignore[abstract]

@@ -1,38 +1,74 @@
-"""tron-client's gRPC servicer. The network RPCs are implemented; the rest answer UNIMPLEMENTED for now."""
+"""tron-client's gRPC servicer: network, build/broadcast and read RPCs here; the watch-list and transfer
+RPCs come from the TransferRpcs mixin (transfer_rpcs.py) when present. Unimplemented RPCs answer
+UNIMPLEMENTED."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import Any
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from tronpay.tron_client.v1 import tron_client_pb2_grpc
 
+from services.common.errors import FieldViolation, InvalidArgument
+from services.common.idempotency import IdempotencyStore
 from services.common.server import Runtime, with_unimplemented_defaults
+from services.common.tron import tx as ttx
+from services.tron_client import convert
+from services.tron_client.builder import BroadcastOutcome, TransactionService, contract_of
 from services.tron_client.network import Block, Network
-from services.tron_client.transfer_rpcs import TransferRpcs
+from services.tron_client.pool import NodeState
+from services.tron_client.queries import Queries
+
+timestamp = convert.timestamp
+NODE_STATE_PB = {
+    NodeState.ACTIVE: pb.NodeStatus.STATE_ACTIVE,
+    NodeState.SET_ASIDE: pb.NodeStatus.STATE_SET_ASIDE,
+    NodeState.PROBING: pb.NodeStatus.STATE_PROBING,
+}
+OUTCOME_PB = {
+    BroadcastOutcome.ACCEPTED: pb.BROADCAST_RESULT_ACCEPTED,
+    BroadcastOutcome.DUPLICATE: pb.BROADCAST_RESULT_DUPLICATE,
+}
 
 
-def _timestamp(ms: int) -> timestamp_pb2.Timestamp | None:
-    if ms <= 0:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromMilliseconds(ms)
-    return ts
+def _duration_ms(ms: int) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromMilliseconds(ms)
+    return d
 
 
 def _block_ref(block: Block) -> pb.BlockRef:
-    return pb.BlockRef(number=block.number, block_id=block.block_id, block_time=_timestamp(block.time_ms))
+    return pb.BlockRef(number=block.number, block_id=block.block_id, block_time=timestamp(block.time_ms))
+
+
+# The transfer RPCs (watch list, stream, history) live in their own mixin; until that module exists the
+# servicer runs without them (their RPCs answer UNIMPLEMENTED).
+if importlib.util.find_spec("services.tron_client.transfer_rpcs") is not None:
+    _TransferRpcs: type = importlib.import_module("services.tron_client.transfer_rpcs").TransferRpcs
+else:  # pragma: no cover
+
+    class _TransferRpcs:  # type: ignore[no-redef]
+        pass
 
 
 @with_unimplemented_defaults
-class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceServicer):
-    """TronClientService over one Network (node access + brief per-endpoint caching)."""
+class TronClientServicer(_TransferRpcs, tron_client_pb2_grpc.TronClientServiceServicer):
+    """TronClientService over the node pool."""
 
-    def __init__(self, rt: Runtime, network: Network) -> None:
+    def __init__(
+        self, rt: Runtime, network: Network, txs: TransactionService, queries: Queries, **transfer_deps: Any
+    ) -> None:
+        super().__init__(**transfer_deps)  # the TransferRpcs mixin takes what it needs by keyword
         self._rt = rt
         self._network = network
+        self._txs = txs
+        self._queries = queries
+        self._idempotency = IdempotencyStore(rt.db)
 
+    # ---- network ----------------------------------------------------------------------------------
     async def GetNetworkInfo(
         self, request: pb.GetNetworkInfoRequest, context: Any
     ) -> pb.GetNetworkInfoResponse:
@@ -50,22 +86,29 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
         self, request: pb.GetNetworkStatusRequest, context: Any
     ) -> pb.GetNetworkStatusResponse:
         st = await self._network.status()
-        latency = duration_pb2.Duration()
-        latency.FromMilliseconds(st.latency_ms)
-        node = pb.NodeStatus(
-            url=st.node_url,
-            state=pb.NodeStatus.STATE_ACTIVE if st.reachable else pb.NodeStatus.STATE_SET_ASIDE,
-            latency=latency,
-            head_block_number=st.head.number,
-        )
+        nodes = [
+            pb.NodeStatus(
+                url=n.url,
+                state=NODE_STATE_PB[n.state],
+                latency=_duration_ms(n.latency_ms),
+                head_block_number=n.head,
+                head_lag_blocks=n.head_lag,
+                error_count=n.error_count,
+                rate_limited_count=n.rate_limited_count,
+                score=n.score,
+                last_error_time=timestamp(n.last_error_ms),
+                last_success_time=timestamp(n.last_success_ms),
+            )
+            for n in st.nodes
+        ]
         return pb.GetNetworkStatusResponse(
             reachable=st.reachable,
             synced=st.synced,
-            latency=latency,
+            latency=_duration_ms(st.latency_ms),
             head_block=_block_ref(st.head),
             solidified_block=_block_ref(st.solidified),
-            nodes=[node],
-            check_time=_timestamp(st.checked_ms),
+            nodes=nodes,
+            check_time=timestamp(st.checked_ms),
         )
 
     async def GetNetworkHeight(
@@ -75,7 +118,7 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
         return pb.GetNetworkHeightResponse(
             head_block_number=h.head.number,
             solidified_block_number=h.solidified.number,
-            head_block_time=_timestamp(h.head.time_ms),
+            head_block_time=timestamp(h.head.time_ms),
         )
 
     async def GetNetworkFees(
@@ -90,5 +133,94 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
             memo_fee_sun=f.memo_fee_sun,
             multi_sign_fee_sun=f.multi_sign_fee_sun,
             max_fee_limit_sun=f.max_fee_limit_sun,
-            update_time=_timestamp(f.read_ms),
+            update_time=timestamp(f.read_ms),
         )
+
+    # ---- transactions -----------------------------------------------------------------------------
+    async def BuildTransaction(
+        self, request: pb.BuildTransactionRequest, context: Any
+    ) -> pb.BuildTransactionResponse:
+        owner, spec = contract_of(request)
+        built = await self._txs.build(
+            owner,
+            spec,
+            memo=request.memo.encode(),
+            expiration_seconds=request.expiration.seconds if request.HasField("expiration") else 0,
+            permission_id=request.permission_id,
+        )
+        return pb.BuildTransactionResponse(transaction=convert.transaction_message(built.raw_data))
+
+    async def BroadcastTransaction(
+        self, request: pb.BroadcastTransactionRequest, context: Any
+    ) -> pb.BroadcastTransactionResponse:
+        tx = request.transaction
+        violations = []
+        try:
+            ttx.decode_raw(tx.raw_data)
+        except ValueError as exc:
+            violations.append(FieldViolation("transaction.raw_data", f"not a TRON transaction: {exc}"))
+        if tx.txid and tx.txid != ttx.txid(tx.raw_data):
+            violations.append(FieldViolation("transaction.txid", "is not sha256(raw_data)"))
+        if tx.raw_data_hex and tx.raw_data_hex != tx.raw_data.hex():
+            violations.append(FieldViolation("transaction.raw_data_hex", "differs from raw_data"))
+        if not tx.signatures:
+            violations.append(
+                FieldViolation("transaction.signatures", "a broadcast transaction must be signed")
+            )
+        if violations:
+            raise InvalidArgument("invalid transaction", violations)
+
+        async def send() -> pb.BroadcastTransactionResponse:
+            txid, outcome = await self._txs.broadcast(tx.raw_data, list(tx.signatures))
+            return pb.BroadcastTransactionResponse(txid=txid, result=OUTCOME_PB[outcome])
+
+        if not request.request_id:
+            return await send()
+        return await self._idempotency.run_once(
+            "BroadcastTransaction", request.request_id, request, pb.BroadcastTransactionResponse, send
+        )
+
+    async def GetTransaction(
+        self, request: pb.GetTransactionRequest, context: Any
+    ) -> pb.GetTransactionResponse:
+        return await self._queries.transaction(request.txid)
+
+    async def GetTransactionInfo(
+        self, request: pb.GetTransactionInfoRequest, context: Any
+    ) -> pb.GetTransactionInfoResponse:
+        return pb.GetTransactionInfoResponse(info=await self._queries.transaction_info(request.txid))
+
+    # ---- contracts and accounts -------------------------------------------------------------------
+    async def TriggerConstantContract(
+        self, request: pb.TriggerConstantContractRequest, context: Any
+    ) -> pb.TriggerConstantContractResponse:
+        r = request
+        return await self._queries.constant_call(
+            r.owner_address, r.contract_address, r.function_selector, r.parameter, r.call_value_sun
+        )
+
+    async def EstimateEnergy(
+        self, request: pb.EstimateEnergyRequest, context: Any
+    ) -> pb.EstimateEnergyResponse:
+        r = request
+        return await self._queries.estimate_energy(
+            r.owner_address, r.contract_address, r.function_selector, r.parameter, r.call_value_sun
+        )
+
+    async def GetAccount(self, request: pb.GetAccountRequest, context: Any) -> pb.GetAccountResponse:
+        return pb.GetAccountResponse(account=await self._queries.account(request.address))
+
+    async def GetAccountResource(
+        self, request: pb.GetAccountResourceRequest, context: Any
+    ) -> pb.GetAccountResourceResponse:
+        return pb.GetAccountResourceResponse(resource=await self._queries.account_resource(request.address))
+
+    async def GetTokenBalance(
+        self, request: pb.GetTokenBalanceRequest, context: Any
+    ) -> pb.GetTokenBalanceResponse:
+        return await self._queries.token_balance(request.address, request.token_address)
+
+    async def GetChainParameters(
+        self, request: pb.GetChainParametersRequest, context: Any
+    ) -> pb.GetChainParametersResponse:
+        return await self._queries.chain_parameters()

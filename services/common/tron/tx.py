@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.tron.wire import LEN, WireError, decode, encode, encode_varint, iter_fields
+from services.common.tron.wire import LEN, WireError, decode, encode, encode_varint, iter_fields, to_json
 
 TYPE_URL_PREFIX = "type.googleapis.com/protocol."
 
@@ -138,3 +138,24 @@ def decode_transaction(tx_bytes: bytes) -> tuple[bytes, list[bytes]]:
     if raw is None:
         raise WireError("Transaction has no raw_data")
     return raw, sigs
+
+
+def transaction_json(raw_data: bytes, signatures: list[bytes] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    """The node's visible=false Transaction JSON (broadcasttransaction / getsignweight input), from raw_data.
+
+    The node re-encodes raw_data from this JSON, so comparing its txID with ours checks our encoder."""
+    d = decode_raw(raw_data)
+    if not d.contract_type:
+        raise ValueError(f"contract type {d.contract_type_number} is not one the cluster builds")
+    raw = to_json("Transaction.raw", {k: v for k, v in d.raw.items() if k != "contract"})
+    contract: dict[str, Any] = {
+        "parameter": {"value": to_json(d.contract_type, d.value), "type_url": d.type_url},
+        "type": d.contract_type,
+    }
+    if d.permission_id:
+        contract["Permission_id"] = d.permission_id
+    raw["contract"] = [contract]
+    out: dict[str, Any] = {"txID": txid(raw_data), "raw_data": raw, "raw_data_hex": raw_data.hex()}
+    if signatures:
+        out["signature"] = [s.hex() for s in signatures]
+    return out

@@ -26,12 +26,20 @@ class WireError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class F:
-    """One field: number, name, kind ('varint', 'bytes', 'string' or a message name in SCHEMAS)."""
+    """One field: number, name, kind ('varint', 'bool', 'bytes', 'string' or a message name in SCHEMAS);
+    `enum` names the enum of a varint (for the node's JSON form, which prints enums by name)."""
 
     num: int
     name: str
     kind: str
     repeated: bool = False
+    enum: str = ""
+
+
+ENUMS: dict[str, dict[int, str]] = {
+    "ResourceCode": {0: "BANDWIDTH", 1: "ENERGY", 2: "TRON_POWER"},
+    "PermissionType": {0: "Owner", 1: "Witness", 2: "Active"},
+}
 
 
 def _s(*fields: F) -> tuple[F, ...]:
@@ -63,7 +71,7 @@ SCHEMAS: dict[str, tuple[F, ...]] = {
     ),
     "Any": _s(F(1, "type_url", "string"), F(2, "value", "bytes")),
     "Permission": _s(
-        F(1, "type", "varint"),
+        F(1, "type", "varint", enum="PermissionType"),
         F(2, "id", "varint"),
         F(3, "permission_name", "string"),
         F(4, "threshold", "varint"),
@@ -83,28 +91,32 @@ SCHEMAS: dict[str, tuple[F, ...]] = {
         F(6, "token_id", "varint"),
     ),
     "FreezeBalanceV2Contract": _s(
-        F(1, "owner_address", ADDR), F(2, "frozen_balance", "varint"), F(3, "resource", "varint")
+        F(1, "owner_address", ADDR),
+        F(2, "frozen_balance", "varint"),
+        F(3, "resource", "varint", enum="ResourceCode"),
     ),
     "UnfreezeBalanceV2Contract": _s(
-        F(1, "owner_address", ADDR), F(2, "unfreeze_balance", "varint"), F(3, "resource", "varint")
+        F(1, "owner_address", ADDR),
+        F(2, "unfreeze_balance", "varint"),
+        F(3, "resource", "varint", enum="ResourceCode"),
     ),
     "WithdrawExpireUnfreezeContract": _s(F(1, "owner_address", ADDR)),
     "DelegateResourceContract": _s(
         F(1, "owner_address", ADDR),
-        F(2, "resource", "varint"),
+        F(2, "resource", "varint", enum="ResourceCode"),
         F(3, "balance", "varint"),
         F(4, "receiver_address", ADDR),
-        F(5, "lock", "varint"),
+        F(5, "lock", "bool"),
         F(6, "lock_period", "varint"),
     ),
     "UnDelegateResourceContract": _s(
         F(1, "owner_address", ADDR),
-        F(2, "resource", "varint"),
+        F(2, "resource", "varint", enum="ResourceCode"),
         F(3, "balance", "varint"),
         F(4, "receiver_address", ADDR),
     ),
     "VoteWitnessContract": _s(
-        F(1, "owner_address", ADDR), F(2, "votes", "Vote", repeated=True), F(3, "support", "varint")
+        F(1, "owner_address", ADDR), F(2, "votes", "Vote", repeated=True), F(3, "support", "bool")
     ),
     "Vote": _s(F(1, "vote_address", ADDR), F(2, "vote_count", "varint")),
     "WithdrawBalanceContract": _s(F(1, "owner_address", ADDR)),
@@ -206,7 +218,7 @@ def encode(schema: str, msg: dict[str, Any]) -> bytes:
 
 
 def _encode_value(f: F, v: Any, *, always: bool) -> bytes:
-    if f.kind == "varint":
+    if f.kind in ("varint", "bool"):
         iv = int(v)
         return b"" if iv == 0 and not always else _key(f.num, VARINT) + encode_varint(iv)
     if f.kind in ("bytes", "string"):
@@ -225,12 +237,14 @@ def decode(schema: str, buf: bytes, _depth: int = 0) -> dict[str, Any]:
         f = by_num.get(num)
         if f is None:
             continue
-        want = VARINT if f.kind == "varint" else LEN
+        want = VARINT if f.kind in ("varint", "bool") else LEN
         if wt != want:
             raise WireError(f"{schema}.{f.name}: wire type {wt}, want {want}")
         if f.kind == "varint":
             assert isinstance(value, int)
             v: Any = value - (1 << 64) if value >= 1 << 63 else value
+        elif f.kind == "bool":
+            v = bool(value)
         elif f.kind == "bytes":
             v = bytes(value)  # type: ignore[arg-type]
         elif f.kind == "string":
@@ -245,3 +259,27 @@ def decode(schema: str, buf: bytes, _depth: int = 0) -> dict[str, Any]:
         else:
             out[f.name] = v  # proto3: the last occurrence wins
     return out
+
+
+def to_json(schema: str, msg: dict[str, Any]) -> dict[str, Any]:
+    """java-tron's visible=false JSON of a decoded message: bytes as hex, enums by name, defaults left out."""
+    out: dict[str, Any] = {}
+    for f in SCHEMAS[schema]:
+        if f.name not in msg:
+            continue
+        values = msg[f.name] if f.repeated else [msg[f.name]]
+        conv = [_json_value(f, v) for v in values]
+        out[f.name] = conv if f.repeated else conv[0]
+    return out
+
+
+def _json_value(f: F, v: Any) -> Any:
+    if f.kind == "bytes":
+        return bytes(v).hex()
+    if f.kind == "varint" and f.enum:
+        return ENUMS[f.enum].get(int(v), int(v))
+    if f.kind in ("varint", "string"):
+        return v
+    if f.kind == "bool":
+        return bool(v)
+    return to_json(f.kind, v)
