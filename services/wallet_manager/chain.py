@@ -1,0 +1,174 @@
+"""What wallet-manager reads from and registers with tron-client (its only way to the chain)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import grpc
+from tronpay.common.v1 import common_pb2
+from tronpay.tron_client.v1 import tron_client_pb2 as tc
+from tronpay.tron_client.v1 import tron_client_pb2_grpc as tc_grpc
+from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
+
+from services.common import errors
+from services.common.clients import ServiceClients
+from services.common.settings import ServiceName, Settings
+
+WATCHER = "wallet-manager"
+MAX_BALANCE_ADDRESSES = 100  # a wallet's balance sums at most this many of its addresses
+
+
+def upstream_error(exc: grpc.aio.AioRpcError, what: str) -> errors.DomainError:
+    """tron-client's failure as ours: retryable codes stay UNAVAILABLE, the rest keep their meaning."""
+    code = exc.code()
+    meta = {"upstream": "tron-client", "upstream_code": code.name if code else "UNKNOWN"}
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return errors.FailedPrecondition(
+            f"tron-client refused {what}", reason="UPSTREAM_REFUSED", metadata=meta
+        )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return errors.DeadlineExceeded(f"tron-client did not answer {what} in time", metadata=meta)
+    return errors.Unavailable(
+        f"cannot {what} through tron-client", reason="TRON_CLIENT_UNAVAILABLE", metadata=meta
+    )
+
+
+class Chain:
+    def __init__(self, settings: Settings, clients: ServiceClients) -> None:
+        self._settings = settings
+        self._clients = clients
+        extra = [t.strip() for t in settings.WALLET_TRC20_TOKENS.split(",") if t.strip()]
+        self.tokens = [
+            settings.USDT_CONTRACT_ADDRESS,
+            *[t for t in extra if t != settings.USDT_CONTRACT_ADDRESS],
+        ]
+
+    @property
+    def _stub(self) -> tc_grpc.TronClientServiceStub:
+        return self._clients.stub(ServiceName.TRON_CLIENT, tc_grpc.TronClientServiceStub)
+
+    async def watch(
+        self, addresses: Sequence[str], label: str, watcher: str = "", request_id: str = ""
+    ) -> None:
+        req = tc.WatchAddressesRequest(
+            request_id=request_id, addresses=list(addresses), watcher=watcher or WATCHER, label=label
+        )
+        try:
+            await self._stub.WatchAddresses(req)
+        except grpc.aio.AioRpcError as exc:
+            raise upstream_error(exc, "register the address on the watch list") from None
+
+    async def balance(
+        self, wallet_id: str, primary: str, addresses: Sequence[str]
+    ) -> pb.GetWalletBalanceResponse:
+        """TRX, tokens, energy and bandwidth summed over the wallet's addresses."""
+        addresses = list(addresses)[:MAX_BALANCE_ADDRESSES] or [primary]
+        stub = self._stub
+        try:
+            accounts, resources, tokens = await asyncio.gather(
+                asyncio.gather(*(stub.GetAccount(tc.GetAccountRequest(address=a)) for a in addresses)),
+                asyncio.gather(
+                    *(stub.GetAccountResource(tc.GetAccountResourceRequest(address=a)) for a in addresses)
+                ),
+                asyncio.gather(
+                    *(
+                        stub.GetTokenBalance(tc.GetTokenBalanceRequest(address=a, token_address=t))
+                        for t in self.tokens
+                        for a in addresses
+                    )
+                ),
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise upstream_error(exc, "read the wallet's balance") from None
+
+        out = pb.GetWalletBalanceResponse(wallet_id=wallet_id, address=primary)
+        staked = {common_pb2.RESOURCE_TYPE_BANDWIDTH: 0, common_pb2.RESOURCE_TYPE_ENERGY: 0}
+        for acc in accounts:
+            out.trx_balance_sun += acc.account.balance_sun
+            for f in acc.account.frozen:
+                if f.resource in staked:
+                    staked[f.resource] += f.amount_sun
+        bw_limit = bw_used = en_limit = en_used = 0
+        for r in resources:
+            res = r.resource
+            bw_limit += res.free_net_limit + res.net_limit
+            bw_used += res.free_net_used + res.net_used
+            en_limit += res.energy_limit
+            en_used += res.energy_used
+        out.resources.add(
+            resource=common_pb2.RESOURCE_TYPE_BANDWIDTH,
+            limit=bw_limit,
+            used=bw_used,
+            staked_sun=staked[common_pb2.RESOURCE_TYPE_BANDWIDTH],
+        )
+        out.resources.add(
+            resource=common_pb2.RESOURCE_TYPE_ENERGY,
+            limit=en_limit,
+            used=en_used,
+            staked_sun=staked[common_pb2.RESOURCE_TYPE_ENERGY],
+        )
+        n = len(addresses)
+        block = 0
+        for i, token in enumerate(self.tokens):
+            usdt = token == self._settings.USDT_CONTRACT_ADDRESS
+            amount = 0
+            for r in tokens[i * n : (i + 1) * n]:
+                amount += r.balance
+                block = max(block, r.block.number)
+            out.token_balances.add(
+                asset=common_pb2.ASSET_USDT if usdt else common_pb2.ASSET_TRC20,
+                token_address=token,
+                symbol="USDT" if usdt else "",
+                decimals=6 if usdt else 0,
+                amount=amount,
+            )
+        out.block_number = block
+        out.update_time.GetCurrentTime()
+        return out
+
+    async def transfers(
+        self, address: str, page_size: int, page_token: str, asset: int, direction: int
+    ) -> pb.ListWalletTransactionsResponse:
+        req = tc.ListTransfersRequest(
+            address=address,
+            page_size=page_size,
+            page_token=page_token,
+            asset=asset,  # type: ignore[arg-type]
+            direction=direction,  # type: ignore[arg-type]
+        )
+        try:
+            resp = await self._stub.ListTransfers(req)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise errors.InvalidArgument(
+                    "page_token is not valid",
+                    [errors.FieldViolation("page_token", "not a token from a previous response")],
+                ) from None
+            raise upstream_error(exc, "list the wallet's transfers") from None
+        out = pb.ListWalletTransactionsResponse(next_page_token=resp.next_page_token)
+        for t in resp.transfers:
+            if t.from_address == address and t.to_address == address:
+                d = common_pb2.DIRECTION_SELF
+            elif t.to_address == address:
+                d = common_pb2.DIRECTION_INCOMING
+            else:
+                d = common_pb2.DIRECTION_OUTGOING
+            item = out.transactions.add(
+                txid=t.txid,
+                event_index=t.event_index,
+                asset=t.asset,
+                token_address=t.token_address,
+                direction=d,
+                from_address=t.from_address,
+                to_address=t.to_address,
+                amount=t.amount,
+                block_number=t.block.number,
+                state=t.state,
+            )
+            if t.block.HasField("block_time"):
+                item.block_time.CopyFrom(t.block.block_time)
+        return out
+
+    async def holds_funds(self, balance: pb.GetWalletBalanceResponse) -> bool:
+        return balance.trx_balance_sun > 0 or any(b.amount > 0 for b in balance.token_balances)

@@ -1,0 +1,307 @@
+"""SignTransaction / SignMessage: the policy gate, daily limits, the signers and the append-only signing log.
+
+Order of one transaction signature:
+ 1. the wallet (active), the caller (policy.allowed_callers) and the signing address (one of the wallet's);
+ 2. raw_data parsed by the vault; the txID is recomputed from those bytes (a caller's txid must match);
+ 3. the vault policy (owner, contract type, destination, per-transaction limit, memo, fee, expiration);
+ 4. the daily limit: the amount is reserved by one conditional $inc on the (wallet, asset, day) document,
+    so concurrent signatures can never pass the limit together; released again if signing fails;
+ 5. the signature: a software key decrypted for this call only, or the wallet's Ledger/Trezor;
+ 6. the signing-log record, inserted before the signature is returned. Its unique request_key makes the
+    log the idempotency record as well: a retry with the same request_id gets the first signature.
+
+Refusal codes: a request the policy does not allow -> PERMISSION_DENIED; one that is allowed in principle
+but not now (daily limit reached, expired transaction, device refused or missing) -> FAILED_PRECONDITION.
+Log records are written in batches (group commit): concurrent signatures share one insert_many, each
+still waiting for its own record to be stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.message import Message
+from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
+
+from services.common import context, errors
+from services.common.idempotency import fingerprint
+from services.common.settings import Settings
+from services.wallet_manager import devices as dev
+from services.wallet_manager.convert import CONTRACT_ENUMS, asset_of, vault_policy
+from services.wallet_manager.keys import KeyVault, secret_id
+from services.wallet_manager.store import ACTIVE, Store
+from services.wallet_manager.vault import policy as vpolicy
+from services.wallet_manager.vault.errors import MalformedTransaction
+from services.wallet_manager.vault.messages import hash_message_v2
+from services.wallet_manager.vault.tron_tx import ParsedTransaction, parse_transaction
+
+INT64_MAX = 2**63 - 1
+SOFTWARE_KINDS = ("HD", "IMPORTED")
+DEVICE_KINDS = (dev.LEDGER, dev.TREZOR)
+# Reasons that depend on time or state rather than on what the policy allows.
+STATE_REASONS = frozenset({vpolicy.EXPIRED, vpolicy.EXPIRATION_TOO_FAR, vpolicy.OVER_DAILY_LIMIT})
+
+
+def record_id() -> str:
+    """Time-ordered id: newest-first listing sorts by _id."""
+    return f"sig_{time.time_ns():016x}{secrets.token_hex(4)}"
+
+
+def day_key(wallet_id: str, asset: str, at: datetime) -> str:
+    return f"{wallet_id}:{asset}:{at.strftime('%Y-%m-%d')}"
+
+
+def _refusal(reason: str, detail: str, wallet_id: str) -> errors.DomainError:
+    cls = errors.FailedPrecondition if reason in STATE_REASONS else errors.PermissionDenied
+    return cls(f"signing refused: {detail}", reason=reason, metadata={"wallet_id": wallet_id})
+
+
+class LogWriter:
+    """Group commit for the signing log: records waiting while an insert runs go in the next batch."""
+
+    BATCH = 500
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, doc: dict[str, Any]) -> bool:
+        """True once stored; False when a record with the same request_key exists already."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((doc, fut))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.BATCH], self._pending[self.BATCH :]
+            try:
+                results = await self._store.insert_log_records([d for d, _ in batch])
+            except Exception as exc:  # every waiter sees the failure; nothing is reported as signed
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), ok in zip(batch, results, strict=True):
+                if not fut.done():
+                    fut.set_result(ok)
+
+
+class Signing:
+    def __init__(self, settings: Settings, store: Store, keys: KeyVault, devices: dev.Devices) -> None:
+        self._settings = settings
+        self._store = store
+        self._keys = keys
+        self._devices = devices
+        self._log = LogWriter(store)
+        self._usdt = settings.USDT_CONTRACT_ADDRESS
+
+    # -- shared steps ------------------------------------------------------------------------------------
+
+    async def _wallet(self, wallet_id: str) -> dict[str, Any]:
+        w = await self._store.get_wallet(wallet_id)
+        if w is None or w["state"] != ACTIVE:
+            raise errors.NotFound(
+                "wallet not found", reason="WALLET_NOT_FOUND", metadata={"wallet_id": wallet_id}
+            )
+        return w
+
+    def _check_signer_kind(self, w: Mapping[str, Any]) -> None:
+        if w["kind"] == "WATCH_ONLY":
+            raise _refusal(vpolicy.WATCH_ONLY, "watch-only wallets cannot sign", w["_id"])
+        if w["kind"] == "TRONLINK":
+            raise _refusal(
+                "EXTERNAL_SIGNER", "TronLink wallets sign in the user's wallet, never here", w["_id"]
+            )
+
+    def _check_caller(self, w: Mapping[str, Any], policy_bytes: bytes) -> str:
+        call = context.current()
+        caller = call.caller if call else ""
+        allowed = pb.SigningPolicy.FromString(policy_bytes).allowed_callers if policy_bytes else []
+        if allowed and caller not in allowed:
+            raise _refusal("CALLER_NOT_ALLOWED", "this caller may not use the wallet", w["_id"])
+        return caller
+
+    async def _signer(self, w: Mapping[str, Any], address: str) -> tuple[str, int]:
+        if not address or address == w["address"]:
+            return w["address"], 0
+        doc = await self._store.get_address(w["_id"], address)
+        if doc is None:
+            raise _refusal("ADDRESS_NOT_IN_WALLET", "the address does not belong to this wallet", w["_id"])
+        return address, int(doc["index"])
+
+    async def _replay(self, request_key: str, fp: str, response_type: type[Message]) -> Any:
+        doc = await self._store.find_log_record(request_key)
+        if doc is None:
+            raise errors.Aborted("the request is being retried concurrently", reason="REQUEST_IN_PROGRESS")
+        if doc["fingerprint"] != fp:
+            raise errors.FailedPrecondition(
+                "request_id was already used for a different request", reason="REQUEST_ID_REUSED"
+            )
+        return response_type.FromString(doc["response"])
+
+    def _record(
+        self, kind: str, request_key: str, fp: str, req: Any, w: Mapping[str, Any], signer: str
+    ) -> dict:
+        call = context.current()
+        return {
+            "_id": record_id(),
+            "request_key": request_key,
+            "fingerprint": fp,
+            "kind": kind,
+            "wallet_id": w["_id"],
+            "signer_address": signer,
+            "caller": call.caller if call else "",
+            "subject": call.subject if call else "",
+            "request_id": req.request_id,
+            "purpose": req.purpose,
+            "sign_time": datetime.now(UTC),
+        }
+
+    # -- transactions ------------------------------------------------------------------------------------
+
+    async def sign_transaction(self, req: pb.SignTransactionRequest) -> pb.SignTransactionResponse:
+        request_key = f"SignTransaction:{req.request_id}"
+        fp = fingerprint(req)
+        w = await self._wallet(req.wallet_id)
+        self._check_signer_kind(w)
+        policy_bytes: bytes = w.get("policy") or b""
+        self._check_caller(w, policy_bytes)
+        raw = bytes(req.transaction.raw_data)
+        try:
+            tx = parse_transaction(raw)
+        except MalformedTransaction as exc:
+            raise errors.InvalidArgument(
+                f"raw_data is not a signable transaction: {exc}",
+                [errors.FieldViolation("transaction.raw_data", str(exc), "MALFORMED_TRANSACTION")],
+            ) from None
+        if req.transaction.txid and req.transaction.txid != tx.txid_hex:
+            raise errors.InvalidArgument(
+                "txid does not match raw_data",
+                [errors.FieldViolation("transaction.txid", "not sha256(raw_data)", "TXID_MISMATCH")],
+            )
+        address, index = await self._signer(w, req.address)
+        device = w["kind"] in DEVICE_KINDS
+        if device:  # never ask the user twice for a retried request
+            if await self._store.find_log_record(request_key) is not None:
+                return await self._replay(request_key, fp, pb.SignTransactionResponse)  # type: ignore[no-any-return]
+
+        pol = vault_policy(policy_bytes, self._usdt)
+        decision = vpolicy.check(tx, policy=pol, wallet_address=address)
+        if not decision:
+            raise _refusal(decision.reason or "POLICY", decision.detail, w["_id"])
+
+        reserved = await self._reserve(w["_id"], tx, pol)
+        try:
+            if device:
+                sig = await self._devices.sign_transaction(
+                    w["kind"], int(w["account_index"]), index, raw, address
+                )
+                sig = sig[:64] + bytes([sig[64] - 27 if sig[64] >= 27 else sig[64]])
+            else:
+                sig = await self._keys.sign_digest(secret_id(w["_id"], index), tx.txid, address)
+            resp = self._tx_response(req, tx, sig, address)
+            doc = self._tx_record(request_key, fp, req, w, address, tx, resp)
+            stored = await self._log.write(doc)
+        except BaseException:
+            await self._release(reserved)
+            raise
+        if not stored:
+            await self._release(reserved)
+            return await self._replay(request_key, fp, pb.SignTransactionResponse)  # type: ignore[no-any-return]
+        return resp
+
+    async def _reserve(
+        self, wallet_id: str, tx: ParsedTransaction, pol: vpolicy.WalletPolicy
+    ) -> tuple[str, int] | None:
+        spend = tx.spend
+        limit = pol.limits.get(spend.asset) if spend else None
+        if spend is None or limit is None or limit.daily is None:
+            return None
+        key = day_key(wallet_id, spend.asset, datetime.now(UTC))
+        if not await self._store.reserve_spend(key, spend.amount, limit.daily):
+            raise _refusal(
+                vpolicy.OVER_DAILY_LIMIT, f"{spend.asset} amount would exceed the daily limit", wallet_id
+            )
+        return key, spend.amount
+
+    async def _release(self, reserved: tuple[str, int] | None) -> None:
+        if reserved is not None:
+            await asyncio.shield(self._store.release_spend(*reserved))
+
+    def _tx_response(
+        self, req: pb.SignTransactionRequest, tx: ParsedTransaction, sig: bytes, address: str
+    ) -> pb.SignTransactionResponse:
+        signed = pb.SignTransactionResponse(txid=tx.txid_hex, signature=sig, signer_address=address)
+        t = signed.signed_transaction
+        t.CopyFrom(req.transaction)
+        t.txid = tx.txid_hex
+        t.signatures.append(sig)
+        t.owner_address = tx.owner
+        t.contract_type = CONTRACT_ENUMS.get(tx.contract_type_name, 0)  # type: ignore[assignment]
+        t.fee_limit_sun = tx.fee_limit
+        t.permission_id = tx.permission_id
+        if tx.expiration:
+            t.expiration_time.FromMilliseconds(tx.expiration)
+        return signed
+
+    def _tx_record(
+        self,
+        request_key: str,
+        fp: str,
+        req: pb.SignTransactionRequest,
+        w: Mapping[str, Any],
+        address: str,
+        tx: ParsedTransaction,
+        resp: pb.SignTransactionResponse,
+    ) -> dict[str, Any]:
+        asset, token = asset_of(tx, self._usdt)
+        amount = tx.spend.amount if tx.spend else 0
+        return {
+            **self._record("KIND_TRANSACTION", request_key, fp, req, w, address),
+            "txid": tx.txid_hex,
+            "contract_type": CONTRACT_ENUMS.get(tx.contract_type_name, 0),
+            "contract_name": tx.contract_type_name,
+            "asset": asset,
+            "token_address": token,
+            "to_address": tx.destination or "",
+            # uint256 token amounts do not fit BSON int64; the exact value is kept as text.
+            "amount": amount if amount <= INT64_MAX else str(amount),
+            "response": resp.SerializeToString(),
+        }
+
+    # -- personal messages -------------------------------------------------------------------------------
+
+    async def sign_message(self, req: pb.SignMessageRequest) -> pb.SignMessageResponse:
+        request_key = f"SignMessage:{req.request_id}"
+        fp = fingerprint(req)
+        w = await self._wallet(req.wallet_id)
+        self._check_signer_kind(w)
+        self._check_caller(w, w.get("policy") or b"")
+        address, index = await self._signer(w, req.address)
+        msg = bytes(req.message)
+        if w["kind"] in DEVICE_KINDS:
+            if await self._store.find_log_record(request_key) is not None:
+                return await self._replay(request_key, fp, pb.SignMessageResponse)  # type: ignore[no-any-return]
+            sig = await self._devices.sign_message(w["kind"], int(w["account_index"]), index, msg, address)
+        else:
+            sig = await self._keys.sign_digest(secret_id(w["_id"], index), hash_message_v2(msg), address)
+        # TronWeb signMessageV2 / TronLink produce v = 27/28; so do we, whatever the signer returned.
+        sig = sig[:64] + bytes([sig[64] + 27 if sig[64] < 27 else sig[64]])
+        resp = pb.SignMessageResponse(signature=sig, signer_address=address)
+        doc = {
+            **self._record("KIND_MESSAGE", request_key, fp, req, w, address),
+            "message_sha256": hashlib.sha256(msg).hexdigest(),
+            "response": resp.SerializeToString(),
+        }
+        if not await self._log.write(doc):
+            return await self._replay(request_key, fp, pb.SignMessageResponse)  # type: ignore[no-any-return]
+        return resp

@@ -1,0 +1,312 @@
+"""wallet-manager's MongoDB collections and every query it makes (FerretDB v1 compatible).
+
+Collections (prefixed `wallet_manager_`):
+  wallets       one document per wallet (no key material); the unique `hd_owner` is the claim "one HD
+                account per owner" (a deleted wallet moves its claim aside: FerretDB has no partial
+                indexes).
+  addresses     every address of every wallet (primary = index 0, derived deposit addresses), with its
+                derivation index and public key; the unique `address_key` claims "one active wallet per
+                address" the same way.
+  secrets       sealed secrets only (vault.keystore envelope: ciphertext, wrapped data key, kek_id).
+  vault         the KDF parameters (salt) the KEK is derived with.
+  counters      atomic counters (HD account indexes).
+  signing_log   append-only: one document per signature, never updated or deleted; its unique
+                `request_key` is also the idempotency record of SignTransaction / SignMessage.
+  daily_spend   one document per (wallet, asset, UTC day); moved only by conditional $inc.
+  challenges    TronLink challenges, consumed once by a conditional update.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.common.mongo import Document, IndexSpec, ServiceDatabase
+
+WALLETS = "wallets"
+ADDRESSES = "addresses"
+SECRETS = "secrets"
+VAULT = "vault"
+COUNTERS = "counters"
+SIGNING_LOG = "signing_log"
+DAILY_SPEND = "daily_spend"
+CHALLENGES = "challenges"
+COLLECTIONS = (WALLETS, ADDRESSES, SECRETS, VAULT, COUNTERS, SIGNING_LOG, DAILY_SPEND, CHALLENGES)
+
+ACTIVE = "ACTIVE"
+DELETED = "DELETED"
+
+INDEXES: Sequence[IndexSpec] = (
+    IndexSpec(WALLETS, [("hd_owner", 1)], unique=True, name="hd_owner"),
+    IndexSpec(WALLETS, [("owner_id", 1), ("_id", 1)], name="owner_id"),
+    IndexSpec(ADDRESSES, [("address_key", 1)], unique=True, name="address_key"),
+    IndexSpec(ADDRESSES, [("wallet_id", 1), ("index", 1)], unique=True, name="wallet_index"),
+    IndexSpec(SIGNING_LOG, [("request_key", 1)], unique=True, name="request_key"),
+    IndexSpec(SIGNING_LOG, [("wallet_id", 1), ("_id", 1)], name="wallet_id"),
+)
+
+
+class BadPageToken(ValueError):
+    """A page token that this service did not issue."""
+
+
+def encode_token(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadPageToken("page_token is not valid") from None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def deleted_key(value: str, wallet_id: str) -> str:
+    """The claim value a deleted wallet keeps, freeing `value` for a new wallet."""
+    return f"{value}#deleted#{wallet_id}"
+
+
+class Store:
+    """All MongoDB access of wallet-manager."""
+
+    def __init__(self, db: ServiceDatabase) -> None:
+        self.db = db
+        self.wallets = db.collection(WALLETS)
+        self.addresses = db.collection(ADDRESSES)
+        self.secrets = db.collection(SECRETS)
+        self.vault = db.collection(VAULT)
+        self.counters = db.collection(COUNTERS)
+        self.signing_log = db.collection(SIGNING_LOG)
+        self.daily_spend = db.collection(DAILY_SPEND)
+        self.challenges = db.collection(CHALLENGES)
+
+    # -- vault metadata and secrets ----------------------------------------------------------------
+
+    async def get_or_create_vault_doc(self, doc_id: str, fresh: Document) -> Document:
+        """The stored document `doc_id`, inserting `fresh` when there is none (first replica wins)."""
+        try:
+            await self.vault.insert_one({"_id": doc_id, **fresh})
+        except DuplicateKeyError:
+            pass
+        found = await self.vault.find_one({"_id": doc_id})
+        assert found is not None
+        return found
+
+    async def insert_secret(
+        self, secret_id: str, kind: str, wallet_id: str, sealed: Mapping[str, Any]
+    ) -> bool:
+        """Store a sealed secret; False when `secret_id` exists already."""
+        try:
+            await self.secrets.insert_one(
+                {
+                    "_id": secret_id,
+                    "kind": kind,
+                    "wallet_id": wallet_id,
+                    "sealed": dict(sealed),
+                    "create_time": now(),
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get_secret(self, secret_id: str) -> Document | None:
+        return await self.secrets.find_one({"_id": secret_id})
+
+    async def delete_secrets(self, wallet_id: str) -> None:
+        await self.secrets.delete_many({"wallet_id": wallet_id})
+
+    def iter_secrets_not_under(self, kek_id: str) -> Any:
+        return self.secrets.find({"sealed.kek_id": {"$ne": kek_id}})
+
+    async def replace_sealed(self, secret_id: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+        """Swap a re-wrapped record in, only if nobody changed it meanwhile."""
+        res = await self.secrets.update_one(
+            {"_id": secret_id, "sealed.kek_id": old["kek_id"], "sealed.wrapped_key": old["wrapped_key"]},
+            {"$set": {"sealed": dict(new), "rotate_time": now()}},
+        )
+        return res.modified_count == 1
+
+    async def count_secrets_by_kek(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        async for doc in self.secrets.find({}, {"sealed.kek_id": 1}):
+            k = doc["sealed"]["kek_id"]
+            out[k] = out.get(k, 0) + 1
+        return out
+
+    # -- counters ------------------------------------------------------------------------------------
+
+    async def next_counter(self, name: str) -> int:
+        """0, 1, 2, ... atomically across replicas."""
+        doc = await self.counters.find_one_and_update(
+            {"_id": name}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        assert doc is not None  # upsert
+        return int(doc["value"]) - 1
+
+    # -- wallets -------------------------------------------------------------------------------------
+
+    async def insert_wallet(self, doc: Document) -> None:
+        """Raises DuplicateKeyError when the address or the owner's HD account is taken."""
+        await self.wallets.insert_one(doc)
+
+    async def delete_wallet_doc(self, wallet_id: str) -> None:
+        await self.wallets.delete_one({"_id": wallet_id})
+
+    async def get_wallet(self, wallet_id: str) -> Document | None:
+        return await self.wallets.find_one({"_id": wallet_id})
+
+    async def find_hd_wallet(self, owner_id: str) -> Document | None:
+        return await self.wallets.find_one({"hd_owner": owner_id, "state": ACTIVE})
+
+    async def list_wallets(
+        self, *, owner_id: str, kind: str, label: str, show_deleted: bool, after: str, limit: int
+    ) -> list[Document]:
+        query: dict[str, Any] = {}
+        if owner_id:
+            query["owner_id"] = owner_id
+        if kind:
+            query["kind"] = kind
+        if label:
+            query["labels"] = label
+        if not show_deleted:
+            query["state"] = ACTIVE
+        if after:
+            query["_id"] = {"$gt": after}
+        cursor = self.wallets.find(query).sort("_id", ASCENDING).limit(limit)
+        return [d async for d in cursor]
+
+    async def update_wallet(self, wallet_id: str, fields: Mapping[str, Any]) -> Document | None:
+        return await self.wallets.find_one_and_update(
+            {"_id": wallet_id, "state": ACTIVE},
+            {"$set": {**fields, "update_time": now()}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def mark_deleted(self, wallet: Document) -> Document | None:
+        """ACTIVE -> DELETED; frees the wallet's address and HD-owner claims."""
+        wid = wallet["_id"]
+        t = now()
+        doc = await self.wallets.find_one_and_update(
+            {"_id": wid, "state": ACTIVE},
+            {
+                "$set": {
+                    "state": DELETED,
+                    "delete_time": t,
+                    "update_time": t,
+                    "hd_owner": deleted_key(wallet["hd_owner"], wid),
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None:
+            async for a in self.addresses.find({"wallet_id": wid}):
+                await self.addresses.update_one(
+                    {"_id": a["_id"]}, {"$set": {"address_key": deleted_key(a["address"], wid)}}
+                )
+        return doc
+
+    async def next_address_index(self, wallet_id: str) -> int | None:
+        doc = await self.wallets.find_one_and_update(
+            {"_id": wallet_id, "state": ACTIVE},
+            {"$inc": {"address_count": 1}, "$set": {"update_time": now()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else int(doc["address_count"]) - 1
+
+    # -- addresses -----------------------------------------------------------------------------------
+
+    async def insert_address(self, doc: Document) -> None:
+        """Raises DuplicateKeyError when the address belongs to an active wallet already."""
+        await self.addresses.insert_one(doc)
+
+    async def delete_addresses(self, wallet_id: str) -> None:
+        await self.addresses.delete_many({"wallet_id": wallet_id})
+
+    async def get_address(self, wallet_id: str, address: str) -> Document | None:
+        return await self.addresses.find_one({"wallet_id": wallet_id, "address": address})
+
+    async def wallet_addresses(self, wallet_id: str, limit: int) -> list[Document]:
+        cursor = self.addresses.find({"wallet_id": wallet_id}).sort("index", ASCENDING).limit(limit)
+        return [d async for d in cursor]
+
+    # -- signing log ---------------------------------------------------------------------------------
+
+    async def insert_log_records(self, docs: list[Document]) -> list[bool]:
+        """Insert a batch (unordered); per record True, or False when its request_key exists already."""
+        ok = [True] * len(docs)
+        try:
+            await self.signing_log.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            for err in exc.details.get("writeErrors", []):
+                if err.get("code") != 11000:
+                    raise
+                ok[int(err["index"])] = False
+        return ok
+
+    async def find_log_record(self, request_key: str) -> Document | None:
+        return await self.signing_log.find_one({"request_key": request_key})
+
+    async def list_log(self, wallet_id: str, before: str, limit: int) -> list[Document]:
+        query: dict[str, Any] = {}
+        if wallet_id:
+            query["wallet_id"] = wallet_id
+        if before:
+            query["_id"] = {"$lt": before}
+        cursor = self.signing_log.find(query, {"response": 0, "fingerprint": 0})
+        return [d async for d in cursor.sort("_id", DESCENDING).limit(limit)]
+
+    # -- daily spend ---------------------------------------------------------------------------------
+
+    async def reserve_spend(self, key: str, amount: int, limit: int) -> bool:
+        """Add `amount` to the day's total iff the total stays <= limit (atomic; concurrent-safe)."""
+        if amount > limit:
+            return False
+        res = await self.daily_spend.update_one(
+            {"_id": key, "spent": {"$lte": limit - amount}}, {"$inc": {"spent": amount}}
+        )
+        if res.matched_count == 1:
+            return True
+        try:  # first spend of the day for this asset
+            await self.daily_spend.insert_one({"_id": key, "spent": amount, "create_time": now()})
+            return True
+        except DuplicateKeyError:
+            pass
+        # The document exists: either over the limit, or created concurrently just now; one more try.
+        res = await self.daily_spend.update_one(
+            {"_id": key, "spent": {"$lte": limit - amount}}, {"$inc": {"spent": amount}}
+        )
+        return res.matched_count == 1
+
+    async def release_spend(self, key: str, amount: int) -> None:
+        await self.daily_spend.update_one({"_id": key}, {"$inc": {"spent": -amount}})
+
+    async def spent(self, key: str) -> int:
+        doc = await self.daily_spend.find_one({"_id": key})
+        return 0 if doc is None else int(doc["spent"])
+
+    # -- TronLink challenges -------------------------------------------------------------------------
+
+    async def insert_challenge(self, doc: Document) -> None:
+        await self.challenges.insert_one(doc)
+
+    async def get_challenge(self, challenge_id: str) -> Document | None:
+        return await self.challenges.find_one({"_id": challenge_id})
+
+    async def consume_challenge(self, challenge_id: str, address: str, at: datetime, by: str) -> bool:
+        """Mark an unexpired, unused challenge for `address` used; False if it was not (single use)."""
+        res = await self.challenges.update_one(
+            {"_id": challenge_id, "address": address, "used": False, "expire_time": {"$gt": at}},
+            {"$set": {"used": True, "use_time": at, "used_by": by}},
+        )
+        return res.modified_count == 1

@@ -1,0 +1,530 @@
+"""Wallet lifecycle: create (per kind), read, list, update, soft delete, deposit-address derivation,
+public keys and TronLink ownership challenges."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import coincurve
+from pymongo.errors import DuplicateKeyError
+from tronpay.common.v1 import common_pb2
+from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
+
+from services.common import context, errors
+from services.common.address import decode_tron_address
+from services.common.errors import FieldViolation
+from services.common.logging import get_logger
+from services.common.settings import Settings
+from services.wallet_manager import devices as dev
+from services.wallet_manager.chain import Chain
+from services.wallet_manager.convert import KIND_NAMES, wallet_to_pb
+from services.wallet_manager.keys import KeyVault, secret_id
+from services.wallet_manager.store import ACTIVE, BadPageToken, Store, decode_token, encode_token
+from services.wallet_manager.vault import hd
+from services.wallet_manager.vault.address import private_key_to_address
+from services.wallet_manager.vault.errors import SignatureMismatch, VaultError
+from services.wallet_manager.vault.messages import recover_message_v2
+
+log = get_logger("services.wallet_manager.wallets")
+
+CHALLENGE_TTL = timedelta(minutes=5)
+UPDATABLE = ("display_name", "labels", "policy")
+WATCHER_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def new_wallet_id() -> str:
+    """Time-ordered (list order = creation order), unguessable suffix."""
+    return f"wal_{int(time.time() * 1000):012x}{secrets.token_hex(5)}"
+
+
+def page_size(n: int, default: int = 50) -> int:
+    return min(n or default, 1000)
+
+
+def after_token(token: str) -> str:
+    if not token:
+        return ""
+    try:
+        return decode_token(token)
+    except BadPageToken:
+        raise errors.InvalidArgument(
+            "page_token is not valid", [FieldViolation("page_token", "not a token from a previous response")]
+        ) from None
+
+
+def not_found(wallet_id: str) -> errors.NotFound:
+    return errors.NotFound("wallet not found", reason="WALLET_NOT_FOUND", metadata={"wallet_id": wallet_id})
+
+
+def _address_violations(field: str, values: Iterable[str]) -> list[FieldViolation]:
+    out = []
+    for i, v in enumerate(values):
+        if v:
+            try:
+                decode_tron_address(v)
+            except ValueError as exc:
+                out.append(FieldViolation(field.format(i=i), str(exc), "INVALID_ADDRESS"))
+    return out
+
+
+def policy_violations(p: pb.SigningPolicy, prefix: str) -> list[FieldViolation]:
+    out = _address_violations(prefix + ".allowed_destinations[{i}]", p.allowed_destinations)
+    for i, lim in enumerate(p.limits):
+        f = f"{prefix}.limits[{i}]"
+        if lim.asset == common_pb2.ASSET_TRC20 and not lim.token_address:
+            out.append(FieldViolation(f + ".token_address", "required for ASSET_TRC20", "REQUIRED"))
+        elif lim.asset != common_pb2.ASSET_TRC20 and lim.token_address:
+            out.append(FieldViolation(f + ".token_address", "only for ASSET_TRC20", "NOT_ALLOWED"))
+        out += _address_violations(f + ".token_address", [lim.token_address])
+    return out
+
+
+@dataclass
+class NewAccount:
+    """What a kind-specific create step yields for the wallet's primary address."""
+
+    address: str
+    public_key: bytes = b""
+    xpub: str = ""
+    account_index: int = 0
+    derivation_path: str = ""
+    private_key: bytes = b""
+
+
+class Wallets:
+    def __init__(
+        self, settings: Settings, store: Store, keys: KeyVault, devices: dev.Devices, chain: Chain
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._keys = keys
+        self._devices = devices
+        self._chain = chain
+        self._operators = {s.strip() for s in settings.WALLET_OPERATORS.split(",") if s.strip()}
+
+    # -- read ----------------------------------------------------------------------------------------
+
+    async def get_doc(self, wallet_id: str, active: bool = False) -> dict[str, Any]:
+        w = await self._store.get_wallet(wallet_id)
+        if w is None or (active and w["state"] != ACTIVE):
+            raise not_found(wallet_id)
+        return w
+
+    async def get(self, wallet_id: str) -> pb.Wallet:
+        return wallet_to_pb(await self.get_doc(wallet_id))
+
+    async def list_wallets(self, req: pb.ListWalletsRequest) -> pb.ListWalletsResponse:
+        size = page_size(req.page_size)
+        docs = await self._store.list_wallets(
+            owner_id=req.owner_id,
+            kind=KIND_NAMES.get(req.kind, ""),
+            label=req.label,
+            show_deleted=req.show_deleted,
+            after=after_token(req.page_token),
+            limit=size + 1,
+        )
+        resp = pb.ListWalletsResponse(wallets=[wallet_to_pb(d) for d in docs[:size]])
+        if len(docs) > size:
+            resp.next_page_token = encode_token(docs[size - 1]["_id"])
+        return resp
+
+    # -- create --------------------------------------------------------------------------------------
+
+    def _create_violations(self, req: pb.CreateWalletRequest, kind: str) -> list[FieldViolation]:
+        w = req.wallet
+        v: list[FieldViolation] = []
+
+        def bad(field: str, text: str, reason: str = "NOT_ALLOWED") -> None:
+            v.append(FieldViolation(field, text, reason))
+
+        if req.private_key and kind != "IMPORTED":
+            bad("private_key", "only for KIND_IMPORTED")
+        if kind == "IMPORTED" and not req.private_key:
+            bad("private_key", "required for KIND_IMPORTED", "REQUIRED")
+        if req.HasField("tronlink_proof") and kind != "TRONLINK":
+            bad("tronlink_proof", "only for KIND_TRONLINK")
+        if kind == "TRONLINK":
+            if not w.address:
+                bad("wallet.address", "required for KIND_TRONLINK", "REQUIRED")
+            if not req.HasField("tronlink_proof"):
+                bad("tronlink_proof", "required for KIND_TRONLINK", "REQUIRED")
+        if kind == "WATCH_ONLY" and not (w.address or w.xpub):
+            bad("wallet.address", "an address or an xpub is required for KIND_WATCH_ONLY", "REQUIRED")
+        if w.address and kind in ("HD", "LEDGER", "TREZOR"):
+            bad("wallet.address", "output only for this kind")
+        if w.xpub and kind != "WATCH_ONLY":
+            bad("wallet.xpub", "input only for KIND_WATCH_ONLY")
+        if req.account_index and kind not in (dev.LEDGER, dev.TREZOR):
+            bad("account_index", "only for KIND_LEDGER and KIND_TREZOR")
+        v += _address_violations("wallet.address", [w.address])
+        v += policy_violations(w.policy, "wallet.policy")
+        return v
+
+    async def create(self, req: pb.CreateWalletRequest) -> pb.CreateWalletResponse:
+        kind = KIND_NAMES[req.wallet.kind]
+        found = self._create_violations(req, kind)
+        if found:
+            raise errors.InvalidArgument(
+                "invalid request: " + "; ".join(f"{f.field}: {f.description}" for f in found[:5]), found
+            )
+        wallet_id = new_wallet_id()
+        if kind == "HD":
+            return pb.CreateWalletResponse(wallet=await self._create_hd(req.wallet, wallet_id))
+        acct = await self._new_account(req, kind)
+        doc = await self._insert(wallet_id, req.wallet, kind, acct)
+        return pb.CreateWalletResponse(wallet=wallet_to_pb(doc))
+
+    async def _new_account(self, req: pb.CreateWalletRequest, kind: str) -> NewAccount:
+        w = req.wallet
+        if kind == "IMPORTED":
+            key = bytes.fromhex(req.private_key)
+            try:
+                address = private_key_to_address(key)
+            except Exception:  # coincurve: zero or >= curve order; never echo the key
+                raise errors.InvalidArgument(
+                    "private_key is not a valid secp256k1 key",
+                    [FieldViolation("private_key", "not a valid secp256k1 private key", "INVALID_KEY")],
+                ) from None
+            if w.address and w.address != address:
+                raise errors.InvalidArgument(
+                    "address does not match private_key",
+                    [FieldViolation("wallet.address", "does not match the private key", "ADDRESS_MISMATCH")],
+                )
+            pub = coincurve.PrivateKey(key).public_key.format(compressed=True)
+            return NewAccount(address, pub, private_key=key)
+        if kind == "WATCH_ONLY":
+            if not w.xpub:
+                return NewAccount(w.address)
+            try:
+                acct = hd.WatchOnlyAccount(w.xpub)
+            except VaultError as exc:
+                raise errors.InvalidArgument(
+                    str(exc), [FieldViolation("wallet.xpub", str(exc), "INVALID_XPUB")]
+                ) from None
+            address = acct.address(0)
+            if w.address and w.address != address:
+                raise errors.InvalidArgument(
+                    "address is not index 0 of the xpub",
+                    [FieldViolation("wallet.address", "is not the xpub's address 0", "ADDRESS_MISMATCH")],
+                )
+            return NewAccount(address, hd.compress_pubkey(acct.public_key(0)), xpub=w.xpub)
+        if kind in (dev.LEDGER, dev.TREZOR):
+            d = await self._devices.account(kind, req.account_index)
+            return NewAccount(
+                d.address, d.public_key, d.xpub, req.account_index, hd.tron_path(req.account_index, 0)
+            )
+        # TRONLINK
+        await self._verify_tronlink(w.address, req.tronlink_proof)
+        return NewAccount(w.address)
+
+    async def _create_hd(self, w: pb.Wallet, wallet_id: str) -> pb.Wallet:
+        if await self._store.find_hd_wallet(w.owner_id) is not None:
+            raise errors.AlreadyExists(
+                "the owner has an HD wallet already",
+                reason="HD_WALLET_EXISTS",
+                metadata={"owner_id": w.owner_id},
+            )
+        account = await self._store.next_counter("hd_account")
+        key, xpub = await self._keys.with_seed(
+            lambda s: (hd.derive_key(s, account, 0), hd.account_xpub(s, account))
+        )
+        acct = NewAccount(
+            key.address, hd.compress_pubkey(key.public_key), xpub, account, key.path, key.private_key
+        )
+        return wallet_to_pb(await self._insert(wallet_id, w, "HD", acct))
+
+    async def _insert(self, wallet_id: str, w: pb.Wallet, kind: str, acct: NewAccount) -> dict[str, Any]:
+        t = datetime.now(UTC)
+        try:
+            await self._store.insert_address(
+                {
+                    "_id": secret_id(wallet_id, 0),
+                    "wallet_id": wallet_id,
+                    "index": 0,
+                    "address": acct.address,
+                    "address_key": acct.address,
+                    "public_key": acct.public_key,
+                    "derivation_path": acct.derivation_path,
+                    "label": "",
+                    "create_time": t,
+                }
+            )
+        except DuplicateKeyError:
+            raise errors.AlreadyExists(
+                "the address belongs to a wallet already",
+                reason="ADDRESS_IN_USE",
+                metadata={"address": acct.address},
+            ) from None
+        doc = {
+            "_id": wallet_id,
+            "owner_id": w.owner_id,
+            "kind": kind,
+            "state": ACTIVE,
+            "display_name": w.display_name,
+            "labels": list(w.labels),
+            "policy": w.policy.SerializeToString(deterministic=True),
+            "address": acct.address,
+            "xpub": acct.xpub,
+            "account_index": acct.account_index,
+            "derivation_path": acct.derivation_path,
+            "address_count": 1,
+            "hd_owner": w.owner_id if kind == "HD" else f"#{wallet_id}",
+            "create_time": t,
+            "update_time": t,
+        }
+        try:
+            if acct.private_key:
+                await self._keys.seal_key(secret_id(wallet_id, 0), wallet_id, acct.private_key)
+            await self._store.insert_wallet(doc)
+        except BaseException as exc:
+            # No transactions on FerretDB: undo the claims this attempt made.
+            await self._store.delete_addresses(wallet_id)
+            await self._store.delete_secrets(wallet_id)
+            if isinstance(exc, DuplicateKeyError):
+                raise errors.AlreadyExists(
+                    "the owner has an HD wallet already",
+                    reason="HD_WALLET_EXISTS",
+                    metadata={"owner_id": w.owner_id},
+                ) from None
+            raise
+        await self._watch_best_effort(acct.address, wallet_id)
+        return doc
+
+    async def _watch_best_effort(self, address: str, label: str) -> None:
+        # History comes from tron-client's watched addresses; a wallet is still usable while it is down.
+        try:
+            await self._chain.watch([address], label)
+        except errors.DomainError as exc:
+            log.warning(
+                "address not registered on the watch list: %s",
+                exc.message,
+                extra={"fields": {"wallet": label}},
+            )
+
+    # -- TronLink ------------------------------------------------------------------------------------
+
+    async def create_challenge(
+        self, req: pb.CreateTronLinkChallengeRequest
+    ) -> pb.CreateTronLinkChallengeResponse:
+        issued = datetime.now(UTC)
+        expires = issued + CHALLENGE_TTL
+        nonce = secrets.token_hex(16)
+        challenge_id = "tlc_" + secrets.token_hex(12)
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        message = (
+            f"tronpay wallet ownership\nAddress: {req.address}\nNonce: {nonce}\n"
+            f"Issued: {issued.strftime(fmt)}\nExpires: {expires.strftime(fmt)}"
+        )
+        await self._store.insert_challenge(
+            {
+                "_id": challenge_id,
+                "address": req.address,
+                "nonce": nonce,
+                "message": message,
+                "create_time": issued,
+                "expire_time": expires,
+                "used": False,
+            }
+        )
+        resp = pb.CreateTronLinkChallengeResponse(challenge_id=challenge_id, message=message)
+        resp.expire_time.FromDatetime(expires)
+        return resp
+
+    async def _verify_tronlink(self, address: str, proof: pb.TronLinkProof) -> None:
+        def refuse(reason: str, text: str) -> errors.PermissionDenied:
+            return errors.PermissionDenied(
+                f"TronLink proof refused: {text}",
+                reason=reason,
+                metadata={"challenge_id": proof.challenge_id},
+            )
+
+        ch = await self._store.get_challenge(proof.challenge_id)
+        at = datetime.now(UTC)
+        if ch is None:
+            raise refuse("CHALLENGE_NOT_FOUND", "unknown challenge")
+        if ch["address"] != address:
+            raise refuse("CHALLENGE_ADDRESS_MISMATCH", "the challenge was issued for another address")
+        if ch["used"]:
+            raise refuse("CHALLENGE_USED", "the challenge was used already")
+        if ch["expire_time"] <= at:
+            raise refuse("CHALLENGE_EXPIRED", "the challenge has expired")
+        try:
+            signer = recover_message_v2(ch["message"], proof.signature)
+        except SignatureMismatch:
+            signer = ""
+        if signer != address:
+            raise refuse("SIGNATURE_MISMATCH", "the signature was not made by the address's key")
+        call = context.current()
+        if not await self._store.consume_challenge(
+            proof.challenge_id, address, at, call.request_id if call else ""
+        ):
+            raise refuse("CHALLENGE_USED", "the challenge was used already")
+
+    # -- update / delete -----------------------------------------------------------------------------
+
+    async def update(self, req: pb.UpdateWalletRequest) -> pb.UpdateWalletResponse:
+        paths = list(req.update_mask.paths) or list(UPDATABLE)
+        bad = [p for p in paths if p not in UPDATABLE]
+        if bad:
+            raise errors.InvalidArgument(
+                f"cannot update {', '.join(bad)}",
+                [FieldViolation("update_mask", f"{p} cannot be updated", "NOT_UPDATABLE") for p in bad],
+            )
+        current = await self.get_doc(req.wallet_id, active=True)
+        w = req.wallet
+        found = []
+        if w.owner_id and w.owner_id != current["owner_id"]:
+            found.append(FieldViolation("wallet.owner_id", "immutable", "IMMUTABLE"))
+        if w.kind and KIND_NAMES[w.kind] != current["kind"]:
+            found.append(FieldViolation("wallet.kind", "immutable", "IMMUTABLE"))
+        if "policy" in paths:
+            found += policy_violations(w.policy, "wallet.policy")
+        if found:
+            raise errors.InvalidArgument("invalid update: " + "; ".join(f.field for f in found), found)
+        fields: dict[str, Any] = {}
+        if "display_name" in paths:
+            fields["display_name"] = w.display_name
+        if "labels" in paths:
+            fields["labels"] = list(w.labels)
+        if "policy" in paths:
+            fields["policy"] = w.policy.SerializeToString(deterministic=True)
+        doc = await self._store.update_wallet(req.wallet_id, fields)
+        if doc is None:
+            raise not_found(req.wallet_id)
+        return pb.UpdateWalletResponse(wallet=wallet_to_pb(doc))
+
+    def _is_operator(self) -> bool:
+        call = context.current()
+        return bool(call and call.subject and call.subject in self._operators)
+
+    async def delete(self, req: pb.DeleteWalletRequest) -> pb.DeleteWalletResponse:
+        w = await self.get_doc(req.wallet_id)
+        if w["state"] != ACTIVE:
+            return pb.DeleteWalletResponse(wallet=wallet_to_pb(w))
+        if req.force:
+            if not self._is_operator():
+                raise errors.PermissionDenied(
+                    "only an operator may force-delete a wallet", reason="OPERATOR_REQUIRED"
+                )
+            log.warning("wallet force-deleted", extra={"fields": {"wallet_id": w["_id"]}})
+        else:
+            addrs = [a["address"] for a in await self._store.wallet_addresses(w["_id"], 100)]
+            bal = await self._chain.balance(w["_id"], w["address"], addrs)
+            if await self._chain.holds_funds(bal):
+                raise errors.FailedPrecondition(
+                    "the wallet holds funds; an operator may delete it with force",
+                    reason="WALLET_HOLDS_FUNDS",
+                    metadata={"wallet_id": w["_id"], "trx_balance_sun": str(bal.trx_balance_sun)},
+                )
+        doc = await self._store.mark_deleted(w)
+        if doc is None:  # deleted concurrently
+            doc = await self.get_doc(req.wallet_id)
+        return pb.DeleteWalletResponse(wallet=wallet_to_pb(doc))
+
+    # -- balances and history ------------------------------------------------------------------------
+
+    async def balance(self, wallet_id: str) -> pb.GetWalletBalanceResponse:
+        w = await self.get_doc(wallet_id)
+        addrs = [a["address"] for a in await self._store.wallet_addresses(wallet_id, 100)]
+        return await self._chain.balance(wallet_id, w["address"], addrs)
+
+    async def transactions(self, req: pb.ListWalletTransactionsRequest) -> pb.ListWalletTransactionsResponse:
+        w = await self.get_doc(req.wallet_id)
+        return await self._chain.transfers(
+            w["address"], page_size(req.page_size), req.page_token, req.asset, req.direction
+        )
+
+    # -- deposit addresses and public keys -----------------------------------------------------------
+
+    async def derive(self, req: pb.DeriveAddressRequest) -> pb.DeriveAddressResponse:
+        if req.watcher and (not req.watcher[0].isalpha() or not set(req.watcher) <= WATCHER_CHARS):
+            raise errors.InvalidArgument(
+                "invalid watcher",
+                [FieldViolation("watcher", "must match ^[a-z][a-z0-9_-]{0,63}$", "PATTERN")],
+            )
+        if req.WhichOneof("target") == "owner_id":
+            w = await self._store.find_hd_wallet(req.owner_id)
+            if w is None:
+                try:
+                    await self._create_hd(
+                        pb.Wallet(owner_id=req.owner_id, display_name=req.owner_id), new_wallet_id()
+                    )
+                except errors.AlreadyExists:
+                    pass  # created concurrently
+                w = await self._store.find_hd_wallet(req.owner_id)
+                if w is None:
+                    raise errors.Aborted("the owner's HD wallet is being created", reason="CONCURRENT_CREATE")
+        else:
+            w = await self.get_doc(req.wallet_id, active=True)
+        if not (w["kind"] == "HD" or w.get("xpub")):
+            raise errors.FailedPrecondition(
+                "this wallet cannot derive addresses (no seed or xpub)",
+                reason="CANNOT_DERIVE",
+                metadata={"wallet_id": w["_id"], "kind": w["kind"]},
+            )
+        index = await self._store.next_address_index(w["_id"])
+        if index is None:
+            raise not_found(w["_id"])
+        account = int(w["account_index"])
+        private_key = b""
+        if w["kind"] == "HD":
+            key = await self._keys.with_seed(lambda s: hd.derive_key(s, account, index))
+            address, pub, private_key = key.address, hd.compress_pubkey(key.public_key), key.private_key
+        else:
+            watch = hd.WatchOnlyAccount(w["xpub"])
+            address, pub = watch.address(index), hd.compress_pubkey(watch.public_key(index))
+        path = hd.tron_path(account, index) if (w["kind"] != "WATCH_ONLY") else f"xpub/0/{index}"
+        t = datetime.now(UTC)
+        if private_key:
+            await self._keys.seal_key(secret_id(w["_id"], index), w["_id"], private_key)
+        try:
+            await self._store.insert_address(
+                {
+                    "_id": secret_id(w["_id"], index),
+                    "wallet_id": w["_id"],
+                    "index": index,
+                    "address": address,
+                    "address_key": address,
+                    "public_key": pub,
+                    "derivation_path": path,
+                    "label": req.label,
+                    "create_time": t,
+                }
+            )
+        except DuplicateKeyError:
+            raise errors.AlreadyExists(
+                "the derived address belongs to another wallet",
+                reason="ADDRESS_IN_USE",
+                metadata={"address": address},
+            ) from None
+        call = context.current()
+        await self._chain.watch(
+            [address], req.label or w["_id"], req.watcher, call.request_id if call else ""
+        )
+        d = pb.DerivedAddress(
+            address=address, wallet_id=w["_id"], index=index, derivation_path=path, label=req.label
+        )
+        d.create_time.FromDatetime(t)
+        return pb.DeriveAddressResponse(derived_address=d)
+
+    async def public_key(self, req: pb.GetPublicKeyRequest) -> pb.GetPublicKeyResponse:
+        w = await self.get_doc(req.wallet_id)
+        address = req.address or w["address"]
+        a = await self._store.get_address(w["_id"], address)
+        if a is None:
+            raise errors.NotFound(
+                "the address does not belong to this wallet",
+                reason="ADDRESS_NOT_FOUND",
+                metadata={"address": address},
+            )
+        return pb.GetPublicKeyResponse(
+            address=address,
+            public_key=bytes(a.get("public_key") or b""),
+            xpub=w.get("xpub", ""),
+            derivation_path=a.get("derivation_path", ""),
+        )

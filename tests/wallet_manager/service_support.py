@@ -1,0 +1,107 @@
+"""Shared pieces of the wallet-manager service tests (tests/wallet_manager/test_service_*.py): starting the
+real service process(es), a gRPC stub with caller/subject metadata, raw MongoDB access to its database,
+and policies."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+from pymongo import MongoClient
+from pymongo.database import Database
+from tronpay.common.v1 import common_pb2
+from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
+from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc as pb_grpc
+
+from tests.harness.ferretdb import FerretDB
+from tests.harness.services import Cluster, ServiceFactory
+
+KEY = "test wallet encryption key (first)"
+KEY2 = "test wallet encryption key (second)"
+OPERATOR = "ops-alice"
+KIND = pb.Wallet.Kind
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {"WALLET_ENCRYPTION_KEY": KEY, "WALLET_OPERATORS": OPERATOR, "LOG_LEVEL": "INFO"}
+    base.update(extra)
+    return base
+
+
+@contextmanager
+def started(
+    ferretdb: FerretDB, tmp: Path, *names: str, node_url: str | None = None, **extra: str
+) -> Iterator[Cluster]:
+    factory = ServiceFactory(ferretdb, tmp)
+    try:
+        kw: dict[str, Any] = {"env": env(**extra)}
+        if node_url:
+            kw["node_url"] = node_url
+        yield factory.start(*(names or ("wallet_manager",)), **kw)
+    finally:
+        factory.close()
+
+
+def rid() -> str:
+    return "t-" + uuid.uuid4().hex
+
+
+class Client:
+    """Sync stub + metadata (caller service, end-user subject)."""
+
+    def __init__(self, target: str) -> None:
+        self.channel = grpc.insecure_channel(target)
+        self.stub = pb_grpc.WalletManagerServiceStub(self.channel)
+
+    def call(self, method: str, request: Any, *, caller: str = "", subject: str = "", timeout: float = 20) -> Any:
+        md = []
+        if caller:
+            md.append(("x-tronpay-caller", caller))
+        if subject:
+            md.append(("x-tronpay-subject", subject))
+        return getattr(self.stub, method)(request, metadata=md, timeout=timeout)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def db_of(ferretdb: FerretDB, cluster: Cluster) -> Database[Any]:
+    return MongoClient(ferretdb.uri, tz_aware=True)[cluster.env["PAYMENT_DB_NAME"]]
+
+
+def policy(
+    contracts: Sequence[int] = (common_pb2.CONTRACT_TYPE_TRANSFER, common_pb2.CONTRACT_TYPE_TRIGGER_SMART_CONTRACT),
+    *,
+    trx_per_tx: int = 0,
+    trx_daily: int = 0,
+    usdt_per_tx: int = 0,
+    usdt_daily: int = 0,
+    destinations: Sequence[str] = (),
+    callers: Sequence[str] = (),
+) -> pb.SigningPolicy:
+    p = pb.SigningPolicy(
+        allowed_contract_types=list(contracts), allowed_destinations=list(destinations), allowed_callers=list(callers)
+    )
+    if trx_per_tx or trx_daily:
+        p.limits.add(asset=common_pb2.ASSET_TRX, per_transaction_limit=trx_per_tx, daily_limit=trx_daily)
+    if usdt_per_tx or usdt_daily:
+        p.limits.add(asset=common_pb2.ASSET_USDT, per_transaction_limit=usdt_per_tx, daily_limit=usdt_daily)
+    return p
+
+
+def error_reason(err: grpc.RpcError) -> str:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    assert status is not None, err
+    for d in status.details:
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            d.Unpack(info)
+            return info.reason
+    raise AssertionError(f"no ErrorInfo in {err}")
