@@ -1,0 +1,271 @@
+"""Block sync against a real devnet, FerretDB and a real tron-client process.
+
+The devnet here produces blocks only when the test mines (solid = head - 3), so what is INCLUDED and what
+is FINAL is decided by the test, never by timing. Waits are bounded polls of ListTransfers / the stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from tronpay.common.v1 import common_pb2
+from tronpay.tron_client.v1 import tron_client_pb2 as pb
+from tronpay.tron_client.v1 import tron_client_pb2_grpc as pb_grpc
+
+from tests.harness.devnet import Devnet, DevnetFactory
+from tests.harness.services import ServiceFactory, ServiceProcess
+
+INCLUDED = common_pb2.TRANSFER_STATE_INCLUDED
+FINAL = common_pb2.TRANSFER_STATE_FINAL
+REVERTED = common_pb2.TRANSFER_STATE_REVERTED
+SOLIDITY_LAG = 3
+WAIT = 30.0
+
+
+@pytest.fixture(scope="module")
+def chain(devnet_factory: DevnetFactory) -> Devnet:
+    """A devnet of this module's own that mines only on request."""
+    return devnet_factory(manual=True, solidity_lag=SOLIDITY_LAG)
+
+
+def start_tron_client(factory: ServiceFactory, chain: Devnet, **env: str) -> ServiceProcess:
+    """tron-client syncing from the block after the current head, polling fast."""
+    base = {"TRON_SYNC_START_BLOCK": str(chain.status()["head"] + 1), "TRON_SYNC_POLL_SECONDS": "0.1",
+            "USDT_CONTRACT_ADDRESS": chain.usdt}  # fmt: skip
+    cluster = factory.start("tron_client", node_url=chain.url, env={**base, **env})
+    return cluster["tron_client"]
+
+
+@pytest.fixture
+def client(service_factory: ServiceFactory, chain: Devnet) -> Iterator[tuple[ServiceProcess, Any]]:
+    proc = start_tron_client(service_factory, chain)
+    with proc.channel() as ch:
+        yield proc, pb_grpc.TronClientServiceStub(ch)
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """Poll check() until it returns something truthy; fail naming `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def transfers_of(stub: Any, address: str) -> list[pb.Transfer]:
+    return list(stub.ListTransfers(pb.ListTransfersRequest(address=address, page_size=1000)).transfers)
+
+
+def states(stub: Any, address: str) -> dict[str, int]:
+    return {t.transfer_id: t.state for t in transfers_of(stub, address)}
+
+
+def stream_all(stub: Any, after: int = 0, seconds: float = 2.0) -> list[pb.StreamTransfersResponse]:
+    """Every event after `after` that exists now: the stream tails forever, so read it for `seconds`."""
+    out: list[pb.StreamTransfersResponse] = []
+    try:
+        for ev in stub.StreamTransfers(pb.StreamTransfersRequest(after_cursor=after), timeout=seconds):
+            out.append(ev)
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED, exc
+    return out
+
+
+def synced_to(stub: Any, chain: Devnet, proc: ServiceProcess) -> None:
+    """Wait until sync applied the devnet's head (read from the process's metrics)."""
+    head = chain.status()["head"]
+    port = proc.env["METRICS_PORT"]
+
+    def done() -> bool:
+        import httpx
+
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return False
+        line = next((ln for ln in text.splitlines() if ln.startswith("tron_sync_block_number ")), "")
+        return bool(line) and float(line.split()[1]) >= head
+
+    wait_until(done, f"sync to reach block {head}")
+
+
+def watch(stub: Any, *addresses: str, watcher: str = "payment-gateway") -> None:
+    stub.WatchAddresses(pb.WatchAddressesRequest(addresses=list(addresses), watcher=watcher))
+
+
+def test_watched_trx_and_usdt_included_then_final_unwatched_ignored(client: Any, chain: Devnet) -> None:
+    proc, stub = client
+    watched, other = chain.new_account(), chain.new_account()
+    watch(stub, watched["address"])
+    chain.faucet(watched["address"], trx=1_500_000, usdt=2_500_000)
+    chain.faucet(other["address"], trx=1_000_000, usdt=1_000_000)
+    chain.mine(1)
+    got = wait_until(
+        lambda: len(states(stub, watched["address"])) == 2 and transfers_of(stub, watched["address"]),
+        "two INCLUDED transfers",
+    )
+    assert {t.state for t in got} == {INCLUDED}
+    by_asset = {t.asset: t for t in got}
+    assert by_asset[common_pb2.ASSET_TRX].amount == 1_500_000
+    assert by_asset[common_pb2.ASSET_TRX].event_index == -1
+    assert by_asset[common_pb2.ASSET_USDT].amount == 2_500_000
+    assert by_asset[common_pb2.ASSET_USDT].token_address == chain.usdt
+    assert by_asset[common_pb2.ASSET_USDT].event_index == 0
+    assert {t.to_address for t in got} == {watched["address"]}
+    block = got[0].block.number
+
+    chain.mine(SOLIDITY_LAG)
+    wait_until(
+        lambda: set(states(stub, watched["address"]).values()) == {FINAL}, "FINAL after solidification"
+    )
+    final = transfers_of(stub, watched["address"])
+    assert {t.block.number for t in final} == {block}
+    assert transfers_of(stub, other["address"]) == []
+
+    events = [e for e in stream_all(stub) if e.transfer.to_address == watched["address"]]
+    seq: dict[str, list[int]] = {}
+    for e in events:
+        seq.setdefault(e.transfer.transfer_id, []).append(e.transfer.state)
+    assert seq == {t.transfer_id: [INCLUDED, FINAL] for t in final}
+    assert not [
+        e for e in stream_all(stub) if other["address"] in (e.transfer.to_address, e.transfer.from_address)
+    ]
+
+
+def test_fork_reverts_included_and_moves_reincluded_final_never_changes(client: Any, chain: Devnet) -> None:
+    proc, stub = client
+    acct = chain.new_account()
+    addr = acct["address"]
+    watch(stub, addr)
+    chain.faucet(addr, trx=3_000_000)
+    chain.mine(1 + SOLIDITY_LAG)
+    final = wait_until(lambda: [t for t in transfers_of(stub, addr) if t.state == FINAL], "a FINAL transfer")[
+        0
+    ]
+
+    # Dropped by a fork (not re-included): INCLUDED -> REVERTED.
+    dropped = chain.faucet(addr, usdt=4_000_000)[0]
+    chain.mine(1)
+    wait_until(lambda: states(stub, addr).get(f"{dropped}:0") == INCLUDED, "the USDT transfer INCLUDED")
+    chain.fork(1)
+    wait_until(lambda: states(stub, addr).get(f"{dropped}:0") == REVERTED, "the dropped transfer REVERTED")
+
+    # Re-included one block later: REVERTED, then INCLUDED in its new block, then FINAL there.
+    moved = chain.faucet(addr, trx=5_000_000)[0]
+    chain.mine(1)
+    first = wait_until(
+        lambda: [t for t in transfers_of(stub, addr) if t.txid == moved and t.state == INCLUDED],
+        "moved INCLUDED",
+    )[0]
+    chain.fork(1, reinclude=True)
+    new_block = chain.post("wallet/gettransactioninfobyid", {"value": moved})["blockNumber"]
+    assert new_block == first.block.number + 1  # the devnet re-includes one block later
+
+    def moved_included() -> list[pb.Transfer]:
+        return [
+            t
+            for t in transfers_of(stub, addr)
+            if t.txid == moved and t.state == INCLUDED and t.block.block_id != first.block.block_id
+        ]
+
+    wait_until(moved_included, "the re-included transfer INCLUDED in the new branch")
+    chain.mine(SOLIDITY_LAG + 1)
+    wait_until(
+        lambda: set(states(stub, addr).values()) <= {FINAL, REVERTED} and len(states(stub, addr)) == 3,
+        "everything settled",
+    )
+    now = {t.transfer_id: t for t in transfers_of(stub, addr)}
+    assert now[f"{dropped}:0"].state == REVERTED
+    assert now[f"{moved}:-1"].state == FINAL
+    assert now[f"{moved}:-1"].block.number == new_block
+    # The FINAL transfer kept its state, block and last event.
+    assert now[final.transfer_id] == final
+
+    seq: dict[str, list[int]] = {}
+    for e in stream_all(stub):
+        if addr in (e.transfer.to_address, e.transfer.from_address):
+            seq.setdefault(e.transfer.transfer_id, []).append(e.transfer.state)
+    assert seq[final.transfer_id] in ([FINAL], [INCLUDED, FINAL])  # FINAL at once if synced after solid
+    assert seq[f"{dropped}:0"] == [INCLUDED, REVERTED]
+    assert seq[f"{moved}:-1"] == [INCLUDED, REVERTED, INCLUDED, FINAL]
+
+
+def test_restart_mid_burst_no_gap_no_duplicate(service_factory: ServiceFactory, chain: Devnet) -> None:
+    proc = start_tron_client(service_factory, chain)
+    addr = chain.new_account()["address"]
+    with proc.channel() as ch:
+        watch(pb_grpc.TronClientServiceStub(ch), addr)
+    sent: list[str] = []
+    for round_ in range(6):
+        for i in range(8):
+            sent += chain.faucet(addr, trx=1_000 + round_ * 100 + i)
+        chain.mine(1)
+        if round_ == 1:
+            proc.process.kill()  # crash: no drain, possibly mid-write  # type: ignore[union-attr]
+            proc.process.wait(10)  # type: ignore[union-attr]
+            proc.process = None
+        elif round_ == 3:
+            proc.start()  # backfills rounds 2-3 while rounds 4-5 arrive
+        elif round_ == 4:
+            proc.stop()  # graceful stop in the middle
+            proc.start()
+    chain.mine(SOLIDITY_LAG)
+    with proc.channel() as ch:
+        stub = pb_grpc.TronClientServiceStub(ch)
+        synced_to(stub, chain, proc)
+        wait_until(
+            lambda: len(states(stub, addr)) == len(sent) and set(states(stub, addr).values()) == {FINAL},
+            "every burst transfer FINAL",
+        )
+        assert set(states(stub, addr)) == {f"{t}:-1" for t in sent}
+        events = [e for e in stream_all(stub) if e.transfer.to_address == addr]
+    cursors = [e.cursor for e in events]
+    assert cursors == sorted(set(cursors))
+    pairs = [(e.transfer.transfer_id, e.transfer.state) for e in events]
+    assert len(pairs) == len(set(pairs)), "an event was emitted twice"
+    assert {tid for tid, st in pairs if st == FINAL} == {f"{t}:-1" for t in sent}
+    for tid, st in pairs:
+        assert st in (INCLUDED, FINAL)
+        if st == INCLUDED:
+            assert (tid, FINAL) in pairs
+
+
+def test_watch_validation_idempotency_and_listing(client: Any, chain: Devnet) -> None:
+    proc, stub = client
+    a, b = chain.new_account()["address"], chain.new_account()["address"]
+    bad = a[:-1] + ("1" if a[-1] != "1" else "2")  # right shape, wrong checksum
+    with pytest.raises(grpc.RpcError) as err:
+        stub.WatchAddresses(pb.WatchAddressesRequest(addresses=[a, bad], watcher="wallet-manager"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    req = pb.WatchAddressesRequest(request_id="w-1", addresses=[a, b], watcher="wallet-manager", label="L")
+    first = stub.WatchAddresses(req)
+    assert [w.address for w in first.watched_addresses] == [a, b]
+    assert stub.WatchAddresses(req) == first
+    watch(stub, a, watcher="payment-gateway")
+    pages, token = [], ""
+    while True:
+        resp = stub.ListWatchedAddresses(pb.ListWatchedAddressesRequest(page_size=1, page_token=token))
+        pages += [(w.watcher, w.address) for w in resp.watched_addresses]
+        token = resp.next_page_token
+        if not token:
+            break
+    assert sorted(pages) == sorted([("wallet-manager", a), ("wallet-manager", b), ("payment-gateway", a)])
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListWatchedAddresses(pb.ListWatchedAddressesRequest(page_token="nonsense"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # a stays watched by payment-gateway after wallet-manager lets it go.
+    removed = stub.UnwatchAddresses(pb.UnwatchAddressesRequest(addresses=[a, b], watcher="wallet-manager"))
+    assert removed.removed_count == 2
+    chain.faucet(a, trx=7_000)
+    chain.faucet(b, trx=8_000)
+    chain.mine(1)
+    wait_until(lambda: transfers_of(stub, a), "a transfer to the still-watched address")
+    synced_to(stub, chain, proc)
+    assert transfers_of(stub, b) == []
