@@ -9,15 +9,24 @@ Collections (prefixed `wallet_manager_`):
                 address" the same way.
   secrets       sealed secrets only (vault.keystore envelope: ciphertext, wrapped data key, kek_id).
   vault         the KDF parameters (salt) the KEK is derived with.
-  counters      atomic counters (HD account indexes).
+  counters      sequences (HD account indexes, address indexes per wallet): one document per value
+                taken, claimed by a unique insert.
   signing_log   append-only: one document per signature, never updated or deleted; its unique
                 `request_key` is also the idempotency record of SignTransaction / SignMessage.
-  daily_spend   one document per (wallet, asset, UTC day); moved only by conditional $inc.
-  challenges    TronLink challenges, consumed once by a conditional update.
+  daily_spend   per (wallet, asset, UTC day) a chain of entries (seq, amount, running total); the next
+                entry is claimed by a unique insert on (key, seq).
+  challenges    TronLink challenges; `challenge_uses` holds one document per consumed challenge.
+
+Why unique inserts and not conditional updates: FerretDB v1 (the test and local server) does not
+isolate read-modify-write updates. Measured: 30 concurrent update_one({spent <= 4}, {$inc: 1}) calls
+reported 12 matches and left spent = 5, and find_one_and_update lost increments the same way; 30
+concurrent inserts of one unique key always let exactly one through. So every "at most once" or
+"never beyond a limit" decision here is a unique insert (on MongoDB this is just as correct).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
@@ -37,7 +46,19 @@ COUNTERS = "counters"
 SIGNING_LOG = "signing_log"
 DAILY_SPEND = "daily_spend"
 CHALLENGES = "challenges"
-COLLECTIONS = (WALLETS, ADDRESSES, SECRETS, VAULT, COUNTERS, SIGNING_LOG, DAILY_SPEND, CHALLENGES)
+CHALLENGE_USES = "challenge_uses"
+COLLECTIONS = (
+    WALLETS,
+    ADDRESSES,
+    SECRETS,
+    VAULT,
+    COUNTERS,
+    SIGNING_LOG,
+    DAILY_SPEND,
+    CHALLENGES,
+    CHALLENGE_USES,
+)
+_RETRIES = 200  # bound on optimistic retries of a sequence claim under contention
 
 ACTIVE = "ACTIVE"
 DELETED = "DELETED"
@@ -49,6 +70,8 @@ INDEXES: Sequence[IndexSpec] = (
     IndexSpec(ADDRESSES, [("wallet_id", 1), ("index", 1)], unique=True, name="wallet_index"),
     IndexSpec(SIGNING_LOG, [("request_key", 1)], unique=True, name="request_key"),
     IndexSpec(SIGNING_LOG, [("wallet_id", 1), ("_id", 1)], name="wallet_id"),
+    IndexSpec(COUNTERS, [("name", 1), ("n", 1)], unique=True, name="name_n"),
+    IndexSpec(DAILY_SPEND, [("key", 1), ("seq", 1)], unique=True, name="key_seq"),
 )
 
 
@@ -56,15 +79,22 @@ class BadPageToken(ValueError):
     """A page token that this service did not issue."""
 
 
+_TOKEN_PREFIX = "wm1:"
+
+
 def encode_token(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+    """Opaque page token carrying the last id of the page."""
+    return base64.urlsafe_b64encode((_TOKEN_PREFIX + last_id).encode()).decode().rstrip("=")
 
 
 def decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        text = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadPageToken("page_token is not valid") from None
+    if not text.startswith(_TOKEN_PREFIX):
+        raise BadPageToken("page_token is not valid")
+    return text.removeprefix(_TOKEN_PREFIX)
 
 
 def now() -> datetime:
@@ -89,6 +119,10 @@ class Store:
         self.signing_log = db.collection(SIGNING_LOG)
         self.daily_spend = db.collection(DAILY_SPEND)
         self.challenges = db.collection(CHALLENGES)
+        self.challenge_uses = db.collection(CHALLENGE_USES)
+        # In-process: serialise claims per key (no self-contention) and remember the last entry seen.
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._heads: dict[str, tuple[int, int]] = {}
 
     # -- vault metadata and secrets ----------------------------------------------------------------
 
@@ -146,13 +180,30 @@ class Store:
 
     # -- counters ------------------------------------------------------------------------------------
 
-    async def next_counter(self, name: str) -> int:
-        """0, 1, 2, ... atomically across replicas."""
-        doc = await self.counters.find_one_and_update(
-            {"_id": name}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-        )
-        assert doc is not None  # upsert
-        return int(doc["value"]) - 1
+    def _lock(self, key: str) -> asyncio.Lock:
+        if len(self._locks) > 50_000:  # bounded memory; an evicted lock only costs a retry
+            self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            self._heads.clear()
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def next_counter(self, name: str, start: int = 0) -> int:
+        """start, start+1, ... : each value handed out once across replicas (unique insert per value)."""
+        async with self._lock("counter:" + name):
+            for _ in range(_RETRIES):
+                head = self._heads.get("counter:" + name)
+                if head is None:
+                    last = await self.counters.find_one({"name": name}, sort=[("n", DESCENDING)])
+                    n = start if last is None else max(start, int(last["n"]) + 1)
+                else:
+                    n = head[0] + 1
+                try:
+                    await self.counters.insert_one({"_id": f"{name}#{n:010d}", "name": name, "n": n})
+                except DuplicateKeyError:
+                    self._heads.pop("counter:" + name, None)
+                    continue
+                self._heads["counter:" + name] = (n, 0)
+                return n
+        raise RuntimeError(f"counter {name} is too contended")
 
     # -- wallets -------------------------------------------------------------------------------------
 
@@ -216,13 +267,14 @@ class Store:
                 )
         return doc
 
-    async def next_address_index(self, wallet_id: str) -> int | None:
-        doc = await self.wallets.find_one_and_update(
-            {"_id": wallet_id, "state": ACTIVE},
-            {"$inc": {"address_count": 1}, "$set": {"update_time": now()}},
-            return_document=ReturnDocument.AFTER,
+    async def next_address_index(self, wallet_id: str) -> int:
+        """The next derivation index of a wallet (index 0 is the primary address, taken at creation)."""
+        return await self.next_counter("address:" + wallet_id, start=1)
+
+    async def note_address_count(self, wallet_id: str, count: int) -> None:
+        await self.wallets.update_one(
+            {"_id": wallet_id}, {"$max": {"address_count": count}, "$set": {"update_time": now()}}
         )
-        return None if doc is None else int(doc["address_count"]) - 1
 
     # -- addresses -----------------------------------------------------------------------------------
 
@@ -268,32 +320,49 @@ class Store:
 
     # -- daily spend ---------------------------------------------------------------------------------
 
+    async def _spend_head(self, key: str) -> tuple[int, int]:
+        last = await self.daily_spend.find_one({"key": key}, sort=[("seq", DESCENDING)])
+        return (0, 0) if last is None else (int(last["seq"]), int(last["total"]))
+
+    async def _append_spend(self, key: str, amount: int, limit: int | None) -> bool:
+        """Append an entry moving the day's total by amount; refuse when the total would pass limit."""
+        async with self._lock("spend:" + key):
+            for _ in range(_RETRIES):
+                cached = key in self._heads
+                seq, total = self._heads.get(key) or await self._spend_head(key)
+                if limit is not None and total + amount > limit:
+                    if cached:  # another replica may have released meanwhile: decide on fresh data
+                        self._heads.pop(key, None)
+                        continue
+                    return False
+                entry = {
+                    "_id": f"{key}#{seq + 1:010d}",
+                    "key": key,
+                    "seq": seq + 1,
+                    "amount": amount,
+                    "total": total + amount,
+                    "time": now(),
+                }
+                try:
+                    await self.daily_spend.insert_one(entry)
+                except DuplicateKeyError:  # another replica appended first: re-read and retry
+                    self._heads.pop(key, None)
+                    continue
+                self._heads[key] = (seq + 1, total + amount)
+                return True
+        raise RuntimeError("daily spend is too contended")
+
     async def reserve_spend(self, key: str, amount: int, limit: int) -> bool:
-        """Add `amount` to the day's total iff the total stays <= limit (atomic; concurrent-safe)."""
+        """Add amount to the day's total iff it stays <= limit (linearizable across replicas)."""
         if amount > limit:
             return False
-        res = await self.daily_spend.update_one(
-            {"_id": key, "spent": {"$lte": limit - amount}}, {"$inc": {"spent": amount}}
-        )
-        if res.matched_count == 1:
-            return True
-        try:  # first spend of the day for this asset
-            await self.daily_spend.insert_one({"_id": key, "spent": amount, "create_time": now()})
-            return True
-        except DuplicateKeyError:
-            pass
-        # The document exists: either over the limit, or created concurrently just now; one more try.
-        res = await self.daily_spend.update_one(
-            {"_id": key, "spent": {"$lte": limit - amount}}, {"$inc": {"spent": amount}}
-        )
-        return res.matched_count == 1
+        return await self._append_spend(key, amount, limit)
 
     async def release_spend(self, key: str, amount: int) -> None:
-        await self.daily_spend.update_one({"_id": key}, {"$inc": {"spent": -amount}})
+        await self._append_spend(key, -amount, None)
 
     async def spent(self, key: str) -> int:
-        doc = await self.daily_spend.find_one({"_id": key})
-        return 0 if doc is None else int(doc["spent"])
+        return (await self._spend_head(key))[1]
 
     # -- TronLink challenges -------------------------------------------------------------------------
 
@@ -303,10 +372,14 @@ class Store:
     async def get_challenge(self, challenge_id: str) -> Document | None:
         return await self.challenges.find_one({"_id": challenge_id})
 
-    async def consume_challenge(self, challenge_id: str, address: str, at: datetime, by: str) -> bool:
-        """Mark an unexpired, unused challenge for `address` used; False if it was not (single use)."""
-        res = await self.challenges.update_one(
-            {"_id": challenge_id, "address": address, "used": False, "expire_time": {"$gt": at}},
-            {"$set": {"used": True, "use_time": at, "used_by": by}},
-        )
-        return res.modified_count == 1
+    async def consume_challenge(self, challenge_id: str, at: datetime, by: str) -> bool:
+        """Use a challenge once: True for the first caller only (unique insert)."""
+        try:
+            await self.challenge_uses.insert_one({"_id": challenge_id, "use_time": at, "used_by": by})
+        except DuplicateKeyError:
+            return False
+        await self.challenges.update_one({"_id": challenge_id}, {"$set": {"used": True, "use_time": at}})
+        return True
+
+    async def challenge_used(self, challenge_id: str) -> bool:
+        return await self.challenge_uses.find_one({"_id": challenge_id}) is not None

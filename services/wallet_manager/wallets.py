@@ -360,9 +360,7 @@ class Wallets:
         if signer != address:
             raise refuse("SIGNATURE_MISMATCH", "the signature was not made by the address's key")
         call = context.current()
-        if not await self._store.consume_challenge(
-            proof.challenge_id, address, at, call.request_id if call else ""
-        ):
+        if not await self._store.consume_challenge(proof.challenge_id, at, call.request_id if call else ""):
             raise refuse("CHALLENGE_USED", "the challenge was used already")
 
     # -- update / delete -----------------------------------------------------------------------------
@@ -468,8 +466,6 @@ class Wallets:
                 metadata={"wallet_id": w["_id"], "kind": w["kind"]},
             )
         index = await self._store.next_address_index(w["_id"])
-        if index is None:
-            raise not_found(w["_id"])
         account = int(w["account_index"])
         private_key = b""
         if w["kind"] == "HD":
@@ -502,6 +498,7 @@ class Wallets:
                 reason="ADDRESS_IN_USE",
                 metadata={"address": address},
             ) from None
+        await self._store.note_address_count(w["_id"], index + 1)
         call = context.current()
         await self._chain.watch(
             [address], req.label or w["_id"], req.watcher, call.request_id if call else ""
