@@ -44,6 +44,8 @@ RATE_LIMIT_COST_MS = 100.0
 LAG_COST_MS = 100.0
 MAX_LAG_COST_BLOCKS = 200
 UNKNOWN_LATENCY_MS = 500.0
+# Back-off before hitting the same node again: 50 ms, 100 ms, 200 ms ... up to 2 s, plus up to 100 ms jitter.
+BACKOFF = wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.1)
 
 NODE_SECONDS = Histogram(
     "tron_node_request_seconds",
@@ -251,7 +253,7 @@ class NodePool:
             now = self._clock()
             if nxt.index not in tried and nxt.state == NodeState.ACTIVE and nxt.cooldown_until <= now:
                 return 0.0
-            backoff = wait_exponential_jitter(initial=0.05, max=2.0, jitter=0.1)(state)
+            backoff = BACKOFF(state)
             cool = max(0.0, min(n.cooldown_until for n in self.nodes) - now)
             remaining = self.budget - (now - started)
             return max(0.0, min(max(backoff, cool), remaining - 0.05))
