@@ -13,8 +13,10 @@ from services.tron_client.network import Network
 from services.tron_client.pool import NodePool
 from services.tron_client.queries import Queries
 from services.tron_client.servicer import TronClientServicer
+from services.tron_client.sync import INDEXES as SYNC_INDEXES
+from services.tron_client.sync import start_block_sync
 
-INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES,)
+INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES, *SYNC_INDEXES)
 
 
 async def build(rt: Runtime) -> list[Registration]:
@@ -23,8 +25,9 @@ async def build(rt: Runtime) -> list[Registration]:
     pool.start()  # background health probe: head/latency of every node, set-aside nodes probed back
     rt.on_stop(pool.close)
     network = Network(rt.settings, pool)
-    servicer = TronClientServicer(
+    # The class decorator fills the generated ABC's methods at runtime, which mypy cannot see.
+    servicer = TronClientServicer(  # type: ignore[abstract]
         rt, network, TransactionService(rt.settings, pool, network), Queries(pool, network)
     )
-    # The class decorator fills the generated ABC's methods at runtime, which mypy cannot see.
-    return registrations("tron_client", [servicer])  # type: ignore[abstract]
+    servicer.init_transfer_rpcs(start_block_sync(rt))  # block sync task + watch/transfer RPCs
+    return registrations("tron_client", [servicer])

@@ -1,11 +1,8 @@
 """tron-client's gRPC servicer: network, build/broadcast and read RPCs here; the watch-list and transfer
-RPCs come from the TransferRpcs mixin (transfer_rpcs.py) when present. Unimplemented RPCs answer
-UNIMPLEMENTED."""
+RPCs come from the TransferRpcs mixin (transfer_rpcs.py)."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import Any
 
 from google.protobuf import duration_pb2
@@ -21,6 +18,7 @@ from services.tron_client.builder import BroadcastOutcome, TransactionService, c
 from services.tron_client.network import Block, Network
 from services.tron_client.pool import NodeState
 from services.tron_client.queries import Queries
+from services.tron_client.transfer_rpcs import TransferRpcs
 
 timestamp = convert.timestamp
 NODE_STATE_PB = {
@@ -44,24 +42,11 @@ def _block_ref(block: Block) -> pb.BlockRef:
     return pb.BlockRef(number=block.number, block_id=block.block_id, block_time=timestamp(block.time_ms))
 
 
-# The transfer RPCs (watch list, stream, history) live in their own mixin; until that module exists the
-# servicer runs without them (their RPCs answer UNIMPLEMENTED).
-if importlib.util.find_spec("services.tron_client.transfer_rpcs") is not None:
-    _TransferRpcs: type = importlib.import_module("services.tron_client.transfer_rpcs").TransferRpcs
-else:  # pragma: no cover
-
-    class _TransferRpcs:  # type: ignore[no-redef]
-        pass
-
-
 @with_unimplemented_defaults
-class TronClientServicer(_TransferRpcs, tron_client_pb2_grpc.TronClientServiceServicer):
+class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceServicer):
     """TronClientService over the node pool."""
 
-    def __init__(
-        self, rt: Runtime, network: Network, txs: TransactionService, queries: Queries, **transfer_deps: Any
-    ) -> None:
-        super().__init__(**transfer_deps)  # the TransferRpcs mixin takes what it needs by keyword
+    def __init__(self, rt: Runtime, network: Network, txs: TransactionService, queries: Queries) -> None:
         self._rt = rt
         self._network = network
         self._txs = txs
