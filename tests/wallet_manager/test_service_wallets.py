@@ -492,3 +492,9 @@ def test_tronlink_wrong_address_and_expired_proofs_refused(svc: tuple[Client, Da
     # The failed attempts did not consume a fresh, valid challenge.
     fresh = challenge(wm, address)
     assert tronlink(wm, address, fresh.challenge_id, sign_message_v2(key, fresh.message)).address == address
+
+
+@pytest.mark.parametrize("kind", [KIND.KIND_LEDGER, KIND.KIND_TREZOR])
+def test_device_wallets_need_their_flags(wm: Client, kind: int) -> None:
+    # This service runs without HARDWARE_WALLET_ENABLED / LEDGER_ENABLED / TREZOR_ENABLED.
+    refused(lambda: create(wm, kind, "dev"), grpc.StatusCode.FAILED_PRECONDITION, "HARDWARE_WALLET_DISABLED")
