@@ -210,6 +210,7 @@ def test_service_survives_a_faulty_and_a_dead_node(
         "TRON_NODE_API_KEY": "default-key",
         "TRON_NODE_PROBE_SECONDS": "0.3",
         "USDT_CONTRACT_ADDRESS": devnet.usdt,
+        "TRON_SYNC_ENABLED": "false",  # only the pool's own traffic reaches the proxy here
     }
     # The faulty endpoint comes first: the pool must learn to avoid it.
     proc = service_factory.start("tron_client", node_url=f"{faulty.url},{dead},{devnet.url}", env=env)[
