@@ -23,7 +23,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.message import Message
@@ -35,7 +35,7 @@ from services.common.settings import Settings
 from services.wallet_manager import devices as dev
 from services.wallet_manager.convert import CONTRACT_ENUMS, asset_of, vault_policy
 from services.wallet_manager.keys import KeyVault, secret_id
-from services.wallet_manager.store import ACTIVE, Store
+from services.wallet_manager.store import ACTIVE, Store, now
 from services.wallet_manager.vault import policy as vpolicy
 from services.wallet_manager.vault.errors import MalformedTransaction
 from services.wallet_manager.vault.messages import hash_message_v2
@@ -163,7 +163,7 @@ class Signing:
             "subject": call.subject if call else "",
             "request_id": req.request_id,
             "purpose": req.purpose,
-            "sign_time": datetime.now(UTC),
+            "sign_time": now(),
         }
 
     # -- transactions ------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ class Signing:
         limit = pol.limits.get(spend.asset) if spend else None
         if spend is None or limit is None or limit.daily is None:
             return None
-        key = day_key(wallet_id, spend.asset, datetime.now(UTC))
+        key = day_key(wallet_id, spend.asset, now())
         if not await self._store.reserve_spend(key, spend.amount, limit.daily):
             raise _refusal(
                 vpolicy.OVER_DAILY_LIMIT, f"{spend.asset} amount would exceed the daily limit", wallet_id

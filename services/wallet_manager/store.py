@@ -98,7 +98,9 @@ def decode_token(token: str) -> str:
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """Current time at BSON precision (ms), so a response and a later read of the document agree."""
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 def deleted_key(value: str, wallet_id: str) -> str:

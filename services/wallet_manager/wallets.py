@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import coincurve
@@ -24,7 +24,7 @@ from services.wallet_manager import devices as dev
 from services.wallet_manager.chain import Chain
 from services.wallet_manager.convert import KIND_NAMES, wallet_to_pb
 from services.wallet_manager.keys import KeyVault, secret_id
-from services.wallet_manager.store import ACTIVE, BadPageToken, Store, decode_token, encode_token
+from services.wallet_manager.store import ACTIVE, BadPageToken, Store, decode_token, encode_token, now
 from services.wallet_manager.vault import hd
 from services.wallet_manager.vault.address import private_key_to_address
 from services.wallet_manager.vault.errors import SignatureMismatch, VaultError
@@ -239,7 +239,7 @@ class Wallets:
         return wallet_to_pb(await self._insert(wallet_id, w, "HD", acct))
 
     async def _insert(self, wallet_id: str, w: pb.Wallet, kind: str, acct: NewAccount) -> dict[str, Any]:
-        t = datetime.now(UTC)
+        t = now()
         try:
             await self._store.insert_address(
                 {
@@ -311,7 +311,7 @@ class Wallets:
     async def create_challenge(
         self, req: pb.CreateTronLinkChallengeRequest
     ) -> pb.CreateTronLinkChallengeResponse:
-        issued = datetime.now(UTC)
+        issued = now()
         expires = issued + CHALLENGE_TTL
         nonce = secrets.token_hex(16)
         challenge_id = "tlc_" + secrets.token_hex(12)
@@ -344,7 +344,7 @@ class Wallets:
             )
 
         ch = await self._store.get_challenge(proof.challenge_id)
-        at = datetime.now(UTC)
+        at = now()
         if ch is None:
             raise refuse("CHALLENGE_NOT_FOUND", "unknown challenge")
         if ch["address"] != address:
@@ -475,7 +475,7 @@ class Wallets:
             watch = hd.WatchOnlyAccount(w["xpub"])
             address, pub = watch.address(index), hd.compress_pubkey(watch.public_key(index))
         path = hd.tron_path(account, index) if (w["kind"] != "WATCH_ONLY") else f"xpub/0/{index}"
-        t = datetime.now(UTC)
+        t = now()
         if private_key:
             await self._keys.seal_key(secret_id(w["_id"], index), w["_id"], private_key)
         try:

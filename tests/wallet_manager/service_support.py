@@ -36,6 +36,7 @@ def env(**extra: str) -> dict[str, str]:
 def started(
     ferretdb: FerretDB, tmp: Path, *names: str, node_url: str | None = None, **extra: str
 ) -> Iterator[Cluster]:
+    tmp.mkdir(parents=True, exist_ok=True)
     factory = ServiceFactory(ferretdb, tmp)
     try:
         kw: dict[str, Any] = {"env": env(**extra)}
@@ -57,7 +58,9 @@ class Client:
         self.channel = grpc.insecure_channel(target)
         self.stub = pb_grpc.WalletManagerServiceStub(self.channel)
 
-    def call(self, method: str, request: Any, *, caller: str = "", subject: str = "", timeout: float = 20) -> Any:
+    def call(
+        self, method: str, request: Any, *, caller: str = "", subject: str = "", timeout: float = 20
+    ) -> Any:
         md = []
         if caller:
             md.append(("x-tronpay-caller", caller))
@@ -74,7 +77,10 @@ def db_of(ferretdb: FerretDB, cluster: Cluster) -> Database[Any]:
 
 
 def policy(
-    contracts: Sequence[int] = (common_pb2.CONTRACT_TYPE_TRANSFER, common_pb2.CONTRACT_TYPE_TRIGGER_SMART_CONTRACT),
+    contracts: Sequence[int] = (
+        common_pb2.CONTRACT_TYPE_TRANSFER,
+        common_pb2.CONTRACT_TYPE_TRIGGER_SMART_CONTRACT,
+    ),
     *,
     trx_per_tx: int = 0,
     trx_daily: int = 0,
@@ -84,7 +90,9 @@ def policy(
     callers: Sequence[str] = (),
 ) -> pb.SigningPolicy:
     p = pb.SigningPolicy(
-        allowed_contract_types=list(contracts), allowed_destinations=list(destinations), allowed_callers=list(callers)
+        allowed_contract_types=list(contracts),
+        allowed_destinations=list(destinations),
+        allowed_callers=list(callers),
     )
     if trx_per_tx or trx_daily:
         p.limits.add(asset=common_pb2.ASSET_TRX, per_transaction_limit=trx_per_tx, daily_limit=trx_daily)
