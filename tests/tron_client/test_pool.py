@@ -297,3 +297,45 @@ def test_unavailable_when_every_node_is_down(service_factory: ServiceFactory) ->
         with pytest.raises(grpc.RpcError) as exc:
             stub.GetAccount(pb.GetAccountRequest(address="TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"), timeout=15)
         assert exc.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+
+
+async def test_broadcast_whose_answer_was_lost_is_looked_up(devnet: Devnet) -> None:
+    """Every broadcast attempt fails in transport, yet the transaction is on chain: success, not an error."""
+    from services.common.tron import tx as ttx
+    from services.tron_client.builder import BroadcastOutcome, ContractSpec, TransactionService
+    from services.tron_client.network import Network
+
+    proxy = FaultProxy(devnet.url)
+    s = settings(proxy.url, TRON_NODE_TIMEOUT=2)
+    pool = NodePool(s)
+    txs = TransactionService(s, pool, Network(s, pool))
+    owner, to = devnet.new_account(), devnet.new_account()
+    for txid in devnet.faucet(owner["address"], trx=10_000_000):
+        devnet.wait_for_tx(txid)
+    try:
+
+        async def signed_transfer(amount: int) -> tuple[bytes, list[bytes]]:
+            value = {
+                "owner_address": bytes.fromhex(owner["hex"]),
+                "to_address": bytes.fromhex(to["hex"]),
+                "amount": amount,
+            }
+            built = await txs.build(bytes.fromhex(owner["hex"]), ContractSpec("TransferContract", value))
+            key = coincurve.PrivateKey(bytes.fromhex(owner["private_key"]))
+            return built.raw_data, [key.sign_recoverable(bytes.fromhex(built.txid), hasher=None)]
+
+        raw, sigs = await signed_transfer(1)
+        devnet.post(
+            "wallet/broadcasthex", {"transaction": ttx.encode_transaction(raw, sigs).hex()}
+        )  # reached
+        devnet.wait_for_tx(ttx.txid(raw))
+        proxy.set_faults(error_rate=1.0, paths=["/wallet/broadcasthex"])  # ...but our answers get lost
+        assert await txs.broadcast(raw, sigs) == (ttx.txid(raw), BroadcastOutcome.ACCEPTED)
+        assert proxy.counts()["error"] == pool.max_attempts
+
+        raw2, sigs2 = await signed_transfer(2)  # never reached any node: the failure is reported
+        with pytest.raises(Unavailable):
+            await txs.broadcast(raw2, sigs2)
+    finally:
+        await pool.close()
+        proxy.stop()
