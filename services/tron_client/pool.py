@@ -14,9 +14,10 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from tenacity import (
@@ -159,7 +160,7 @@ class NodePool:
         cost += LAG_COST_MS * min(self.head_lag(node), MAX_LAG_COST_BLOCKS)
         return round(10_000.0 / (10.0 + cost), 3)
 
-    def ranked(self, exclude: set[int] = frozenset()) -> list[PoolNode]:  # type: ignore[assignment]
+    def ranked(self, exclude: Collection[int] = ()) -> list[PoolNode]:
         """Nodes to try in order: usable active nodes by score (config order breaks ties), then the
         cooling and set-aside ones as a last resort."""
         now = self._clock()
@@ -223,26 +224,40 @@ class NodePool:
                     NODE_HEAD_LAG.labels(n.url).set(best - n.head)
 
     async def call_node(
-        self, node: PoolNode, path: str, body: JSON | None = None, deadline_s: float | None = None
-    ) -> JSON:
+        self,
+        node: PoolNode,
+        path: str,
+        body: JSON | None = None,
+        deadline_s: float | None = None,
+        *,
+        array_ok: bool = False,
+    ) -> Any:
         """One attempt on one node, with health bookkeeping."""
         start = time.perf_counter()
         try:
-            data = await node.client.call(path, body, deadline_s)
+            data = await node.client.call(path, body, deadline_s, array_ok=array_ok)
         except NodeError as err:
             self._failure(node, err)
             raise
         self._success(node, time.perf_counter() - start)
-        if path.endswith("wallet/getnowblock") and not path.startswith("walletsolidity"):
+        if path == "wallet/getnowblock":
             self.note_head(node, int(data.get("block_header", {}).get("raw_data", {}).get("number", 0)))
         return data
 
     # ---- calls ------------------------------------------------------------------------------------
     async def call(self, path: str, body: JSON | None = None, *, retry_safe: bool = True) -> JSON:
-        """Call the best node, failing over and retrying (retry-safe calls only); raises the last
-        NodeError (UNAVAILABLE) when every attempt failed."""
+        """Call the best node, failing over and retrying (retry-safe calls only); returns the node's JSON
+        object, raises the last NodeError (UNAVAILABLE) when every attempt failed."""
+        return await self._call(path, body, retry_safe=retry_safe, array_ok=False)  # type: ignore[no-any-return]
+
+    async def call_any(self, path: str, body: JSON | None = None) -> Any:
+        """Like call (retry-safe) but the answer may also be a JSON array (gettransactioninfobyblocknum);
+        matches block sync's `JsonCall` shape."""
+        return await self._call(path, body, retry_safe=True, array_ok=True)
+
+    async def _call(self, path: str, body: JSON | None, *, retry_safe: bool, array_ok: bool) -> Any:
         if not retry_safe:
-            return await self.call_node(self.ranked()[0], path, body)
+            return await self.call_node(self.ranked()[0], path, body, array_ok=array_ok)
         tried: set[int] = set()
         started = self._clock()
 
@@ -271,7 +286,9 @@ class NodePool:
                 node = self.ranked(tried)[0]
                 tried.add(node.index)
                 remaining = self.budget - (self._clock() - started)
-                return await self.call_node(node, path, body, deadline_s=max(remaining, 0.5))
+                return await self.call_node(
+                    node, path, body, deadline_s=max(remaining, 0.5), array_ok=array_ok
+                )
         raise AssertionError("unreachable")  # reraise=True: the loop returns or raises
 
     # ---- health probe -----------------------------------------------------------------------------

@@ -130,6 +130,11 @@ async def test_dead_node_never_breaks_calls(devnet: Devnet) -> None:
         assert pool.head_lag(live) == 0
         await pool.probe_once()  # still dead: stays aside
         assert dead.state == NodeState.SET_ASIDE
+        # Block APIs may answer with an array: call_any takes it, call insists on an object.
+        assert isinstance(await pool.call_any("wallet/gettransactioninfobyblocknum", {"num": 1}), list)
+        with pytest.raises(NodeError):
+            await pool.call("wallet/gettransactioninfobyblocknum", {"num": 1})
+        assert live.last_error.startswith("bad_response")
     finally:
         await pool.close()
 
