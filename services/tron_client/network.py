@@ -140,11 +140,12 @@ class Network:
 
     async def _fetch_status(self) -> NetworkStatus:
         # Unreachable nodes are a status, not an error.
-        try:
-            head, solid = await asyncio.gather(
-                self.node.call("wallet/getnowblock"), self.node.call("walletsolidity/getnowblock")
-            )
-        except Unavailable:
+        try:  # bounded: a status answer must not wait out every retry against hanging nodes
+            async with asyncio.timeout(self._settings.TRON_NODE_TIMEOUT):
+                head, solid = await asyncio.gather(
+                    self.node.call("wallet/getnowblock"), self.node.call("walletsolidity/getnowblock")
+                )
+        except (Unavailable, TimeoutError):
             return NetworkStatus(False, False, 0, NO_BLOCK, NO_BLOCK, self.node.health(), _now_ms())
         head_block = Block.from_json(head)
         lag_ms = _now_ms() - head_block.time_ms

@@ -344,3 +344,19 @@ async def test_broadcast_whose_answer_was_lost_is_looked_up(devnet: Devnet) -> N
     finally:
         await pool.close()
         proxy.stop()
+
+
+def test_hanging_node_is_a_status_not_a_hang(
+    devnet: Devnet, faulty: FaultProxy, service_factory: ServiceFactory
+) -> None:
+    env = {"TRON_NODE_TIMEOUT": "1", "TRON_SYNC_ENABLED": "false"}
+    proc = service_factory.start("tron_client", node_url=faulty.url, env=env)["tron_client"]
+    faulty.set_faults(hang_rate=1.0, hang_seconds=20)
+    with proc.channel() as ch:
+        stub = pb_grpc.TronClientServiceStub(ch)
+        st = stub.GetNetworkStatus(pb.GetNetworkStatusRequest(), timeout=5)  # per-call budget, not 20 s
+        assert not st.reachable and st.nodes[0].url == faulty.url
+        with pytest.raises(grpc.RpcError) as exc:
+            stub.GetNetworkHeight(pb.GetNetworkHeightRequest(), timeout=5)
+        assert exc.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert faulty.counts()["hang"] >= 2
