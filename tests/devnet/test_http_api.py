@@ -57,8 +57,12 @@ def test_block_queries(devnet: Devnet) -> None:
     latest = devnet.post("wallet/getblockbylatestnum", {"num": 2})["block"]
     nums = [b["block_header"]["raw_data"]["number"] for b in latest]
     assert len(nums) == 2 and nums[1] == nums[0] + 1
-    assert devnet.post("wallet/gettransactioninfobyblocknum", {"num": 1}) == []
-    assert devnet.post("wallet/gettransactioncountbyblocknum", {"num": 1}) == {"count": 0}
+    # The devnet fixture is shared, so block 1 may hold another test's transactions: compare shapes.
+    b1_txids = [tx["txID"] for tx in devnet.post("wallet/getblockbynum", {"num": 1}).get("transactions", [])]
+    infos = devnet.post("wallet/gettransactioninfobyblocknum", {"num": 1})
+    assert [info["id"] for info in infos] == b1_txids
+    assert all(info["blockNumber"] == 1 for info in infos)
+    assert devnet.post("wallet/gettransactioncountbyblocknum", {"num": 1}) == {"count": len(b1_txids)}
     assert devnet.post("wallet/listnodes") == {} and devnet.get("wallet/listproposals") == {}
     ranked = devnet.post("wallet/getpaginatednowwitnesslist", {"offset": 0, "limit": 5, "visible": True})
     assert ranked["witnesses"][0]["address"] == devnet.witness["address"]

@@ -16,7 +16,6 @@ trc20_transfer_tx(owner, token_hex, to_hex, amount), sign(tx, *keys), broadcast(
 
 from __future__ import annotations
 
-import importlib.abc
 import json
 import os
 import secrets
@@ -37,24 +36,6 @@ from tests.harness.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0
-
-
-class _NoTronpyProto(importlib.abc.MetaPathFinder):
-    """tronpy's generated protos and devnet.pb both declare `protocol.*` in protobuf's default descriptor
-    pool, and one process can hold only one of them. Tests reach the devnet over HTTP, so tronpy runs
-    without its optional offline builder: importing tronpy.proto raises ProtobufImportError, which tronpy
-    itself treats as "protobuf not installed" (online build, sign, broadcast all keep working)."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "tronpy.proto":
-            from tronpy.exceptions import ProtobufImportError
-
-            raise ProtobufImportError("tronpy.proto is disabled in tests: devnet.pb owns protocol.*")
-        return None
-
-
-if not any(isinstance(f, _NoTronpyProto) for f in sys.meta_path):
-    sys.meta_path.insert(0, _NoTronpyProto())
 
 
 class DevnetError(RuntimeError):
@@ -311,10 +292,8 @@ class Devnet:
         return self.sign(tx, owner["private_key"])
 
     def sign(self, tx: dict[str, Any], *private_keys: str) -> dict[str, Any]:
-        """Append one signature per key (v in {0,1}) over the txID the devnet computes (getsignweight).
-
-        The txID comes over HTTP on purpose: importing devnet.pb here would register `protocol.*` in
-        protobuf's default pool, which tronpy's own generated protos also claim in the same process."""
+        """Append one signature per key (v in {0,1}) over the txID the devnet computes (getsignweight),
+        the way tronpy learns it."""
         from devnet import crypto
 
         txid = bytes.fromhex(self.post("wallet/getsignweight", tx)["transaction"]["transaction"]["txID"])
