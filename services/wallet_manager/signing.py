@@ -107,7 +107,7 @@ class Signing:
     # -- shared steps ------------------------------------------------------------------------------------
 
     async def _wallet(self, wallet_id: str) -> dict[str, Any]:
-        w = await self._store.get_wallet(wallet_id)
+        w = await self._store.signing_wallet(wallet_id)
         if w is None or w["state"] != ACTIVE:
             raise errors.NotFound(
                 "wallet not found", reason="WALLET_NOT_FOUND", metadata={"wallet_id": wallet_id}

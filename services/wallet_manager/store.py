@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +60,9 @@ COLLECTIONS = (
     CHALLENGE_USES,
 )
 _RETRIES = 200  # bound on optimistic retries of a sequence claim under contention
+# How long the signing path may use a wallet document it read before (see Store.signing_wallet).
+WALLET_CACHE_SECONDS = 1.0
+_SPEND_BATCH = 256
 
 ACTIVE = "ACTIVE"
 DELETED = "DELETED"
@@ -125,6 +129,9 @@ class Store:
         # In-process: serialise claims per key (no self-contention) and remember the last entry seen.
         self._locks: dict[str, asyncio.Lock] = {}
         self._heads: dict[str, tuple[int, int]] = {}
+        self._wallet_cache: dict[str, tuple[float, Document]] = {}
+        self._spend_queue: dict[str, list[tuple[int, int | None, asyncio.Future[bool]]]] = {}
+        self._spend_tasks: dict[str, asyncio.Task[None]] = {}
 
     # -- vault metadata and secrets ----------------------------------------------------------------
 
@@ -219,6 +226,28 @@ class Store:
     async def get_wallet(self, wallet_id: str) -> Document | None:
         return await self.wallets.find_one({"_id": wallet_id})
 
+    async def signing_wallet(self, wallet_id: str) -> Document | None:
+        """The wallet for a signature, read at most WALLET_CACHE_SECONDS ago.
+
+        One FerretDB read per signature costs about as much CPU as the rest of the signature together, so
+        the signing path reuses a recent read. Updates and deletes made through this process take effect
+        at once (they drop the entry); made through another replica, within WALLET_CACHE_SECONDS. The
+        document holds no secret (policy, state, address).
+        """
+        t = time.monotonic()
+        hit = self._wallet_cache.get(wallet_id)
+        if hit is not None and hit[0] > t:
+            return hit[1]
+        doc = await self.get_wallet(wallet_id)
+        if doc is not None:
+            if len(self._wallet_cache) > 100_000:
+                self._wallet_cache.clear()
+            self._wallet_cache[wallet_id] = (t + WALLET_CACHE_SECONDS, doc)
+        return doc
+
+    def forget_wallet(self, wallet_id: str) -> None:
+        self._wallet_cache.pop(wallet_id, None)
+
     async def find_hd_wallet(self, owner_id: str) -> Document | None:
         return await self.wallets.find_one({"hd_owner": owner_id, "state": ACTIVE})
 
@@ -240,6 +269,7 @@ class Store:
         return [d async for d in cursor]
 
     async def update_wallet(self, wallet_id: str, fields: Mapping[str, Any]) -> Document | None:
+        self.forget_wallet(wallet_id)
         return await self.wallets.find_one_and_update(
             {"_id": wallet_id, "state": ACTIVE},
             {"$set": {**fields, "update_time": now()}},
@@ -249,6 +279,7 @@ class Store:
     async def mark_deleted(self, wallet: Document) -> Document | None:
         """ACTIVE -> DELETED; frees the wallet's address and HD-owner claims."""
         wid = wallet["_id"]
+        self.forget_wallet(wid)
         t = now()
         doc = await self.wallets.find_one_and_update(
             {"_id": wid, "state": ACTIVE},
@@ -327,31 +358,84 @@ class Store:
         return (0, 0) if last is None else (int(last["seq"]), int(last["total"]))
 
     async def _append_spend(self, key: str, amount: int, limit: int | None) -> bool:
-        """Append an entry moving the day's total by amount; refuse when the total would pass limit."""
-        async with self._lock("spend:" + key):
-            for _ in range(_RETRIES):
-                cached = key in self._heads
-                seq, total = self._heads.get(key) or await self._spend_head(key)
-                if limit is not None and total + amount > limit:
-                    if cached:  # another replica may have released meanwhile: decide on fresh data
-                        self._heads.pop(key, None)
-                        continue
-                    return False
-                entry = {
-                    "_id": f"{key}#{seq + 1:010d}",
-                    "key": key,
-                    "seq": seq + 1,
-                    "amount": amount,
-                    "total": total + amount,
-                    "time": now(),
-                }
+        """Queue an entry moving the day's total by amount (refused if the total would pass limit).
+
+        Group commit: entries queued for the same key while an insert runs are appended together as
+        consecutive sequence numbers in one ordered insert_many; a duplicate (another replica appended
+        first) stops the batch there, and the rest is decided again on the fresh head.
+        """
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._spend_queue.setdefault(key, []).append((amount, limit, fut))
+        task = self._spend_tasks.get(key)
+        if task is None or task.done():
+            self._spend_tasks[key] = asyncio.create_task(self._drain_spend(key))
+        return await fut
+
+    async def _drain_spend(self, key: str) -> None:
+        try:
+            while self._spend_queue.get(key):
+                queue = self._spend_queue[key]
+                batch = queue[:_SPEND_BATCH]
+                del queue[:_SPEND_BATCH]
                 try:
-                    await self.daily_spend.insert_one(entry)
-                except DuplicateKeyError:  # another replica appended first: re-read and retry
-                    self._heads.pop(key, None)
+                    await self._commit_spend(key, batch)
+                except Exception as exc:  # every waiter sees it; nothing counts as reserved
+                    for *_, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+        finally:
+            self._spend_queue.pop(key, None)
+            self._spend_tasks.pop(key, None)
+
+    async def _commit_spend(
+        self, key: str, batch: list[tuple[int, int | None, asyncio.Future[bool]]]
+    ) -> None:
+        pending = batch
+        for _ in range(_RETRIES):
+            cached = key in self._heads
+            seq, total = self._heads.get(key) or await self._spend_head(key)
+            entries: list[Document] = []
+            accepted: list[asyncio.Future[bool]] = []
+            refused: list[asyncio.Future[bool]] = []
+            t = now()
+            for amount, limit, fut in pending:
+                if limit is not None and total + amount > limit:
+                    refused.append(fut)
                     continue
-                self._heads[key] = (seq + 1, total + amount)
-                return True
+                seq, total = seq + 1, total + amount
+                entries.append(
+                    {
+                        "_id": f"{key}#{seq:010d}",
+                        "key": key,
+                        "seq": seq,
+                        "amount": amount,
+                        "total": total,
+                        "time": t,
+                    }
+                )
+                accepted.append(fut)
+            if refused and cached:  # another replica may have released meanwhile: decide on fresh data
+                self._heads.pop(key, None)
+                continue
+            inserted = len(entries)
+            if entries:
+                try:
+                    await self.daily_spend.insert_many(entries, ordered=True)
+                except BulkWriteError as exc:
+                    if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                        raise
+                    inserted = int(exc.details.get("nInserted", 0))
+            for fut in accepted[:inserted]:
+                fut.set_result(True)
+            if inserted == len(entries):
+                self._heads[key] = (seq, total)
+                for fut in refused:
+                    fut.set_result(False)
+                return
+            # Lost a race for a sequence number: retry the rest on the fresh head.
+            self._heads.pop(key, None)
+            done = set(map(id, accepted[:inserted]))
+            pending = [p for p in pending if id(p[2]) not in done]
         raise RuntimeError("daily spend is too contended")
 
     async def reserve_spend(self, key: str, amount: int, limit: int) -> bool:
