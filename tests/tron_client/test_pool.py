@@ -250,8 +250,15 @@ def test_service_survives_a_faulty_and_a_dead_node(
             txids.append(tx.txid)
         for txid in txids:
             devnet.wait_for_tx(txid)
-        counts = faulty.counts()
-        assert counts["requests"] > 0 and counts["error"] + counts["rate_limit"] > 0, counts
+        # The pool soon prefers the healthy node; the probe keeps meeting the faulty one's 5xx and 429s.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            counts = faulty.counts()
+            if counts["error"] and counts["rate_limit"]:
+                break
+            stub.GetAccount(pb.GetAccountRequest(address=owner["address"]), timeout=15)
+            time.sleep(0.1)
+        assert counts["error"] and counts["rate_limit"], counts
         assert faulty.seen_api_keys() == ["key-for-proxy"]  # per-node key, sent as TRON-PRO-API-KEY
 
         # A node that keeps failing is set aside (calls keep succeeding), then probed back.
