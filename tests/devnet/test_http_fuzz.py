@@ -49,7 +49,7 @@ def _scalar(rng: random.Random, devnet: Devnet) -> Any:
         _hex(rng, 1), _hex(rng, 20), _hex(rng, 21), "41" + _hex(rng, 20), _hex(rng, 32), _hex(rng, 33)[:-1],
         funded["hex"], funded["address"], devnet.usdt, devnet.usdt_hex, "9" * 80, "ENERGY", "BANDWIDTH",
         "TRON_POWER", "transfer(address,uint256)", "balanceOf(address)", "(", "a" * 5000,
-    ]
+    ]  # fmt: skip
     return rng.choice(choices)
 
 
@@ -92,6 +92,12 @@ def _seeds(devnet: Devnet) -> list[dict[str, Any]]:
         "function_selector": "balanceOf(address)", "parameter": owner["hex"][2:].rjust(64, "0"),
         "fee_limit": 10**8, "call_value": 0,
     }  # fmt: skip
+    stake = {
+        "owner_address": owner["hex"], "receiver_address": devnet.funded[2]["hex"], "balance": 10**6,
+        "resource": "ENERGY", "frozen_balance": 10**6, "unfreeze_balance": 10**6, "lock": True,
+        "lock_period": 3, "votes": [{"vote_address": devnet.witness["hex"], "vote_count": 1}],
+        "to_address": devnet.funded[2]["hex"], "amount": 1,
+    }  # fmt: skip
     return [
         tx,
         trc20,
@@ -102,10 +108,7 @@ def _seeds(devnet: Devnet) -> list[dict[str, Any]]:
         {"address": owner["address"], "visible": True},
         {"value": tx["txID"]},
         {"num": 1, "id_or_num": "1", "detail": True, "startNum": 0, "endNum": 3},
-        {"owner_address": owner["hex"], "receiver_address": devnet.funded[2]["hex"], "balance": 10**6,
-         "resource": "ENERGY", "frozen_balance": 10**6, "unfreeze_balance": 10**6, "lock": True,
-         "lock_period": 3, "votes": [{"vote_address": devnet.witness["hex"], "vote_count": 1}],
-         "to_address": devnet.funded[2]["hex"], "amount": 1},
+        stake,
         {"transaction": "0a02" + _hex(random.Random(1), 40)},
     ]
 
