@@ -300,6 +300,8 @@ class NodePool:
 
     async def _probe(self, node: PoolNode) -> None:
         if node.state == NodeState.ACTIVE:
+            if node.cooldown_until > self._clock():
+                return  # rate limited: leave it alone until its Retry-After passed
             with contextlib.suppress(NodeError):
                 await self.call_node(node, "wallet/getnowblock")
             return
