@@ -17,7 +17,7 @@ from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as pb_grpc
 
 from services.common.errors import Unavailable
-from services.common.settings import Settings, parse_settings
+from services.common.settings import Settings, SettingsError, parse_settings
 from services.tron_client.node import (
     HTTP_5XX,
     RATE_LIMITED,
@@ -111,6 +111,9 @@ def test_urls_and_keys_configuration() -> None:
         ("http://b.example", "default"),
     ]
     assert "ka" not in repr(s) and "default" not in repr(s)
+    with pytest.raises(SettingsError) as exc:
+        settings("http://a.example", TRON_NODE_API_KEYS="secret-1,secret-2")
+    assert "TRON_NODE_API_KEYS" in str(exc.value) and "secret" not in str(exc.value)
 
 
 # ---- real nodes, in process -----------------------------------------------------------------------
