@@ -54,6 +54,7 @@ from services.tron_client.transfer_rpcs import Pulse, TransferFeed
 from services.tron_client.transfers import (
     BlockRef,
     Change,
+    CommitResult,
     Observed,
     SyncCursor,
     TransferStore,
@@ -351,7 +352,9 @@ class BlockSync:
         )
         self.head_number, self.solid_number = head.number, solid.number
         await self._watch.refresh()
-        cursor = self.cursor = await self._store.cursor() or await self._init_cursor(head, solid)
+        if self.cursor is None:  # the single writer keeps its cursor in memory once loaded
+            self.cursor = await self._store.load() or await self._init_cursor(head, solid)
+        cursor = self.cursor
         # A solidified block we hold under another id: we are on a dropped branch.
         if solid.number <= cursor.number:
             ours = await self._store.block(solid.number)
@@ -370,9 +373,7 @@ class BlockSync:
         start = head.number if start is None else min(start, head.number)
         anchor = await self._header("wallet/getblock", start - 1) if start > 0 else BlockRef(-1, "", "", 0)
         cursor = SyncCursor(anchor.number, anchor.block_id, min(anchor.number, solid.number))
-        if anchor.number >= 0:
-            await self._store.save_blocks([anchor])
-        await self._store.set_cursor(cursor)
+        await self._store.start(anchor, cursor)
         log.info("sync starts", extra={"fields": {"start_block": start, "head": head.number}})
         return cursor
 
@@ -452,16 +453,13 @@ class BlockSync:
             changes: list[Change] = []
             for fb in good:
                 changes.extend(changes_for(fb.observed, fb.ref, final=fb.ref.number <= solid))
-            await self._store.apply(changes)
-            await self._store.save_blocks([fb.ref for fb in good])
             # A solidified block whose parent chain is ours makes every block of ours below it final.
             solidified = [fb.ref.number for fb in good if fb.ref.number <= solid]
             final = max(cursor.final_number, solidified[-1] if solidified else -1)
-            if final > cursor.final_number:
-                await self._store.finalize(final)
             last = good[-1].ref
-            self.cursor = SyncCursor(last.number, last.block_id, final)
-            await self._store.set_cursor(self.cursor)
+            new = SyncCursor(last.number, last.block_id, final)
+            await self._store.commit([fb.ref for fb in good], changes, new)
+            self.cursor = new
             BLOCKS.inc(len(good))
             self._progress(len(good))
         if fork_at is not None:
@@ -472,9 +470,9 @@ class BlockSync:
     async def _finalize(self, up_to: int) -> None:
         cursor = self.cursor
         assert cursor is not None
-        await self._store.finalize(up_to)
-        self.cursor = SyncCursor(cursor.number, cursor.block_id, up_to)
-        await self._store.set_cursor(self.cursor)
+        new = SyncCursor(cursor.number, cursor.block_id, up_to)
+        await self._store.commit([], [], new)
+        self.cursor = new
 
     async def _reorg(self, number: int) -> None:
         """Our block `number` (or its descendants) left the chain: roll back to the common ancestor."""
@@ -494,14 +492,9 @@ class BlockSync:
                 raise ForkBelowFinal(f"block {m}: ours {ours.block_id}, node {theirs.block_id}")
             m -= 1
         dropped = cursor.number - ancestor.number
-        reverted = await self._store.revert_above(ancestor.number)
-        await self._store.delete_blocks_above(ancestor.number)
-        if ancestor.number >= 0:
-            await self._store.save_blocks([ancestor])
-        self.cursor = SyncCursor(
-            ancestor.number, ancestor.block_id, min(cursor.final_number, ancestor.number)
-        )
-        await self._store.set_cursor(self.cursor)
+        new = SyncCursor(ancestor.number, ancestor.block_id, min(cursor.final_number, ancestor.number))
+        reverted = (await self._store.rollback(ancestor, cursor.number, new)).events
+        self.cursor = new
         FORKS.inc()
         ROLLED_BACK.inc(max(dropped, 0))
         log.warning(
@@ -564,11 +557,12 @@ def start_block_sync(rt: Runtime) -> TransferFeed:
     node = JsonNode(settings.tron_node_urls[0], settings.TRON_NODE_API_KEY, settings.TRON_NODE_TIMEOUT)
     sync = BlockSync(settings, node, store, watch_list, ready=lambda: rt.db.bootstrap(INDEXES))
 
-    def on_events(n: int) -> None:
-        EVENTS.inc(n)
-        pulse.fire()
+    def on_commit(result: CommitResult) -> None:
+        if result.events:
+            EVENTS.inc(result.events)
+            pulse.fire()
 
-    store.on_events = on_events
+    store.on_commit = on_commit
     sync.start()
 
     async def stop() -> None:

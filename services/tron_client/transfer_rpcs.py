@@ -204,19 +204,19 @@ class TransferRpcs:
         feed = self._feed
         after = request.after_cursor
         while True:
-            wake = feed.pulse.current()  # before the query: see Pulse
-            events = await feed.store.events_after(after, STREAM_BATCH)
+            wake = feed.pulse.current()  # before the queries: see Pulse
+            watermark = await feed.store.watermark_now()
+            events, after = await feed.store.events_after(after, watermark, STREAM_BATCH)
             for ev in events:
-                after = ev["_id"]
                 if addresses and ev["from_address"] not in addresses and ev["to_address"] not in addresses:
                     continue
                 if watcher and watcher not in ev.get("watchers", ()):
                     continue
                 yield pb.StreamTransfersResponse(
-                    cursor=ev["_id"],
-                    transfer=transfer_pb(ev, cursor=ev["_id"], update_time=ev["event_time"]),
+                    cursor=ev["c"],
+                    transfer=transfer_pb(ev, cursor=ev["c"], update_time=ev["event_time"]),
                     event_time=_ts(ev["event_time"]),
                 )
-            if len(events) < STREAM_BATCH:
+            if after >= watermark:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), feed.poll_seconds)

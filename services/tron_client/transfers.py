@@ -1,46 +1,50 @@
 """Mongo store of block sync: transfers, the durable transfer-event stream, the sync cursor and block log.
 
-Collections (prefixed `tron_client_`):
-  transfers        one document per transfer, `_id` = "<txid>:<event_index>", current state and block.
-  transfer_events  one document per state change, `_id` = its cursor (int64, strictly increasing),
-                   `key` = "<transfer_id>:<state>:<block_id>" (unique: a replayed block emits nothing twice).
-  counters         `_id` "transfer_events": the last cursor handed out ($inc, single-document atomic).
-  sync_blocks      `_id` = block number: block id and parent id of every applied block (fork detection).
-  sync_state       `_id` "cursor": last applied block and the highest block known final.
+Collections (prefixed `tron_client_`), every hot read and write by `_id` (FerretDB v1 serves only `_id`
+equality from an index; any other filter, `$in` or range scans the collection):
+  transfers      one document per transfer, `_id` = "<txid>:<event_index>": current state, block, and
+                 the cursor of its latest event.
+  event_pages    the stream: `_id` = cursor // PAGE, `events` = the events of those cursors (snapshots of
+                 the transfer as of the event), appended with one $push per page and commit.
+  counters       `_id` "transfer_events": the last cursor handed out ($inc, single-document atomic).
+  sync_blocks    `_id` = block number: id, parent id, and the transfers still INCLUDED in it.
+  sync_state     `_id` "cursor": last applied block, highest FINAL block, and the stream WATERMARK.
 
-Invariant of the stream (FerretDB has no transactions): block sync is the ONLY writer of transfer_events,
-and it writes sequentially: cursors are allocated with one `$inc`, then the events are inserted in cursor
-order (ordered insert) and awaited before the next allocation. So whenever a reader sees cursor c, every
-event with a smaller cursor that will ever exist is already visible; a cursor lost to a crash between the
-allocation and the insert is a gap that never fills, so readers never wait for it. A reader that resumes
-after its last cursor therefore sees every later event exactly once, in order.
+The stream invariant (no transactions in FerretDB): block sync is the only writer. A commit allocates its
+cursors with one $inc, writes transfers and events, and only then publishes the watermark W (the last cursor
+allocated) in sync_state. Readers read W first and never look past it, so every event <= W is either
+written or a gap that never fills (a cursor allocated for a change that turned out to be a no-op, or lost
+to a crash). A consumer that resumes after its last cursor therefore sees every later event exactly once, in
+cursor order, however the writes inside a commit were ordered or interleaved.
 
-Write order per change (crash-safe, idempotent): event first (skipped when its key exists, reusing that
-event's cursor), then the transfer document; the sync cursor advances only after both. A crash anywhere
-replays the same blocks, which finds the events already there and emits nothing twice. FINAL never
-changes: every transfer update is conditional on state != FINAL.
+Crash safety (idempotent replay): the cursor advances in the same final write as W, so a crash replays the
+commit's blocks. New transfers are inserted; an insert that collides is re-read and either skipped (same
+state and block: its event is re-written if it is above W and missing) or changed (a re-included or
+finalized transfer). FINAL never changes: a FINAL document is never updated again.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo import DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError
 from tronpay.common.v1 import common_pb2
 
 from services.common.mongo import Document, IndexSpec, ServiceDatabase
 
 TRANSFERS = "transfers"
-EVENTS = "transfer_events"
+PAGES = "event_pages"
 COUNTERS = "counters"
 BLOCKS = "sync_blocks"
 STATE = "sync_state"
+EVENTS_COUNTER = "transfer_events"
+PAGE = 256  # events per page document (~100 KB)
 
 INCLUDED = common_pb2.TRANSFER_STATE_INCLUDED
 FINAL = common_pb2.TRANSFER_STATE_FINAL
@@ -48,9 +52,8 @@ REVERTED = common_pb2.TRANSFER_STATE_REVERTED
 
 DUPLICATE_KEY = 11000
 
+# For ListTransfers on MongoDB (FerretDB scans either way).
 INDEXES: Sequence[IndexSpec] = (
-    IndexSpec(EVENTS, [("key", 1)], unique=True, name="key"),
-    IndexSpec(TRANSFERS, [("state", 1), ("block_number", 1)], name="state_block"),
     IndexSpec(TRANSFERS, [("from_address", 1), ("sort_key", 1)], name="from_sort"),
     IndexSpec(TRANSFERS, [("to_address", 1), ("sort_key", 1)], name="to_sort"),
 )
@@ -102,6 +105,21 @@ class SyncCursor:
     final_number: int
 
 
+@dataclass(slots=True)
+class _Event:
+    cursor: int
+    change: Change
+    create_time: datetime
+
+
+@dataclass(slots=True)
+class CommitResult:
+    """What a commit wrote."""
+
+    events: int = 0
+    states: list[int] = field(default_factory=list)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -111,15 +129,21 @@ def _sort_key(block_number: int, txid: str, event_index: int) -> str:
     return f"{block_number:012d}:{txid}:{event_index + 1:05d}"
 
 
-def _observed_from_doc(doc: Document) -> Observed:
+def _fields(c: Change) -> Document:
+    t, b = c.transfer, c.block
+    return {
+        "txid": t.txid, "event_index": t.event_index, "asset": t.asset, "token": t.token,
+        "from_address": t.from_address, "to_address": t.to_address, "amount": t.amount,
+        "block_number": b.number, "block_id": b.block_id, "block_time_ms": b.time_ms,
+        "sort_key": _sort_key(b.number, t.txid, t.event_index), "state": c.state,
+    }  # fmt: skip
+
+
+def _observed(doc: Document) -> Observed:
     return Observed(
         doc["txid"], doc["event_index"], doc["asset"], doc["token"], doc["from_address"], doc["to_address"],
         doc["amount"],
     )  # fmt: skip
-
-
-def _block_from_doc(doc: Document) -> BlockRef:
-    return BlockRef(doc["block_number"], doc["block_id"], "", doc["block_time_ms"])
 
 
 def encode_page_token(value: dict[str, Any]) -> str:
@@ -138,6 +162,13 @@ def decode_page_token(token: str) -> dict[str, Any]:
     return value
 
 
+def changes_for(observed: Iterable[Observed], block: BlockRef, final: bool) -> list[Change]:
+    """The state each observed transfer enters when its block is applied: failed on chain -> REVERTED,
+    else FINAL when the block was already solidified when fetched, else INCLUDED."""
+    base = FINAL if final else INCLUDED
+    return [Change(o, REVERTED if o.failed else base, block) for o in observed]
+
+
 class TransferStore:
     """Transfers, their events and the sync cursor. All writes come from the block-sync task only."""
 
@@ -145,155 +176,216 @@ class TransferStore:
         self, db: ServiceDatabase, watchers_of: Callable[[str, str], list[str]] | None = None
     ) -> None:
         self._transfers = db.collection(TRANSFERS)
-        self._events = db.collection(EVENTS)
+        self._pages = db.collection(PAGES)
         self._counters = db.collection(COUNTERS)
         self._blocks = db.collection(BLOCKS)
         self._state = db.collection(STATE)
-        # Who watches a transfer's addresses when an event is written (StreamTransfers' watcher filter).
+        # Who watches a transfer's addresses when its event is written (StreamTransfers' watcher filter).
         self._watchers_of = watchers_of or (lambda a, b: [])
-        self.on_events: Callable[[int], None] = lambda n: None  # called after events are written
+        self.on_commit: Callable[[CommitResult], None] = lambda r: None
+        self.watermark = 0
+        # Blocks (above the last FINAL one) holding INCLUDED transfers: number -> (block, transfer ids).
+        self._pending: dict[int, tuple[BlockRef, list[str]]] = {}
 
     # ---- sync cursor and block log -------------------------------------------------------------
-    async def cursor(self) -> SyncCursor | None:
+    async def load(self) -> SyncCursor | None:
+        """The persisted cursor, and what is still INCLUDED above the last FINAL block (read by _id)."""
         doc = await self._state.find_one({"_id": "cursor"})
         if doc is None:
             return None
-        return SyncCursor(doc["number"], doc["block_id"], doc["final_number"])
-
-    async def set_cursor(self, cursor: SyncCursor) -> None:
-        await self._state.update_one(
-            {"_id": "cursor"},
-            {"$set": {"number": cursor.number, "block_id": cursor.block_id,
-                      "final_number": cursor.final_number, "update_time": _now()}},
-            upsert=True,
-        )  # fmt: skip
+        cursor = SyncCursor(doc["number"], doc["block_id"], doc["final_number"])
+        self.watermark = int(doc.get("watermark", 0))
+        self._pending = {}
+        for n in range(cursor.final_number + 1, cursor.number + 1):
+            b = await self._blocks.find_one({"_id": n})
+            if b is not None and b.get("included"):
+                self._pending[n] = (
+                    BlockRef(n, b["block_id"], b["parent_id"], b["time_ms"]),
+                    list(b["included"]),
+                )
+        return cursor
 
     async def block(self, number: int) -> BlockRef | None:
         doc = await self._blocks.find_one({"_id": number})
         return None if doc is None else BlockRef(number, doc["block_id"], doc["parent_id"], doc["time_ms"])
 
-    async def save_blocks(self, blocks: Sequence[BlockRef]) -> None:
-        """Record applied blocks; a block number already present (replay after a crash) is overwritten."""
-        if not blocks:
-            return
-        docs = [{"_id": b.number, "block_id": b.block_id, "parent_id": b.parent_id, "time_ms": b.time_ms}
-                for b in blocks]  # fmt: skip
-        try:
-            await self._blocks.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            dups = {e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") == DUPLICATE_KEY}
-            if len(dups) != len(exc.details.get("writeErrors", [])):
-                raise
-            for i in dups:
-                await self._blocks.replace_one({"_id": docs[i]["_id"]}, docs[i], upsert=True)
+    async def watermark_now(self) -> int:
+        """The published watermark (readers: never read events above it)."""
+        doc = await self._state.find_one({"_id": "cursor"}, {"watermark": 1})
+        return 0 if doc is None else int(doc.get("watermark", 0))
 
-    async def delete_blocks_above(self, number: int) -> None:
-        await self._blocks.delete_many({"_id": {"$gt": number}})
+    async def _save_cursor(self, cursor: SyncCursor) -> None:
+        # One write publishes the cursor, finality and the watermark together.
+        await self._state.update_one(
+            {"_id": "cursor"},
+            {"$set": {"number": cursor.number, "block_id": cursor.block_id,
+                      "final_number": cursor.final_number, "watermark": self.watermark,
+                      "update_time": _now()}},
+            upsert=True,
+        )  # fmt: skip
 
-    # ---- state changes ---------------------------------------------------------------------------
-    async def apply(self, changes: Sequence[Change]) -> int:
-        """Record transfers entering states (unchanged and FINAL ones skipped); returns events written."""
-        if not changes:
-            return 0
-        ids = list({c.transfer.transfer_id for c in changes})
-        current = {
-            d["_id"]: d
-            async for d in self._transfers.find(
-                {"_id": {"$in": ids}}, {"state": 1, "block_id": 1, "create_time": 1}
-            )
-        }
-        todo: list[Change] = []
-        for c in changes:
-            doc = current.get(c.transfer.transfer_id)
-            if doc is not None and (
-                doc["state"] == FINAL or (doc["state"], doc["block_id"]) == (c.state, c.block.block_id)
-            ):
-                continue
-            todo.append(c)
-        return await self._emit(todo, {k: v.get("create_time") for k, v in current.items()})
-
-    async def finalize(self, up_to: int) -> int:
-        """INCLUDED -> FINAL for every transfer in a block <= up_to. Returns events written."""
-        docs = [d async for d in self._transfers.find(
-            {"state": INCLUDED, "block_number": {"$lte": up_to}}).sort("sort_key", ASCENDING)]  # fmt: skip
-        changes = [Change(_observed_from_doc(d), FINAL, _block_from_doc(d)) for d in docs]
-        return await self._emit(changes, {d["_id"]: d.get("create_time") for d in docs})
-
-    async def revert_above(self, number: int) -> int:
-        """INCLUDED -> REVERTED for every transfer in a block > number (dropped by a fork)."""
-        docs = [d async for d in self._transfers.find(
-            {"state": INCLUDED, "block_number": {"$gt": number}}).sort("sort_key", ASCENDING)]  # fmt: skip
-        changes = [Change(_observed_from_doc(d), REVERTED, _block_from_doc(d)) for d in docs]
-        return await self._emit(changes, {d["_id"]: d.get("create_time") for d in docs})
-
-    async def _emit(self, changes: list[Change], created: dict[str, Any]) -> int:
-        if not changes:
-            return 0
-        keys = [f"{c.transfer.transfer_id}:{c.state}:{c.block.block_id}" for c in changes]
-        # Events a crashed earlier attempt already wrote keep their cursor (no duplicate, no new cursor).
-        known = {d["key"]: d["_id"] async for d in self._events.find({"key": {"$in": keys}}, {"key": 1})}
-        fresh = [i for i, k in enumerate(keys) if k not in known]
-        cursors: dict[int, int] = {i: known[k] for i, k in enumerate(keys) if k in known}
-        now = _now()
-        events = []
-        if fresh:
-            counter = await self._counters.find_one_and_update(
-                {"_id": EVENTS},
-                {"$inc": {"value": len(fresh)}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            first = int(counter["value"]) - len(fresh) + 1
-            for n, i in enumerate(fresh):
-                cursors[i] = first + n
-                c = changes[i]
-                t = c.transfer
-                events.append({
-                    "_id": first + n, "key": keys[i], "transfer_id": t.transfer_id, "state": c.state,
-                    **self._fields(c), "create_time": created.get(t.transfer_id) or now, "event_time": now,
-                    "watchers": self._watchers_of(t.from_address, t.to_address),
-                })  # fmt: skip
-            # Ordered: readers see a prefix of the batch, never a later cursor before an earlier one.
-            await self._events.insert_many(events, ordered=True)
-        ops = []
-        for i, c in enumerate(changes):
-            t = c.transfer
-            ops.append(UpdateOne(
-                {"_id": t.transfer_id, "state": {"$ne": FINAL}},
-                {"$set": {**self._fields(c), "state": c.state, "cursor": cursors[i], "update_time": now},
-                 "$setOnInsert": {"create_time": now}},
-                upsert=True,
-            ))  # fmt: skip
-        try:
-            await self._transfers.bulk_write(ops, ordered=False)
-        except BulkWriteError as exc:
-            # A FINAL transfer does not match the filter, so its upsert collides on _id: nothing to change.
-            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
-                raise
-        if events:
-            self.on_events(len(events))
-        return len(events)
+    async def start(self, anchor: BlockRef, cursor: SyncCursor) -> None:
+        """First start: the block before the first one synced, as the root of the block log."""
+        if anchor.number >= 0:
+            await self._blocks.replace_one({"_id": anchor.number}, self._block_doc(anchor, []), upsert=True)
+        await self._save_cursor(cursor)
 
     @staticmethod
-    def _fields(c: Change) -> Document:
-        t, b = c.transfer, c.block
-        return {
-            "txid": t.txid, "event_index": t.event_index, "asset": t.asset, "token": t.token,
-            "from_address": t.from_address, "to_address": t.to_address, "amount": t.amount,
-            "block_number": b.number, "block_id": b.block_id, "block_time_ms": b.time_ms,
-            "sort_key": _sort_key(b.number, t.txid, t.event_index),
-        }  # fmt: skip
+    def _block_doc(b: BlockRef, included: list[str]) -> Document:
+        return {"_id": b.number, "block_id": b.block_id, "parent_id": b.parent_id, "time_ms": b.time_ms,
+                "included": included}  # fmt: skip
+
+    # ---- commits ---------------------------------------------------------------------------------
+    async def commit(
+        self, blocks: Sequence[BlockRef], changes: Sequence[Change], cursor: SyncCursor
+    ) -> CommitResult:
+        """Apply a run of consecutive blocks: their transfers, then INCLUDED -> FINAL up to
+        cursor.final_number, then the block log, then cursor + watermark (published last)."""
+        included: dict[int, list[str]] = {}
+        for c in changes:
+            if c.state == INCLUDED:
+                included.setdefault(c.block.number, []).append(c.transfer.transfer_id)
+        for b in blocks:
+            if b.number in included:
+                self._pending[b.number] = (b, included[b.number])
+        final = [self._pending.pop(n) for n in sorted(self._pending) if n <= cursor.final_number]
+        result = await self._write(list(changes), [(b, tid, FINAL) for b, tids in final for tid in tids])
+        docs = [self._block_doc(b, included.get(b.number, [])) for b in blocks]
+        if docs:
+            try:
+                await self._blocks.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:  # replayed blocks after a crash: overwrite
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                for e in errors:
+                    doc = docs[e["index"]]
+                    await self._blocks.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        await self._save_cursor(cursor)
+        self.on_commit(result)
+        return result
+
+    async def rollback(self, ancestor: BlockRef, old_tip: int, cursor: SyncCursor) -> CommitResult:
+        """A fork dropped the blocks above `ancestor`: their INCLUDED transfers -> REVERTED; forget them."""
+        dropped = [self._pending.pop(n) for n in sorted(self._pending) if n > ancestor.number]
+        result = await self._write([], [(b, tid, REVERTED) for b, tids in dropped for tid in tids])
+        for n in range(ancestor.number + 1, old_tip + 1):
+            await self._blocks.delete_one({"_id": n})
+        if ancestor.number >= 0:
+            await self._blocks.replace_one(
+                {"_id": ancestor.number}, self._block_doc(ancestor, []), upsert=True
+            )
+        await self._save_cursor(cursor)
+        self.on_commit(result)
+        return result
+
+    async def _write(self, changes: list[Change], moves: list[tuple[BlockRef, str, int]]) -> CommitResult:
+        """Write `changes` (transfers seen in new blocks) and `moves` (known INCLUDED transfers entering a
+        state), allocating one cursor per candidate; candidates that turn out to be no-ops leave gaps."""
+        total = len(changes) + len(moves)
+        result = CommitResult()
+        if total == 0:
+            return result
+        counter = await self._counters.find_one_and_update(
+            {"_id": EVENTS_COUNTER},
+            {"$inc": {"value": total}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        last = int(counter["value"])
+        first = last - total + 1
+        now = _now()
+        events: list[_Event] = []
+        rechecks: list[tuple[int, Change]] = []
+        if changes:
+            docs = [{"_id": c.transfer.transfer_id, **_fields(c), "cursor": first + i, "create_time": now,
+                     "update_time": now} for i, c in enumerate(changes)]  # fmt: skip
+            dups: set[int] = set()
+            try:
+                await self._transfers.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                dups = {e["index"] for e in errors}
+            for i, c in enumerate(changes):
+                if i in dups:
+                    rechecks.append((first + i, c))
+                else:
+                    events.append(_Event(first + i, c, now))
+        for j, (block, tid, state) in enumerate(moves):
+            doc = await self._transfers.find_one({"_id": tid})
+            if doc is not None and doc["block_id"] == block.block_id:
+                rechecks.append((first + len(changes) + j, Change(_observed(doc), state, block)))
+        missing = await self._recheck(rechecks, events, now)
+        events.sort(key=lambda e: e.cursor)
+        await self._write_events(events + missing)
+        self.watermark = max(self.watermark, last)
+        result.events = len(events) + len(missing)
+        result.states = [e.change.state for e in events + missing]
+        return result
+
+    async def _recheck(
+        self, rechecks: list[tuple[int, Change]], events: list[_Event], now: datetime
+    ) -> list[_Event]:
+        """Transfers that already have a document: change them, or (replay) restore a missing event."""
+        missing: list[_Event] = []
+        for cur, c in rechecks:
+            doc = await self._transfers.find_one({"_id": c.transfer.transfer_id})
+            if doc is None:
+                continue
+            created = doc.get("create_time") or now
+            if doc["state"] == FINAL:
+                continue  # FINAL never changes
+            if (doc["state"], doc["block_id"]) == (c.state, c.block.block_id):
+                # Already applied before a crash: its event must exist unless it was above the watermark.
+                if doc["cursor"] > self.watermark and not await self._has_event(doc["cursor"]):
+                    missing.append(
+                        _Event(doc["cursor"], Change(_observed(doc), doc["state"], c.block), created)
+                    )
+                continue
+            await self._transfers.update_one(
+                {"_id": doc["_id"]}, {"$set": {**_fields(c), "cursor": cur, "update_time": now}}
+            )
+            events.append(_Event(cur, c, created))
+        return missing
+
+    async def _has_event(self, cursor: int) -> bool:
+        page = await self._pages.find_one({"_id": cursor // PAGE})
+        return page is not None and any(e["c"] == cursor for e in page.get("events", ()))
+
+    async def _write_events(self, events: list[_Event]) -> None:
+        if not events:
+            return
+        now = _now()
+        by_page: dict[int, list[Document]] = {}
+        for e in sorted(events, key=lambda e: e.cursor):
+            c = e.change
+            t = c.transfer
+            by_page.setdefault(e.cursor // PAGE, []).append({
+                "c": e.cursor, **_fields(c), "create_time": e.create_time, "event_time": now,
+                "watchers": self._watchers_of(t.from_address, t.to_address),
+            })  # fmt: skip
+        for page, evs in by_page.items():
+            await self._pages.update_one({"_id": page}, {"$push": {"events": {"$each": evs}}}, upsert=True)
 
     # ---- reading ---------------------------------------------------------------------------------
-    async def events_after(self, cursor: int, limit: int) -> list[Document]:
-        """Events with a cursor > `cursor`, in cursor order."""
-        return [
-            d async for d in self._events.find({"_id": {"$gt": cursor}}).sort("_id", ASCENDING).limit(limit)
-        ]
-
-    async def last_cursor(self) -> int:
-        doc = await self._counters.find_one({"_id": EVENTS})
-        return 0 if doc is None else int(doc["value"])
+    async def events_after(self, cursor: int, up_to: int, limit: int) -> tuple[list[Document], int]:
+        """Events with cursor in (cursor, up_to] in cursor order, about `limit` at most (whole pages), and the
+        cursor to continue after (up_to once every page up to it was read: what is missing are gaps)."""
+        out: list[Document] = []
+        page = (cursor + 1) // PAGE
+        seen = cursor
+        while page <= up_to // PAGE:
+            if len(out) >= limit:
+                return out, seen
+            doc = await self._pages.find_one({"_id": page})
+            for ev in sorted(doc.get("events", ()) if doc else (), key=lambda e: e["c"]):
+                if seen < ev["c"] <= up_to:  # a page may hold a replayed event twice: once per cursor
+                    out.append(ev)
+                    seen = ev["c"]
+            page += 1
+        return out, max(seen, up_to)
 
     async def transfer(self, transfer_id: str) -> Document | None:
         return await self._transfers.find_one({"_id": transfer_id})
@@ -320,10 +412,3 @@ class TransferStore:
         more = len(docs) > page_size
         docs = docs[:page_size]
         return docs, (docs[-1]["sort_key"] if more else None)
-
-
-def changes_for(observed: Iterable[Observed], block: BlockRef, final: bool) -> list[Change]:
-    """The state each observed transfer enters when its block is applied: failed on chain -> REVERTED,
-    else FINAL when the block was already solidified when fetched, else INCLUDED."""
-    base = FINAL if final else INCLUDED
-    return [Change(o, REVERTED if o.failed else base, block) for o in observed]
