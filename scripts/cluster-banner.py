@@ -30,7 +30,7 @@ DEFAULT_PORTS = dict(zip(SERVICES, range(8085, 8091), strict=True))
 EDGE_PORT = int(os.environ.get("EDGE_PORT", "8080"))
 MONGO_PORT = int(os.environ.get("MONGO_PORT", "27017"))
 DEVNET_PORT = int(os.environ.get("DEVNET_PORT", "8091"))
-ACCOUNTS = Path(os.environ.get("DEVNET_DATA", ".devnet")) / "accounts.json"
+ACCOUNTS = Path(os.environ.get("DEVNET_DATA", ".data/devnet")) / "accounts.json"
 
 
 def _port(name: str) -> int:
