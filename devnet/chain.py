@@ -64,7 +64,14 @@ class Broadcast:
 
 
 class SignatureCheckError(Exception):
-    pass
+    """A failed signature/permission check. `kind` is the java-tron exception it stands for, which
+    getsignweight reports as its result code: PermissionException → PERMISSION_ERROR,
+    SignatureFormatException (fewer than 65 bytes) → SIGNATURE_FORMAT_ERROR, SignatureException (not
+    recoverable) → COMPUTE_ADDRESS_ERROR. broadcast turns them all into SIGERROR."""
+
+    def __init__(self, message: str, kind: str = "PERMISSION_ERROR") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -386,10 +393,12 @@ class Chain:
         seen: list[bytes] = []
         total = 0
         for sig in sigs:
+            if len(sig) < 65:
+                raise SignatureCheckError(f"Signature size is {len(sig)}", "SIGNATURE_FORMAT_ERROR")
             try:
                 signer = crypto.recover_address(txid, bytes(sig))
             except crypto.SignatureError as exc:
-                raise SignatureCheckError(str(exc)) from None
+                raise SignatureCheckError(str(exc), "COMPUTE_ADDRESS_ERROR") from None
             w = permission.weight_of(signer)
             if w == 0:
                 raise SignatureCheckError(

@@ -547,7 +547,7 @@ class Node:
         try:
             total, signers = chain.signature_weight(tx.signature, txid, perm)
         except SignatureCheckError as exc:
-            out.update(code="SIGNATURE_FORMAT_ERROR", message=str(exc))
+            out.update(code=exc.kind, message=str(exc))
             return out
         out["approved_list"] = signers
         out["current_weight"] = total

@@ -204,6 +204,29 @@ def test_getsignweight_shape(devnet: Devnet) -> None:
     assert w2["result"] == {} and w2["current_weight"] == 1 and w2["approved_list"] == [owner["hex"]]
 
 
+
+def test_getsignweight_error_codes_follow_the_java_exception(devnet: Devnet) -> None:
+    """Wallet.getTransactionSignWeight: PermissionException → PERMISSION_ERROR, a signature shorter than
+    65 bytes → SIGNATURE_FORMAT_ERROR, an unrecoverable one → COMPUTE_ADDRESS_ERROR (permission shown)."""
+    owner = devnet.funded[0]
+    tx = devnet.make_tx(
+        "TransferContract",
+        {"owner_address": owner["hex"], "to_address": devnet.funded[1]["hex"], "amount": 5},
+        devnet.ref_block(),
+    )
+    stranger = devnet.sign(dict(tx, signature=[]), devnet.new_account()["private_key"])
+    w = devnet.post("wallet/getsignweight", stranger)
+    assert w["result"]["code"] == "PERMISSION_ERROR"
+    assert "but it is not contained of permission." in w["result"]["message"]
+    assert w["permission"]["keys"][0]["address"] == owner["hex"] and "approved_list" not in w
+    short = devnet.post("wallet/getsignweight", dict(tx, signature=["00" * 10]))
+    assert short["result"] == {"code": "SIGNATURE_FORMAT_ERROR", "message": "Signature size is 10"}
+    garbage = devnet.post("wallet/getsignweight", dict(tx, signature=["00" * 65]))
+    assert garbage["result"]["code"] == "COMPUTE_ADDRESS_ERROR" and "permission" in garbage
+    # broadcast reports every one of them as SIGERROR
+    assert devnet.broadcast(dict(tx, signature=["00" * 10]))["code"] == "SIGERROR"
+
+
 BAD_BODIES = [
     ("wallet/getaccount", b"{not json"),
     ("wallet/getaccount", b"[1,2,3]"),
