@@ -401,8 +401,7 @@ def delegate_resource(ctx: Ctx, out: Outcome) -> None:
     if c.lock:
         if lock_period < 0 or lock_period > max_lock:
             raise ContractValidateError(
-                "The lock period of delegate resource cannot be less than 0 and cannot exceed "
-                f"{max_lock}!"
+                f"The lock period of delegate resource cannot be less than 0 and cannot exceed {max_lock}!"
             )
         if lock_period == 0:
             lock_period = p["devnetDefaultDelegateLockPeriod"]
@@ -686,7 +685,8 @@ def create_smart_contract(ctx: Ctx, out: Outcome) -> None:
     now_slot = slot_of(ctx.now_ms)
     limit, _ = total_energy_limit(w, p, owner, None, 100, 0, ctx.fee_limit, nc.call_value, now_slot)
     out.contract_address = addr
-    res = _vm(ctx.vm.create,
+    res = _vm(
+        ctx.vm.create,
         w,
         ctx.block_ctx,
         origin=c.owner_address[1:],
@@ -746,7 +746,8 @@ def trigger_smart_contract(ctx: Ctx, out: Outcome) -> None:
         w, p, caller, origin, pct, origin_limit, ctx.fee_limit, c.call_value, now_slot
     )
     out.contract_address = c.contract_address
-    res = _vm(ctx.vm.call,
+    res = _vm(
+        ctx.vm.call,
         w,
         ctx.block_ctx,
         origin=c.owner_address[1:],

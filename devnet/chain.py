@@ -144,8 +144,13 @@ class Chain:
         """A scratch world over an empty store for building the genesis state (call before set_genesis)."""
         bid = codec.block_id(block.block_header.raw_data)
         self.chain_id = int.from_bytes(bid[-4:], "big")
-        ctx = BlockContext(0, block.block_header.raw_data.timestamp, self.witness_address, self.chain_id,
-                           self.params.energy_fee)
+        ctx = BlockContext(
+            0,
+            block.block_header.raw_data.timestamp,
+            self.witness_address,
+            self.chain_id,
+            self.params.energy_fee,
+        )
         return World(Overlay(self.store.at())), ctx
 
     def open_db(self) -> bool:
@@ -225,8 +230,9 @@ class Chain:
         return self.head_time + 1
 
     def block_context(self, number: int, timestamp: int) -> BlockContext:
-        return BlockContext(number, timestamp, self.witness_address, self.chain_id, self.params.energy_fee,
-                            self._block_hash)
+        return BlockContext(
+            number, timestamp, self.witness_address, self.chain_id, self.params.energy_fee, self._block_hash
+        )
 
     def _block_hash(self, n: int) -> bytes:
         return self.block_ids[n] if 0 <= n < len(self.block_ids) else bytes(32)

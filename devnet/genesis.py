@@ -116,8 +116,16 @@ def _deploy_token(world: World, owner: bytes, grants: dict[bytes, int], vm: Any,
     bytecode = bytes.fromhex(art["bytecode"].removeprefix("0x"))
     init = bytecode + _u256(int.from_bytes(owner[1:], "big")) + _u256(supply)
     tx_id = crypto.sha256(b"tronpay-devnet-genesis-usdt")
-    res = vm.create(world, block_ctx, origin=owner[1:], address=USDT_ADDRESS[1:], init_code=init, value=0,
-                    energy_limit=GENESIS_ENERGY, tx_id=tx_id)
+    res = vm.create(
+        world,
+        block_ctx,
+        origin=owner[1:],
+        address=USDT_ADDRESS[1:],
+        init_code=init,
+        value=0,
+        energy_limit=GENESIS_ENERGY,
+        tx_id=tx_id,
+    )
     if res.result != "SUCCESS":
         raise RuntimeError(f"genesis token deployment failed: {res.result} {res.message}")
     runtime = world.code(USDT_ADDRESS[1:])
@@ -140,8 +148,17 @@ def _deploy_token(world: World, owner: bytes, grants: dict[bytes, int], vm: Any,
     world.put_account(acc)
     for addr, amount in grants.items():
         data = TRANSFER_SELECTOR + _u256(int.from_bytes(addr[1:], "big")) + _u256(amount)
-        r = vm.call(world, block_ctx, origin=owner[1:], caller=owner[1:], contract=USDT_ADDRESS[1:], value=0,
-                    data=data, energy_limit=GENESIS_ENERGY, tx_id=crypto.sha256(b"genesis" + addr))
+        r = vm.call(
+            world,
+            block_ctx,
+            origin=owner[1:],
+            caller=owner[1:],
+            contract=USDT_ADDRESS[1:],
+            value=0,
+            data=data,
+            energy_limit=GENESIS_ENERGY,
+            tx_id=crypto.sha256(b"genesis" + addr),
+        )
         if r.result != "SUCCESS":
             raise RuntimeError(f"genesis USDT grant failed: {r.result} {r.message}")
         if not world.exists(addr[1:]) or world.account(addr) is None:

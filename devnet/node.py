@@ -44,7 +44,12 @@ TransactionInfo = tron_pb2.TransactionInfo
 Witness = tron_pb2.Witness
 
 __all__ = [
-    "BroadcastResult", "ContractExeError", "ContractValidateError", "GenesisAccount", "Node", "NodeConfig"
+    "BroadcastResult",
+    "ContractExeError",
+    "ContractValidateError",
+    "GenesisAccount",
+    "Node",
+    "NodeConfig",
 ]
 
 
@@ -100,8 +105,14 @@ class Node:
         db_path = Path(config.data_dir) / "chain.sqlite" if config.data_dir else None
         spec = genesis.GenesisSpec.load(config.genesis_file)
         params = Params({**spec.params, **config.params})
-        chain = Chain(params, spec.witness_key, solidity_lag=config.solidity_lag,
-                      block_time_ms=config.block_time_ms, max_pending=config.max_pending, db_path=db_path)
+        chain = Chain(
+            params,
+            spec.witness_key,
+            solidity_lag=config.solidity_lag,
+            block_time_ms=config.block_time_ms,
+            max_pending=config.max_pending,
+            db_path=db_path,
+        )
         node._chain = chain
         node._spec = spec
         if chain.open_db():
@@ -240,8 +251,16 @@ class Node:
         fees). Raises ContractValidateError with java-tron's text."""
         chain = self._chain
         world = World(Overlay(chain.store.at()))
-        ctx = actuators.Ctx(world, chain.params, type_name, contract, b"\x00" * 32, chain.next_slot_time(),
-                            chain.head_number + 1, vm=None)
+        ctx = actuators.Ctx(
+            world,
+            chain.params,
+            type_name,
+            contract,
+            b"\x00" * 32,
+            chain.next_slot_time(),
+            chain.head_number + 1,
+            vm=None,
+        )
         if type_name in ("CreateSmartContract", "TriggerSmartContract"):
             return
         actuators.run(ctx)
@@ -292,10 +311,18 @@ class Node:
             w = world.witness(addr)
             if w is None:
                 continue
-            out.append(tron_pb2.Witness(address=w.address, voteCount=w.vote_count, url=w.url,
-                                        totalProduced=w.total_produced, totalMissed=w.total_missed,
-                                        latestBlockNum=w.latest_block_num, latestSlotNum=w.latest_slot_num,
-                                        isJobs=True))
+            out.append(
+                tron_pb2.Witness(
+                    address=w.address,
+                    voteCount=w.vote_count,
+                    url=w.url,
+                    totalProduced=w.total_produced,
+                    totalMissed=w.total_missed,
+                    latestBlockNum=w.latest_block_num,
+                    latestSlotNum=w.latest_slot_num,
+                    isJobs=True,
+                )
+            )
         return out
 
     def delegated_resource(
@@ -311,10 +338,12 @@ class Node:
             if d is None:
                 continue
             entry: dict[str, Any] = {"from": from_addr, "to": to_addr}
-            for key, value in (("frozen_balance_for_bandwidth", d.bandwidth),
-                               ("frozen_balance_for_energy", d.energy),
-                               ("expire_time_for_bandwidth", d.expire_bandwidth),
-                               ("expire_time_for_energy", d.expire_energy)):
+            for key, value in (
+                ("frozen_balance_for_bandwidth", d.bandwidth),
+                ("frozen_balance_for_energy", d.energy),
+                ("expire_time_for_bandwidth", d.expire_bandwidth),
+                ("expire_time_for_energy", d.expire_energy),
+            ):
                 if value:
                     entry[key] = value
             out.append(entry)
@@ -450,10 +479,14 @@ class Node:
             c = contract_pb2.TransferContract(owner_address=src, to_address=addr, amount=trx)
             txids.append(self._send(key, "TransferContract", c, 0))
         if usdt > 0:
-            data = (genesis.TRANSFER_SELECTOR + int.from_bytes(addr[1:], "big").to_bytes(32, "big")
-                    + usdt.to_bytes(32, "big"))
-            c2 = contract_pb2.TriggerSmartContract(owner_address=src, contract_address=genesis.USDT_ADDRESS,
-                                                   data=data)
+            data = (
+                genesis.TRANSFER_SELECTOR
+                + int.from_bytes(addr[1:], "big").to_bytes(32, "big")
+                + usdt.to_bytes(32, "big")
+            )
+            c2 = contract_pb2.TriggerSmartContract(
+                owner_address=src, contract_address=genesis.USDT_ADDRESS, data=data
+            )
             txids.append(self._send(key, "TriggerSmartContract", c2, 1_000_000_000))
         del chain
         return txids
@@ -476,9 +509,14 @@ class Node:
     def _account_pb(self, acc: AccountState, world: World, solid: bool) -> tron_pb2.Account:
         params = self._chain.params
         now_slot = resources.slot_of(self._now(solid))
-        a = tron_pb2.Account(address=acc.address, balance=acc.balance, create_time=acc.create_time,
-                             type=tron_pb2.AccountType.ValueType(acc.type), account_name=acc.account_name,
-                             is_witness=acc.is_witness)
+        a = tron_pb2.Account(
+            address=acc.address,
+            balance=acc.balance,
+            create_time=acc.create_time,
+            type=tron_pb2.AccountType.ValueType(acc.type),
+            account_name=acc.account_name,
+            is_witness=acc.is_witness,
+        )
         a.latest_opration_time = acc.latest_operation_time
         a.net_usage = resources.recovered(acc.net_usage, acc.latest_consume_time, now_slot)
         a.free_net_usage = resources.recovered(acc.free_net_usage, acc.latest_consume_free_time, now_slot)
@@ -521,8 +559,14 @@ class Node:
 
         chain = self._chain
         txid = codec.tx_id(tx)
-        out: dict[str, Any] = {"code": "ENOUGH_PERMISSION" if weight else "SUCCESS", "message": "",
-                               "permission": None, "approved_list": [], "current_weight": 0, "txid": txid}
+        out: dict[str, Any] = {
+            "code": "ENOUGH_PERMISSION" if weight else "SUCCESS",
+            "message": "",
+            "permission": None,
+            "approved_list": [],
+            "current_weight": 0,
+            "txid": txid,
+        }
         try:
             type_name, contract = codec.unpack_contract(tx)
         except codec.CodecError as exc:
@@ -537,9 +581,11 @@ class Node:
             perm = chain.permission_for(tx, contract, world)
         except SignatureCheckError as exc:
             text = str(exc)
-            msg = {"permission isn't exit": "Permission for this, does not exist!",
-                   "Permission type is error": "Permission type is wrong!",
-                   "Permission denied": "Permission denied!"}.get(text, text)
+            msg = {
+                "permission isn't exit": "Permission for this, does not exist!",
+                "Permission type is error": "Permission type is wrong!",
+                "Permission denied": "Permission denied!",
+            }.get(text, text)
             out.update(code="PERMISSION_ERROR", message=msg)
             return out
         if weight:
@@ -566,9 +612,16 @@ class Node:
         if contract is None:
             addr = actuators.contract_address_for(crypto.sha256(data + owner), owner)
             try:
-                return chain.vm.create(World(Overlay(world.view)), ctx, origin=owner[1:], address=addr[1:],
-                                       init_code=data, value=call_value, energy_limit=limit,
-                                       tx_id=bytes(32))
+                return chain.vm.create(
+                    World(Overlay(world.view)),
+                    ctx,
+                    origin=owner[1:],
+                    address=addr[1:],
+                    init_code=data,
+                    value=call_value,
+                    energy_limit=limit,
+                    tx_id=bytes(32),
+                )
             except Exception as exc:
                 raise ContractValidateError(str(exc)) from None
         if world.contract(contract) is None:
@@ -576,9 +629,18 @@ class Node:
         if not world.exists(owner[1:]):
             world.create_account(owner[1:])
         try:
-            return chain.vm.call(world, ctx, origin=owner[1:], caller=owner[1:], contract=contract[1:],
-                                 value=call_value, data=data, energy_limit=limit, tx_id=bytes(32),
-                                 static=True)
+            return chain.vm.call(
+                world,
+                ctx,
+                origin=owner[1:],
+                caller=owner[1:],
+                contract=contract[1:],
+                value=call_value,
+                data=data,
+                energy_limit=limit,
+                tx_id=bytes(32),
+                static=True,
+            )
         except Exception as exc:
             raise ContractValidateError(str(exc)) from None
 
@@ -603,8 +665,14 @@ class Node:
 
 
 def _perm_pb(p: Any) -> tron_pb2.Permission:
-    perm = tron_pb2.Permission(type=p.type, id=p.id, permission_name=p.name, threshold=p.threshold,
-                               parent_id=p.parent_id, operations=p.operations)
+    perm = tron_pb2.Permission(
+        type=p.type,
+        id=p.id,
+        permission_name=p.name,
+        threshold=p.threshold,
+        parent_id=p.parent_id,
+        operations=p.operations,
+    )
     for addr, w in p.keys:
         perm.keys.add(address=addr, weight=w)
     return perm

@@ -179,8 +179,11 @@ class Params:
 
     def price_history(self, name: str) -> str:
         """getenergyprices / getbandwidthprices / getmemofee `prices` string: "0:<v0>,<ms>:<v>,…"."""
-        base = {"getEnergyFee": ENERGY_PRICE_HISTORY, "getTransactionFee": BANDWIDTH_PRICE_HISTORY,
-                "getMemoFee": "0:0"}[name]
+        base = {
+            "getEnergyFee": ENERGY_PRICE_HISTORY,
+            "getTransactionFee": BANDWIDTH_PRICE_HISTORY,
+            "getMemoFee": "0:0",
+        }[name]
         parts = [base]
         for at, value in self._history.get(name, []):
             parts.append(f"{at}:{value}")

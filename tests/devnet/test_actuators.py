@@ -127,8 +127,9 @@ def test_constant_call_estimate_and_unknown_contract(node: Node) -> None:
     used = node.trigger_constant(ADDRS[1], USDT_ADDRESS, data).energy_used
     assert used <= energy <= 2 * used + 10_000  # java-tron's search overshoots small calls (~2x)
     with pytest.raises(ContractExeError):
-        node.estimate_energy(ADDRS[1], USDT_ADDRESS, selector("transfer(address,uint256)") + word(ADDRS[5])
-                             + word(10**30))
+        node.estimate_energy(
+            ADDRS[1], USDT_ADDRESS, selector("transfer(address,uint256)") + word(ADDRS[5]) + word(10**30)
+        )
     with pytest.raises(ContractValidateError):
         node.trigger_constant(ZERO, b"\x41" + b"\x09" * 20, selector("decimals()"))
 
@@ -136,8 +137,13 @@ def test_constant_call_estimate_and_unknown_contract(node: Node) -> None:
 def test_create_smart_contract_address_and_getcontract(node: Node) -> None:
     art = json.loads(ARTIFACT.read_text())
     init = bytes.fromhex(art["bytecode"].removeprefix("0x")) + word(ADDRS[6]) + word(10**12)
-    nc = contract_pb2.SmartContract(origin_address=ADDRS[6], bytecode=init, name="Tok",
-                                    consume_user_resource_percent=100, origin_energy_limit=10_000_000)
+    nc = contract_pb2.SmartContract(
+        origin_address=ADDRS[6],
+        bytecode=init,
+        name="Tok",
+        consume_user_resource_percent=100,
+        origin_energy_limit=10_000_000,
+    )
     c = contract_pb2.CreateSmartContract(owner_address=ADDRS[6], new_contract=nc)
     tx = sign(build(node, "CreateSmartContract", c, fee_limit=5_000_000_000), KEYS[6])
     txid = send_ok(node, tx)
@@ -145,8 +151,11 @@ def test_create_smart_contract_address_and_getcontract(node: Node) -> None:
     expected = contract_address_for(txid, ADDRS[6])
     assert info.contract_address == expected and info.receipt.result == SUCCESS
     sc = node.contract(expected)
-    assert sc is not None and sc.name == "Tok" and sc.code_hash == crypto.keccak256(
-        node.contract_info(expected)["runtimecode"])
+    assert (
+        sc is not None
+        and sc.name == "Tok"
+        and sc.code_hash == crypto.keccak256(node.contract_info(expected)["runtimecode"])
+    )
     assert node.account(expected).type == tron_pb2.Contract
     r = node.trigger_constant(ZERO, expected, selector("balanceOf(address)") + word(ADDRS[6]))
     assert int.from_bytes(r.return_data, "big") == 10**12
@@ -156,7 +165,8 @@ def test_freeze_unfreeze_withdraw_cancel(node: Node) -> None:
     node.set_params({"devnetUnfreezeDelayMs": 6_000})
     key, addr = KEYS[5], ADDRS[5]
     assert rejected(node, system(node, key, "FreezeBalanceV2Contract", frozen_balance=10)) == (
-        "frozenBalance must be greater than or equal to 1 TRX")
+        "frozenBalance must be greater than or equal to 1 TRX"
+    )
     start = balance(node, addr)
     run_ok(node, system(node, key, "FreezeBalanceV2Contract", frozen_balance=100_000_000, resource=1))
     res = node.account_resource(addr)
@@ -185,13 +195,27 @@ def test_delegate_and_undelegate_with_lock(node: Node) -> None:
     key, owner, recv = KEYS[6], ADDRS[6], ADDRS[7]
     run_ok(node, system(node, key, "FreezeBalanceV2Contract", frozen_balance=50_000_000, resource=1))
     assert node.can_delegate_max(owner, 1) == 50_000_000
-    assert rejected(node, system(node, key, "DelegateResourceContract", resource=1, balance=60_000_000,
-                                 receiver_address=recv)) == (
-        "delegateBalance must be less than or equal to available FreezeEnergyV2 balance")
-    run_ok(node, system(node, key, "DelegateResourceContract", resource=1, balance=20_000_000,
-                        receiver_address=recv))
-    run_ok(node, system(node, key, "DelegateResourceContract", resource=1, balance=10_000_000,
-                        receiver_address=recv, lock=True, lock_period=100))
+    assert rejected(
+        node,
+        system(node, key, "DelegateResourceContract", resource=1, balance=60_000_000, receiver_address=recv),
+    ) == ("delegateBalance must be less than or equal to available FreezeEnergyV2 balance")
+    run_ok(
+        node,
+        system(node, key, "DelegateResourceContract", resource=1, balance=20_000_000, receiver_address=recv),
+    )
+    run_ok(
+        node,
+        system(
+            node,
+            key,
+            "DelegateResourceContract",
+            resource=1,
+            balance=10_000_000,
+            receiver_address=recv,
+            lock=True,
+            lock_period=100,
+        ),
+    )
     assert node.account_resource(recv)["EnergyLimit"] > 0
     entries = node.delegated_resource(owner, recv)
     assert [e["frozen_balance_for_energy"] for e in entries] == [20_000_000, 10_000_000]
@@ -202,11 +226,19 @@ def test_delegate_and_undelegate_with_lock(node: Node) -> None:
     info = run_ok(node, trigger(node, KEYS[7], data))
     assert info.receipt.energy_usage == info.receipt.energy_usage_total > 0 and info.receipt.energy_fee == 0
     used = node.account_resource(recv)["EnergyUsed"]
-    msg = rejected(node, system(node, key, "UnDelegateResourceContract", resource=1, balance=25_000_000,
-                                receiver_address=recv))
+    msg = rejected(
+        node,
+        system(
+            node, key, "UnDelegateResourceContract", resource=1, balance=25_000_000, receiver_address=recv
+        ),
+    )
     assert msg == "insufficient delegateFrozenBalance(Energy), request=25000000, unlock_balance=20000000"
-    run_ok(node, system(node, key, "UnDelegateResourceContract", resource=1, balance=20_000_000,
-                        receiver_address=recv))
+    run_ok(
+        node,
+        system(
+            node, key, "UnDelegateResourceContract", resource=1, balance=20_000_000, receiver_address=recv
+        ),
+    )
     # two thirds of the stake went back, and with it two thirds of the receiver's usage (±2 for the
     # linear recovery between the slots the values are read at)
     assert abs(node.account_resource(owner)["EnergyUsed"] - used * 2 // 3) <= 2
@@ -220,17 +252,34 @@ def test_delegate_and_undelegate_with_lock(node: Node) -> None:
 def test_vote_reward_and_withdraw(node: Node) -> None:
     witness = next(a.address for a in node.genesis_accounts() if a.is_witness)
     key, voter = KEYS[8], ADDRS[8]
-    assert rejected(node, system(node, key, "VoteWitnessContract",
-                                 votes=[contract_pb2.VoteWitnessContract.Vote(vote_address=witness,
-                                                                              vote_count=5)])) == (
-        "The total number of votes[5000000] is greater than the tronPower[0]")
+    assert rejected(
+        node,
+        system(
+            node,
+            key,
+            "VoteWitnessContract",
+            votes=[contract_pb2.VoteWitnessContract.Vote(vote_address=witness, vote_count=5)],
+        ),
+    ) == ("The total number of votes[5000000] is greater than the tronPower[0]")
     run_ok(node, system(node, key, "FreezeBalanceV2Contract", frozen_balance=20_000_000, resource=0))
-    assert rejected(node, system(node, key, "VoteWitnessContract",
-                                 votes=[contract_pb2.VoteWitnessContract.Vote(vote_address=ADDRS[1],
-                                                                              vote_count=5)])) == (
-        f"Witness[{ADDRS[1].hex()}] not exists")
-    run_ok(node, system(node, key, "VoteWitnessContract",
-                        votes=[contract_pb2.VoteWitnessContract.Vote(vote_address=witness, vote_count=20)]))
+    assert rejected(
+        node,
+        system(
+            node,
+            key,
+            "VoteWitnessContract",
+            votes=[contract_pb2.VoteWitnessContract.Vote(vote_address=ADDRS[1], vote_count=5)],
+        ),
+    ) == (f"Witness[{ADDRS[1].hex()}] not exists")
+    run_ok(
+        node,
+        system(
+            node,
+            key,
+            "VoteWitnessContract",
+            votes=[contract_pb2.VoteWitnessContract.Vote(vote_address=witness, vote_count=20)],
+        ),
+    )
     assert node.account(voter).votes[0].vote_count == 20
     assert node.account_resource(voter)["tronPowerUsed"] == 20
     node.mine(3)
@@ -254,15 +303,23 @@ def test_account_create(node: Node) -> None:
     assert info.fee == 1_000_000 + info.receipt.net_fee and info.receipt.net_fee == 100_000
     assert node.account(new) is not None
     assert rejected(node, system(node, KEYS[1], "AccountCreateContract", account_address=new)) == (
-        "Account has existed")
+        "Account has existed"
+    )
 
 
 def test_unfreezing_tron_power_scales_votes_down(node: Node) -> None:
     witness = next(a.address for a in node.genesis_accounts() if a.is_witness)
     key, voter = KEYS[9], ADDRS[9]
     run_ok(node, system(node, key, "FreezeBalanceV2Contract", frozen_balance=10_000_000, resource=2))
-    run_ok(node, system(node, key, "VoteWitnessContract",
-                        votes=[contract_pb2.VoteWitnessContract.Vote(vote_address=witness, vote_count=10)]))
+    run_ok(
+        node,
+        system(
+            node,
+            key,
+            "VoteWitnessContract",
+            votes=[contract_pb2.VoteWitnessContract.Vote(vote_address=witness, vote_count=10)],
+        ),
+    )
     run_ok(node, system(node, key, "UnfreezeBalanceV2Contract", unfreeze_balance=4_000_000, resource=2))
     acc = node.account(voter)
     assert [v.vote_count for v in acc.votes] == [6]

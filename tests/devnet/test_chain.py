@@ -135,14 +135,27 @@ def test_memo_fee(node: Node) -> None:
 
 def test_broadcast_error_codes(node: Node) -> None:
     # SIGERROR: signed by a key that is not in the owner permission
-    r = node.broadcast(sign(build(node, "TransferContract", contract_pb2.TransferContract(
-        owner_address=ADDRS[1], to_address=ADDRS[2], amount=1)), KEYS[3]))
+    r = node.broadcast(
+        sign(
+            build(
+                node,
+                "TransferContract",
+                contract_pb2.TransferContract(owner_address=ADDRS[1], to_address=ADDRS[2], amount=1),
+            ),
+            KEYS[3],
+        )
+    )
     assert r.code == "SIGERROR"
     assert r.message.startswith("Validate signature error: ")
     signer = crypto.to_base58(ADDRS[3])
     assert r.message.endswith(f"is signed by {signer} but it is not contained of permission.")
-    r = node.broadcast(build(node, "TransferContract", contract_pb2.TransferContract(
-        owner_address=ADDRS[1], to_address=ADDRS[2], amount=1)))
+    r = node.broadcast(
+        build(
+            node,
+            "TransferContract",
+            contract_pb2.TransferContract(owner_address=ADDRS[1], to_address=ADDRS[2], amount=1),
+        )
+    )
     assert (r.code, r.message) == ("SIGERROR", "Validate signature error: miss sig or contract")
     # TAPOS_ERROR
     r = node.broadcast(transfer(node, KEYS[1], ADDRS[2], 1, ref=bytes(32)))

@@ -204,7 +204,6 @@ def test_getsignweight_shape(devnet: Devnet) -> None:
     assert w2["result"] == {} and w2["current_weight"] == 1 and w2["approved_list"] == [owner["hex"]]
 
 
-
 def test_getsignweight_error_codes_follow_the_java_exception(devnet: Devnet) -> None:
     """Wallet.getTransactionSignWeight: PermissionException → PERMISSION_ERROR, a signature shorter than
     65 bytes → SIGNATURE_FORMAT_ERROR, an unrecoverable one → COMPUTE_ADDRESS_ERROR (permission shown)."""
