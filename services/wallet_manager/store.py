@@ -270,11 +270,13 @@ class Store:
 
     async def update_wallet(self, wallet_id: str, fields: Mapping[str, Any]) -> Document | None:
         self.forget_wallet(wallet_id)
-        return await self.wallets.find_one_and_update(
+        doc = await self.wallets.find_one_and_update(
             {"_id": wallet_id, "state": ACTIVE},
             {"$set": {**fields, "update_time": now()}},
             return_document=ReturnDocument.AFTER,
         )
+        self.forget_wallet(wallet_id)  # a signature may have re-read the old version meanwhile
+        return doc
 
     async def mark_deleted(self, wallet: Document) -> Document | None:
         """ACTIVE -> DELETED; frees the wallet's address and HD-owner claims."""
@@ -293,6 +295,7 @@ class Store:
             },
             return_document=ReturnDocument.AFTER,
         )
+        self.forget_wallet(wid)
         if doc is not None:
             async for a in self.addresses.find({"wallet_id": wid}):
                 await self.addresses.update_one(

@@ -22,7 +22,8 @@ from services.wallet_manager.vault import hd
 from services.wallet_manager.vault.address import recover_address
 from tests.harness.devnet import Devnet
 from tests.harness.ferretdb import FerretDB
-from tests.harness.services import REPO, Cluster
+from tests.harness.net import free_port
+from tests.harness.services import REPO, Cluster, ServiceProcess
 from tests.wallet_manager import txs
 from tests.wallet_manager.service_support import (
     KEY,
@@ -76,14 +77,21 @@ def custody(
     ferretdb: FerretDB, devnet: Devnet, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """A service whose master seed was imported (known mnemonic); HD, derived and imported keys in use."""
-    with started(
-        ferretdb, tmp_path_factory.mktemp("custody"), "wallet_manager", "tron_client", node_url=devnet.url
-    ) as c:
-        wm_proc = c["wallet_manager"]
-        wm_proc.stop()  # import the seed before the service generates one
+    tmp = tmp_path_factory.mktemp("custody")
+    with started(ferretdb, tmp, "tron_client", node_url=devnet.url) as c:
+        # wallet-manager joins the same environment only after the seed is imported (else it makes one).
+        port = int(c.env["WALLET_MANAGER_PORT"])
+        wm_proc = ServiceProcess(
+            "wallet_manager",
+            port,
+            {**c.env, "METRICS_PORT": str(free_port())},
+            tmp / f"wallet_manager-{port}.log",
+        )
+        c.processes["wallet_manager"] = wm_proc
         out = admin(c, "import-seed", MNEMONIC)
         assert out.returncode == 0, out.stderr
         assert MNEMONIC.split()[0] not in out.stdout + out.stderr
+        assert admin(c, "import-seed", hd.generate_mnemonic(12)).returncode == 1  # never replaced
         wm_proc.start()
         wm = Client(wm_proc.target)
         p = policy()
