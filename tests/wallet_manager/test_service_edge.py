@@ -311,3 +311,74 @@ def test_service_signatures_are_accepted_by_the_devnet(rig: dict[str, Any], asse
     assert [(r.txid, r.asset) for r in rec] == [
         (resp.txid, common_pb2.ASSET_TRX if asset == "TRX" else common_pb2.ASSET_USDT)
     ]
+
+
+def watched(rig: dict[str, Any], watcher: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    token = ""
+    for _ in range(50):
+        page = rig["tron"].ListWatchedAddresses(
+            tc.ListWatchedAddressesRequest(watcher=watcher, page_size=1000, page_token=token), timeout=20
+        )
+        out.update({w.address: w.label for w in page.watched_addresses})
+        token = page.next_page_token
+        if not token:
+            break
+    return out
+
+
+def test_derived_deposit_addresses_are_on_the_watch_list(rig: dict[str, Any]) -> None:
+    wm = rig["wm"]
+    first = wm.call(
+        "DeriveAddress",
+        pb.DeriveAddressRequest(
+            request_id=rid(), owner_id="gw-merchant", label="pay_1", watcher="payment-gateway"
+        ),
+    ).derived_address
+    key = rid()
+    second = wm.call(
+        "DeriveAddress", pb.DeriveAddressRequest(request_id=key, owner_id="gw-merchant", label="pay_2")
+    ).derived_address
+    assert (first.index, second.index) == (1, 2) and first.wallet_id == second.wallet_id
+    replay = wm.call(
+        "DeriveAddress", pb.DeriveAddressRequest(request_id=key, owner_id="gw-merchant", label="pay_2")
+    ).derived_address
+    assert replay == second  # same request_id: the same address, no new index
+    hd_wallet = wm.call("GetWallet", pb.GetWalletRequest(wallet_id=first.wallet_id)).wallet
+    assert (
+        hd_wallet.kind == pb.Wallet.KIND_HD
+        and hd_wallet.owner_id == "gw-merchant"
+        and hd_wallet.address_count == 3
+    )
+    assert watched(rig, "payment-gateway").get(first.address) == "pay_1"
+    assert watched(rig, "wallet-manager").get(second.address) == "pay_2"
+    # An account xpub derives watch-only deposit addresses (public derivation, no key here).
+    xpub = (
+        "xpub6DCWphzD1URX6NLY4bzJQoNz3Ja14ueGphAz3c7XdzyfR3hbsv4XybKuXVPSGFiASvcugTyiJrQyw5u33izp6rB1W9fgZM4ugKQJQBcEFo8"
+    )  # fmt: skip
+    w = wm.call(
+        "CreateWallet",
+        pb.CreateWalletRequest(
+            request_id=rid(),
+            wallet=pb.Wallet(owner_id="xpub-owner", kind=pb.Wallet.KIND_WATCH_ONLY, xpub=xpub),
+        ),
+    ).wallet
+    d = wm.call(
+        "DeriveAddress", pb.DeriveAddressRequest(request_id=rid(), wallet_id=w.wallet_id)
+    ).derived_address
+    assert (d.index, d.address) == (
+        1,
+        "TFz2CJn9CJb8C4i1Gke3jmZX2fRMJxniH2",
+    )  # Trezor fixture m/44'/195'/0'/0/1
+    assert d.address in watched(rig, "wallet-manager")
+    imported = wm.call(
+        "CreateWallet",
+        pb.CreateWalletRequest(
+            request_id=rid(),
+            wallet=pb.Wallet(owner_id="no-derive", kind=pb.Wallet.KIND_IMPORTED),
+            private_key="a7" * 32,
+        ),
+    ).wallet
+    with pytest.raises(grpc.RpcError) as err:
+        wm.call("DeriveAddress", pb.DeriveAddressRequest(request_id=rid(), wallet_id=imported.wallet_id))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
