@@ -35,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, help="persist the chain here (survives restarts)")
     p.add_argument("--genesis", type=Path, help="genesis JSON overriding accounts, balances, parameters")
     p.add_argument("--accounts-file", type=Path, help="write the funded accounts + token addresses here")
+    p.add_argument(
+        "--mainnet",
+        action="store_true",
+        help="genesis with mainnet values where the devnet shortens them: 14-day unfreeze, 6 h maintenance, "
+        "network-wide stake (realistic energy/bandwidth per staked TRX), USDT's energy factor (x4.4)",
+    )
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     if not 0.05 <= args.block_time <= 3600:
@@ -68,6 +74,7 @@ async def serve(args: argparse.Namespace) -> None:
         genesis_file=args.genesis,
         solidity_lag=args.solidity_lag,
         block_time_ms=block_time_ms,
+        profile="mainnet" if args.mainnet else None,
     )
     node = Node.open(config)
     url = f"http://{args.host}:{args.port}"

@@ -24,6 +24,7 @@ from devnet.pb import contract_pb2, tron_pb2
 from devnet.resources import (
     EnergyBill,
     add_weight,
+    base_energy_limit,
     increase,
     net_limit,
     pay_energy,
@@ -31,6 +32,7 @@ from devnet.resources import (
     slot_of,
     total_energy_limit,
     weight_for,
+    with_penalty,
 )
 from devnet.state import AccountState, ContractState, Delegation, PermissionState, Unfreeze, World
 
@@ -746,6 +748,7 @@ def trigger_smart_contract(ctx: Ctx, out: Outcome) -> None:
         w, p, caller, origin, pct, origin_limit, ctx.fee_limit, c.call_value, now_slot
     )
     out.contract_address = c.contract_address
+    factor = contract_energy_factor(p, cs)
     res = _vm(
         ctx.vm.call,
         w,
@@ -755,17 +758,25 @@ def trigger_smart_contract(ctx: Ctx, out: Outcome) -> None:
         contract=c.contract_address[1:],
         value=c.call_value,
         data=bytes(c.data),
-        energy_limit=limit,
+        energy_limit=base_energy_limit(limit, factor),
         tx_id=ctx.txid,
     )
     _apply_vm_result(ctx, out, res)
+    used, penalty = with_penalty(res.energy_used, factor, limit, res.result not in ("SUCCESS", "REVERT"))
     caller = w.account_for_update(c.owner_address)
     origin_upd = w.account_for_update(cs.origin_address) if cs.origin_address != c.owner_address else None
     assert caller is not None
-    out.energy = pay_energy(w, p, caller, origin_upd, pct, origin_limit, res.energy_used, now_slot)
+    out.energy = pay_energy(w, p, caller, origin_upd, pct, origin_limit, used, now_slot)
+    out.energy.energy_penalty_total = penalty
     w.put_account(caller)
     if origin_upd is not None:
         w.put_account(origin_upd)
+
+
+def contract_energy_factor(params: Params, cs: Any) -> int:
+    """A contract's dynamic-energy factor (getcontractinfo's energy_factor) when the model is on. Held
+    constant: the devnet does not re-tally it per maintenance cycle."""
+    return int(cs.energy_factor) if params["getAllowDynamicEnergy"] else 0
 
 
 def _vm(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -737,6 +737,8 @@ def _constant(ctx: Ctx, owner: bytes, contract: bytes | None, data: bytes, tx: A
     out: dict[str, Any] = {"result": result}
     if res.energy_used:
         out["energy_used"] = res.energy_used
+    if res.energy_penalty:
+        out["energy_penalty"] = res.energy_penalty
     out["constant_result"] = [res.return_data.hex()]
     if res.logs:
         out["logs"] = [

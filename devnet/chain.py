@@ -501,6 +501,7 @@ class Chain:
             r.energy_fee = o.energy.energy_fee
             r.origin_energy_usage = o.energy.origin_energy_usage
             r.energy_usage_total = o.energy.energy_usage_total
+            r.energy_penalty_total = o.energy.energy_penalty_total
             energy_fee = o.energy.energy_fee
         if o.is_vm:
             r.result = RESULT_CODES.Value(o.ret)

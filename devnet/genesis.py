@@ -5,7 +5,18 @@ sha256("tronpay-devnet-witness"). Account 0 is the faucet and the token owner (c
 A genesis JSON file may override:
   {"timestamp": <ms>, "funded_accounts": 10, "account_balance": <sun>, "account_usdt": <base units>,
    "faucet_balance": <sun>, "accounts": [{"address": "T…"|"41…", "balance": <sun>, "usdt": <units>}],
-   "params": {"getEnergyFee": 100, "devnetUnfreezeDelayMs": 9000, …}}
+   "params": {"getEnergyFee": 100, "devnetUnfreezeDelayMs": 9000, …},
+   "profile": "devnet"|"mainnet", "total_energy_weight": <TRX>, "total_net_weight": <TRX>,
+   "usdt_energy_factor": <0..34000>}
+
+Profiles: "devnet" (default) shortens what makes tests slow or surprising and "mainnet" keeps mainnet's
+values. The differences, each also settable on its own:
+  devnetUnfreezeDelayMs      9 000 ms (three blocks)        | -1 = getUnfreezeDelayDays (14 days)
+  getMaintenanceTimeInterval 60 000 ms                       | 21 600 000 (6 h)
+  total_energy_weight        0 (first staker gets all)       | 19 000 000 000 TRX staked by the rest of the
+  total_net_weight           0                               | 43 000 000 000 network (approximate mainnet
+                                                             |   yields: ~9.5 energy and ~1 bandwidth per TRX)
+  usdt_energy_factor         0 (USDT transfer ≈ 13k/28k)     | 34 000 = ×4.4 (≈ 58k/124k, mainnet USDT)
 """
 
 from __future__ import annotations
@@ -32,6 +43,22 @@ DEVNET_DEFAULT_PARAMS: dict[str, int] = {
     "getMaintenanceTimeInterval": 60_000,  # witness vote tally every minute
 }
 
+# Genesis settings per profile (see the module docstring); a genesis file's own keys win.
+PROFILES: dict[str, dict[str, Any]] = {
+    "devnet": {
+        "params": DEVNET_DEFAULT_PARAMS,
+        "total_energy_weight": 0,
+        "total_net_weight": 0,
+        "usdt_energy_factor": 0,
+    },
+    "mainnet": {
+        "params": {},
+        "total_energy_weight": 19_000_000_000,
+        "total_net_weight": 43_000_000_000,
+        "usdt_energy_factor": 34_000,
+    },
+}
+
 
 def account_key(i: int) -> bytes:
     return crypto.sha256(f"tronpay-devnet-{i}".encode())
@@ -50,18 +77,29 @@ class GenesisSpec:
     extra: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, int] = field(default_factory=dict)
     witness_key: bytes = WITNESS_KEY
+    profile: str = "devnet"
+    total_energy_weight: int = 0  # whole TRX staked for energy / bandwidth by accounts outside the devnet
+    total_net_weight: int = 0
+    usdt_energy_factor: int = 0  # USDT's dynamic-energy factor (scale 10 000)
 
     @classmethod
-    def load(cls, path: Path | None, now_ms: int | None = None) -> GenesisSpec:
+    def load(cls, path: Path | None, now_ms: int | None = None, profile: str | None = None) -> GenesisSpec:
+        """The genesis file (or none) over its profile; `profile` (e.g. --mainnet) overrides the file's."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         data: dict[str, Any] = json.loads(Path(path).read_text()) if path else {}
         ts = int(data.get("timestamp", now - now % 3000))
         spec = cls(timestamp=ts)
+        spec.profile = str(profile or data.get("profile", "devnet"))
+        if spec.profile not in PROFILES:
+            raise ValueError(f"unknown genesis profile {spec.profile!r} (known: {', '.join(PROFILES)})")
+        base = PROFILES[spec.profile]
+        for key in ("total_energy_weight", "total_net_weight", "usdt_energy_factor"):
+            setattr(spec, key, int(data.get(key, base[key])))
         for key in ("funded_accounts", "account_balance", "account_usdt", "faucet_balance"):
             if key in data:
                 setattr(spec, key, int(data[key]))
         spec.extra = list(data.get("accounts", []))
-        spec.params = {**DEVNET_DEFAULT_PARAMS, **{k: int(v) for k, v in data.get("params", {}).items()}}
+        spec.params = {**base["params"], **{k: int(v) for k, v in data.get("params", {}).items()}}
         return spec
 
     def keys(self) -> list[bytes]:
@@ -86,6 +124,8 @@ def build_state(world: World, spec: GenesisSpec, vm: Any, block_ctx: Any) -> Non
     """Write the genesis accounts, witness and token into `world` (an overlay over an empty store)."""
     ts = spec.timestamp
     world.set_glob("block_time", ts)
+    world.set_glob("total_energy_weight", spec.total_energy_weight)
+    world.set_glob("total_net_weight", spec.total_net_weight)
     keys = spec.keys()
     addrs = [crypto.address_from_private_key(k) for k in keys]
     witness = crypto.address_from_private_key(spec.witness_key)
@@ -107,10 +147,12 @@ def build_state(world: World, spec: GenesisSpec, vm: Any, block_ctx: Any) -> Non
         world.put_account(acc)
     brokerage = spec.params.get("devnetBrokerage", 20)
     world.put_witness(WitnessState(address=witness, url="http://devnet.local", brokerage=brokerage))
-    _deploy_token(world, addrs[0], usdt, vm, block_ctx)
+    _deploy_token(world, addrs[0], usdt, vm, block_ctx, spec.usdt_energy_factor)
 
 
-def _deploy_token(world: World, owner: bytes, grants: dict[bytes, int], vm: Any, block_ctx: Any) -> None:
+def _deploy_token(
+    world: World, owner: bytes, grants: dict[bytes, int], vm: Any, block_ctx: Any, energy_factor: int = 0
+) -> None:
     art = token_artifact()
     supply = sum(grants.values()) * 10 + 10**15
     bytecode = bytes.fromhex(art["bytecode"].removeprefix("0x"))
@@ -140,7 +182,9 @@ def _deploy_token(world: World, owner: bytes, grants: dict[bytes, int], vm: Any,
         trx_hash=tx_id,
     )
     sc.abi.CopyFrom(_abi_pb(art["abi"]))
-    world.put_contract(ContractState(USDT_ADDRESS, owner, sc.SerializeToString(), 100, 10_000_000))
+    world.put_contract(
+        ContractState(USDT_ADDRESS, owner, sc.SerializeToString(), 100, 10_000_000, energy_factor)
+    )
     acc = world.account_for_update(USDT_ADDRESS)
     assert acc is not None
     acc.type = 2

@@ -22,6 +22,7 @@ Devnet semantics (see chain.py for details):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -73,7 +74,9 @@ class BroadcastResult:
 class NodeConfig:
     """How to open a node. `data_dir` None = in-memory only. `genesis_file`: JSON overriding accounts,
     balances and params (see genesis.py). `solidity_lag`: solid = head - lag. `block_time_ms`: slot length.
-    `params`: extra chain-parameter overrides (names as getchainparameters or devnet-only names)."""
+    `params`: extra chain-parameter overrides (names as getchainparameters or devnet-only names).
+    `profile`: "mainnet" keeps mainnet's unfreeze delay, maintenance interval, network stake and USDT
+    energy factor instead of the devnet's shortcuts (genesis.PROFILES); applies when a chain is created."""
 
     data_dir: Path | None = None
     genesis_file: Path | None = None
@@ -81,6 +84,7 @@ class NodeConfig:
     block_time_ms: int = 3000
     params: dict[str, int] = field(default_factory=dict)
     max_pending: int = 20000
+    profile: str | None = None  # genesis profile ("devnet" | "mainnet"); None = the genesis file's
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ class Node:
         node = cls()
         node.config = config
         db_path = Path(config.data_dir) / "chain.sqlite" if config.data_dir else None
-        spec = genesis.GenesisSpec.load(config.genesis_file)
+        spec = genesis.GenesisSpec.load(config.genesis_file, profile=config.profile)
         params = Params({**spec.params, **config.params})
         chain = Chain(
             params,
@@ -624,12 +628,14 @@ class Node:
                 )
             except Exception as exc:
                 raise ContractValidateError(str(exc)) from None
-        if world.contract(contract) is None:
+        cs = world.contract(contract)
+        if cs is None:
             raise ContractValidateError("Smart contract is not exist.")
         if not world.exists(owner[1:]):
             world.create_account(owner[1:])
+        factor = actuators.contract_energy_factor(chain.params, cs)
         try:
-            return chain.vm.call(
+            res = chain.vm.call(
                 world,
                 ctx,
                 origin=owner[1:],
@@ -637,12 +643,18 @@ class Node:
                 contract=contract[1:],
                 value=call_value,
                 data=data,
-                energy_limit=limit,
+                energy_limit=resources.base_energy_limit(limit, factor),
                 tx_id=bytes(32),
                 static=True,
             )
         except Exception as exc:
             raise ContractValidateError(str(exc)) from None
+        if not factor:
+            return res
+        used, penalty = resources.with_penalty(
+            res.energy_used, factor, limit, res.result not in ("SUCCESS", "REVERT")
+        )
+        return dataclasses.replace(res, energy_used=used, energy_penalty=penalty)
 
     def _send(self, key: bytes, type_name: str, contract: Any, fee_limit: int) -> bytes:
         chain = self._chain

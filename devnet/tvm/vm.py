@@ -77,6 +77,7 @@ class ExecResult:
     energy_used: energy the execution consumed (the whole energy_limit for failures other than REVERT).
     return_data: call output / revert data (Error(string) ABI) / runtime code of a created contract.
     message: java-tron's resMessage text, "" on success.
+    energy_penalty: the dynamic-energy part of energy_used (set by the node for contracts with a factor).
     """
 
     result: str
@@ -84,6 +85,7 @@ class ExecResult:
     return_data: bytes = b""
     logs: list[Log] = field(default_factory=list)
     message: str = ""
+    energy_penalty: int = 0
 
     @property
     def success(self) -> bool:
