@@ -23,6 +23,7 @@ from services.common.tron import tx as ttx
 from tests.harness.devnet import Devnet, DevnetFactory
 from tests.harness.ferretdb import FerretDB
 from tests.harness.services import ServiceFactory, ServiceProcess
+from tests.tron_client.fault_proxy import FaultProxy
 
 TRX = 1_000_000
 ENERGY = common_pb2.RESOURCE_TYPE_ENERGY
@@ -500,3 +501,30 @@ def test_transaction_becomes_final(stub: pb_grpc.TronClientServiceStub, chain: D
     )
     assert info.result == pb.TransactionInfo.RESULT_SUCCESS
     assert taddr.from_base58(tx.owner_address) == bytes.fromhex(a["hex"])
+
+
+@pytest.mark.parametrize("check", ["true", "false"])
+def test_txid_check_is_optional(chain: Devnet, service_factory: ServiceFactory, check: str) -> None:
+    """TRON_TXID_CHECK=false builds without the node round trip (here: a node whose getsignweight fails)."""
+    proxy = FaultProxy(chain.url)
+    try:
+        proxy.set_faults(error_rate=1.0, paths=["/wallet/getsignweight"])
+        env = {"TRON_TXID_CHECK": check, "TRON_SYNC_ENABLED": "false", "TRON_NODE_TIMEOUT": "1"}
+        proc = service_factory.start("tron_client", node_url=proxy.url, env=env)["tron_client"]
+        a = chain.funded[0]
+        req = pb.BuildTransactionRequest(
+            owner_address=a["address"],
+            transfer=pb.TransferParams(to_address=chain.new_account()["address"], amount_sun=1),
+        )
+        with proc.channel() as ch:
+            stub = pb_grpc.TronClientServiceStub(ch)
+            if check == "true":
+                with pytest.raises(grpc.RpcError) as err:
+                    stub.BuildTransaction(req, timeout=10)
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+            else:
+                tx = stub.BuildTransaction(req, timeout=10).transaction
+                assert tx.txid == ttx.txid(tx.raw_data)
+        assert bool(proxy.counts()["error"]) == (check == "true")
+    finally:
+        proxy.stop()
