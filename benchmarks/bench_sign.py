@@ -198,6 +198,9 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=4)
     ap.add_argument("--wallets", type=int, default=8)
     ap.add_argument("--scenario", nargs="+", default=["per-tx", "daily"], choices=["per-tx", "daily"])
+    ap.add_argument(
+        "--log-level", default="INFO", help="the service's LOG_LEVEL (INFO: one access-log line per RPC)"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -208,7 +211,7 @@ def main() -> None:
     try:
         cluster = factory.start(
             "wallet_manager",
-            env={"WALLET_ENCRYPTION_KEY": "bench-sign key " + uuid.uuid4().hex, "LOG_LEVEL": "WARNING"},
+            env={"WALLET_ENCRYPTION_KEY": "bench-sign key " + uuid.uuid4().hex, "LOG_LEVEL": args.log_level},
         )
         proc = cluster["wallet_manager"]
         assert proc.process is not None and fdb.process is not None
@@ -226,8 +229,9 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print(
-        f"SignTransaction over gRPC (loopback), {args.callers} concurrent callers on {args.channels} channels, "
-        f"{args.wallets} wallets with sealed keys, {args.seconds:g} s per scenario, {os.cpu_count()} CPUs"
+        f"SignTransaction over gRPC (loopback), {args.callers} concurrent callers on {args.channels} "
+        f"channels, {args.wallets} wallets with sealed keys, {args.seconds:g} s per scenario, "
+        f"LOG_LEVEL={args.log_level}, {os.cpu_count()} CPUs"
     )
     for scenario, r in results.items():
         cpu = r["cpu_us_per_signature"]
