@@ -520,9 +520,9 @@ def broadcasthex(ctx: Ctx) -> dict[str, Any]:
         "result": ok,
         "code": code,
         "message": message,
-        "transaction": json.dumps(
-            codec.transaction_to_json(tx, True, include_visible=False), separators=(",", ":")
-        ),
+        # JsonFormat.printToString(transaction, true): the generic protobuf print, not printTransactionToJSON
+        # (no txID / raw_data_hex; contract parameters stay packed: {"type_url", "value": hex})
+        "transaction": json.dumps(codec.message_to_json(tx, True), separators=(",", ":")),
         "txid": txid,
     }
 

@@ -96,9 +96,17 @@ def test_broadcasthex(devnet: Devnet) -> None:
     full = b"\x0a" + _varint(len(raw)) + raw + b"\x12" + _varint(len(sig)) + sig
     out = devnet.post("wallet/broadcasthex", {"transaction": full.hex()})
     assert out["result"] is True and out["code"] == "SUCCESS" and out["txid"] == tx["txID"]
-    printed = json.loads(out["transaction"])  # TronWeb JSON.parse()s this string
-    value = printed["raw_data"]["contract"][0]["parameter"]["value"]
-    assert value["to_address"] == to["address"] and printed["txID"] == tx["txID"]
+    # TronWeb JSON.parse()s this string: java-tron's generic JsonFormat print of the Transaction, so no
+    # txID / raw_data_hex and the contract parameter still packed (hex value)
+    printed = json.loads(out["transaction"])
+    assert set(printed) == {"raw_data", "signature"} and printed["signature"] == tx["signature"]
+    param = printed["raw_data"]["contract"][0]["parameter"]
+    assert param["type_url"] == "type.googleapis.com/protocol.TransferContract"
+    inner = bytes.fromhex(param["value"])
+    assert (
+        bytes.fromhex(to["hex"]) in inner
+        and printed["raw_data"]["ref_block_bytes"] == tx["raw_data"]["ref_block_bytes"]
+    )
     again = devnet.post("wallet/broadcasthex", {"transaction": full.hex()})
     assert again["result"] is False and again["code"] == "DUP_TRANSACTION_ERROR"
     assert again["message"] == "Dup transaction."  # plain text here, unlike broadcasttransaction
