@@ -437,9 +437,9 @@ class Chain:
             t.CopyFrom(p.tx)
             del t.ret[:]
             ret = t.ret.add()
+            # TransactionCapsule.setResultCode: only contractRet; the actuator's fee (e.g. account creation)
+            # is reported by TransactionInfo.fee, never in the block's ret
             ret.contractRet = RESULT_CODES.Value(p.outcome.ret)
-            if p.outcome.fee:  # the actuator's own fee (ret.setStatus(fee, …)), e.g. account creation
-                ret.fee = p.outcome.fee
             infos.append(self._info(p, number, ts))
         raw = block.block_header.raw_data
         raw.number = number

@@ -123,6 +123,9 @@ def test_transfer_to_new_account_costs_1_1_trx(node: Node) -> None:
     assert balance(node, ADDRS[1]) == before - 2_000_000 - 1_100_000
     acc = node.account(new)
     assert acc.balance == 2_000_000 and acc.owner_permission.keys[0].address == new
+    # the block's ret carries only contractRet (java-tron's setResultCode); the fee is in TransactionInfo
+    ret = node.transaction(txid).ret  # type: ignore[union-attr]
+    assert len(ret) == 1 and ret[0].fee == 0 and ret[0].contractRet == tron_pb2.Transaction.Result.SUCCESS
 
 
 def test_memo_fee(node: Node) -> None:
