@@ -498,3 +498,46 @@ def test_tronlink_wrong_address_and_expired_proofs_refused(svc: tuple[Client, Da
 def test_device_wallets_need_their_flags(wm: Client, kind: int) -> None:
     # This service runs without HARDWARE_WALLET_ENABLED / LEDGER_ENABLED / TREZOR_ENABLED.
     refused(lambda: create(wm, kind, "dev"), grpc.StatusCode.FAILED_PRECONDITION, "HARDWARE_WALLET_DISABLED")
+
+
+def _concurrently(n: int, fn: Any) -> list[str]:
+    """Run fn(i) on n threads at once; each outcome is "ok" or "<CODE>:<REASON>"."""
+    out: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        start.wait(10)
+        try:
+            fn(i)
+            outcome = "ok"
+        except grpc.RpcError as err:
+            outcome = f"{err.code().name}:{error_reason(err)}"
+        with lock:
+            out.append(outcome)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def test_concurrent_tronlink_proofs_use_a_challenge_once(wm: Client) -> None:
+    key = bytes.fromhex("c4" * 32)
+    address = private_key_to_address(key)
+    ch = challenge(wm, address)
+    sig = sign_message_v2(key, ch.message)
+    results = _concurrently(6, lambda i: tronlink(wm, address, ch.challenge_id, sig, owner=f"race{i}"))
+    assert results.count("ok") == 1, results
+    assert set(results) - {"ok"} == {"PERMISSION_DENIED:CHALLENGE_USED"}, results
+
+
+def test_concurrent_hd_wallets_get_distinct_accounts(wm: Client) -> None:
+    made: list[pb.Wallet] = []
+    results = _concurrently(6, lambda i: made.append(create(wm, KIND.KIND_HD, f"race-hd-{rid()[-6:]}-{i}")))
+    assert results == ["ok"] * 6
+    assert len({w.account_index for w in made}) == 6 and len({w.address for w in made}) == 6
+    same_owner = _concurrently(4, lambda i: create(wm, KIND.KIND_HD, "race-hd-same"))
+    assert sorted(same_owner) == ["ALREADY_EXISTS:HD_WALLET_EXISTS"] * 3 + ["ok"], same_owner
