@@ -178,14 +178,15 @@ class NodePool:
 
     # ---- bookkeeping ------------------------------------------------------------------------------
     def _set_state(self, node: PoolNode, state: NodeState) -> None:
-        if node.state != state:
+        # Log entering and leaving rotation only; set-aside <-> probing repeats every probe round.
+        if node.state == NodeState.ACTIVE and state != NodeState.ACTIVE:
             log.warning(
-                "node %s: %s -> %s",
+                "node %s set aside",
                 node.url,
-                node.state.value,
-                state.value,
                 extra={"fields": {"node": node.url, "last_error": node.last_error}},
             )
+        elif node.state != NodeState.ACTIVE and state == NodeState.ACTIVE:
+            log.info("node %s back in rotation", node.url, extra={"fields": {"node": node.url}})
         node.state = state
         for s in NodeState:
             NODE_STATE.labels(node.url, s.value).set(1 if s == state else 0)
