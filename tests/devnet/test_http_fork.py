@@ -82,3 +82,26 @@ def test_walletsolidity_lags_until_solid(devnet_manual: Devnet) -> None:
     assert node.post("walletsolidity/getaccount", {"address": to["hex"]})["balance"] == 4_000_000
     assert node.post("walletsolidity/gettransactioninfobyid", {"value": tx["txID"]})["id"] == tx["txID"]
     assert node.post("walletsolidity/gettransactionbyid", {"value": tx["txID"]})["txID"] == tx["txID"]
+
+
+def test_walletsolidity_contract_calls_run_on_the_solid_state(devnet_manual: Devnet) -> None:
+    """walletsolidity/triggerconstantcontract and estimateenergy execute against the solid block's state."""
+    node = devnet_manual
+    holder = node.new_account()
+    tx = node.trc20_transfer_tx(node.funded[3], node.usdt_hex, holder["hex"], 4_321)
+    assert node.broadcast(tx)["result"] is True
+    node.mine(1)
+    call = {
+        "owner_address": node.funded[3]["hex"],
+        "contract_address": node.usdt_hex,
+        "function_selector": "balanceOf(address)",
+        "parameter": holder["hex"][2:].rjust(64, "0"),
+    }
+
+    def balance_of(prefix: str) -> int:
+        return int(node.post(f"{prefix}/triggerconstantcontract", call)["constant_result"][0], 16)
+
+    assert balance_of("wallet") == 4_321 and balance_of("walletsolidity") == 0
+    node.mine(node.solidity_lag)
+    assert balance_of("walletsolidity") == 4_321
+    assert node.post("walletsolidity/estimateenergy", call)["energy_required"] > 0
