@@ -114,6 +114,18 @@ def test_out_of_energy_burns_the_fee_limit(node: Node) -> None:
     assert info.resMessage.startswith(b"Not enough energy")
 
 
+def test_fee_limit_caps_staked_energy_too(node: Node) -> None:
+    """getAccountEnergyLimitWithFixRatio: fee_limit / price bounds the whole energy limit, staked energy
+    included — plenty of stake does not save a transfer whose fee_limit is too low."""
+    run_ok(node, system(node, KEYS[6], "FreezeBalanceV2Contract", frozen_balance=10_000_000_000, resource=1))
+    assert node.account_resource(ADDRS[6])["EnergyLimit"] > 1_000_000  # type: ignore[index]
+    data = selector("transfer(address,uint256)") + word(ADDRS[4]) + word(1)
+    info = run_ok(node, trigger(node, KEYS[6], data, fee_limit=300_000))
+    assert info.receipt.result == tron_pb2.Transaction.Result.OUT_OF_ENERGY
+    assert info.receipt.energy_usage_total == 3_000 == info.receipt.energy_usage  # all of it from stake
+    assert info.receipt.energy_fee == 0
+
+
 def test_fee_limit_above_maximum_is_rejected(node: Node) -> None:
     msg = rejected(node, trigger(node, KEYS[3], selector("decimals()"), fee_limit=15_000_000_001))
     assert msg == "feeLimit must be >= 0 and <= 15000000000"
