@@ -29,5 +29,5 @@ async def build(rt: Runtime) -> list[Registration]:
     servicer = TronClientServicer(  # type: ignore[abstract]
         rt, network, TransactionService(rt.settings, pool, network), Queries(pool, network)
     )
-    servicer.init_transfer_rpcs(start_block_sync(rt))  # block sync task + watch/transfer RPCs
+    servicer.init_transfer_rpcs(start_block_sync(rt, pool.call_any))  # block sync task + watch/transfer RPCs
     return registrations("tron_client", [servicer])

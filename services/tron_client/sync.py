@@ -36,10 +36,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-import orjson
 from prometheus_client import Counter, Gauge
-from pydantic import SecretStr
 from tronpay.common.v1 import common_pb2
 
 from services.common.errors import Unavailable
@@ -94,48 +91,8 @@ class ForkBelowFinal(Exception):
 # node access
 
 
+# POST a node API path, answer parsed (object or array): the node pool's call_any (failover, retries).
 JsonCall = Callable[[str, dict[str, Any]], Awaitable[Any]]
-
-
-class JsonNode:
-    """POSTs to one node and parses answers with orjson (objects or arrays, as the block APIs return).
-
-    Interim: block sync's hot path needs raw JSON (arrays, fast parsing); it moves onto the node pool once
-    the pool offers such a call. Errors are `Unavailable` naming the node and path, never the API key.
-    """
-
-    def __init__(self, base_url: str, api_key: SecretStr, timeout_seconds: float) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        if api_key.get_secret_value():
-            self._headers["TRON-PRO-API-KEY"] = api_key.get_secret_value()
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds * 4, connect=min(timeout_seconds, 3.0))
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __call__(self, path: str, body: dict[str, Any]) -> Any:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers, timeout=self._timeout, connector=aiohttp.TCPConnector(limit=64)
-            )
-        meta = {"node": self.base_url.split("@")[-1], "path": path}
-        try:
-            async with self._session.post(f"{self.base_url}/{path}", data=orjson.dumps(body)) as resp:
-                raw = await resp.read()
-                if resp.status == 429 or resp.status >= 400:
-                    reason = "NODE_RATE_LIMITED" if resp.status == 429 else "NODE_UNAVAILABLE"
-                    raise Unavailable(f"TRON node answered HTTP {resp.status}", reason=reason, metadata=meta)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Unavailable("TRON node unreachable", reason="NODE_UNAVAILABLE", metadata=meta) from exc
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise Unavailable(
-                "TRON node sent invalid JSON", reason="NODE_BAD_RESPONSE", metadata=meta
-            ) from exc
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
 
 def block_ref(block: dict[str, Any]) -> BlockRef:
@@ -544,9 +501,9 @@ class BlockSync:
 INDEXES: Sequence[IndexSpec] = (*transfers.INDEXES, *watch.INDEXES)
 
 
-def start_block_sync(rt: Runtime) -> TransferFeed:
-    """Create the transfer stores, start the sync task (unless TRON_SYNC_ENABLED is off) and return what
-    the transfer RPCs need. The task stops with the process (rt.on_stop)."""
+def start_block_sync(rt: Runtime, call: JsonCall) -> TransferFeed:
+    """Create the transfer stores, start the sync task on `call` (the node pool's call_any) unless
+    TRON_SYNC_ENABLED is off, and return what the transfer RPCs need. The task stops with the process."""
     settings = rt.settings
     watch_list = WatchList(rt.db)
     pulse = Pulse()
@@ -554,8 +511,7 @@ def start_block_sync(rt: Runtime) -> TransferFeed:
     feed = TransferFeed(store, watch_list, IdempotencyStore(rt.db), pulse, settings.TRON_SYNC_POLL_SECONDS)
     if not settings.TRON_SYNC_ENABLED:
         return feed
-    node = JsonNode(settings.tron_node_urls[0], settings.TRON_NODE_API_KEY, settings.TRON_NODE_TIMEOUT)
-    sync = BlockSync(settings, node, store, watch_list, ready=lambda: rt.db.bootstrap(INDEXES))
+    sync = BlockSync(settings, call, store, watch_list, ready=lambda: rt.db.bootstrap(INDEXES))
 
     def on_commit(result: CommitResult) -> None:
         if result.events:
@@ -564,10 +520,5 @@ def start_block_sync(rt: Runtime) -> TransferFeed:
 
     store.on_commit = on_commit
     sync.start()
-
-    async def stop() -> None:
-        await sync.stop()
-        await node.close()
-
-    rt.on_stop(stop)
+    rt.on_stop(sync.stop)
     return feed

@@ -335,15 +335,16 @@ class TransferStore:
             if doc is None:
                 continue
             created = doc.get("create_time") or now
-            if doc["state"] == FINAL:
-                continue  # FINAL never changes
             if (doc["state"], doc["block_id"]) == (c.state, c.block.block_id):
-                # Already applied before a crash: its event must exist unless it was above the watermark.
+                # Applied before a crash: its event exists, unless the crash came between the transfer
+                # write and the event write (then it is above the published watermark).
                 if doc["cursor"] > self.watermark and not await self._has_event(doc["cursor"]):
                     missing.append(
                         _Event(doc["cursor"], Change(_observed(doc), doc["state"], c.block), created)
                     )
                 continue
+            if doc["state"] == FINAL:
+                continue  # FINAL never changes
             await self._transfers.update_one(
                 {"_id": doc["_id"]}, {"$set": {**_fields(c), "cursor": cur, "update_time": now}}
             )
