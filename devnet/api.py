@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,36 @@ log = logging.getLogger("devnet.api")
 
 MAX_BODY = 4 * 1024 * 1024  # java-tron's default node.http maxMessageSize
 NODE_KEY = web.AppKey("node", Node)
+
+
+class RawJson(bytes):
+    """An answer already serialized (json_response sends it as is)."""
+
+
+class RenderCache:
+    """Serialized JSON of blocks and of their receipts, by block id: a block id fixes the content, so a client
+    syncing the chain (block by block or in ranges) does not pay the rendering again. LRU, bounded by size."""
+
+    def __init__(self, limit_bytes: int = 512 * 1024 * 1024) -> None:
+        self._items: OrderedDict[tuple[bytes, bool, str], bytes] = OrderedDict()
+        self._size = 0
+        self._limit = limit_bytes
+
+    def get(self, key: tuple[bytes, bool, str], render: Callable[[], Any]) -> bytes:
+        hit = self._items.get(key)
+        if hit is not None:
+            self._items.move_to_end(key)
+            return hit
+        data = _dumps(render())
+        self._items[key] = data
+        self._size += len(data)
+        while self._size > self._limit and self._items:
+            _, old = self._items.popitem(last=False)
+            self._size -= len(old)
+        return data
+
+
+RENDER_KEY = web.AppKey("render_cache", RenderCache)
 DROP_BROADCAST = "devnet.drop_broadcast"  # request flag set by the fault middleware (control.py)
 JSON_CT = "application/json"
 CODE_VERSION = "4.8.1"
@@ -177,6 +208,11 @@ def _maybe_block(ctx: Ctx, block: Any, detail: bool = True) -> dict[str, Any]:
     return {} if block is None else _block_json(ctx, block, detail)
 
 
+def _block_bytes(ctx: Ctx, block: Any) -> bytes:
+    key = (ctx.node.block_id(block), ctx.visible, "block")
+    return ctx.request.app[RENDER_KEY].get(key, lambda: codec.block_to_json(block, ctx.visible))
+
+
 def getnowblock(ctx: Ctx) -> dict[str, Any]:
     block = ctx.node.solid_block() if ctx.solid else ctx.node.head_block()
     return _block_json(ctx, block)
@@ -204,11 +240,10 @@ def getblock(ctx: Ctx) -> dict[str, Any]:
     return _maybe_block(ctx, ctx.node.block_by_number(num, solid=ctx.solid), detail)
 
 
-def getblockbynum(ctx: Ctx) -> dict[str, Any]:
+def getblockbynum(ctx: Ctx) -> dict[str, Any] | RawJson:
     num = _int(ctx, "num")
-    if num < 0:
-        return {}
-    return _maybe_block(ctx, ctx.node.block_by_number(num, solid=ctx.solid))
+    block = ctx.node.block_by_number(num, solid=ctx.solid) if num >= 0 else None
+    return {} if block is None else RawJson(_block_bytes(ctx, block))
 
 
 def getblockbyid(ctx: Ctx) -> dict[str, Any]:
@@ -219,20 +254,20 @@ def getblockbyid(ctx: Ctx) -> dict[str, Any]:
     return _maybe_block(ctx, ctx.node.block_by_id(block_id, solid=ctx.solid))
 
 
-def _block_list(ctx: Ctx, blocks: list[Any]) -> dict[str, Any]:
+def _block_list(ctx: Ctx, blocks: list[Any]) -> dict[str, Any] | RawJson:
     if not blocks:
         return {}
-    return {"block": [_block_json(ctx, b) for b in blocks]}
+    return RawJson(b'{"block":[' + b",".join(_block_bytes(ctx, b) for b in blocks) + b"]}")
 
 
-def getblockbylimitnext(ctx: Ctx) -> dict[str, Any]:
+def getblockbylimitnext(ctx: Ctx) -> dict[str, Any] | RawJson:
     start, end = _int(ctx, "startNum"), _int(ctx, "endNum")
     if start < 0 or end <= start or end - start > 100:
         return {}
     return _block_list(ctx, ctx.node.blocks_range(start, end, solid=ctx.solid))
 
 
-def getblockbylatestnum(ctx: Ctx) -> dict[str, Any]:
+def getblockbylatestnum(ctx: Ctx) -> dict[str, Any] | RawJson:
     num = _int(ctx, "num")
     if not 0 < num < 100:
         return {}
@@ -240,12 +275,15 @@ def getblockbylatestnum(ctx: Ctx) -> dict[str, Any]:
     return _block_list(ctx, ctx.node.blocks_range(max(0, top - num + 1), top + 1, solid=ctx.solid))
 
 
-def gettransactioninfobyblocknum(ctx: Ctx) -> list[dict[str, Any]]:
+def gettransactioninfobyblocknum(ctx: Ctx) -> list[dict[str, Any]] | RawJson:
     num = _int(ctx, "num")
-    if num < 0:
+    block = ctx.node.block_by_number(num, solid=ctx.solid) if num >= 0 else None
+    if block is None:
         return []
     infos = ctx.node.transaction_infos_in_block(num, solid=ctx.solid)
-    return [codec.transaction_info_to_json(i, ctx.visible) for i in infos]
+    key = (ctx.node.block_id(block), ctx.visible, "infos")
+    render = lambda: [codec.transaction_info_to_json(i, ctx.visible) for i in infos]  # noqa: E731
+    return RawJson(ctx.request.app[RENDER_KEY].get(key, render))
 
 
 def getnodeinfo(ctx: Ctx) -> dict[str, Any]:
@@ -974,8 +1012,12 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return obj
 
 
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
 def json_response(obj: Any) -> web.Response:
-    body = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+    body = (obj if isinstance(obj, RawJson) else _dumps(obj)) + b"\n"
     return web.Response(body=body, content_type=JSON_CT, charset="utf-8")
 
 
@@ -1025,5 +1067,6 @@ async def wallet_solidity(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, node: Node) -> None:
     app[NODE_KEY] = node
+    app[RENDER_KEY] = RenderCache()
     app.router.add_route("*", "/wallet/{name}", wallet)
     app.router.add_route("*", "/walletsolidity/{name}", wallet_solidity)
