@@ -153,7 +153,7 @@ def extract(block: dict[str, Any], infos: Sequence[dict[str, Any]] | None, f: Fo
                 out.append(failed)
             continue
         for i, lg in enumerate(info.get("log") or ()):
-            topics = lg.get("topics") or ()
+            topics: list[str] = lg.get("topics") or []
             if len(topics) != 3 or topics[0] != TRANSFER_TOPIC:
                 continue
             token = lg.get("address", "")[-40:]
@@ -374,7 +374,7 @@ class BlockSync:
         needs = [b for b in blocks if has_calls(b)]
         infos = await asyncio.gather(*(self._infos(block_ref(b).number) for b in needs))
         by_number = {block_ref(b).number: i for b, i in zip(needs, infos, strict=True)}
-        out = []
+        out: list[Fetched] = []
         for b in blocks:
             ref = block_ref(b)
             if out and ref.number != out[-1].ref.number + 1:

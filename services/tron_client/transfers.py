@@ -292,6 +292,7 @@ class TransferStore:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert counter is not None  # upsert=True with AFTER always returns the document
         last = int(counter["value"])
         first = last - total + 1
         now = _now()

@@ -207,9 +207,9 @@ def test_restart_mid_burst_no_gap_no_duplicate(service_factory: ServiceFactory, 
         for i in range(8):
             sent += chain.faucet(addr, trx=1_000 + round_ * 100 + i)
         chain.mine(1)
-        if round_ == 1:
-            proc.process.kill()  # crash: no drain, possibly mid-write  # type: ignore[union-attr]
-            proc.process.wait(10)  # type: ignore[union-attr]
+        if round_ == 1 and proc.process is not None:
+            proc.process.kill()  # crash: no drain, possibly mid-write
+            proc.process.wait(10)
             proc.process = None
         elif round_ == 3:
             proc.start()  # backfills rounds 2-3 while rounds 4-5 arrive
