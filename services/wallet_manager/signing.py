@@ -4,11 +4,14 @@ Order of one transaction signature:
  1. the wallet (active), the caller (policy.allowed_callers) and the signing address (one of the wallet's);
  2. raw_data parsed by the vault; the txID is recomputed from those bytes (a caller's txid must match);
  3. the vault policy (owner, contract type, destination, per-transaction limit, memo, fee, expiration);
- 4. the daily limit: the amount is reserved by one conditional $inc on the (wallet, asset, day) document,
-    so concurrent signatures can never pass the limit together; released again if signing fails;
+ 4. the daily limit, checked early against the day's running total (saves a device prompt that could
+    not be used);
  5. the signature: a software key decrypted for this call only, or the wallet's Ledger/Trezor;
  6. the signing-log record, inserted before the signature is returned. Its unique request_key makes the
-    log the idempotency record as well: a retry with the same request_id gets the first signature.
+    log the idempotency record as well: a retry with the same request_id gets the first signature. For a
+    limited asset the record's link in the day's spend chain (store.py) is stored first: the limit is
+    decided for good when the link is claimed, so concurrent signatures can never pass it together; a
+    signature that loses that race is discarded, never returned.
 
 Refusal codes: a request the policy does not allow -> PERMISSION_DENIED; one that is allowed in principle
 but not now (daily limit reached, expired transaction, device refused or missing) -> FAILED_PRECONDITION.
@@ -23,6 +26,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -62,20 +66,55 @@ def _refusal(reason: str, detail: str, wallet_id: str) -> errors.DomainError:
     return cls(f"signing refused: {detail}", reason=reason, metadata={"wallet_id": wallet_id})
 
 
+@dataclass(frozen=True)
+class SpendClaim:
+    """What a record adds to a day's spend chain: key (wallet:asset:day), amount, daily limit."""
+
+    key: str
+    amount: int
+    limit: int
+
+
+STORED, DUPLICATE, OVER_LIMIT = "stored", "duplicate", "over_limit"
+_Item = tuple[dict[str, Any], SpendClaim | None, "asyncio.Future[str]"]
+
+
 class LogWriter:
-    """Group commit for the signing log: records waiting while an insert runs go in the next batch."""
+    """Group commit for the signing log: records waiting while an insert runs go in the next round, each
+    caller still waiting for its own record. A round stores the spend links of limited records first (one
+    ordered insert_many into daily_spend, numbered from the last link this process stored or read), then
+    the records whose link was stored or who need none (one insert_many into signing_log)."""
 
     BATCH = 500
+    RETRIES = 100
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._pending: list[_Item] = []
         self._task: asyncio.Task[None] | None = None
+        self._heads: dict[str, tuple[int, int]] = {}  # spend key -> (last seq, running total)
+        self._reading: dict[str, asyncio.Future[tuple[int, int]]] = {}
 
-    async def write(self, doc: dict[str, Any]) -> bool:
-        """True once stored; False when a record with the same request_key exists already."""
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((doc, fut))
+    async def spent(self, key: str) -> int:
+        """The day's running total for key as of the last link this process stored or read."""
+        if key not in self._heads:
+            if len(self._heads) > 100_000:
+                self._heads.clear()
+            # One read per key at a time: concurrent first signatures of a day share it.
+            reading = self._reading.get(key)
+            if reading is None:
+                reading = asyncio.ensure_future(self._store.spend_head(key))
+                self._reading[key] = reading
+                reading.add_done_callback(lambda _f: self._reading.pop(key, None))
+            head = await asyncio.shield(reading)
+            self._heads.setdefault(key, head)
+        return self._heads[key][1]
+
+    async def write(self, doc: dict[str, Any], spend: SpendClaim | None = None) -> str:
+        """STORED once stored; DUPLICATE when the request_key exists already; OVER_LIMIT when the
+        record's amount would take the day's total past the limit (nothing stored)."""
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append((doc, spend, fut))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush())
         return await fut
@@ -84,15 +123,80 @@ class LogWriter:
         while self._pending:
             batch, self._pending = self._pending[: self.BATCH], self._pending[self.BATCH :]
             try:
-                results = await self._store.insert_log_records([d for d, _ in batch])
+                await self._commit(batch)
             except Exception as exc:  # every waiter sees the failure; nothing is reported as signed
-                for _, fut in batch:
+                for *_, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
-                continue
-            for (_, fut), ok in zip(batch, results, strict=True):
-                if not fut.done():
-                    fut.set_result(ok)
+
+    async def _commit(self, batch: list[_Item]) -> None:
+        pending = batch
+        for _ in range(self.RETRIES):
+            if not pending:
+                return
+            heads: dict[str, tuple[int, int]] = {}
+            for _doc, spend, _fut in pending:
+                if spend is not None and spend.key not in heads:
+                    await self.spent(spend.key)
+                    heads[spend.key] = self._heads[spend.key]
+            links: list[dict[str, Any]] = []
+            linked: list[_Item] = []
+            free: list[_Item] = []
+            t = now()
+            for item in pending:
+                doc, spend, fut = item
+                if spend is None:
+                    free.append(item)
+                    continue
+                seq, total = heads[spend.key]
+                # Refusals stand even on a head this process cached: totals only grow (amounts are
+                # >= 0), so a cached head is a lower bound of the stored one.
+                if total + spend.amount > spend.limit:
+                    fut.set_result(OVER_LIMIT)
+                    continue
+                seq, total = seq + 1, total + spend.amount
+                heads[spend.key] = (seq, total)
+                links.append(
+                    {
+                        "_id": "spend:" + doc["request_key"],  # a replayed request cannot count twice
+                        "key": spend.key,
+                        "seq": seq,
+                        "amount": spend.amount,
+                        "total": total,
+                        "record_id": doc["_id"],
+                        "time": t,
+                    }
+                )
+                linked.append(item)
+            stored_links = await self._store.insert_spend_links(links) if links else 0
+            ready = free + linked[:stored_links]
+            if ready:
+                docs = [d for d, _, _ in free]
+                for (doc, spend, _fut), link in zip(linked[:stored_links], links, strict=False):
+                    assert spend is not None
+                    docs.append(
+                        {
+                            **doc,
+                            "spend_key": spend.key,
+                            "spend_seq": link["seq"],
+                            "spend_total": link["total"],
+                        }
+                    )
+                results = await self._store.insert_log_records(docs)
+                for (*_, fut), ok in zip(ready, results, strict=True):
+                    fut.set_result(STORED if ok else DUPLICATE)
+            if stored_links == len(links):
+                self._heads.update(heads)
+                return
+            # The links stopped at a duplicate: this request's link exists (a replay) or another replica
+            # took that sequence number. Re-read the heads and retry what is left.
+            for key in heads:
+                self._heads.pop(key, None)
+            doc, _spend, fut = linked[stored_links]
+            if await self._store.spend_link_exists("spend:" + doc["request_key"]):
+                fut.set_result(DUPLICATE)
+            pending = [i for i in pending if not i[2].done()]
+        raise RuntimeError("signing log is too contended")
 
 
 class Signing:
@@ -199,43 +303,40 @@ class Signing:
         if not decision:
             raise _refusal(decision.reason or "POLICY", decision.detail, w["_id"])
 
-        reserved = await self._reserve(w["_id"], tx, pol)
-        try:
-            if device:
-                sig = await self._devices.sign_transaction(
-                    w["kind"], int(w["account_index"]), index, raw, address
-                )
-                sig = sig[:64] + bytes([sig[64] - 27 if sig[64] >= 27 else sig[64]])
-            else:
-                sig = await self._keys.sign_digest(secret_id(w["_id"], index), tx.txid, address)
-            resp = self._tx_response(req, tx, sig, address)
-            doc = self._tx_record(request_key, fp, req, w, address, tx, resp)
-            stored = await self._log.write(doc)
-        except BaseException:
-            await self._release(reserved)
-            raise
-        if not stored:
-            await self._release(reserved)
+        claim = self._spend_claim(w["_id"], tx, pol)
+        # Early refusal (no device prompt for a signature that could not be used). Totals only grow, so
+        # the last head seen is a lower bound: a refusal on it is right; an accept is decided at insert.
+        if claim is not None and await self._log.spent(claim.key) + claim.amount > claim.limit:
+            raise self._over_limit(claim, w["_id"])
+
+        if device:
+            sig = await self._devices.sign_transaction(
+                w["kind"], int(w["account_index"]), index, raw, address
+            )
+            sig = sig[:64] + bytes([sig[64] - 27 if sig[64] >= 27 else sig[64]])
+        else:
+            sig = await self._keys.sign_digest(secret_id(w["_id"], index), tx.txid, address)
+        resp = self._tx_response(req, tx, sig, address)
+        result = await self._log.write(self._tx_record(request_key, fp, req, w, address, tx, resp), claim)
+        if result == DUPLICATE:
             return await self._replay(request_key, fp, pb.SignTransactionResponse)  # type: ignore[no-any-return]
+        if result == OVER_LIMIT:  # lost the race for the day's remaining allowance: the signature is dropped
+            raise self._over_limit(claim, w["_id"])
         return resp
 
-    async def _reserve(
+    def _spend_claim(
         self, wallet_id: str, tx: ParsedTransaction, pol: vpolicy.WalletPolicy
-    ) -> tuple[str, int] | None:
+    ) -> SpendClaim | None:
         spend = tx.spend
         limit = pol.limits.get(spend.asset) if spend else None
         if spend is None or limit is None or limit.daily is None:
             return None
-        key = day_key(wallet_id, spend.asset, now())
-        if not await self._store.reserve_spend(key, spend.amount, limit.daily):
-            raise _refusal(
-                vpolicy.OVER_DAILY_LIMIT, f"{spend.asset} amount would exceed the daily limit", wallet_id
-            )
-        return key, spend.amount
+        return SpendClaim(day_key(wallet_id, spend.asset, now()), spend.amount, limit.daily)
 
-    async def _release(self, reserved: tuple[str, int] | None) -> None:
-        if reserved is not None:
-            await asyncio.shield(self._store.release_spend(*reserved))
+    @staticmethod
+    def _over_limit(claim: SpendClaim | None, wallet_id: str) -> errors.DomainError:
+        asset = claim.key.split(":")[1] if claim else "asset"
+        return _refusal(vpolicy.OVER_DAILY_LIMIT, f"{asset} amount would exceed the daily limit", wallet_id)
 
     def _tx_response(
         self, req: pb.SignTransactionRequest, tx: ParsedTransaction, sig: bytes, address: str

@@ -13,8 +13,11 @@ Collections (prefixed `wallet_manager_`):
                 taken, claimed by a unique insert.
   signing_log   append-only: one document per signature, never updated or deleted; its unique
                 `request_key` is also the idempotency record of SignTransaction / SignMessage.
-  daily_spend   per (wallet, asset, UTC day) a chain of entries (seq, amount, running total); the next
-                entry is claimed by a unique insert on (key, seq).
+  daily_spend   per (wallet, asset, UTC day) a chain of links (seq 1, 2, ... with the running total), one
+                per signature of a limited asset: the next link is claimed by a unique (key, seq) insert,
+                and its _id is derived from the request so a replay never counts twice. A link is stored
+                only after the signature exists and before its log record, so nothing is ever released:
+                a crash in between over-counts (the safe side).
   challenges    TronLink challenges; `challenge_uses` holds one document per consumed challenge.
 
 Why unique inserts and not conditional updates: FerretDB v1 (the test and local server) does not
@@ -62,7 +65,6 @@ COLLECTIONS = (
 _RETRIES = 200  # bound on optimistic retries of a sequence claim under contention
 # How long the signing path may use a wallet document it read before (see Store.signing_wallet).
 WALLET_CACHE_SECONDS = 1.0
-_SPEND_BATCH = 256
 
 ACTIVE = "ACTIVE"
 DELETED = "DELETED"
@@ -130,8 +132,6 @@ class Store:
         self._locks: dict[str, asyncio.Lock] = {}
         self._heads: dict[str, tuple[int, int]] = {}
         self._wallet_cache: dict[str, tuple[float, Document]] = {}
-        self._spend_queue: dict[str, list[tuple[int, int | None, asyncio.Future[bool]]]] = {}
-        self._spend_tasks: dict[str, asyncio.Task[None]] = {}
 
     # -- vault metadata and secrets ----------------------------------------------------------------
 
@@ -356,102 +356,23 @@ class Store:
 
     # -- daily spend ---------------------------------------------------------------------------------
 
-    async def _spend_head(self, key: str) -> tuple[int, int]:
+    async def insert_spend_links(self, links: list[Document]) -> int:
+        """Insert links in order; how many were stored before the first duplicate key."""
+        try:
+            await self.daily_spend.insert_many(links, ordered=True)
+        except BulkWriteError as exc:
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+            return int(exc.details.get("nInserted", 0))
+        return len(links)
+
+    async def spend_head(self, key: str) -> tuple[int, int]:
+        """(last seq, running total) of a day's spend chain; (0, 0) before its first link."""
         last = await self.daily_spend.find_one({"key": key}, sort=[("seq", DESCENDING)])
         return (0, 0) if last is None else (int(last["seq"]), int(last["total"]))
 
-    async def _append_spend(self, key: str, amount: int, limit: int | None) -> bool:
-        """Queue an entry moving the day's total by amount (refused if the total would pass limit).
-
-        Group commit: entries queued for the same key while an insert runs are appended together as
-        consecutive sequence numbers in one ordered insert_many; a duplicate (another replica appended
-        first) stops the batch there, and the rest is decided again on the fresh head.
-        """
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._spend_queue.setdefault(key, []).append((amount, limit, fut))
-        task = self._spend_tasks.get(key)
-        if task is None or task.done():
-            self._spend_tasks[key] = asyncio.create_task(self._drain_spend(key))
-        return await fut
-
-    async def _drain_spend(self, key: str) -> None:
-        try:
-            while self._spend_queue.get(key):
-                queue = self._spend_queue[key]
-                batch = queue[:_SPEND_BATCH]
-                del queue[:_SPEND_BATCH]
-                try:
-                    await self._commit_spend(key, batch)
-                except Exception as exc:  # every waiter sees it; nothing counts as reserved
-                    for *_, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-        finally:
-            self._spend_queue.pop(key, None)
-            self._spend_tasks.pop(key, None)
-
-    async def _commit_spend(
-        self, key: str, batch: list[tuple[int, int | None, asyncio.Future[bool]]]
-    ) -> None:
-        pending = batch
-        for _ in range(_RETRIES):
-            cached = key in self._heads
-            seq, total = self._heads.get(key) or await self._spend_head(key)
-            entries: list[Document] = []
-            accepted: list[asyncio.Future[bool]] = []
-            refused: list[asyncio.Future[bool]] = []
-            t = now()
-            for amount, limit, fut in pending:
-                if limit is not None and total + amount > limit:
-                    refused.append(fut)
-                    continue
-                seq, total = seq + 1, total + amount
-                entries.append(
-                    {
-                        "_id": f"{key}#{seq:010d}",
-                        "key": key,
-                        "seq": seq,
-                        "amount": amount,
-                        "total": total,
-                        "time": t,
-                    }
-                )
-                accepted.append(fut)
-            if refused and cached:  # another replica may have released meanwhile: decide on fresh data
-                self._heads.pop(key, None)
-                continue
-            inserted = len(entries)
-            if entries:
-                try:
-                    await self.daily_spend.insert_many(entries, ordered=True)
-                except BulkWriteError as exc:
-                    if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                        raise
-                    inserted = int(exc.details.get("nInserted", 0))
-            for fut in accepted[:inserted]:
-                fut.set_result(True)
-            if inserted == len(entries):
-                self._heads[key] = (seq, total)
-                for fut in refused:
-                    fut.set_result(False)
-                return
-            # Lost a race for a sequence number: retry the rest on the fresh head.
-            self._heads.pop(key, None)
-            done = set(map(id, accepted[:inserted]))
-            pending = [p for p in pending if id(p[2]) not in done]
-        raise RuntimeError("daily spend is too contended")
-
-    async def reserve_spend(self, key: str, amount: int, limit: int) -> bool:
-        """Add amount to the day's total iff it stays <= limit (linearizable across replicas)."""
-        if amount > limit:
-            return False
-        return await self._append_spend(key, amount, limit)
-
-    async def release_spend(self, key: str, amount: int) -> None:
-        await self._append_spend(key, -amount, None)
-
-    async def spent(self, key: str) -> int:
-        return (await self._spend_head(key))[1]
+    async def spend_link_exists(self, link_id: str) -> bool:
+        return await self.daily_spend.find_one({"_id": link_id}, {"_id": 1}) is not None
 
     # -- TronLink challenges -------------------------------------------------------------------------
 

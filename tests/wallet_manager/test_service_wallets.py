@@ -341,16 +341,17 @@ def test_daily_limit_holds_under_concurrent_signing(svc: tuple[Client, Database[
     assert results.count("ok") == 4, results  # 4 x (1 TRX + i sun) <= 5 TRX < 5 x
     assert set(results) - {"ok"} == {"FAILED_PRECONDITION:OVER_DAILY_LIMIT"}, results
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    spend = db["wallet_manager_daily_spend"]
-    head = spend.find_one({"key": f"{w.wallet_id}:TRX:{day}"}, sort=[("seq", -1)])
-    assert head is not None and TRX * 4 <= head["total"] <= 5 * TRX
-    # The day's entries form one chain: every running total builds on the one before.
-    chain = list(spend.find({"key": f"{w.wallet_id}:TRX:{day}"}).sort("seq", 1))
-    assert [e["seq"] for e in chain] == list(range(1, len(chain) + 1))
+    # The day's signatures form one spend chain: each running total builds on the one before, none
+    # passes the limit, and each link names the signing-log record it counted.
+    key = f"{w.wallet_id}:TRX:{day}"
+    chain = list(db["wallet_manager_daily_spend"].find({"key": key}).sort("seq", 1))
+    assert [e["seq"] for e in chain] == [1, 2, 3, 4]
     running = 0
     for e in chain:
         running += e["amount"]
         assert e["total"] == running <= 5 * TRX
+        record = db["wallet_manager_signing_log"].find_one({"_id": e["record_id"]})
+        assert record is not None and record["amount"] == e["amount"] and record["spend_total"] == e["total"]
     logged = db["wallet_manager_signing_log"].count_documents({"wallet_id": w.wallet_id})
     assert logged == 4
     # Another asset has its own daily total.
@@ -541,3 +542,17 @@ def test_concurrent_hd_wallets_get_distinct_accounts(wm: Client) -> None:
     assert len({w.account_index for w in made}) == 6 and len({w.address for w in made}) == 6
     same_owner = _concurrently(4, lambda i: create(wm, KIND.KIND_HD, "race-hd-same"))
     assert sorted(same_owner) == ["ALREADY_EXISTS:HD_WALLET_EXISTS"] * 3 + ["ok"], same_owner
+
+
+def test_a_replayed_signature_counts_once_against_the_daily_limit(svc: tuple[Client, Database[Any]]) -> None:
+    wm, db = svc
+    w = imported(wm, bytes.fromhex("d5" * 32), "daily-replay", policy=policy(trx_daily=3 * TRX))
+    raw = txs.transfer(w.address, txs.DEST, 2 * TRX)
+    key = rid()
+    first = sign(wm, w, raw, request_id=key)
+    assert sign(wm, w, raw, request_id=key) == first
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    links = list(db["wallet_manager_daily_spend"].find({"key": f"{w.wallet_id}:TRX:{day}"}))
+    assert [(e["seq"], e["total"]) for e in links] == [(1, 2 * TRX)]
+    # 2 + 2 > 3 TRX: a new request for the same transaction is refused.
+    refused(lambda: sign(wm, w, raw), grpc.StatusCode.FAILED_PRECONDITION, "OVER_DAILY_LIMIT")
