@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -49,6 +50,7 @@ from services.common.tron.address import to_base58
 from services.tron_client import transfers, watch
 from services.tron_client.transfer_rpcs import Pulse, TransferFeed
 from services.tron_client.transfers import (
+    LEASE_SECONDS,
     BlockRef,
     Change,
     CommitResult,
@@ -85,6 +87,10 @@ ROLLED_BACK = Counter("tron_sync_rolled_back_blocks_total", "Blocks dropped by f
 
 class ForkBelowFinal(Exception):
     """The node disagrees with a block we already called final: not a fork we may follow."""
+
+
+class LeaseLost(Exception):
+    """Another replica holds the writer lease now: stop writing."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -236,6 +242,11 @@ class BlockSync:
             self._tokens.setdefault(hex20(addr), (addr, asset))
         self._sem = asyncio.Semaphore(settings.TRON_SYNC_CONCURRENCY)
         self._stop = asyncio.Event()
+        # Same host and port after a restart -> same owner, so a restarted process takes its lease back
+        # at once; another replica (another host or port) waits until the lease expires.
+        self._owner = f"{socket.gethostname()}:{settings.port}"
+        self._leader = False
+        self._renewed = 0.0
         self._task: asyncio.Task[None] | None = None
         self.cursor: SyncCursor | None = None
         self.head_number = 0
@@ -253,6 +264,9 @@ class BlockSync:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._leader:  # hand over at once instead of after the lease term
+            with contextlib.suppress(Exception):
+                await self._store.release_lease(self._owner)
 
     async def run(self) -> None:
         """Step until stopped; errors are logged and counted, then retried with back-off."""
@@ -267,6 +281,10 @@ class BlockSync:
                 delay = self._settings.TRON_SYNC_POLL_SECONDS
             except asyncio.CancelledError:
                 raise
+            except LeaseLost:
+                log.warning("sync: another replica took the writer lease")
+                self._leader, self.cursor = False, None
+                busy = False
             except ForkBelowFinal as exc:
                 ERRORS.labels("fork_below_final").inc()
                 log.error(
@@ -286,6 +304,19 @@ class BlockSync:
             if not busy:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
+
+    async def _lease(self) -> bool:
+        """Hold the writer lease (renewed every third of its term). Standby replicas return False."""
+        if self._leader and time.monotonic() - self._renewed < LEASE_SECONDS / 3:
+            return True
+        held = await self._store.hold_lease(self._owner)
+        if held and not self._leader:
+            log.info("sync: holding the writer lease", extra={"fields": {"owner": self._owner}})
+            self.cursor = None  # another writer may have moved on: reload
+        elif not held and self._leader:
+            raise LeaseLost
+        self._leader, self._renewed = held, time.monotonic()
+        return held
 
     # ---- one step ------------------------------------------------------------------------------
     async def _header(self, path: str, num: int | None = None) -> BlockRef:
@@ -308,6 +339,8 @@ class BlockSync:
             self._header("wallet/getblock"), self._header("walletsolidity/getblock")
         )
         self.head_number, self.solid_number = head.number, solid.number
+        if not await self._lease():
+            return False
         await self._watch.refresh()
         if self.cursor is None:  # the single writer keeps its cursor in memory once loaded
             self.cursor = await self._store.load() or await self._init_cursor(head, solid)
@@ -407,6 +440,7 @@ class BlockSync:
             good.append(fb)
             tip_id, tip_number = fb.ref.block_id, fb.ref.number
         if good:
+            await self._lease()  # a long catch-up renews as it goes; raises LeaseLost if taken over
             changes: list[Change] = []
             for fb in good:
                 changes.extend(changes_for(fb.observed, fb.ref, final=fb.ref.number <= solid))

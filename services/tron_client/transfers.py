@@ -28,12 +28,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from pymongo import DESCENDING, ReturnDocument
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from tronpay.common.v1 import common_pb2
 
 from services.common.mongo import Document, IndexSpec, ServiceDatabase
@@ -45,6 +45,7 @@ BLOCKS = "sync_blocks"
 STATE = "sync_state"
 EVENTS_COUNTER = "transfer_events"
 PAGE = 256  # events per page document (~100 KB)
+LEASE_SECONDS = 15.0  # a writer that stops renewing loses the right to write after this long
 
 INCLUDED = common_pb2.TRANSFER_STATE_INCLUDED
 FINAL = common_pb2.TRANSFER_STATE_FINAL
@@ -186,6 +187,28 @@ class TransferStore:
         self.watermark = 0
         # Blocks (above the last FINAL one) holding INCLUDED transfers: number -> (block, transfer ids).
         self._pending: dict[int, tuple[BlockRef, list[str]]] = {}
+
+    # ---- the single-writer lease ------------------------------------------------------------------
+    async def hold_lease(self, owner: str) -> bool:
+        """Take or renew the writer lease (sync_state "lease"); False while another owner holds it.
+
+        Several tron-client replicas may run; only the holder syncs, so the stream keeps one writer."""
+        now = _now()
+        try:
+            doc = await self._state.find_one_and_update(
+                {"_id": "lease", "$or": [{"owner": owner}, {"until": {"$lt": now}}]},
+                {"$set": {"owner": owner, "until": now + timedelta(seconds=LEASE_SECONDS)}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # held by someone else: the upsert collided with their document
+            return False
+        return doc is not None and doc.get("owner") == owner
+
+    async def release_lease(self, owner: str) -> None:
+        doc = await self._state.find_one({"_id": "lease"})
+        if doc is not None and doc.get("owner") == owner:
+            await self._state.update_one({"_id": "lease"}, {"$set": {"until": _now()}})
 
     # ---- sync cursor and block log -------------------------------------------------------------
     async def load(self) -> SyncCursor | None:

@@ -237,6 +237,33 @@ def test_restart_mid_burst_no_gap_no_duplicate(service_factory: ServiceFactory, 
             assert (tid, FINAL) in pairs
 
 
+def test_two_replicas_one_writer(service_factory: ServiceFactory, chain: Devnet, mongo_db_name: str) -> None:
+    """Two tron-clients on one database: one holds the writer lease, the stream stays single-writer."""
+    env = {"TRON_SYNC_START_BLOCK": str(chain.status()["head"] + 1), "TRON_SYNC_POLL_SECONDS": "0.1",
+           "USDT_CONTRACT_ADDRESS": chain.usdt}  # fmt: skip
+    first = service_factory.start("tron_client", node_url=chain.url, env=env, db_name=mongo_db_name)
+    second = service_factory.start("tron_client", node_url=chain.url, env=env, db_name=mongo_db_name)
+    addr = chain.new_account()["address"]
+    sent: list[str] = []
+    with first["tron_client"].channel() as ch1, second["tron_client"].channel() as ch2:
+        one, two = pb_grpc.TronClientServiceStub(ch1), pb_grpc.TronClientServiceStub(ch2)
+        watch(one, addr)
+        for _ in range(4):
+            sent += chain.faucet(addr, trx=2_000) + chain.faucet(addr, usdt=3_000)
+            chain.mine(1)
+        chain.mine(SOLIDITY_LAG)
+        wanted = {f"{t}:-1" for t in sent[::2]} | {f"{t}:0" for t in sent[1::2]}
+        wait_until(lambda: states(two, addr) == dict.fromkeys(wanted, FINAL), "every transfer FINAL")
+        events = [e for e in stream_all(one) if e.transfer.to_address == addr]
+    pairs = [(e.transfer.transfer_id, e.transfer.state) for e in events]
+    assert len(pairs) == len(set(pairs)), "an event was emitted twice"
+    assert {tid for tid, st in pairs if st == FINAL} == wanted
+    leaders = [
+        p for p in (first["tron_client"], second["tron_client"]) if "holding the writer lease" in p.log()
+    ]
+    assert len(leaders) == 1
+
+
 def test_watch_validation_idempotency_and_listing(client: Any, chain: Devnet) -> None:
     proc, stub = client
     a, b = chain.new_account()["address"], chain.new_account()["address"]
