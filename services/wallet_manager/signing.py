@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
@@ -76,6 +76,7 @@ class SpendClaim:
 
 
 STORED, DUPLICATE, OVER_LIMIT = "stored", "duplicate", "over_limit"
+M = TypeVar("M", bound=Message)
 _Item = tuple[dict[str, Any], SpendClaim | None, "asyncio.Future[str]"]
 
 
@@ -272,9 +273,25 @@ class Signing:
 
     # -- transactions ------------------------------------------------------------------------------------
 
+    async def _answered_or(
+        self, exc: errors.DomainError, request_key: str, fp: str, response_type: type[M]
+    ) -> M:
+        """A refusal, unless this request_id was answered before (then the first answer, as promised)."""
+        if await self._store.find_log_record(request_key) is None:
+            raise exc
+        return await self._replay(request_key, fp, response_type)  # type: ignore[no-any-return]
+
     async def sign_transaction(self, req: pb.SignTransactionRequest) -> pb.SignTransactionResponse:
         request_key = f"SignTransaction:{req.request_id}"
         fp = fingerprint(req)
+        try:
+            return await self._sign_transaction(req, request_key, fp)
+        except (errors.PermissionDenied, errors.FailedPrecondition) as exc:
+            return await self._answered_or(exc, request_key, fp, pb.SignTransactionResponse)
+
+    async def _sign_transaction(
+        self, req: pb.SignTransactionRequest, request_key: str, fp: str
+    ) -> pb.SignTransactionResponse:
         w = await self._wallet(req.wallet_id)
         self._check_signer_kind(w)
         policy_bytes: bytes = w.get("policy") or b""
@@ -384,6 +401,14 @@ class Signing:
     async def sign_message(self, req: pb.SignMessageRequest) -> pb.SignMessageResponse:
         request_key = f"SignMessage:{req.request_id}"
         fp = fingerprint(req)
+        try:
+            return await self._sign_message(req, request_key, fp)
+        except (errors.PermissionDenied, errors.FailedPrecondition) as exc:
+            return await self._answered_or(exc, request_key, fp, pb.SignMessageResponse)
+
+    async def _sign_message(
+        self, req: pb.SignMessageRequest, request_key: str, fp: str
+    ) -> pb.SignMessageResponse:
         w = await self._wallet(req.wallet_id)
         self._check_signer_kind(w)
         self._check_caller(w, w.get("policy") or b"")
