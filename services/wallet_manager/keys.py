@@ -79,13 +79,25 @@ class KeyVault:
         self._keyring: Keyring | None = None
         self._lock = asyncio.Lock()
         self._sealed: OrderedDict[str, SealedSecret] = OrderedDict()
+        # A configuration that cannot open the vault stays broken until restart (the environment cannot
+        # change meanwhile): remembered, so requests do not pay the KDF again and again.
+        self._broken: FailedPrecondition | None = None
 
     async def keyring(self) -> Keyring:
+        if self._broken is not None:
+            raise self._broken
         if self._keyring is None:
             async with self._lock:
+                if self._broken is not None:
+                    raise self._broken
                 if self._keyring is None:
-                    self._keyring = await load_keyring(self._settings, self._store)
-                    await self._ensure_seed(self._keyring)
+                    try:
+                        ring = await load_keyring(self._settings, self._store)
+                        await self._ensure_seed(ring)
+                    except FailedPrecondition as exc:
+                        self._broken = exc
+                        raise
+                    self._keyring = ring
         return self._keyring
 
     async def warm_up(self) -> None:
@@ -114,7 +126,6 @@ class KeyVault:
         try:
             ring.open(SEED_ID, doc["sealed"], purpose="seed")[:] = b"\0" * 64
         except (UnknownKek, SecretUnavailable):
-            self._keyring = None
             raise vault_unavailable("WALLET_ENCRYPTION_KEY does not open the stored master seed") from None
 
     async def store_mnemonic(self, ring: Keyring, mnemonic: str, created_by: str) -> bool:
