@@ -1,1 +1,19 @@
-"""wallet-manager: wallets, key custody and signing, deposit addresses, balances and history."""
+"""wallet-manager: wallets, key custody and signing, deposit addresses, balances and history.
+
+Layout (one place for each thing):
+  service.py   wiring (build) and the indexes of the service's collections
+  servicer.py  the gRPC servicer: request_id handling, delegation, database outage -> UNAVAILABLE
+  wallets.py   wallet lifecycle per kind (HD, IMPORTED, WATCH_ONLY, LEDGER, TREZOR, TRONLINK), list/update/
+               delete, TronLink challenges, deposit-address derivation, public keys
+  signing.py   SignTransaction / SignMessage: policy gate, daily limits, signers, group-committed signing log
+  keys.py      keyring (KEKs from WALLET_ENCRYPTION_KEY[_PREVIOUS]), master seed, sealed-key signing
+  devices.py   Ledger / Trezor access behind HARDWARE_WALLET_ENABLED, LEDGER_ENABLED, TREZOR_ENABLED
+  chain.py     tron-client calls: balances, transfer history, watch-list registration
+  store.py     every MongoDB query (and why limits/sequences are unique inserts on FerretDB)
+  convert.py   contract <-> document <-> vault policy conversions
+  admin.py     operator commands: rotate-key, import-seed, status
+  vault/       the cryptographic core (envelope keystore, HD, tx parser, policy, messages, device clients)
+
+Run: `python -m services.wallet_manager`; operator commands: `python -m services.wallet_manager rotate-key`
+(see admin.py for the no-downtime rotation procedure), `... import-seed < mnemonic.txt`, `... status`.
+"""
