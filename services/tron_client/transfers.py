@@ -4,8 +4,10 @@ Collections (prefixed `tron_client_`), every hot read and write by `_id` (Ferret
 equality from an index; any other filter, `$in` or range scans the collection):
   transfers      one document per transfer, `_id` = "<txid>:<event_index>": current state, block, and
                  the cursor of its latest event.
-  event_pages    the stream: `_id` = cursor // PAGE, `events` = the events of those cursors (snapshots of
-                 the transfer as of the event), appended with one $push per page and commit.
+  event_pages    the stream: `_id` = (cursor - 1) // PAGE, `events` = the events of those cursors (snapshots
+                 of the transfer as of the event). Each commit allocates whole pages (its first cursor starts
+                 a page; the unused rest of its last page are gaps), so pages are only ever inserted: FerretDB
+                 inserts are cheap, rewriting a large document for a $push is not.
   counters       `_id` "transfer_events": the last cursor handed out ($inc, single-document atomic).
   sync_blocks    `_id` = block number: id, parent id, and the transfers still INCLUDED in it.
   sync_state     `_id` "cursor": last applied block, highest FINAL block, and the stream WATERMARK.
@@ -44,7 +46,7 @@ COUNTERS = "counters"
 BLOCKS = "sync_blocks"
 STATE = "sync_state"
 EVENTS_COUNTER = "transfer_events"
-PAGE = 256  # events per page document (~100 KB)
+PAGE = 256  # cursors per page document (at most ~120 KB of events)
 LEASE_SECONDS = 15.0  # a writer that stops renewing loses the right to write after this long
 
 INCLUDED = common_pb2.TRANSFER_STATE_INCLUDED
@@ -309,15 +311,16 @@ class TransferStore:
         result = CommitResult()
         if total == 0:
             return result
+        span = -(-total // PAGE) * PAGE  # whole pages: the counter stays a multiple of PAGE
         counter = await self._counters.find_one_and_update(
             {"_id": EVENTS_COUNTER},
-            {"$inc": {"value": total}},
+            {"$inc": {"value": span}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
         assert counter is not None  # upsert=True with AFTER always returns the document
         last = int(counter["value"])
-        first = last - total + 1
+        first = last - span + 1
         now = _now()
         events: list[_Event] = []
         rechecks: list[tuple[int, Change]] = []
@@ -376,7 +379,7 @@ class TransferStore:
         return missing
 
     async def _has_event(self, cursor: int) -> bool:
-        page = await self._pages.find_one({"_id": cursor // PAGE})
+        page = await self._pages.find_one({"_id": (cursor - 1) // PAGE})
         return page is not None and any(e["c"] == cursor for e in page.get("events", ()))
 
     async def _write_events(self, events: list[_Event]) -> None:
@@ -387,21 +390,31 @@ class TransferStore:
         for e in sorted(events, key=lambda e: e.cursor):
             c = e.change
             t = c.transfer
-            by_page.setdefault(e.cursor // PAGE, []).append({
+            by_page.setdefault((e.cursor - 1) // PAGE, []).append({
                 "c": e.cursor, **_fields(c), "create_time": e.create_time, "event_time": now,
                 "watchers": self._watchers_of(t.from_address, t.to_address),
             })  # fmt: skip
-        for page, evs in by_page.items():
-            await self._pages.update_one({"_id": page}, {"$push": {"events": {"$each": evs}}}, upsert=True)
+        docs = [{"_id": page, "events": evs} for page, evs in by_page.items()]
+        try:
+            await self._pages.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:  # only after a crash: a page restored next to events of its own
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            for e in errors:
+                doc = docs[e["index"]]
+                await self._pages.update_one(
+                    {"_id": doc["_id"]}, {"$push": {"events": {"$each": doc["events"]}}}
+                )
 
     # ---- reading ---------------------------------------------------------------------------------
     async def events_after(self, cursor: int, up_to: int, limit: int) -> tuple[list[Document], int]:
         """Events with cursor in (cursor, up_to] in cursor order, about `limit` at most (whole pages), and the
         cursor to continue after (up_to once every page up to it was read: what is missing are gaps)."""
         out: list[Document] = []
-        page = (cursor + 1) // PAGE
+        page = cursor // PAGE  # the page of cursor + 1
         seen = cursor
-        while page <= up_to // PAGE:
+        while page <= (up_to - 1) // PAGE:
             if len(out) >= limit:
                 return out, seen
             doc = await self._pages.find_one({"_id": page})
