@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import coincurve
@@ -25,14 +25,13 @@ from services.wallet_manager.chain import Chain
 from services.wallet_manager.convert import KIND_NAMES, wallet_to_pb
 from services.wallet_manager.keys import KeyVault, secret_id
 from services.wallet_manager.store import ACTIVE, BadPageToken, Store, decode_token, encode_token, now
-from services.wallet_manager.vault import hd
+from services.wallet_manager.vault import hd, tronlink
 from services.wallet_manager.vault.address import private_key_to_address
-from services.wallet_manager.vault.errors import SignatureMismatch, VaultError
-from services.wallet_manager.vault.messages import recover_message_v2
+from services.wallet_manager.vault.errors import VaultError
 
 log = get_logger("services.wallet_manager.wallets")
 
-CHALLENGE_TTL = timedelta(minutes=5)
+CHALLENGE_TTL_SECONDS = 300
 UPDATABLE = ("display_name", "labels", "policy")
 WATCHER_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -311,27 +310,21 @@ class Wallets:
     async def create_challenge(
         self, req: pb.CreateTronLinkChallengeRequest
     ) -> pb.CreateTronLinkChallengeResponse:
-        issued = now()
-        expires = issued + CHALLENGE_TTL
-        nonce = secrets.token_hex(16)
+        ch = tronlink.new_challenge(req.address, ttl_seconds=CHALLENGE_TTL_SECONDS)
         challenge_id = "tlc_" + secrets.token_hex(12)
-        fmt = "%Y-%m-%dT%H:%M:%SZ"
-        message = (
-            f"tronpay wallet ownership\nAddress: {req.address}\nNonce: {nonce}\n"
-            f"Issued: {issued.strftime(fmt)}\nExpires: {expires.strftime(fmt)}"
-        )
+        expires = datetime.fromtimestamp(ch.expires_at, UTC)
         await self._store.insert_challenge(
             {
                 "_id": challenge_id,
-                "address": req.address,
-                "nonce": nonce,
-                "message": message,
-                "create_time": issued,
+                "address": ch.address,
+                "nonce": ch.nonce,
+                "message": ch.message,
+                "create_time": now(),
                 "expire_time": expires,
                 "used": False,
             }
         )
-        resp = pb.CreateTronLinkChallengeResponse(challenge_id=challenge_id, message=message)
+        resp = pb.CreateTronLinkChallengeResponse(challenge_id=challenge_id, message=ch.message)
         resp.expire_time.FromDatetime(expires)
         return resp
 
@@ -351,13 +344,11 @@ class Wallets:
             raise refuse("CHALLENGE_ADDRESS_MISMATCH", "the challenge was issued for another address")
         if ch["used"]:
             raise refuse("CHALLENGE_USED", "the challenge was used already")
-        if ch["expire_time"] <= at:
+        challenge = tronlink.Challenge(address, ch["nonce"], ch["expire_time"].timestamp(), ch["message"])
+        result = tronlink.verify_proof(challenge, proof.signature, now=at.timestamp())
+        if result.reason == tronlink.CHALLENGE_EXPIRED:
             raise refuse("CHALLENGE_EXPIRED", "the challenge has expired")
-        try:
-            signer = recover_message_v2(ch["message"], proof.signature)
-        except SignatureMismatch:
-            signer = ""
-        if signer != address:
+        if not result.ok:
             raise refuse("SIGNATURE_MISMATCH", "the signature was not made by the address's key")
         call = context.current()
         if not await self._store.consume_challenge(proof.challenge_id, at, call.request_id if call else ""):
