@@ -29,6 +29,7 @@ CONTRACT_NAMES: dict[int, str] = {
 }
 CONTRACT_ENUMS = {v: k for k, v in CONTRACT_NAMES.items()}
 
+INT64_MAX = 2**63 - 1
 KIND_NAMES = {v: k.removeprefix("KIND_") for k, v in pb.Wallet.Kind.items() if v}
 KIND_VALUES = {v: k for k, v in KIND_NAMES.items()}
 STATE_VALUES = {"ACTIVE": pb.Wallet.STATE_ACTIVE, "DELETED": pb.Wallet.STATE_DELETED}
@@ -120,7 +121,8 @@ def log_to_pb(doc: Mapping[str, Any]) -> pb.SigningRecord:
         asset=int(doc.get("asset", 0)),  # type: ignore[arg-type]
         token_address=doc.get("token_address", ""),
         to_address=doc.get("to_address", ""),
-        amount=int(doc.get("amount", 0)),
+        # uint256 token amounts (e.g. an unlimited approve) are stored as text; the contract field is int64.
+        amount=min(int(doc.get("amount", 0)), INT64_MAX),
     )
     t = ts(doc.get("sign_time"))
     if t is not None:

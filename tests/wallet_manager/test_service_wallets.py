@@ -556,3 +556,15 @@ def test_a_replayed_signature_counts_once_against_the_daily_limit(svc: tuple[Cli
     assert [(e["seq"], e["total"]) for e in links] == [(1, 2 * TRX)]
     # 2 + 2 > 3 TRX: a new request for the same transaction is refused.
     refused(lambda: sign(wm, w, raw), grpc.StatusCode.FAILED_PRECONDITION, "OVER_DAILY_LIMIT")
+
+
+def test_unlimited_trc20_approve_is_logged_without_overflow(svc: tuple[Client, Database[Any]]) -> None:
+    wm, db = svc
+    w = imported(wm, bytes.fromhex("e8" * 32), "approve", policy=policy())
+    max_uint = 2**256 - 1
+    raw = txs.trc20_call(w.address, txs.USDT, txs.abi_call("095ea7b3", txs.DEST, max_uint))
+    assert sign(wm, w, raw).signer_address == w.address
+    (record,) = wm.call("ListSignatures", pb.ListSignaturesRequest(wallet_id=w.wallet_id)).records
+    assert record.amount == 2**63 - 1 and record.asset == common_pb2.ASSET_USDT
+    stored = db["wallet_manager_signing_log"].find_one({"wallet_id": w.wallet_id})
+    assert stored is not None and stored["amount"] == str(max_uint)  # exact value kept as text
