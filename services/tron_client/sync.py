@@ -542,10 +542,11 @@ def start_block_sync(rt: Runtime, call: JsonCall) -> TransferFeed:
     watch_list = WatchList(rt.db)
     pulse = Pulse()
     store = TransferStore(rt.db, watch_list.watchers_of)
-    feed = TransferFeed(store, watch_list, IdempotencyStore(rt.db), pulse, settings.TRON_SYNC_POLL_SECONDS)
+    idempotency = IdempotencyStore(rt.db)
     if not settings.TRON_SYNC_ENABLED:
-        return feed
+        return TransferFeed(store, watch_list, idempotency, pulse, settings.TRON_SYNC_POLL_SECONDS)
     sync = BlockSync(settings, call, store, watch_list, ready=lambda: rt.db.bootstrap(INDEXES))
+    feed = TransferFeed(store, watch_list, idempotency, pulse, settings.TRON_SYNC_POLL_SECONDS, sync)
 
     def on_commit(result: CommitResult) -> None:
         if result.events:

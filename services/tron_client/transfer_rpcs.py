@@ -3,6 +3,7 @@
 StreamTransfers replays the events after the consumer's cursor, then tails: it re-queries when block sync
 in this process signals new events (Pulse) and at least every TRON_SYNC_POLL_SECONDS (events written by
 another replica). Events come in cursor order, each once; see transfers.py for why none is ever skipped.
+The watcher filter matches the watchers of the transfer's addresses at the time the event was written.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import timestamp_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as pb
@@ -23,6 +24,9 @@ from services.common.idempotency import IdempotencyStore
 from services.common.mongo import Document
 from services.tron_client.transfers import TransferStore, decode_page_token, encode_page_token
 from services.tron_client.watch import Watched, WatchList
+
+if TYPE_CHECKING:
+    from services.tron_client.sync import BlockSync
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -46,13 +50,15 @@ class Pulse:
 
 @dataclass(frozen=True)
 class TransferFeed:
-    """What the transfer RPCs need."""
+    """What the transfer RPCs need; `sync` (None when TRON_SYNC_ENABLED is off) reports the sync cursor and
+    head lag through `sync.status()` (GetNetworkStatus sync_block / sync_lag_blocks)."""
 
     store: TransferStore
     watch: WatchList
     idempotency: IdempotencyStore
     pulse: Pulse
     poll_seconds: float
+    sync: BlockSync | None = None
 
 
 def _ts(value: datetime | int | None) -> timestamp_pb2.Timestamp | None:
