@@ -269,10 +269,10 @@ def main() -> None:
         f"AES-GCM decrypt); the scrypt KEK derivation ({ko['scrypt_kek_ms']} ms) runs once per process "
         f"(per call it would cap a core at ~{1000 / ko['scrypt_kek_ms']:.0f} signatures/s)"
     )
-    best = max(r["per_second"] for r in results.values())
-    print(
-        f"target >= 1,000 signatures/s: {'met' if best >= 1000 else 'NOT met'} ({best:,.0f}/s best scenario)"
+    verdict = ", ".join(
+        f"{name} {'met' if r['per_second'] >= 1000 else 'NOT met'}" for name, r in results.items()
     )
+    print(f"target >= 1,000 signatures/s: {verdict}")
 
 
 if __name__ == "__main__":
