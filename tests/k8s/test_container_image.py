@@ -63,10 +63,10 @@ def test_containerfile_shape(builds: dict[str, list[dict[str, Any]]]) -> None:
         image = stage[0][1].split()[0]
         # A pinned patch release of the project's Python, never a floating tag.
         assert re.fullmatch(rf"python:{re.escape(minor)}\.\d+-slim-\w+", image), image
+    runs = " ".join(a for i, a in build if i == "RUN")
     uv_version = re.search(r"^UV_VERSION := (\S+)$", (REPO_ROOT / "Makefile").read_text(), re.M)
-    assert uv_version and f"uv=={uv_version.group(1)}" in dict(build)["RUN"] + " ".join(a for _, a in build)
-    runs = [a for i, a in build if i == "RUN"]
-    assert any("uv sync --frozen --no-dev" in r for r in runs)
+    assert uv_version and f"uv=={uv_version.group(1)}" in runs  # the uv the Makefile installs
+    assert "uv sync --frozen --no-dev" in runs
     assert ("COPY", "--from=build /app/.venv /app/.venv") in runtime
     user = [a for i, a in runtime if i == "USER"]
     assert user == ["10001:10001"]  # non-root, numeric (runAsNonRoot can check it)
