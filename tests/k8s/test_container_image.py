@@ -147,7 +147,7 @@ def started(
     procs: list[tuple[subprocess.Popen[bytes], Any]] = []
     try:
         for service in ServiceName:
-            log = open(tmp_path / f"{service.dashed}.log", "wb")  # noqa: SIM115 (closed with the process)
+            log = open(tmp_path / f"{service.dashed}.log", "wb")  # closed in the finally below
             procs.append(
                 (
                     subprocess.Popen(

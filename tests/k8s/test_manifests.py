@@ -403,3 +403,12 @@ def test_envoy_accepts_the_kubernetes_config(tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_everything_is_labelled_part_of_tronpay(builds: dict[str, list[Doc]], overlay: str) -> None:
+    for doc in builds[overlay]:
+        where = f"{overlay}: {doc['kind']}/{doc['metadata']['name']}"
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "tronpay", where
+        if doc["kind"] in WORKLOADS:
+            assert doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "tronpay", where
