@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -411,4 +412,38 @@ def test_everything_is_labelled_part_of_tronpay(builds: dict[str, list[Doc]], ov
         where = f"{overlay}: {doc['kind']}/{doc['metadata']['name']}"
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "tronpay", where
         if doc["kind"] in WORKLOADS:
-            assert doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "tronpay", where
+            assert doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "tronpay", (
+                where
+            )
+
+
+# --------------------------------------------------------------------------------------------------
+# MongoDB
+
+
+@pytest.mark.parametrize("overlay", [o for o in OVERLAYS if o != "production-external-db"])
+def test_the_replica_set_init_job_matches_the_statefulset(builds: dict[str, list[Doc]], overlay: str) -> None:
+    docs = builds[overlay]
+    members = named(docs, "StatefulSet", "mongodb")
+    job = named(docs, "Job", "mongodb-init")
+    (c,) = containers(job)
+    assert env_of(c)["MONGODB_REPLICAS"]["value"] == str(members["spec"]["replicas"])
+    assert members["spec"]["serviceName"] == "mongodb-headless"
+    assert named(docs, "Service", "mongodb-headless")["spec"]["publishNotReadyAddresses"] is True
+    mongod = next(containers(members, init=False))
+    assert "--replSet rs0" in " ".join(mongod["command"]) and "--keyFile /keyfile/keyfile" in " ".join(
+        mongod["command"]
+    )
+    script = config_map(docs, "mongodb-init")["data"]["init-replica-set.js"]
+    assert '_id: "rs0"' in script and "mongodb-headless:27017" in script
+    # The app user's database is the one the services use.
+    assert env_of(c)["PAYMENT_DB_NAME"]["valueFrom"]["configMapKeyRef"]["name"].startswith("tronpay-config-")
+
+
+def test_the_init_script_parses() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = REPO_ROOT / "k8s" / "components" / "mongodb" / "init-replica-set.js"
+    proc = subprocess.run([node, "--check", str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

@@ -19,30 +19,53 @@ function connectAdmin(uri) {
   throw new Error(`cannot reach ${uri}`);
 }
 
-let admin = connectAdmin(`mongodb://${host(0)}/?directConnection=true`);
-const status = admin.runCommand({ replSetGetStatus: 1 });
+// mongosh throws on ok: 0 (other shells return it): one shape for both.
+function command(db, cmd) {
+  try {
+    return db.runCommand(cmd);
+  } catch (e) {
+    return { ok: 0, codeName: e.codeName, errmsg: e.message };
+  }
+}
+
+// The members as the set knows them (after a first run, rs.add may have changed them), else the new set's.
+function configHosts() {
+  const current = command(admin, { replSetGetConfig: 1 });
+  if (current.ok) return current.config.members.map((m) => m.host);
+  return Array.from({ length: members }, (_, i) => host(i));
+}
+
+const admin = connectAdmin(`mongodb://${host(0)}/?directConnection=true`);
+const status = command(admin, { replSetGetStatus: 1 });
 if (status.ok) {
   print(`replica set ${status.set} already initiated with ${status.members.length} member(s)`);
 } else if (status.codeName === "NotYetInitialized") {
   const config = { _id: "rs0", members: [] };
   for (let i = 0; i < members; i++) config.members.push({ _id: i, host: host(i) });
-  printjson(admin.runCommand({ replSetInitiate: config }));
+  const initiated = command(admin, { replSetInitiate: config });
+  if (!initiated.ok) throw new Error(`replSetInitiate: ${initiated.codeName} ${initiated.errmsg}`);
+  print(`initiated rs0 with ${members} member(s)`);
 } else {
   throw new Error(`replSetGetStatus: ${status.codeName}`);
 }
 
-// The primary may take a few seconds to be elected; user management needs it.
+// User management needs the primary, which may take a few seconds to be elected and need not be member 0
+// on a later run: reconnect as a replica-set client, which follows whichever member is primary.
+const hosts = configHosts();
+const primary = connectAdmin(`mongodb://${hosts.join(",")}/?replicaSet=rs0`);
 for (let attempt = 1; ; attempt++) {
-  if (admin.runCommand({ hello: 1 }).isWritablePrimary) break;
-  if (attempt >= 60) throw new Error("no writable primary after 120 s");
+  if (command(primary, { hello: 1 }).isWritablePrimary) break;
+  if (attempt >= 60) throw new Error("no writable primary after 60 attempts");
   sleep(2000);
 }
 
 const roles = [{ role: "readWrite", db: env.PAYMENT_DB_NAME }];
-if (admin.getUser(env.APP_USERNAME)) {
-  admin.updateUser(env.APP_USERNAME, { pwd: env.APP_PASSWORD, roles });
+// Majority, bounded: a member still syncing must not hang the Job (it fails and is retried instead).
+const writeConcern = { w: "majority", wtimeout: 60000 };
+if (primary.getUser(env.APP_USERNAME)) {
+  primary.updateUser(env.APP_USERNAME, { pwd: env.APP_PASSWORD, roles }, writeConcern);
   print(`updated user ${env.APP_USERNAME}`);
 } else {
-  admin.createUser({ user: env.APP_USERNAME, pwd: env.APP_PASSWORD, roles });
+  primary.createUser({ user: env.APP_USERNAME, pwd: env.APP_PASSWORD, roles }, writeConcern);
   print(`created user ${env.APP_USERNAME}`);
 }
