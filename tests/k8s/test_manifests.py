@@ -447,3 +447,14 @@ def test_the_init_script_parses() -> None:
     script = REPO_ROOT / "k8s" / "components" / "mongodb" / "init-replica-set.js"
     proc = subprocess.run([node, "--check", str(script)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_namespace_enforces_the_restricted_pod_security_standard(
+    builds: dict[str, list[Doc]], overlay: str
+) -> None:
+    (namespace,) = kinds(builds[overlay], "Namespace")
+    assert namespace["metadata"]["name"] == "tronpay"
+    labels = namespace["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
