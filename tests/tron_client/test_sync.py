@@ -264,6 +264,39 @@ def test_two_replicas_one_writer(service_factory: ServiceFactory, chain: Devnet,
     assert len(leaders) == 1
 
 
+def test_sync_through_a_faulty_endpoint(service_factory: ServiceFactory, chain: Devnet) -> None:
+    """Two endpoints of the chain, one answering half of its requests with 5xx and 429: nothing is missed."""
+    from tests.tron_client.fault_proxy import FaultProxy
+
+    faulty = FaultProxy(chain.url)
+    try:
+        faulty.set_faults(error_rate=0.3, rate_limit_rate=0.2, retry_after=1, seed=5)
+        proc = start_tron_client(
+            service_factory, chain, TRON_NODE_URL=f"{faulty.url},{chain.url}", TRON_NODE_PROBE_SECONDS="0.3"
+        )
+        addr = chain.new_account()["address"]
+        sent: list[str] = []
+        with proc.channel() as ch:
+            stub = pb_grpc.TronClientServiceStub(ch)
+            watch(stub, addr)
+            for i in range(6):
+                sent += chain.faucet(addr, trx=5_000 + i, usdt=6_000 + i)
+                chain.mine(1)
+            chain.mine(SOLIDITY_LAG)
+            wanted = {f"{t}:-1" for t in sent[::2]} | {f"{t}:0" for t in sent[1::2]}
+            wait_until(lambda: states(stub, addr) == dict.fromkeys(wanted, FINAL), "every transfer FINAL")
+            pairs = [
+                (e.transfer.transfer_id, e.transfer.state)
+                for e in stream_all(stub)
+                if e.transfer.to_address == addr
+            ]
+        assert len(pairs) == len(set(pairs))
+        counts = faulty.counts()
+        assert counts["error"] + counts["rate_limit"] > 0, counts  # the faulty endpoint was really used
+    finally:
+        faulty.stop()
+
+
 def test_watch_validation_idempotency_and_listing(client: Any, chain: Devnet) -> None:
     proc, stub = client
     a, b = chain.new_account()["address"], chain.new_account()["address"]
