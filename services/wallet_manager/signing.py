@@ -165,6 +165,7 @@ class LogWriter:
                         "amount": spend.amount,
                         "total": total,
                         "record_id": doc["_id"],
+                        "fingerprint": doc["fingerprint"],
                         "time": t,
                     }
                 )
@@ -193,11 +194,22 @@ class LogWriter:
             # took that sequence number. Re-read the heads and retry what is left.
             for key in heads:
                 self._heads.pop(key, None)
-            doc, _spend, fut = linked[stored_links]
-            if await self._store.spend_link_exists("spend:" + doc["request_key"]):
-                fut.set_result(DUPLICATE)
+            doc, spend, fut = linked[stored_links]
+            existing = await self._store.get_spend_link("spend:" + doc["request_key"])
+            if existing is not None:
+                fut.set_result(await self._adopt(doc, spend, existing))
             pending = [i for i in pending if not i[2].done()]
         raise RuntimeError("signing log is too contended")
+
+    async def _adopt(self, doc: dict[str, Any], spend: SpendClaim | None, link: dict[str, Any]) -> str:
+        """This request's spend was counted already. Normally its record exists too (a replay); if an
+        earlier attempt died between the link and the record, the same request stores its record now
+        against that link instead of counting the spend twice."""
+        if spend is None or link["fingerprint"] != doc["fingerprint"]:
+            return DUPLICATE  # the replay path compares fingerprints and answers REQUEST_ID_REUSED
+        record = {**doc, "spend_key": spend.key, "spend_seq": link["seq"], "spend_total": link["total"]}
+        (ok,) = await self._store.insert_log_records([record])
+        return STORED if ok else DUPLICATE
 
 
 class Signing:
@@ -323,8 +335,12 @@ class Signing:
         claim = self._spend_claim(w["_id"], tx, pol)
         # Early refusal (no device prompt for a signature that could not be used). Totals only grow, so
         # the last head seen is a lower bound: a refusal on it is right; an accept is decided at insert.
+        counted: dict[str, Any] | None = None
         if claim is not None and await self._log.spent(claim.key) + claim.amount > claim.limit:
-            raise self._over_limit(claim, w["_id"])
+            # Unless the total includes this very request: an attempt that died after claiming its link.
+            counted = await self._store.get_spend_link("spend:" + request_key)
+            if counted is None or counted["fingerprint"] != fp:
+                raise self._over_limit(claim, w["_id"])
 
         if device:
             sig = await self._devices.sign_transaction(
@@ -334,7 +350,11 @@ class Signing:
         else:
             sig = await self._keys.sign_digest(secret_id(w["_id"], index), tx.txid, address)
         resp = self._tx_response(req, tx, sig, address)
-        result = await self._log.write(self._tx_record(request_key, fp, req, w, address, tx, resp), claim)
+        record = self._tx_record(request_key, fp, req, w, address, tx, resp)
+        if counted is not None and claim is not None:  # store the record against the link it already has
+            record.update(spend_key=claim.key, spend_seq=counted["seq"], spend_total=counted["total"])
+            claim = None
+        result = await self._log.write(record, claim)
         if result == DUPLICATE:
             return await self._replay(request_key, fp, pb.SignTransactionResponse)  # type: ignore[no-any-return]
         if result == OVER_LIMIT:  # lost the race for the day's remaining allowance: the signature is dropped

@@ -371,8 +371,8 @@ class Store:
         last = await self.daily_spend.find_one({"key": key}, sort=[("seq", DESCENDING)])
         return (0, 0) if last is None else (int(last["seq"]), int(last["total"]))
 
-    async def spend_link_exists(self, link_id: str) -> bool:
-        return await self.daily_spend.find_one({"_id": link_id}, {"_id": 1}) is not None
+    async def get_spend_link(self, link_id: str) -> Document | None:
+        return await self.daily_spend.find_one({"_id": link_id})
 
     # -- TronLink challenges -------------------------------------------------------------------------
 

@@ -568,3 +568,37 @@ def test_unlimited_trc20_approve_is_logged_without_overflow(svc: tuple[Client, D
     assert record.amount == 2**63 - 1 and record.asset == common_pb2.ASSET_USDT
     stored = db["wallet_manager_signing_log"].find_one({"wallet_id": w.wallet_id})
     assert stored is not None and stored["amount"] == str(max_uint)  # exact value kept as text
+
+
+def test_a_spend_link_left_by_a_crashed_attempt_is_adopted_not_counted_twice(
+    svc: tuple[Client, Database[Any]],
+) -> None:
+    from services.common.idempotency import fingerprint
+
+    wm, db = svc
+    w = imported(wm, bytes.fromhex("f9" * 32), "crash", policy=policy(trx_daily=3 * TRX))
+    req = pb.SignTransactionRequest(
+        request_id=rid(),
+        wallet_id=w.wallet_id,
+        transaction=common_pb2.Transaction(raw_data=txs.transfer(w.address, txs.DEST, 2 * TRX)),
+    )
+    key = f"{w.wallet_id}:TRX:{datetime.now(UTC).strftime('%Y-%m-%d')}"
+    # What an attempt that died after claiming its spend link (and before its log record) leaves behind.
+    db["wallet_manager_daily_spend"].insert_one(
+        {
+            "_id": f"spend:SignTransaction:{req.request_id}",
+            "key": key,
+            "seq": 1,
+            "amount": 2 * TRX,
+            "total": 2 * TRX,
+            "record_id": "sig_lost",
+            "fingerprint": fingerprint(req),
+            "time": datetime.now(UTC),
+        }
+    )
+    resp = wm.call("SignTransaction", req, caller="usdt-manager")
+    assert recover_address(hashlib.sha256(req.transaction.raw_data).digest(), resp.signature) == w.address
+    assert [e["seq"] for e in db["wallet_manager_daily_spend"].find({"key": key})] == [1]
+    (record,) = db["wallet_manager_signing_log"].find({"wallet_id": w.wallet_id})
+    assert (record["spend_seq"], record["spend_total"]) == (1, 2 * TRX)
+    assert wm.call("SignTransaction", req, caller="usdt-manager") == resp
