@@ -343,7 +343,12 @@ class BlockSync:
             return False
         await self._watch.refresh()
         if self.cursor is None:  # the single writer keeps its cursor in memory once loaded
-            self.cursor = await self._store.load() or await self._init_cursor(head, solid)
+            self.cursor = await self._store.load()
+        if self.cursor is None:
+            start = self._settings.TRON_SYNC_START_BLOCK
+            if start is not None and start > head.number:
+                return False  # a configured start block the chain has not reached yet
+            self.cursor = await self._init_cursor(head, solid)
         cursor = self.cursor
         # A solidified block we hold under another id: we are on a dropped branch.
         if solid.number <= cursor.number:
@@ -360,7 +365,7 @@ class BlockSync:
 
     async def _init_cursor(self, head: BlockRef, solid: BlockRef) -> SyncCursor:
         start = self._settings.TRON_SYNC_START_BLOCK
-        start = head.number if start is None else min(start, head.number)
+        start = head.number if start is None else start
         anchor = await self._header("wallet/getblock", start - 1) if start > 0 else BlockRef(-1, "", "", 0)
         cursor = SyncCursor(anchor.number, anchor.block_id, min(anchor.number, solid.number))
         await self._store.start(anchor, cursor)
@@ -405,14 +410,24 @@ class BlockSync:
         blocks.sort(key=lambda b: int(b["block_header"]["raw_data"].get("number", 0)))
         # Receipts only where logs can be: blocks with contract calls.
         needs = [b for b in blocks if has_calls(b)]
-        infos = await asyncio.gather(*(self._infos(block_ref(b).number) for b in needs))
-        by_number = {block_ref(b).number: i for b, i in zip(needs, infos, strict=True)}
+        answers = await asyncio.gather(*(self._infos(block_ref(b).number) for b in needs))
+        by_number = {block_ref(b).number: i for b, i in zip(needs, answers, strict=True)}
         out: list[Fetched] = []
         for b in blocks:
             ref = block_ref(b)
             if out and ref.number != out[-1].ref.number + 1:
                 break
-            out.append(Fetched(ref, extract(b, by_number.get(ref.number), f)))
+            infos = by_number.get(ref.number)
+            if infos is not None:
+                # Receipts are fetched by number: a fork in between would pair them with another block.
+                txids = {tx.get("txID") for tx in b.get("transactions", ())}
+                if any(i.get("id") not in txids for i in infos):
+                    raise Unavailable(
+                        "receipts do not match their block (chain moved)",
+                        reason="NODE_INCONSISTENT",
+                        metadata={"block": str(ref.number)},
+                    )
+            out.append(Fetched(ref, extract(b, infos, f)))
         return out
 
     async def _infos(self, number: int) -> list[dict[str, Any]]:
