@@ -12,6 +12,7 @@ and every schema error; exit status 1 on any error. tests/k8s/ use the same func
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -29,8 +31,19 @@ K8S_DIR = Path(__file__).resolve().parents[1]
 #: The oldest Kubernetes the manifests target: preStop `sleep` is GA in 1.34 (on by default since 1.30).
 KUBERNETES_VERSION = "1.34.0"
 
-sys.path.insert(0, str(K8S_DIR / "tools"))
-import dev_secrets  # noqa: E402  (a sibling script, not a package)
+
+def _sibling(name: str) -> ModuleType:
+    """Another script of k8s/tools (not a package; nothing is added to sys.path)."""
+    spec = importlib.util.spec_from_file_location(f"tronpay_k8s_{name}", K8S_DIR / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name) or importlib.util.module_from_spec(spec)
+    if spec.name not in sys.modules:
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+dev_secrets = _sibling("dev_secrets")
 
 
 def kustomize_bin() -> str:

@@ -17,10 +17,10 @@ TOOLS = REPO_ROOT / "k8s" / "tools"
 
 def load_tool(name: str) -> ModuleType:
     """A script of k8s/tools/ as a module (k8s/ is not a Python package)."""
-    if str(TOOLS) not in sys.path:
-        sys.path.insert(0, str(TOOLS))  # validate.py imports its sibling dev_secrets
     spec = importlib.util.spec_from_file_location(f"tronpay_k8s_{name}", TOOLS / f"{name}.py")
     assert spec is not None and spec.loader is not None
+    if spec.name in sys.modules:  # validate.py loads dev_secrets under the same name
+        return sys.modules[spec.name]
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
