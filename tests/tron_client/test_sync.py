@@ -237,6 +237,28 @@ def test_restart_mid_burst_no_gap_no_duplicate(service_factory: ServiceFactory, 
             assert (tid, FINAL) in pairs
 
 
+def test_failed_usdt_transfer_is_recorded_reverted(client: Any, chain: Devnet) -> None:
+    """A transfer call reverting on chain (no USDT balance) is recorded REVERTED at once, never INCLUDED."""
+    proc, stub = client
+    payer, payee = chain.new_account(), chain.new_account()
+    watch(stub, payee["address"])
+    chain.faucet(payer["address"], trx=200_000_000)
+    chain.mine(1)
+    tx = chain.trc20_transfer_tx(payer, chain.usdt_hex, payee["hex"], 1_000_000)
+    assert chain.broadcast(tx).get("result") is True
+    chain.mine(1)
+    info = chain.post("wallet/gettransactioninfobyid", {"value": tx["txID"]})
+    assert info["receipt"]["result"] == "REVERT"
+    got = wait_until(lambda: transfers_of(stub, payee["address"]), "the failed transfer recorded")
+    assert [(t.transfer_id, t.state, t.amount, t.from_address) for t in got] == [
+        (f"{tx['txID']}:0", REVERTED, 1_000_000, payer["address"])
+    ]
+    chain.mine(SOLIDITY_LAG)
+    synced_to(stub, chain, proc)
+    states_seen = [e.transfer.state for e in stream_all(stub) if e.transfer.txid == tx["txID"]]
+    assert states_seen == [REVERTED]
+
+
 def test_two_replicas_one_writer(service_factory: ServiceFactory, chain: Devnet, mongo_db_name: str) -> None:
     """Two tron-clients on one database: one holds the writer lease, the stream stays single-writer."""
     env = {"TRON_SYNC_START_BLOCK": str(chain.status()["head"] + 1), "TRON_SYNC_POLL_SECONDS": "0.1",
