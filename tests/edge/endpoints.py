@@ -51,12 +51,19 @@ DOCUMENTED: tuple[Endpoint, ...] = (
     Endpoint("POST", "/api/v1/payments/webhook", "payment_gateway"),
 )
 
-#: Implemented in this issue (tron-client against the devnet); every other endpoint answers 501 for now.
-IMPLEMENTED: frozenset[str] = frozenset(
-    {
-        "GET /api/v1/tron/network/info",
-        "GET /api/v1/tron/network/status",
-        "GET /api/v1/tron/network/height",
-        "GET /api/v1/tron/network/fees",
-    }
-)
+#: Endpoints whose service is implemented, with the status the routing sample gets: 200, or the service's
+#: own answer for a sample resource that does not exist (a 404 made by the service, never by the edge).
+#: Every other endpoint answers 501 for now.
+IMPLEMENTED: dict[str, int] = {
+    "GET /api/v1/tron/network/info": 200,
+    "GET /api/v1/tron/network/status": 200,
+    "GET /api/v1/tron/network/height": 200,
+    "GET /api/v1/tron/network/fees": 200,
+    "GET /api/v1/wallets": 200,
+    "POST /api/v1/wallets": 200,
+    "GET /api/v1/wallets/{wallet_id}": 404,
+    "PUT /api/v1/wallets/{wallet_id}": 404,
+    "DELETE /api/v1/wallets/{wallet_id}": 404,
+    "GET /api/v1/wallets/{wallet_id}/balance": 404,
+    "GET /api/v1/wallets/{wallet_id}/transactions": 404,
+}

@@ -12,10 +12,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pymongo import MongoClient
+from tronpay.payout_router.v1 import payout_router_pb2
 
 from services.common import errors
 from tests.harness.ferretdb import FerretDB, restart_ferretdb, start_ferretdb, stop_ferretdb
 from tests.harness.services import SERVICES, Cluster, ServiceFactory
+
+#: An RPC of the contract that a later issue implements (the payout router is still UNIMPLEMENTED).
+UNIMPLEMENTED_SERVICE, UNIMPLEMENTED_RPC = "payout_router", "GetPayout"
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +54,18 @@ def test_every_service_is_serving_its_contract(six: Cluster, name: str) -> None:
 
 
 def test_unimplemented_rpc_names_the_method(six: Cluster) -> None:
-    proc = six["wallet_manager"]
+    proc = six[UNIMPLEMENTED_SERVICE]
     service = _public_services(proc.target)[0]
     with proc.channel() as ch:
-        # Any RPC of the contract the service does not implement yet; empty request bytes are valid proto.
-        call = ch.unary_unary(f"/{service}/ListWallets", request_serializer=None, response_deserializer=None)
+        # An RPC of the contract the service does not implement yet, with a request that passes validation.
+        call = ch.unary_unary(
+            f"/{service}/{UNIMPLEMENTED_RPC}", request_serializer=None, response_deserializer=None
+        )
         with pytest.raises(grpc.RpcError) as err:
-            call(b"", timeout=5)
+            call(payout_router_pb2.GetPayoutRequest(payout_id="p1").SerializeToString(), timeout=5)
     e = err.value
     assert e.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
-    assert e.details() == "not implemented yet: ListWallets"  # type: ignore[attr-defined]
+    assert e.details() == f"not implemented yet: {UNIMPLEMENTED_RPC}"  # type: ignore[attr-defined]
     status = errors.status_from_error(e)  # type: ignore[arg-type]
     assert status is not None and status.code == grpc.StatusCode.UNIMPLEMENTED.value[0]
 
@@ -86,7 +92,7 @@ def test_restart_keeps_data_and_stops_gracefully(service_factory: ServiceFactory
 
 def test_metrics_count_rpcs_per_method_and_code(six: Cluster) -> None:
     proc = six["payment_gateway"]
-    test_unimplemented_rpc_names_the_method(six)  # one UNIMPLEMENTED call on wallet_manager
+    test_unimplemented_rpc_names_the_method(six)  # one UNIMPLEMENTED call
     with proc.channel() as ch:
         health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
     with urllib.request.urlopen(f"http://127.0.0.1:{proc.env['METRICS_PORT']}/metrics", timeout=5) as resp:
@@ -95,10 +101,10 @@ def test_metrics_count_rpcs_per_method_and_code(six: Cluster) -> None:
         'grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="grpc.health.v1.Health"}'
         in text
     )
-    wallet = six["wallet_manager"]
-    with urllib.request.urlopen(f"http://127.0.0.1:{wallet.env['METRICS_PORT']}/metrics", timeout=5) as resp:
+    target = six[UNIMPLEMENTED_SERVICE]
+    with urllib.request.urlopen(f"http://127.0.0.1:{target.env['METRICS_PORT']}/metrics", timeout=5) as resp:
         text = resp.read().decode()
-    assert 'grpc_code="UNIMPLEMENTED",grpc_method="ListWallets"' in text
+    assert f'grpc_code="UNIMPLEMENTED",grpc_method="{UNIMPLEMENTED_RPC}"' in text
     assert "grpc_server_handling_seconds_bucket" in text
 
 
