@@ -425,9 +425,6 @@ class TransferStore:
             page += 1
         return out, max(seen, up_to)
 
-    async def transfer(self, transfer_id: str) -> Document | None:
-        return await self._transfers.find_one({"_id": transfer_id})
-
     async def list_transfers(
         self, address: str, *, asset: int, direction: int, page_size: int, after: str | None
     ) -> tuple[list[Document], str | None]:

@@ -52,7 +52,6 @@ class WatchList:
         self._col = db.collection(WATCHED)
         self._version_col = db.collection(VERSION)
         self.index: dict[str, set[str]] = {}  # hex20 -> watchers
-        self.base58: dict[str, str] = {}  # hex20 -> base58
         self._version = -1
 
     def watchers_of(self, *addresses: str) -> list[str]:
@@ -72,12 +71,9 @@ class WatchList:
         if version == self._version:
             return False
         index: dict[str, set[str]] = {}
-        names: dict[str, str] = {}
         async for d in self._col.find({}, {"address": 1, "watcher": 1}):
-            h = hex20(d["address"])
-            index.setdefault(h, set()).add(d["watcher"])
-            names[h] = d["address"]
-        self.index, self.base58, self._version = index, names, version
+            index.setdefault(hex20(d["address"]), set()).add(d["watcher"])
+        self.index, self._version = index, version
         return True
 
     async def _bump(self) -> None:
@@ -100,18 +96,20 @@ class WatchList:
             )
             for a in unique
         ]
-        await self._col.bulk_write(ops, ordered=False)
+        result = await self._col.bulk_write(ops, ordered=False)
         # Visible to this process's sync at once; other replicas reload on the version bump.
         for a in unique:
-            h = hex20(a)
-            self.index.setdefault(h, set()).add(watcher)
-            self.base58[h] = a
+            self.index.setdefault(hex20(a), set()).add(watcher)
         await self._bump()
-        docs = {
-            d["address"]: d
-            async for d in self._col.find({"_id": {"$in": [f"{watcher}:{a}" for a in unique]}})
+        entries = {
+            a: Watched(a, watcher, label, now) for i, a in enumerate(unique) if i in result.upserted_ids
         }
-        return [_entry(docs[a]) for a in addresses if a in docs]
+        for a in unique:  # pairs that existed keep their creation time (read by _id: FerretDB scans $in)
+            if a not in entries:
+                doc = await self._col.find_one({"_id": f"{watcher}:{a}"})
+                if doc is not None:
+                    entries[a] = _entry(doc)
+        return [entries[a] for a in addresses if a in entries]
 
     async def unwatch(self, addresses: Sequence[str], watcher: str) -> int:
         """Remove pairs; returns how many existed."""
