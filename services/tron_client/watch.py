@@ -101,9 +101,8 @@ class WatchList:
         for a in unique:
             self.index.setdefault(hex20(a), set()).add(watcher)
         await self._bump()
-        entries = {
-            a: Watched(a, watcher, label, now) for i, a in enumerate(unique) if i in result.upserted_ids
-        }
+        upserted = result.upserted_ids or {}
+        entries = {a: Watched(a, watcher, label, now) for i, a in enumerate(unique) if i in upserted}
         for a in unique:  # pairs that existed keep their creation time (read by _id: FerretDB scans $in)
             if a not in entries:
                 doc = await self._col.find_one({"_id": f"{watcher}:{a}"})
