@@ -142,6 +142,11 @@ class Upstream:
     health_service: str
 
 
+#: Metadata the services trust (services/common/context.py): the end-user subject and the calling
+#: service. Only the cluster sets them, so the edge drops whatever a client sends.
+IDENTITY_HEADERS = ("x-tronpay-subject", "x-tronpay-caller")
+
+
 def _http_rule(method: descriptor_pb2.MethodDescriptorProto) -> tuple[str, str] | None:
     """Return (verb, path) of the method's google.api.http rule, or None for an internal RPC."""
     if not method.options.HasExtension(annotations_pb2.http):
@@ -542,6 +547,8 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
         "local_reply_config": _local_reply_config(),
         "route_config": {
             "name": "edge",
+            # Identity metadata is the cluster's own: a client's copy never reaches a service.
+            "request_headers_to_remove": list(IDENTITY_HEADERS),
             "virtual_hosts": [
                 {
                     "name": "tronpay",

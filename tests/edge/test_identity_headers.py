@@ -1,0 +1,53 @@
+"""Identity metadata (end-user subject, calling service) is the cluster's own: the edge drops a client's
+copy, so no REST or gRPC client can pose as an operator or as another service."""
+
+from __future__ import annotations
+
+import grpc
+from tronpay.tron_client.v1 import tron_client_pb2, tron_client_pb2_grpc
+
+from tests.edge.http import call
+from tests.harness.envoy import Edge
+from tests.harness.services import Cluster
+
+FORGED = {"x-tronpay-subject": "forged-operator-7f3a", "x-tronpay-caller": "forged-service-7f3a"}
+
+
+def _log_lines_with(cluster: Cluster, marker: str) -> list[str]:
+    log = cluster["tron_client"].log()
+    return [line for line in log.splitlines() if marker in line]
+
+
+def test_rest_client_cannot_set_identity(envoy_edge: Edge, cluster: Cluster) -> None:
+    reply = call(envoy_edge.rest_url, "GET", "/api/v1/tron/network/height", headers=FORGED)
+    assert reply.status == 200, reply.body
+    (line,) = _log_lines_with(cluster, reply.request_id)  # the service's own line for this request
+    assert all(value not in line for value in FORGED.values()), line
+
+
+def test_grpc_client_cannot_set_identity(envoy_edge: Edge, cluster: Cluster) -> None:
+    with grpc.insecure_channel(envoy_edge.grpc_target) as channel:
+        stub = tron_client_pb2_grpc.TronClientServiceStub(channel)
+        _, rpc = stub.GetNetworkHeight.with_call(
+            tron_client_pb2.GetNetworkHeightRequest(), metadata=tuple(FORGED.items()), timeout=20
+        )
+    request_id = dict(rpc.initial_metadata())["x-request-id"]
+    (line,) = _log_lines_with(cluster, request_id)
+    assert all(value not in line for value in FORGED.values()), line
+
+
+def test_direct_call_keeps_identity(cluster: Cluster) -> None:
+    """Control: the same metadata sent straight to the service (as internal callers do) is honoured, so the
+    edge tests above would see it if the edge let it through."""
+    proc = cluster["tron_client"]
+    marker = "direct-call-7f3a"
+    with proc.channel() as channel:
+        stub = tron_client_pb2_grpc.TronClientServiceStub(channel)
+        stub.GetNetworkHeight(
+            tron_client_pb2.GetNetworkHeightRequest(),
+            metadata=(*FORGED.items(), ("x-request-id", marker)),
+            timeout=20,
+        )
+    (line,) = _log_lines_with(cluster, marker)
+    assert all(value in line for value in FORGED.values()), line
+
