@@ -38,6 +38,9 @@ def _duration_ms(ms: int) -> duration_pb2.Duration:
     return d
 
 
+BLOCK_SECONDS = 3  # TRON block interval
+
+
 def _block_ref(block: Block) -> pb.BlockRef:
     return pb.BlockRef(number=block.number, block_id=block.block_id, block_time=timestamp(block.time_ms))
 
@@ -52,6 +55,8 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
         self._txs = txs
         self._queries = queries
         self._idempotency = IdempotencyStore(rt.db)
+        # The same allowance as for the head block's age, in TRON's 3 s slots.
+        self._max_sync_lag_blocks = rt.settings.TRON_SYNC_MAX_LAG_SECONDS // BLOCK_SECONDS
 
     # ---- network ----------------------------------------------------------------------------------
     async def GetNetworkInfo(
@@ -86,12 +91,21 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
             )
             for n in st.nodes
         ]
+        sync_block, sync_lag, synced = None, 0, st.synced
+        if self._feed.sync is not None:  # with block sync on, "synced" also means sync keeps up
+            cursor, _ = self._feed.sync.status()
+            sync_lag = max(0, st.head.number - (cursor.number if cursor else 0))
+            if cursor is not None:
+                sync_block = pb.BlockRef(number=cursor.number, block_id=cursor.block_id)
+            synced = synced and cursor is not None and sync_lag <= self._max_sync_lag_blocks
         return pb.GetNetworkStatusResponse(
             reachable=st.reachable,
-            synced=st.synced,
+            synced=synced,
             latency=_duration_ms(st.latency_ms),
             head_block=_block_ref(st.head),
             solidified_block=_block_ref(st.solidified),
+            sync_block=sync_block,
+            sync_lag_blocks=sync_lag,
             nodes=nodes,
             check_time=timestamp(st.checked_ms),
         )

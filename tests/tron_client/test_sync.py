@@ -351,3 +351,15 @@ def test_watch_validation_idempotency_and_listing(client: Any, chain: Devnet) ->
     wait_until(lambda: transfers_of(stub, a), "a transfer to the still-watched address")
     synced_to(stub, chain, proc)
     assert transfers_of(stub, b) == []
+
+
+def test_network_status_reports_the_sync_cursor(client: Any, chain: Devnet) -> None:
+    _, stub = client
+    chain.mine(2)
+    head = chain.status()["head"]
+    status = wait_until(
+        lambda: (s := stub.GetNetworkStatus(pb.GetNetworkStatusRequest())).sync_block.number == head and s,
+        "sync to reach the head",
+    )
+    assert status.sync_lag_blocks == 0 and status.synced
+    assert status.sync_block.block_id == chain.post("wallet/getblockbynum", {"num": head})["blockID"]
