@@ -1,6 +1,8 @@
 # FerretDB v1.24.2 (SQLite backend): the MongoDB wire-protocol server for local runs and tests.
-# Built with Go through the module proxy into a cache outside the repo (see reference/mongodb.md).
-FERRETDB_BIN := $(or $(FERRETDB_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tronpay/ferretdb-v1.24.2)/ferretdb
+# Built with Go through the module proxy into a cache outside the repo (see reference/mongodb.md); the build
+# script prints the binary path (cache keyed by a hash of scripts/ferretdb, so source changes rebuild).
+# The binary serialises write commands per database so conditional single-document updates are atomic, as
+# on MongoDB (scripts/ferretdb/serialize.go).
 MONGO_PORT ?= 27017
 FERRETDB_DATA ?= .data/ferretdb
 
@@ -11,6 +13,7 @@ ferretdb: ## Build FerretDB v1.24.2 into the user cache (skipped when already bu
 
 INSTALL_STEPS += ferretdb
 
-ferretdb-run: ferretdb ## Run FerretDB in the foreground on 127.0.0.1:$(MONGO_PORT), data in .data/ferretdb
+ferretdb-run: ## Run FerretDB in the foreground on 127.0.0.1:$(MONGO_PORT), data in .data/ferretdb
 	@mkdir -p $(FERRETDB_DATA)
-	exec $(FERRETDB_BIN) -listen-addr 127.0.0.1:$(MONGO_PORT) -handler sqlite -sqlite-url file:$(FERRETDB_DATA)/ -log-level warn
+	@bin="$$(scripts/ferretdb-build.sh)" && \
+	  exec "$$bin" -listen-addr 127.0.0.1:$(MONGO_PORT) -handler sqlite -sqlite-url file:$(FERRETDB_DATA)/ -log-level warn

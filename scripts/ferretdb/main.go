@@ -2,6 +2,10 @@
 //
 // A plain `go install` of FerretDB v1.24.2 panics on a missing version.txt; embedding the public
 // package in this small main module avoids that (see reference/mongodb.md, route 1).
+//
+// By default FerretDB itself listens on a private Unix socket and -listen-addr is served by the write
+// serialiser (serialize.go), which makes single-document conditional updates atomic as on MongoDB.
+// -serialize-writes=false exposes FerretDB directly; it exists to measure and demonstrate the race only.
 package main
 
 import (
@@ -10,9 +14,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -23,6 +30,7 @@ func main() {
 	sqliteURL := flag.String("sqlite-url", "file:data/", "SQLite URI of an existing directory")
 	pgURL := flag.String("postgresql-url", "", "PostgreSQL URL for the postgresql handler")
 	logLevel := flag.String("log-level", "warn", "log level: debug, info, warn or error")
+	serialize := flag.Bool("serialize-writes", true, "serialise write commands per database (see serialize.go)")
 	flag.Parse()
 
 	var level slog.Level
@@ -31,15 +39,28 @@ func main() {
 		os.Exit(2)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var err error
+
+	listener := ferretdb.ListenerConfig{TCP: *listen}
+	var sockDir string
+	if *serialize {
+		if sockDir, err = os.MkdirTemp("", "ferretdb-"); err != nil {
+			fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
+			os.Exit(1)
+		}
+		defer os.RemoveAll(sockDir) // os.Exit paths below remove it themselves
+		listener = ferretdb.ListenerConfig{Unix: filepath.Join(sockDir, "ferretdb.sock")}
+	}
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:      ferretdb.ListenerConfig{TCP: *listen},
+		Listener:      listener,
 		Logger:        logger,
 		Handler:       *handler,
 		SQLiteURL:     *sqliteURL,
 		PostgreSQLURL: *pgURL,
 	})
 	if err != nil {
+		os.RemoveAll(sockDir)
 		fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
 		os.Exit(1)
 	}
@@ -47,10 +68,56 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// Readiness marker for supervisors and tests that read stderr.
-	logger.Warn("ferretdb listening", "addr", *listen, "handler", *handler)
-	if err := f.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+
+	if *serialize {
+		// Bind the public address only once FerretDB answers, so "port open" means ready.
+		if err = waitUnix(listener.Unix, done); err == nil {
+			err = serveSerialized(ctx, *listen, listener.Unix, logger)
+		}
+		stop()
+		if runErr := <-done; err == nil {
+			err = runErr
+		}
+	} else {
+		logger.Warn("ferretdb listening", "addr", *listen, "handler", *handler, "serialize_writes", false)
+		err = <-done
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
+		os.RemoveAll(sockDir)
 		os.Exit(1)
 	}
+}
+
+// waitUnix waits until FerretDB has created its Unix socket (it listens right after), or fails on start-up.
+// No probe connection: FerretDB would log a warning for a client that closes without a request.
+func waitUnix(path string, done <-chan error) error {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		select {
+		case err := <-done:
+			return fmt.Errorf("FerretDB stopped during start-up: %w", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return errors.New("FerretDB did not open its Unix socket within 30s")
+}
+
+// serveSerialized serves addr through the write serialiser until ctx is done.
+func serveSerialized(ctx context.Context, addr, backend string, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	// Readiness marker for supervisors and tests that read stderr.
+	logger.Warn("ferretdb listening", "addr", addr, "serialize_writes", true)
+	return newSerializer(backend, logger).serve(ln)
 }

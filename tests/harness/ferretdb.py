@@ -2,10 +2,12 @@
 
 Fixtures:
   ferretdb     (session) -> FerretDB: .uri, .port, .data_dir, .db_name() for a fresh database name.
-Helpers: start_ferretdb(data_dir, port=None), stop_ferretdb(db), restart_ferretdb(db) for tests that need
-their own server (outages, restarts).
+Helpers: start_ferretdb(data_dir, port=None, args=()), stop_ferretdb(db), restart_ferretdb(db) for tests
+that need their own server (outages, restarts).
   mongo_db_name (function) -> str: a database name no other test uses.
-The binary comes from `scripts/ferretdb-build.sh` (built into the user cache on first use).
+The binary comes from `scripts/ferretdb-build.sh` (built into the user cache on first use). It serialises
+write commands per database so that conditional single-document updates are atomic as on MongoDB
+(scripts/ferretdb/serialize.go; tests/services/test_mongo_atomicity.py checks it).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +53,11 @@ class FerretDB:
         return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-def start_ferretdb(data_dir: Path, port: int | None = None) -> FerretDB:
-    """Start FerretDB on a free (or given) port, SQLite files under data_dir; wait until it listens."""
+def start_ferretdb(data_dir: Path, port: int | None = None, args: Sequence[str] = ()) -> FerretDB:
+    """Start FerretDB on a free (or given) port, SQLite files under data_dir; wait until it listens.
+
+    args: extra flags, e.g. ["-serialize-writes=false"] to measure the unserialised server.
+    """
     binary = ferretdb_binary()
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -60,7 +65,7 @@ def start_ferretdb(data_dir: Path, port: int | None = None) -> FerretDB:
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [str(binary), "-listen-addr", f"127.0.0.1:{port}", "-handler", "sqlite",
-             "-sqlite-url", f"file:{data_dir}/", "-log-level", "error"],
+             "-sqlite-url", f"file:{data_dir}/", "-log-level", "error", *args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DO_NOT_TRACK": "1"},
         )  # fmt: skip
     try:
