@@ -42,7 +42,8 @@ from tronpay.common.v1 import common_pb2  # noqa: E402
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb  # noqa: E402
 from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc as pb_grpc  # noqa: E402
 
-from services.wallet_manager.vault.address import from_base58, private_key_to_address, recover_address  # noqa: E402
+from services.common.tron.address import from_base58, private_key_to_address  # noqa: E402
+from services.wallet_manager.vault.ecdsa import recover_address  # noqa: E402
 from tests.harness.ferretdb import start_ferretdb, stop_ferretdb  # noqa: E402
 from tests.harness.services import ServiceFactory  # noqa: E402
 

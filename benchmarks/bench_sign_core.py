@@ -22,8 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.wallet_manager.vault.address import from_base58, require_signer, sign_digest  # noqa: E402
+from services.common.tron.address import from_base58  # noqa: E402
 from services.wallet_manager.vault.core import Vault  # noqa: E402
+from services.wallet_manager.vault.ecdsa import require_signer, sign_digest  # noqa: E402
 from services.wallet_manager.vault.policy import AssetLimit, WalletPolicy, check  # noqa: E402
 from services.wallet_manager.vault.tron_tx import parse_transaction  # noqa: E402
 

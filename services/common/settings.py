@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.address import decode_tron_address
+from services.common.tron.address import from_base58 as decode_tron_address
 
 
 class ServiceName(StrEnum):

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import timestamp_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as pb
 
-from services.common.address import decode_tron_address
 from services.common.errors import FieldViolation, InvalidArgument
 from services.common.idempotency import IdempotencyStore
 from services.common.mongo import Document
+from services.common.tron.address import from_base58 as decode_tron_address
 from services.tron_client.transfers import TransferStore, decode_page_token, encode_page_token
 from services.tron_client.watch import Watched, WatchList
 

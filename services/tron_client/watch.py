@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 
-from services.common.address import decode_tron_address
 from services.common.mongo import Document, IndexSpec, ServiceDatabase
+from services.common.tron.address import from_base58 as decode_tron_address
 
 WATCHED = "watched"
 VERSION = "watch_version"

@@ -24,7 +24,7 @@ from services.common.logging import get_logger
 from services.common.settings import Settings, TronNetwork
 from services.wallet_manager.store import Store
 from services.wallet_manager.vault import hd
-from services.wallet_manager.vault.address import require_signer, sign_digest
+from services.wallet_manager.vault.ecdsa import require_signer, sign_digest
 from services.wallet_manager.vault.errors import SecretUnavailable, UnknownKek, VaultError
 from services.wallet_manager.vault.keystore import KdfParams, Kek, Keyring, SealedSecret
 

@@ -16,17 +16,17 @@ from tronpay.common.v1 import common_pb2
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
 from services.common import context, errors
-from services.common.address import decode_tron_address
 from services.common.errors import FieldViolation
 from services.common.logging import get_logger
 from services.common.settings import Settings
+from services.common.tron.address import from_base58 as decode_tron_address
+from services.common.tron.address import private_key_to_address
 from services.wallet_manager import devices as dev
 from services.wallet_manager.chain import Chain
 from services.wallet_manager.convert import KIND_NAMES, wallet_to_pb
 from services.wallet_manager.keys import KeyVault, secret_id
 from services.wallet_manager.store import ACTIVE, BadPageToken, Store, decode_token, encode_token, now
 from services.wallet_manager.vault import hd, tronlink
-from services.wallet_manager.vault.address import private_key_to_address
 from services.wallet_manager.vault.errors import VaultError
 
 log = get_logger("services.wallet_manager.wallets")

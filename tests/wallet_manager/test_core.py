@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from services.common.tron.tx import txid_digest as txid
 from services.wallet_manager.vault import hd
-from services.wallet_manager.vault.address import recover_address, txid
 from services.wallet_manager.vault.core import MASTER_SEED_ID, Vault
+from services.wallet_manager.vault.ecdsa import recover_address
 from services.wallet_manager.vault.errors import (
     MalformedTransaction,
     SecretUnavailable,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from services.common.tron.address import private_key_to_address
 from services.wallet_manager.vault import hd
-from services.wallet_manager.vault.address import private_key_to_address
 from services.wallet_manager.vault.errors import InvalidMnemonic, VaultError
 
 from .txs import ABANDON, ALL12

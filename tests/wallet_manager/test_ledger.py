@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from services.common.tron.tx import txid_digest as txid
 from services.wallet_manager.vault import hd
-from services.wallet_manager.vault.address import recover_address, txid
+from services.wallet_manager.vault.ecdsa import recover_address
 from services.wallet_manager.vault.errors import SignatureMismatch
 from services.wallet_manager.vault.ledger import (
     LedgerError,

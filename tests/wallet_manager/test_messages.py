@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from services.common.tron.address import private_key_to_address
 from services.wallet_manager.vault import hd
-from services.wallet_manager.vault.address import private_key_to_address
 from services.wallet_manager.vault.messages import (
     hash_message_v1,
     hash_message_v2,

@@ -8,7 +8,7 @@ import pytest
 
 from devnet.pb import contract_pb2
 from services.wallet_manager.vault import hd, policy
-from services.wallet_manager.vault.address import recover_address, sign_digest
+from services.wallet_manager.vault.ecdsa import recover_address, sign_digest
 from services.wallet_manager.vault.errors import SignatureMismatch
 from services.wallet_manager.vault.keystore import KdfParams, Kek, Keyring
 from services.wallet_manager.vault.policy import AssetLimit, WalletPolicy, check

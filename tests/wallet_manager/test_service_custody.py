@@ -19,7 +19,7 @@ from tronpay.common.v1 import common_pb2
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
 from services.wallet_manager.vault import hd
-from services.wallet_manager.vault.address import recover_address
+from services.wallet_manager.vault.ecdsa import recover_address
 from tests.harness.devnet import Devnet
 from tests.harness.ferretdb import FerretDB
 from tests.harness.net import free_port

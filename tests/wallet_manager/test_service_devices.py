@@ -15,7 +15,7 @@ from tronpay.tron_client.v1 import tron_client_pb2 as tc
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as tc_grpc
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
-from services.wallet_manager.vault.address import recover_address
+from services.wallet_manager.vault.ecdsa import recover_address
 from services.wallet_manager.vault.messages import verify_message_v2
 from tests.harness.devnet import Devnet
 from tests.harness.ferretdb import FerretDB

@@ -16,7 +16,8 @@ from tronpay.tron_client.v1 import tron_client_pb2 as tc
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as tc_grpc
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
-from services.wallet_manager.vault.address import private_key_to_address, recover_address
+from services.common.tron.address import private_key_to_address
+from services.wallet_manager.vault.ecdsa import recover_address
 from tests.edge.http import Reply, call
 from tests.harness.devnet import Devnet
 from tests.harness.envoy import Edge, start_edge
@@ -276,7 +277,7 @@ def test_service_signatures_are_accepted_by_the_devnet(rig: dict[str, Any], asse
     if asset == "TRX":
         build.transfer.to_address, build.transfer.amount_sun = dest, 2_000_000
     else:
-        from services.wallet_manager.vault.address import from_base58
+        from services.common.tron.address import from_base58
 
         build.trigger_smart_contract.contract_address = devnet.usdt
         build.trigger_smart_contract.function_selector = "transfer(address,uint256)"

@@ -17,8 +17,9 @@ from pymongo.database import Database
 from tronpay.common.v1 import common_pb2
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
+from services.common.tron.address import private_key_to_address
 from services.wallet_manager.vault import hd
-from services.wallet_manager.vault.address import private_key_to_address, recover_address
+from services.wallet_manager.vault.ecdsa import recover_address
 from services.wallet_manager.vault.messages import hash_message_v2, sign_message_v2, verify_message_v2
 from tests.harness.ferretdb import FerretDB
 from tests.wallet_manager import txs

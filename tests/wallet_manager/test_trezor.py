@@ -9,8 +9,10 @@ import pytest
 from trezorlib import messages as m
 
 from devnet.pb import contract_pb2
+from services.common.tron.address import from_base58
+from services.common.tron.tx import txid_digest as txid
 from services.wallet_manager.vault import hd
-from services.wallet_manager.vault.address import from_base58, recover_address, txid
+from services.wallet_manager.vault.ecdsa import recover_address
 from services.wallet_manager.vault.errors import MalformedTransaction, SignatureMismatch
 from services.wallet_manager.vault.trezor import TrezorError, TrezorTronClient, TrezorUserRejected
 from tests.harness.net import free_port

@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 
 from devnet.codec import pack_contract
 from devnet.pb import contract_pb2, tron_pb2
-from services.wallet_manager.vault.address import from_base58
+from services.common.tron.address import from_base58
 
 ABANDON = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
 ALL12 = " ".join(["all"] * 12)

@@ -33,9 +33,15 @@ RESOURCE_CODES = {"BANDWIDTH": 0, "ENERGY": 1, "TRON_POWER": 2}
 PERMISSION_TYPES = {"Owner": 0, "Witness": 1, "Active": 2}
 
 
+def txid_digest(raw_data: bytes) -> bytes:
+    """The 32-byte txID, SHA-256 of the serialized Transaction.raw (not Keccak; signatures not hashed):
+    the digest a signature is made over."""
+    return hashlib.sha256(raw_data).digest()
+
+
 def txid(raw_data: bytes) -> str:
-    """Lowercase hex txID: SHA-256 of the serialized Transaction.raw (not Keccak; signatures not hashed)."""
-    return hashlib.sha256(raw_data).hexdigest()
+    """Lowercase hex txID, as the node shows it."""
+    return txid_digest(raw_data).hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +136,7 @@ def decode_transaction(tx_bytes: bytes) -> tuple[bytes, list[bytes]]:
     """(raw_data bytes exactly as sent, signatures) of a serialized Transaction."""
     raw: bytes | None = None
     sigs: list[bytes] = []
-    for num, wt, value in iter_fields(tx_bytes):
+    for num, wt, value, _, _ in iter_fields(tx_bytes):
         if num == 1 and wt == LEN:
             raw = bytes(value)  # type: ignore[arg-type]
         elif num == 2 and wt == LEN:

@@ -8,6 +8,10 @@ as ints), message fields dicts, repeated fields lists. Encoding follows what jav
   * an embedded message is written when its key is present, even when it encodes to nothing;
   * repeated elements are always written; negative int64 take 10 bytes (two's complement).
 Decoding skips fields the schema does not know (the node adds `ret` to Transaction, for example).
+
+Below the schemas, the primitives work on any message: iter_fields (with byte offsets, which the Ledger
+chunking needs), split_fields, and Fields, a last-wins view that checks wire types on read. Malformed
+input always raises WireError; callers with their own error type (the vault) translate it.
 """
 
 from __future__ import annotations
@@ -169,10 +173,17 @@ def _len_field(num: int, payload: bytes) -> bytes:
     return _key(num, LEN) + encode_varint(len(payload)) + payload
 
 
-def iter_fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
-    """Every field of one message level as (number, wire type, value)."""
+def as_int64(value: int) -> int:
+    """A varint read as signed int64: truncated to 64 bits as protobuf does, negatives two's complement."""
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def iter_fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes, int, int]]:
+    """Every field of one message level as (number, wire type, value, start offset, end offset)."""
     pos, end = 0, len(buf)
     while pos < end:
+        start = pos
         key, pos = read_varint(buf, pos)
         num, wt = key >> 3, key & 7
         if num == 0:
@@ -184,7 +195,7 @@ def iter_fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
             n, pos = read_varint(buf, pos)
             if pos + n > end:
                 raise WireError("truncated length-delimited field")
-            value, pos = buf[pos : pos + n], pos + n
+            value, pos = bytes(buf[pos : pos + n]), pos + n
         elif wt == I64:
             if pos + 8 > end:
                 raise WireError("truncated 64-bit field")
@@ -195,7 +206,49 @@ def iter_fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
             value, pos = int.from_bytes(buf[pos : pos + 4], "little"), pos + 4
         else:
             raise WireError(f"unsupported wire type {wt}")
-        yield num, wt, value
+        yield num, wt, value, start, pos
+
+
+def split_fields(buf: bytes) -> list[bytes]:
+    """The encoded bytes of each field of one message level, in order (they concatenate back to buf)."""
+    return [bytes(buf[start:end]) for *_, start, end in iter_fields(buf)]
+
+
+class Fields:
+    """Last-wins view of one message level (proto3 singular semantics) plus repeated access, by field
+    number; a wire type other than the one asked for is a WireError."""
+
+    def __init__(self, buf: bytes) -> None:
+        self._by_num: dict[int, list[tuple[int, int | bytes]]] = {}
+        for num, wt, value, _, _ in iter_fields(buf):
+            self._by_num.setdefault(num, []).append((wt, value))
+
+    def get_int(self, num: int, default: int = 0) -> int:
+        """The last varint of field `num` as a signed int64."""
+        vals = self._by_num.get(num)
+        if not vals:
+            return default
+        wt, v = vals[-1]
+        if wt != VARINT or not isinstance(v, int):
+            raise WireError(f"field {num}: expected a varint")
+        return as_int64(v)
+
+    def get_bytes(self, num: int, default: bytes = b"") -> bytes:
+        vals = self._by_num.get(num)
+        if not vals:
+            return default
+        wt, v = vals[-1]
+        if wt != LEN or not isinstance(v, bytes):
+            raise WireError(f"field {num}: expected length-delimited")
+        return v
+
+    def get_all_bytes(self, num: int) -> list[bytes]:
+        out = []
+        for wt, v in self._by_num.get(num, ()):
+            if wt != LEN or not isinstance(v, bytes):
+                raise WireError(f"field {num}: expected length-delimited")
+            out.append(v)
+        return out
 
 
 # ---- schema-driven encode / decode ------------------------------------------------------------
@@ -233,7 +286,7 @@ def decode(schema: str, buf: bytes, _depth: int = 0) -> dict[str, Any]:
         raise WireError("message nested too deeply")
     by_num = {f.num: f for f in SCHEMAS[schema]}
     out: dict[str, Any] = {}
-    for num, wt, value in iter_fields(buf):
+    for num, wt, value, _, _ in iter_fields(buf):
         f = by_num.get(num)
         if f is None:
             continue
@@ -242,7 +295,7 @@ def decode(schema: str, buf: bytes, _depth: int = 0) -> dict[str, Any]:
             raise WireError(f"{schema}.{f.name}: wire type {wt}, want {want}")
         if f.kind == "varint":
             assert isinstance(value, int)
-            v: Any = value - (1 << 64) if value >= 1 << 63 else value
+            v: Any = as_int64(value)
         elif f.kind == "bool":
             v = bool(value)
         elif f.kind == "bytes":

@@ -1,8 +1,9 @@
 """Wallet-manager vault core: envelope-encrypted keys, HD derivation, transaction parsing, signing policy,
-personal messages, and Ledger/Trezor clients. A library for the servicer; no gRPC, no MongoDB here."""
+personal messages, and Ledger/Trezor clients. A library for the servicer; no gRPC, no MongoDB here.
+Addresses are services.common.tron.address (not re-exported here)."""
 
-from .address import from_base58, private_key_to_address, recover_address, sign_digest, to_base58
 from .core import MASTER_SEED_ID, KeyMaterial, SignResult, Vault
+from .ecdsa import recover_address, sign_digest
 from .errors import (
     InvalidAddress,
     InvalidMnemonic,
@@ -44,11 +45,8 @@ __all__ = [
     "VaultError",
     "WalletPolicy",
     "check",
-    "from_base58",
     "parse_transaction",
-    "private_key_to_address",
     "recover_address",
     "sign_digest",
     "sign_transaction",
-    "to_base58",
 ]

@@ -15,8 +15,9 @@ from typing import Any
 
 import coincurve
 
+from services.common.tron.address import private_key_to_address, pubkey_to_address
+
 from . import hd
-from .address import private_key_to_address, pubkey_to_address
 from .errors import VaultError
 from .hardware import HardwareSigner
 from .keystore import KdfParams, Kek, Keyring, SealedSecret

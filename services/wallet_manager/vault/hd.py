@@ -24,7 +24,8 @@ from bip_utils import (  # type: ignore[import-untyped]
     Hash160,
 )
 
-from .address import pubkey_to_address
+from services.common.tron.address import pubkey_to_address
+
 from .errors import InvalidMnemonic, VaultError
 
 TRON_COIN_TYPE = 195

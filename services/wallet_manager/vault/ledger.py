@@ -17,7 +17,10 @@ from typing import Protocol
 from ledgerblue import commTCP  # type: ignore[import-untyped]
 from ledgerblue.commException import CommException  # type: ignore[import-untyped]
 
-from .address import pubkey_to_address, require_signer, txid
+from services.common.tron.address import pubkey_to_address
+from services.common.tron.tx import txid_digest
+
+from .ecdsa import require_signer
 from .errors import MalformedTransaction, SignatureMismatch, VaultError
 from .hd import compress_pubkey, hash160_fingerprint, xpub_from_parts
 from .messages import hash_message_v2
@@ -211,7 +214,7 @@ class LedgerTronClient:
         if len(resp) < 65:
             raise LedgerError(0x6F00, "BAD_RESPONSE", "short signature from the Ledger")
         sig = resp[:65]
-        require_signer(txid(raw), sig, expected_address)
+        require_signer(txid_digest(raw), sig, expected_address)
         return sig
 
     def sign_personal_message(self, path: Sequence[int], message: bytes, expected_address: str) -> bytes:

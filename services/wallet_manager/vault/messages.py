@@ -6,7 +6,9 @@ with v = 27/28 as TronWeb/TronLink produce; Ledger returns v = 0/1 and both veri
 
 from __future__ import annotations
 
-from .address import keccak256, recover_address, sign_digest
+from services.common.tron.address import keccak256
+
+from .ecdsa import recover_address, sign_digest
 from .errors import SignatureMismatch
 
 PREFIX = b"\x19TRON Signed Message:\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .address import require_signer, sign_digest
+from .ecdsa import require_signer, sign_digest
 from .keystore import Keyring, SealedSecret
 
 

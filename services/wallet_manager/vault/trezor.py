@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .address import require_signer, txid
+from services.common.tron.tx import txid_digest
+
+from .ecdsa import require_signer
 from .errors import MalformedTransaction, VaultError
 
 APP_NAME = "tronpay-wallet-manager"
@@ -114,7 +116,7 @@ class TrezorTronClient:
         sig = bytes(resp.signature)
         if len(sig) != 65:
             raise TrezorError("BAD_RESPONSE", "the Trezor returned a malformed signature")
-        require_signer(txid(raw), sig, expected_address)
+        require_signer(txid_digest(raw), sig, expected_address)
         return sig
 
     def account_xpub(self, account: int) -> str:

@@ -2,15 +2,20 @@
 
 Only the bytes the caller sends are trusted: the txID is recomputed here as sha256(raw) and every field
 a policy checks is decoded from those same bytes. Field numbers: tron-protocol.md §1.1/§1.2.
+
+The wire primitives are the shared ones (services.common.tron.wire); their WireError becomes
+MalformedTransaction here, at the vault's boundary.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .address import to_base58, txid
-from .errors import InvalidAddress, MalformedTransaction
-from .wire import Fields, iter_fields
+from services.common.tron.address import InvalidAddress, to_base58
+from services.common.tron.tx import txid_digest
+from services.common.tron.wire import Fields, WireError, split_fields
+
+from .errors import MalformedTransaction
 
 CONTRACT_TYPES: dict[int, str] = {
     0: "AccountCreateContract", 1: "TransferContract", 2: "TransferAssetContract", 3: "VoteAssetContract",
@@ -106,7 +111,13 @@ def _word_address(word: bytes) -> str:
 
 def parse_transaction(raw: bytes) -> ParsedTransaction:
     """Decode raw_data bytes; raise MalformedTransaction for anything not a single well-formed contract."""
-    raw = bytes(raw)
+    try:
+        return _parse(bytes(raw))
+    except WireError as exc:
+        raise MalformedTransaction(str(exc)) from None
+
+
+def _parse(raw: bytes) -> ParsedTransaction:
     if not raw:
         raise MalformedTransaction("empty raw_data")
     top = Fields(raw)
@@ -172,7 +183,7 @@ def parse_transaction(raw: bytes) -> ParsedTransaction:
 
     return ParsedTransaction(
         raw=raw,
-        txid=txid(raw),
+        txid=txid_digest(raw),
         contract_type=ctype,
         contract_type_name=name,
         type_url=type_url,
@@ -198,4 +209,7 @@ def parse_transaction(raw: bytes) -> ParsedTransaction:
 
 def top_level_fields(raw: bytes) -> list[bytes]:
     """The raw bytes of each top-level field, in order (the units a Ledger chunk is made of)."""
-    return [bytes(raw[s:e]) for *_, s, e in iter_fields(raw)]
+    try:
+        return split_fields(raw)
+    except WireError as exc:
+        raise MalformedTransaction(str(exc)) from None

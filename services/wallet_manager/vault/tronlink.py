@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .address import from_base58
+from .ecdsa import vault_address
 from .errors import SignatureMismatch
 from .messages import recover_message_v2
 
@@ -37,7 +37,7 @@ def new_challenge(
     address: str, *, ttl_seconds: int = 300, now: float | None = None, app: str = "tronpay"
 ) -> Challenge:
     """A challenge bound to one address; the message names the address, nonce and expiry in plain text."""
-    from_base58(address)  # validate before issuing anything
+    vault_address(address)  # validate before issuing anything
     issued = time.time() if now is None else now
     nonce = secrets.token_hex(16)
     expires = issued + ttl_seconds
