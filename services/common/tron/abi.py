@@ -17,6 +17,10 @@ from eth_utils import keccak
 from services.common.tron.address import from_any, to_base58
 
 ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+# TRC20 calls that move or expose a balance (what signing policy and transfer tracking look for).
+TRC20_TRANSFER = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
+TRC20_APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
+TRC20_TRANSFER_FROM = bytes.fromhex("23b872dd")  # transferFrom(address,address,uint256)
 _SIG = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$")
 
 

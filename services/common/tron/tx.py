@@ -9,28 +9,46 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.tron.wire import LEN, WireError, decode, encode, encode_varint, iter_fields, to_json
+from services.common.tron.wire import (
+    ENUMS,
+    LEN,
+    SCHEMAS,
+    WireError,
+    decode,
+    encode,
+    encode_varint,
+    iter_fields,
+    to_json,
+)
 
 TYPE_URL_PREFIX = "type.googleapis.com/protocol."
 
-# Transaction.Contract.ContractType numbers (core/Tron.proto) of the contracts the cluster builds.
-CONTRACT_TYPES: dict[str, int] = {
-    "TransferContract": 1,
-    "VoteWitnessContract": 4,
-    "WithdrawBalanceContract": 13,
-    "TriggerSmartContract": 31,
-    "AccountPermissionUpdateContract": 46,
-    "FreezeBalanceV2Contract": 54,
-    "UnfreezeBalanceV2Contract": 55,
-    "WithdrawExpireUnfreezeContract": 56,
-    "DelegateResourceContract": 57,
-    "UnDelegateResourceContract": 58,
-}
+# Transaction.Contract.ContractType (core/Tron.proto): every type java-tron knows, number -> name.
+CONTRACT_TYPE_NAMES: dict[int, str] = {
+    0: "AccountCreateContract", 1: "TransferContract", 2: "TransferAssetContract", 3: "VoteAssetContract",
+    4: "VoteWitnessContract", 5: "WitnessCreateContract", 6: "AssetIssueContract", 8: "WitnessUpdateContract",
+    9: "ParticipateAssetIssueContract", 10: "AccountUpdateContract", 11: "FreezeBalanceContract",
+    12: "UnfreezeBalanceContract", 13: "WithdrawBalanceContract", 14: "UnfreezeAssetContract",
+    15: "UpdateAssetContract", 16: "ProposalCreateContract", 17: "ProposalApproveContract",
+    18: "ProposalDeleteContract", 19: "SetAccountIdContract", 20: "CustomContract", 30: "CreateSmartContract",
+    31: "TriggerSmartContract", 32: "GetContract", 33: "UpdateSettingContract", 41: "ExchangeCreateContract",
+    42: "ExchangeInjectContract", 43: "ExchangeWithdrawContract", 44: "ExchangeTransactionContract",
+    45: "UpdateEnergyLimitContract", 46: "AccountPermissionUpdateContract", 48: "ClearABIContract",
+    49: "UpdateBrokerageContract", 51: "ShieldedTransferContract", 52: "MarketSellAssetContract",
+    53: "MarketCancelOrderContract", 54: "FreezeBalanceV2Contract", 55: "UnfreezeBalanceV2Contract",
+    56: "WithdrawExpireUnfreezeContract", 57: "DelegateResourceContract", 58: "UnDelegateResourceContract",
+    59: "CancelAllUnfreezeV2Contract",
+}  # fmt: skip
+CONTRACT_TYPE_IDS: dict[str, int] = {v: k for k, v in CONTRACT_TYPE_NAMES.items()}
+
+# The contracts the cluster builds and decodes: those with a schema in wire.SCHEMAS.
+CONTRACT_TYPES: dict[str, int] = {k: v for k, v in CONTRACT_TYPE_IDS.items() if k in SCHEMAS}
 CONTRACT_NAMES: dict[int, str] = {v: k for k, v in CONTRACT_TYPES.items()}
 
-# ResourceCode (core/contract/common.proto) and Permission.PermissionType.
-RESOURCE_CODES = {"BANDWIDTH": 0, "ENERGY": 1, "TRON_POWER": 2}
-PERMISSION_TYPES = {"Owner": 0, "Witness": 1, "Active": 2}
+# ResourceCode (core/contract/common.proto) and Permission.PermissionType, name -> number.
+RESOURCE_NAMES: dict[int, str] = ENUMS["ResourceCode"]
+RESOURCE_CODES = {v: k for k, v in RESOURCE_NAMES.items()}
+PERMISSION_TYPES = {v: k for k, v in ENUMS["PermissionType"].items()}
 
 
 def txid_digest(raw_data: bytes) -> bytes:

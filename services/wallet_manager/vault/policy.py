@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .tron_tx import CONTRACT_TYPE_IDS, ParsedTransaction
+from services.common.tron.tx import CONTRACT_TYPE_IDS
+
+from .tron_tx import ParsedTransaction
 
 WATCH_ONLY = "WATCH_ONLY"
 WRONG_OWNER = "WRONG_OWNER"

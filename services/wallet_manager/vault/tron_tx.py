@@ -11,35 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.common.tron.abi import TRC20_APPROVE, TRC20_TRANSFER, TRC20_TRANSFER_FROM
 from services.common.tron.address import InvalidAddress, to_base58
-from services.common.tron.tx import txid_digest
+from services.common.tron.tx import CONTRACT_TYPE_NAMES, RESOURCE_NAMES, TYPE_URL_PREFIX, txid_digest
 from services.common.tron.wire import Fields, WireError, split_fields
 
 from .errors import MalformedTransaction
 
-CONTRACT_TYPES: dict[int, str] = {
-    0: "AccountCreateContract", 1: "TransferContract", 2: "TransferAssetContract", 3: "VoteAssetContract",
-    4: "VoteWitnessContract", 5: "WitnessCreateContract", 6: "AssetIssueContract", 8: "WitnessUpdateContract",
-    9: "ParticipateAssetIssueContract", 10: "AccountUpdateContract", 11: "FreezeBalanceContract",
-    12: "UnfreezeBalanceContract", 13: "WithdrawBalanceContract", 14: "UnfreezeAssetContract",
-    15: "UpdateAssetContract", 16: "ProposalCreateContract", 17: "ProposalApproveContract",
-    18: "ProposalDeleteContract", 19: "SetAccountIdContract", 20: "CustomContract", 30: "CreateSmartContract",
-    31: "TriggerSmartContract", 32: "GetContract", 33: "UpdateSettingContract", 41: "ExchangeCreateContract",
-    42: "ExchangeInjectContract", 43: "ExchangeWithdrawContract", 44: "ExchangeTransactionContract",
-    45: "UpdateEnergyLimitContract", 46: "AccountPermissionUpdateContract", 48: "ClearABIContract",
-    49: "UpdateBrokerageContract", 51: "ShieldedTransferContract", 52: "MarketSellAssetContract",
-    53: "MarketCancelOrderContract", 54: "FreezeBalanceV2Contract", 55: "UnfreezeBalanceV2Contract",
-    56: "WithdrawExpireUnfreezeContract", 57: "DelegateResourceContract", 58: "UnDelegateResourceContract",
-    59: "CancelAllUnfreezeV2Contract",
-}  # fmt: skip
-CONTRACT_TYPE_IDS = {v: k for k, v in CONTRACT_TYPES.items()}
-TYPE_URL_PREFIX = "type.googleapis.com/protocol."
-RESOURCES = {0: "BANDWIDTH", 1: "ENERGY", 2: "TRON_POWER"}
-
 TRX = "TRX"
-SELECTOR_TRANSFER = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
-SELECTOR_APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
-SELECTOR_TRANSFER_FROM = bytes.fromhex("23b872dd")  # transferFrom(address,address,uint256)
 
 
 @dataclass(frozen=True)
@@ -126,7 +105,7 @@ def _parse(raw: bytes) -> ParsedTransaction:
         raise MalformedTransaction("exactly one contract is required")
     c = Fields(contracts[0])
     ctype = c.get_int(1)
-    name = CONTRACT_TYPES.get(ctype)
+    name = CONTRACT_TYPE_NAMES.get(ctype)
     if name is None:
         raise MalformedTransaction("unknown contract type")
     any_ = Fields(c.get_bytes(2))
@@ -153,26 +132,26 @@ def _parse(raw: bytes) -> ParsedTransaction:
         call_value, call_data = p.get_int(3), p.get_bytes(4)
         destination, amount, asset = contract, call_value, TRX
         sel, args = call_data[:4], call_data[4:]
-        if sel in (SELECTOR_TRANSFER, SELECTOR_APPROVE) and len(args) == 64:
-            token_method = "transfer" if sel == SELECTOR_TRANSFER else "approve"
+        if sel in (TRC20_TRANSFER, TRC20_APPROVE) and len(args) == 64:
+            token_method = "transfer" if sel == TRC20_TRANSFER else "approve"
             destination, amount = _word_address(args[:32]), int.from_bytes(args[32:], "big")
             token_contract = asset = contract
-        elif sel == SELECTOR_TRANSFER_FROM and len(args) == 96:
+        elif sel == TRC20_TRANSFER_FROM and len(args) == 96:
             _word_address(args[:32])
             token_method, token_contract, asset = "transferFrom", contract, contract
             destination, amount = _word_address(args[32:64]), int.from_bytes(args[64:], "big")
     elif ctype == 11:  # FreezeBalanceContract (v1)
-        amount, asset, resource = p.get_int(2), TRX, RESOURCES.get(p.get_int(10), "UNKNOWN")
+        amount, asset, resource = p.get_int(2), TRX, RESOURCE_NAMES.get(p.get_int(10), "UNKNOWN")
         if p.get_bytes(15):
             destination = _addr(p.get_bytes(15), "receiver_address")
     elif ctype == 12:  # UnfreezeBalanceContract (v1)
-        resource = RESOURCES.get(p.get_int(10), "UNKNOWN")
+        resource = RESOURCE_NAMES.get(p.get_int(10), "UNKNOWN")
         if p.get_bytes(15):
             destination = _addr(p.get_bytes(15), "receiver_address")
     elif ctype in (54, 55):  # Freeze/UnfreezeBalanceV2
-        amount, asset, resource = p.get_int(2), TRX, RESOURCES.get(p.get_int(3), "UNKNOWN")
+        amount, asset, resource = p.get_int(2), TRX, RESOURCE_NAMES.get(p.get_int(3), "UNKNOWN")
     elif ctype in (57, 58):  # Delegate/UnDelegateResource
-        resource, amount, asset = RESOURCES.get(p.get_int(2), "UNKNOWN"), p.get_int(3), TRX
+        resource, amount, asset = RESOURCE_NAMES.get(p.get_int(2), "UNKNOWN"), p.get_int(3), TRX
         destination = _addr(p.get_bytes(4), "receiver_address")
     elif ctype == 4:  # VoteWitnessContract
         votes = tuple(
