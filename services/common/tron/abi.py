@@ -12,9 +12,8 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
-from eth_utils import keccak
 
-from services.common.tron.address import from_any, to_base58
+from services.common.tron.address import from_any, keccak256, to_base58
 
 ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 # TRC20 calls that move or expose a balance (what signing policy and transfer tracking look for).
@@ -26,7 +25,7 @@ _SIG = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$")
 
 def selector(signature: str) -> bytes:
     """First 4 bytes of keccak256("transfer(address,uint256)")."""
-    return keccak(signature.replace(" ", "").encode())[:4]
+    return keccak256(signature.replace(" ", "").encode())[:4]
 
 
 def arg_types(signature: str) -> list[str]:
