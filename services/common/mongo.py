@@ -4,6 +4,14 @@ A service declares its collections' indexes as `IndexSpec`s; `ServiceDatabase.bo
 them at start-up (idempotent). Only unique/compound indexes: the FerretDB test server has no TTL,
 partial or text indexes, and no transactions, so correctness rests on single-document atomic
 updates and unique keys.
+
+Concurrency contract (holds on MongoDB; the FerretDB test server gets it by running each database's
+write commands one at a time, scripts/ferretdb/serialize.go; tests/services/test_mongo_atomicity.py
+checks it): move a state with one conditional write whose filter carries the guard
+(`{"_id": x, "state": "PENDING"}`) and act only if it won (`modified_count == 1` or a returned
+document); never read, decide, then write unguarded. Upsert only on keys with a unique index (MongoDB
+may otherwise insert twice). Never rely on `update_many`/`insert_many`/bulk writes being atomic as a
+whole: the test server is stricter there than MongoDB.
 """
 
 from __future__ import annotations

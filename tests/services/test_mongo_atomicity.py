@@ -203,3 +203,15 @@ async def test_write_throughput_with_and_without_serialiser(ferretdb: FerretDB, 
     for label, value in with_.items():
         print(f"  {label:<22}{value:10.0f}{without[label]:8.0f}{value / without[label]:8.2f}")
     assert with_.keys() == without.keys()
+
+
+async def test_relay_passes_large_messages_batches_and_cursors(db: AsyncDatabase[Doc]) -> None:
+    """The serialiser relays whole wire messages: near-limit documents, document sequences, getMore."""
+    col = db["bulk"]
+    blob = "x" * (15 * 1024 * 1024)
+    await col.insert_one({"_id": "big", "blob": blob})
+    got = await col.find_one({"_id": "big"})
+    assert got is not None and got["blob"] == blob
+    await col.insert_many([{"_id": i, "n": i} for i in range(3000)])
+    seen = [d["n"] async for d in col.find({"n": {"$gte": 0}}).sort("n", 1).batch_size(100)]
+    assert seen == list(range(3000))
