@@ -145,22 +145,21 @@ def main() -> None:
         "verify_recover": lambda i: require_signer(tx0.txid, sig0, w0[1]),
         "full_sign_path": full,
     }
-    result: dict[str, object] = {"kek_derive_ms": round(kdf_ms, 1), "per_second": {}, "threads": {}}
-    for name, fn in steps.items():
-        result["per_second"][name] = round(
-            rate(fn, args.seconds / 2 if name != "full_sign_path" else args.seconds)
-        )  # type: ignore[index]
-    for t in args.threads:
-        result["threads"][str(t)] = round(threaded_rate(full, t, args.seconds))  # type: ignore[index]
+    per_second = {
+        name: round(rate(fn, args.seconds / 2 if name != "full_sign_path" else args.seconds))
+        for name, fn in steps.items()
+    }
+    threads = {str(t): round(threaded_rate(full, t, args.seconds)) for t in args.threads}
+    result = {"kek_derive_ms": round(kdf_ms, 1), "per_second": per_second, "threads": threads}
     if args.json:
         print(json.dumps(result))
         return
     print(f"KEK derivation (scrypt n=2^15, once per process): {result['kek_derive_ms']} ms")
-    for name, v in result["per_second"].items():  # type: ignore[attr-defined]
+    for name, v in per_second.items():
         print(f"{name:>16}: {v:>8,}/s  ({1e6 / v:7.1f} µs)")
-    for t, v in result["threads"].items():  # type: ignore[attr-defined]
+    for t, v in threads.items():
         print(f"full path, {t:>2} threads: {v:>8,}/s")
-    full_rate = result["per_second"]["full_sign_path"]  # type: ignore[index]
+    full_rate = per_second["full_sign_path"]
     print(f"headroom vs the 1,000 signatures/s service target (one core): {full_rate / 1000:.1f}x")
 
 

@@ -50,4 +50,3 @@ def test_direct_call_keeps_identity(cluster: Cluster) -> None:
         )
     (line,) = _log_lines_with(cluster, marker)
     assert all(value in line for value in FORGED.values()), line
-
