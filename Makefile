@@ -37,8 +37,10 @@ typecheck: install ## Type-check Python (mypy; configured in pyproject.toml)
 
 check: install $(CHECK_STEPS) ## Run the contract checks of each area (proto lint/breaking, gen freshness, Envoy validate)
 
-test: install ## Run every check and test CI runs
+test: install ## Run every check and test CI runs (lint, format, types, then pytest with the contract checks)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(PY) -m pytest
 
 up: install ## Run the whole cluster locally (FerretDB, devnet, six services, Envoy)
