@@ -208,24 +208,21 @@ class LedgerTronClient:
 
     def sign_transaction(self, path: Sequence[int], raw: bytes, expected_address: str) -> bytes:
         """Stream raw_data, return r||s||v (v in {0,1}) after checking it recovers to expected_address."""
-        resp = b""
-        for a in sign_apdus(path, raw):
-            resp = self.exchange(a)
-        if len(resp) < 65:
-            raise LedgerError(0x6F00, "BAD_RESPONSE", "short signature from the Ledger")
-        sig = resp[:65]
-        require_signer(txid_digest(raw), sig, expected_address)
-        return sig
+        return self._signed(sign_apdus(path, raw), txid_digest(raw), expected_address)
 
     def sign_personal_message(self, path: Sequence[int], message: bytes, expected_address: str) -> bytes:
         """TIP-191 v2 signature by the device (v in {0,1}), checked against our own digest."""
+        return self._signed(personal_message_apdus(path, message), hash_message_v2(message), expected_address)
+
+    def _signed(self, apdus: Sequence[bytes], digest: bytes, expected_address: str) -> bytes:
+        """Send the APDUs; the last reply is r||s||v, which must recover to expected_address over digest."""
         resp = b""
-        for a in personal_message_apdus(path, message):
+        for a in apdus:
             resp = self.exchange(a)
         if len(resp) < 65:
             raise LedgerError(0x6F00, "BAD_RESPONSE", "short signature from the Ledger")
         sig = resp[:65]
-        require_signer(hash_message_v2(message), sig, expected_address)
+        require_signer(digest, sig, expected_address)
         return sig
 
     def account_xpub(self, account: int) -> str:
