@@ -128,3 +128,13 @@ def test_malformed_inputs() -> None:
 def test_trc20_amount_parsed_from_bytes_not_from_any_json() -> None:
     tx = parse_transaction(trc20_transfer(OWNER, USDT, DEST, 1))
     assert tx.amount == 1 and tx.call_data[:4].hex() == "a9059cbb"
+
+
+def test_transfer_asset_owner_is_field_2() -> None:
+    """TransferAssetContract is the one contract whose owner is not field 1 (1 is asset_name): a 21-byte asset
+    name starting with 0x41 must not pass for the owner."""
+    msg = contract_pb2.TransferAssetContract(
+        asset_name=a(DEST), owner_address=a(OWNER), to_address=a(DEST), amount=5
+    )
+    tx = parse_transaction(raw_tx("TransferAssetContract", msg))
+    assert (tx.owner, tx.destination, tx.amount) == (OWNER, DEST, 5)

@@ -114,7 +114,8 @@ def _parse(raw: bytes) -> ParsedTransaction:
     if type_url != TYPE_URL_PREFIX + name:
         raise MalformedTransaction("parameter type_url does not match the contract type")
     p = Fields(any_.get_bytes(2))
-    owner = _addr(p.get_bytes(1), "owner_address")
+    # Every contract carries owner_address in field 1 except TransferAssetContract (1 is asset_name).
+    owner = _addr(p.get_bytes(2 if ctype == 2 else 1), "owner_address")
 
     destination: str | None = None
     amount: int | None = None
