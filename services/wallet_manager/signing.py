@@ -448,6 +448,6 @@ class Signing:
             "message_sha256": hashlib.sha256(msg).hexdigest(),
             "response": resp.SerializeToString(),
         }
-        if not await self._log.write(doc):
+        if await self._log.write(doc) == DUPLICATE:
             return await self._replay(request_key, fp, pb.SignMessageResponse)  # type: ignore[no-any-return]
         return resp

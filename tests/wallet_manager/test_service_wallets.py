@@ -382,6 +382,13 @@ def test_sign_message_tip191_v2(wm: Client) -> None:
     assert not v.valid and v.recovered_address == w.address
     records = wm.call("ListSignatures", pb.ListSignaturesRequest(wallet_id=w.wallet_id)).records
     assert [r.kind for r in records] == [pb.SigningRecord.KIND_MESSAGE]
+    # A retry gets the first answer; the same request_id for another message signs nothing (and logs nothing).
+    first = pb.SignMessageRequest(request_id=rid(), wallet_id=w.wallet_id, message=b"first")
+    assert wm.call("SignMessage", first) == wm.call("SignMessage", first)
+    reused = pb.SignMessageRequest(request_id=first.request_id, wallet_id=w.wallet_id, message=b"second")
+    refused(lambda: wm.call("SignMessage", reused), grpc.StatusCode.FAILED_PRECONDITION, "REQUEST_ID_REUSED")
+    records = wm.call("ListSignatures", pb.ListSignaturesRequest(wallet_id=w.wallet_id)).records
+    assert len(records) == 2
 
 
 # -- watch-only and TronLink -----------------------------------------------------------------------------
