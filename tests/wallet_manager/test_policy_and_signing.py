@@ -58,6 +58,16 @@ def test_refusals_have_reasons() -> None:
     custom = trc20_call(W, USDT, bytes.fromhex("40c10f19") + bytes(64))  # mint(address,uint256)
     assert reason(custom) == policy.CONTRACT_NOT_ALLOWED
     assert reason(custom, WalletPolicy(allow_arbitrary_calls=True)) is None
+    # A TRC20 transfer to an allowed destination that also sends TRX or TRC10 to the token contract is
+    # not a plain token transfer: its value would escape the TRX limit and the destination allow-list.
+    pays = trc20_call(W, USDT, abi_call("a9059cbb", DEST, 1), call_value=10**12)
+    assert reason(pays) == policy.CONTRACT_NOT_ALLOWED
+    open_calls = WalletPolicy(allow_arbitrary_calls=True, limits=POLICY.limits)
+    assert reason(pays, open_calls) == policy.OVER_TX_LIMIT
+    trc10 = contract_pb2.TriggerSmartContract(
+        owner_address=a(W), contract_address=a(USDT), data=abi_call("a9059cbb", DEST, 1), call_token_value=5
+    )
+    assert reason(raw_tx("TriggerSmartContract", trc10)) == policy.CONTRACT_NOT_ALLOWED
     assert reason(transfer(W, DEST, 100_000_001)) == policy.OVER_TX_LIMIT
     assert reason(trc20_transfer(W, USDT, DEST, 1_000_000_001)) == policy.OVER_TX_LIMIT
     # approve is limited like a transfer: the allowance can be spent later.

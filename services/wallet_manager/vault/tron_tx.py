@@ -133,11 +133,14 @@ def _parse(raw: bytes) -> ParsedTransaction:
         call_value, call_data = p.get_int(3), p.get_bytes(4)
         destination, amount, asset = contract, call_value, TRX
         sel, args = call_data[:4], call_data[4:]
-        if sel in (TRC20_TRANSFER, TRC20_APPROVE) and len(args) == 64:
+        # A token call that also sends TRX (call_value) or TRC10 (call_token_value, field 5) would have
+        # that value checked by nobody: only a value-free call counts as a TRC20 transfer/approve.
+        value_free = not call_value and not p.get_int(5)
+        if value_free and sel in (TRC20_TRANSFER, TRC20_APPROVE) and len(args) == 64:
             token_method = "transfer" if sel == TRC20_TRANSFER else "approve"
             destination, amount = _word_address(args[:32]), int.from_bytes(args[32:], "big")
             token_contract = asset = contract
-        elif sel == TRC20_TRANSFER_FROM and len(args) == 96:
+        elif value_free and sel == TRC20_TRANSFER_FROM and len(args) == 96:
             _word_address(args[:32])
             token_method, token_contract, asset = "transferFrom", contract, contract
             destination, amount = _word_address(args[32:64]), int.from_bytes(args[64:], "big")
