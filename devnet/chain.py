@@ -29,6 +29,7 @@ from devnet.actuators import (
     Ctx,
     Outcome,
     creates_account,
+    live_votes,
     pay_block_rewards,
     permission_by_id,
     run,
@@ -54,6 +55,11 @@ RESULT_CODES = tron_pb2.Transaction.Result.contractResult
 
 @dataclass(frozen=True)
 class Broadcast:
+    """Result of a broadcast. code is the GrpcAPI.Return.response_code name ('SUCCESS', 'SIGERROR',
+    'CONTRACT_VALIDATE_ERROR', 'CONTRACT_EXE_ERROR', 'BANDWITH_ERROR', 'DUP_TRANSACTION_ERROR', 'TAPOS_ERROR',
+    'TOO_BIG_TRANSACTION_ERROR', 'TRANSACTION_EXPIRATION_ERROR', 'SERVER_BUSY', 'OTHER_ERROR'); message is
+    the full java-tron text ("Validate signature error: sig error"), "" on success; txid: the node's own."""
+
     code: str
     message: str
     txid: bytes
@@ -470,8 +476,6 @@ class Chain:
         next_maint = world.glob("next_maintenance", 0)
         interval = self.params["getMaintenanceTimeInterval"]
         if next_maint == 0 or ts >= next_maint:
-            from devnet.actuators import live_votes
-
             for addr in world.witness_addresses():
                 w = world.witness(addr)
                 if w is not None and w.vote_count != live_votes(world, addr):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
@@ -66,7 +65,7 @@ class Producer:
                 log.exception("block production failed")
 
     def mine(self, n: int, spacing_ms: int | None = None) -> list[Any]:
-        blocks = self.node.mine(n, spacing_ms) if spacing_ms is not None else self.node.mine(n)
+        blocks = self.node.mine(n, spacing_ms)
         self.produced += len(blocks)
         return blocks
 
@@ -405,7 +404,3 @@ def add_routes(app: web.Application, producer: Producer, accounts_doc: dict[str,
     r.add_route("POST", "/devnet/faults", _wrap(faults))
     r.add_route("DELETE", "/devnet/faults", _wrap(faults))
     r.add_post("/devnet/fork", _wrap(fork))
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2)

@@ -31,7 +31,8 @@ from typing import Any
 
 from devnet import actuators, codec, crypto, genesis, resources
 from devnet.actuators import ContractExeError, ContractValidateError
-from devnet.chain import Chain
+from devnet.chain import Broadcast as BroadcastResult
+from devnet.chain import Chain, SignatureCheckError
 from devnet.params import MAX_UNFREEZE_TIMES, Params
 from devnet.pb import contract_pb2, tron_pb2
 from devnet.state import AccountState, Overlay, World
@@ -52,22 +53,6 @@ __all__ = [
     "Node",
     "NodeConfig",
 ]
-
-
-@dataclass(frozen=True)
-class BroadcastResult:
-    """Result of `Node.broadcast`. code is the GrpcAPI.Return.response_code name ('SUCCESS', 'SIGERROR',
-    'CONTRACT_VALIDATE_ERROR', 'CONTRACT_EXE_ERROR', 'BANDWITH_ERROR', 'DUP_TRANSACTION_ERROR', 'TAPOS_ERROR',
-    'TOO_BIG_TRANSACTION_ERROR', 'TRANSACTION_EXPIRATION_ERROR', 'SERVER_BUSY', 'OTHER_ERROR'); message is
-    the full java-tron text ("Validate signature error: sig error"), "" on success; txid: the node's own."""
-
-    code: str
-    message: str
-    txid: bytes
-
-    @property
-    def ok(self) -> bool:
-        return self.code == "SUCCESS"
 
 
 @dataclass
@@ -211,8 +196,7 @@ class Node:
     def broadcast(self, tx: Transaction) -> BroadcastResult:
         """broadcasttransaction: all java-tron checks in order; on SUCCESS the tx is executed into the
         pending block and will be in the next produced block. Never raises for bad input."""
-        r = self._chain.broadcast(tx)
-        return BroadcastResult(r.code, r.message, r.txid)
+        return self._chain.broadcast(tx)
 
     def sign_weight(self, tx: Transaction) -> dict[str, Any]:
         """getsignweight, semantically: {"code": "ENOUGH_PERMISSION"|"NOT_ENOUGH_PERMISSION"|
@@ -223,8 +207,7 @@ class Node:
     def approved_list(self, tx: Transaction) -> dict[str, Any]:
         """getapprovedlist: {"code": "SUCCESS"|"SIGNATURE_FORMAT_ERROR"|..., "message": str,
         "approved_list": [addr21...], "txid": bytes}."""
-        info = self._sign_info(tx, weight=False)
-        return info
+        return self._sign_info(tx, weight=False)
 
     def transaction(self, txid: bytes, solid: bool = False) -> Transaction | None:
         """An included tx (with ret[0].contractRet set); None if unknown, pending, or (solid) not solid."""
@@ -452,8 +435,7 @@ class Node:
     def produce_block(self, timestamp_ms: int | None = None) -> Block:
         """Seal the pending transactions into a new witness-signed block. timestamp_ms None = the current
         wall-clock slot, or head + one slot (never more than a slot ahead of the clock; then head + 1 ms)."""
-        block = self._chain.produce_block(timestamp_ms)
-        return block
+        return self._chain.produce_block(timestamp_ms)
 
     def mine(self, n: int, spacing_ms: int | None = None) -> list[Block]:
         """Produce n blocks back to back. spacing_ms None: timestamps as produce_block() picks them (never
@@ -475,7 +457,6 @@ class Node:
     def faucet(self, addr: bytes, trx: int = 0, usdt: int = 0) -> list[bytes]:
         """Send TRX (sun) and/or USDT (base units) from the genesis faucet account as real signed transactions
         (pending; included in the next block). Returns their txids. Raises ValueError if the faucet is dry."""
-        chain = self._chain
         key = self._spec.keys()[0]
         src = crypto.address_from_private_key(key)
         txids = []
@@ -492,7 +473,6 @@ class Node:
                 owner_address=src, contract_address=genesis.USDT_ADDRESS, data=data
             )
             txids.append(self._send(key, "TriggerSmartContract", c2, 1_000_000_000))
-        del chain
         return txids
 
     def drop_pending(self, txid: bytes) -> bool:
@@ -511,7 +491,6 @@ class Node:
         return max(int(time.time() * 1000), block.block_header.raw_data.timestamp)
 
     def _account_pb(self, acc: AccountState, world: World, solid: bool) -> tron_pb2.Account:
-        params = self._chain.params
         now_slot = resources.slot_of(self._now(solid))
         a = tron_pb2.Account(
             address=acc.address,
@@ -555,12 +534,9 @@ class Node:
         actives = acc.active_permissions or (actuators.default_active(acc.address),)
         for p in actives:
             a.active_permission.append(_perm_pb(p))
-        del params
         return a
 
     def _sign_info(self, tx: tron_pb2.Transaction, weight: bool) -> dict[str, Any]:
-        from devnet.chain import SignatureCheckError
-
         chain = self._chain
         txid = codec.tx_id(tx)
         out: dict[str, Any] = {
@@ -572,7 +548,7 @@ class Node:
             "txid": txid,
         }
         try:
-            type_name, contract = codec.unpack_contract(tx)
+            _, contract = codec.unpack_contract(tx)
         except codec.CodecError as exc:
             out.update(code="OTHER_ERROR", message=str(exc))
             return out
@@ -603,7 +579,6 @@ class Node:
         out["current_weight"] = total
         if weight and total < perm.threshold:
             out["code"] = "NOT_ENOUGH_PERMISSION"  # java-tron sets no message here
-        del type_name
         return out
 
     def _run_constant(
