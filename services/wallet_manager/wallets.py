@@ -310,6 +310,9 @@ class Wallets:
     async def create_challenge(
         self, req: pb.CreateTronLinkChallengeRequest
     ) -> pb.CreateTronLinkChallengeResponse:
+        found = _address_violations("address", [req.address])
+        if found:  # the proto pattern admits a bad checksum
+            raise errors.InvalidArgument("address is not a valid TRON address", found)
         ch = tronlink.new_challenge(req.address, ttl_seconds=CHALLENGE_TTL_SECONDS)
         challenge_id = "tlc_" + secrets.token_hex(12)
         expires = datetime.fromtimestamp(ch.expires_at, UTC)

@@ -498,6 +498,9 @@ def test_tronlink_wrong_address_and_expired_proofs_refused(svc: tuple[Client, Da
         pd,
         "CHALLENGE_NOT_FOUND",
     )
+    # An address of the right shape whose checksum fails is bad input, not an internal error.
+    bad_checksum = address[:-1] + ("2" if address[-1] != "2" else "3")
+    refused(lambda: challenge(wm, bad_checksum), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
     # The failed attempts did not consume a fresh, valid challenge.
     fresh = challenge(wm, address)
     assert tronlink(wm, address, fresh.challenge_id, sign_message_v2(key, fresh.message)).address == address
