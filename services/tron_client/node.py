@@ -7,7 +7,6 @@ failure, the Retry-After of a 429 and the node's display URL (never the key).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -66,7 +65,7 @@ def parse_retry_after(value: str | None) -> float:
 
 
 class NodeClient:
-    """HTTP client for one node URL; `latency_ms` holds the duration of the last successful call."""
+    """HTTP client for one node URL (the pool measures latency and health)."""
 
     def __init__(self, base_url: str, api_key: SecretStr, timeout_seconds: float) -> None:
         self.base_url = base_url.rstrip("/")
@@ -77,7 +76,6 @@ class NodeClient:
         self.timeout_seconds = timeout_seconds
         self._headers = headers
         self._session: aiohttp.ClientSession | None = None
-        self.latency_ms = 0
 
     def _http(self) -> aiohttp.ClientSession:
         # Created lazily: a ClientSession must be made inside the running loop.
@@ -96,7 +94,6 @@ class NodeClient:
         total = min(deadline_s or self.timeout_seconds, self.timeout_seconds)
         client_timeout = aiohttp.ClientTimeout(total=total, connect=min(total, 3.0))
         node = self.display_url
-        start = time.perf_counter()
         try:
             payload = orjson.dumps(body or {})
             async with self._http().post(url, data=payload, timeout=client_timeout) as resp:
@@ -129,7 +126,6 @@ class NodeClient:
             raise NodeError(
                 "TRON node sent an unexpected answer", kind=BAD_RESPONSE, node=node, path=path
             ) from exc
-        self.latency_ms = round((time.perf_counter() - start) * 1000)
         if not (isinstance(data, dict) or (array_ok and isinstance(data, list))):
             raise NodeError("TRON node sent an unexpected answer", kind=BAD_RESPONSE, node=node, path=path)
         return data
