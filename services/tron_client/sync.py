@@ -46,6 +46,7 @@ from services.common.logging import get_logger
 from services.common.mongo import IndexSpec
 from services.common.server import Runtime
 from services.common.settings import Settings
+from services.common.tron.abi import TRC20_TRANSFER, TRC20_TRANSFER_FROM
 from services.common.tron.address import to_base58
 from services.tron_client import transfers, watch
 from services.tron_client.transfer_rpcs import Pulse, TransferFeed
@@ -64,8 +65,8 @@ from services.tron_client.watch import WatchList, hex20
 log = get_logger("services.tron_client.sync")
 
 TRANSFER_TOPIC = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
-TRANSFER_SELECTOR = "a9059cbb"  # transfer(address,uint256)
-TRANSFER_FROM_SELECTOR = "23b872dd"  # transferFrom(address,address,uint256)
+TRANSFER_SELECTOR = TRC20_TRANSFER.hex()  # node JSON carries call data as hex
+TRANSFER_FROM_SELECTOR = TRC20_TRANSFER_FROM.hex()
 INT64_MAX = 2**63 - 1
 MAX_RANGE = 100  # java-tron's limit for getblockbylimitnext
 PROGRESS_EVERY_SECONDS = 10.0
@@ -227,13 +228,11 @@ class BlockSync:
         call: JsonCall,
         store: TransferStore,
         watch_list: WatchList,
-        ready: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._call = call
         self._store = store
         self._watch = watch_list
-        self._ready = ready
         self._tokens: dict[str, tuple[str, int]] = {}
         for addr in settings.sync_tokens:
             asset = (
@@ -271,12 +270,8 @@ class BlockSync:
     async def run(self) -> None:
         """Step until stopped; errors are logged and counted, then retried with back-off."""
         delay = self._settings.TRON_SYNC_POLL_SECONDS
-        ready = self._ready is None
         while not self._stop.is_set():
             try:
-                if not ready and self._ready is not None:
-                    await self._ready()  # the unique indexes idempotent writes rely on
-                    ready = True
                 busy = await self.step()
                 delay = self._settings.TRON_SYNC_POLL_SECONDS
             except asyncio.CancelledError:
@@ -560,7 +555,8 @@ def start_block_sync(rt: Runtime, call: JsonCall) -> TransferFeed:
     idempotency = IdempotencyStore(rt.db)
     if not settings.TRON_SYNC_ENABLED:
         return TransferFeed(store, watch_list, idempotency, pulse, settings.TRON_SYNC_POLL_SECONDS)
-    sync = BlockSync(settings, call, store, watch_list, ready=lambda: rt.db.bootstrap(INDEXES))
+    # Every write is by _id, so sync needs no index to start; the server creates INDEXES at start-up.
+    sync = BlockSync(settings, call, store, watch_list)
     feed = TransferFeed(store, watch_list, idempotency, pulse, settings.TRON_SYNC_POLL_SECONDS, sync)
 
     def on_commit(result: CommitResult) -> None:
