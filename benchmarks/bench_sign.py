@@ -43,6 +43,7 @@ from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb  # noqa: E402
 from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc as pb_grpc  # noqa: E402
 
 from services.common.tron.address import from_base58, private_key_to_address  # noqa: E402
+from services.common.tron.tx import RefBlock, build_raw  # noqa: E402
 from services.wallet_manager.vault.ecdsa import recover_address  # noqa: E402
 from tests.harness.ferretdb import start_ferretdb, stop_ferretdb  # noqa: E402
 from tests.harness.services import ServiceFactory  # noqa: E402
@@ -51,35 +52,15 @@ DEST = "THChUb7p2bwY6ReAiJXao6qc2ZGn88T46v"
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _ld(num: int, data: bytes) -> bytes:
-    return _varint(num << 3 | 2) + _varint(len(data)) + data
-
-
-def _vi(num: int, v: int) -> bytes:
-    return _varint(num << 3) + _varint(v)
+# TAPOS fields of a fixed block: the service never checks them, the benchmark needs only well-formed bytes.
+REF = RefBlock(0x7D52, bytes(8) + bytes.fromhex("89fd90c45b71f247") + bytes(16), 0)
 
 
 def transfer_raw(owner: str, amount: int) -> bytes:
-    """A TransferContract raw_data encoded by hand (no devnet/tronpy protos in the benchmark process)."""
-    param = _ld(1, from_base58(owner)) + _ld(2, from_base58(DEST)) + _vi(3, amount)
-    any_ = _ld(1, b"type.googleapis.com/protocol.TransferContract") + _ld(2, param)
+    """A TransferContract raw_data (the shared encoder; no devnet/tronpy protos in the benchmark process)."""
+    value = {"owner_address": from_base58(owner), "to_address": from_base58(DEST), "amount": amount}
     now = int(time.time() * 1000)
-    return (
-        _ld(1, b"\x7d\x52")
-        + _ld(4, bytes.fromhex("89fd90c45b71f247"))
-        + _vi(8, now + 3_600_000)
-        + _ld(11, _vi(1, 1) + _ld(2, any_))
-        + _vi(14, now)
-    )
+    return build_raw("TransferContract", value, REF, expiration_ms=now + 3_600_000, timestamp_ms=now)
 
 
 def cpu_seconds(pid: int) -> float:

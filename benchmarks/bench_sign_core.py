@@ -22,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from services.common.tron.abi import encode_call  # noqa: E402
 from services.common.tron.address import from_base58  # noqa: E402
+from services.common.tron.tx import RefBlock, build_raw  # noqa: E402
 from services.wallet_manager.vault.core import Vault  # noqa: E402
 from services.wallet_manager.vault.ecdsa import require_signer, sign_digest  # noqa: E402
 from services.wallet_manager.vault.policy import AssetLimit, WalletPolicy, check  # noqa: E402
@@ -32,37 +34,25 @@ USDT = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 DEST = "THChUb7p2bwY6ReAiJXao6qc2ZGn88T46v"
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _ld(num: int, data: bytes) -> bytes:
-    return _varint(num << 3 | 2) + _varint(len(data)) + data
-
-
-def _vi(num: int, v: int) -> bytes:
-    return _varint(num << 3) + _varint(v)
+# TAPOS fields of a fixed block: the vault never checks them, the benchmark needs only well-formed bytes.
+REF = RefBlock(0x7D52, bytes(8) + bytes.fromhex("89fd90c45b71f247") + bytes(16), 0)
 
 
 def trc20_raw(owner: str, amount: int) -> bytes:
-    """A USDT transfer raw_data, encoded by hand (the benchmark does not import devnet)."""
-    call = bytes.fromhex("a9059cbb") + from_base58(DEST)[1:].rjust(32, b"\0") + amount.to_bytes(32, "big")
-    param = _ld(1, from_base58(owner)) + _ld(2, from_base58(USDT)) + _ld(4, call)
-    any_ = _ld(1, b"type.googleapis.com/protocol.TriggerSmartContract") + _ld(2, param)
-    contract = _vi(1, 31) + _ld(2, any_)
+    """A USDT transfer raw_data (the shared encoder; the benchmark does not import devnet)."""
+    value = {
+        "owner_address": from_base58(owner),
+        "contract_address": from_base58(USDT),
+        "data": encode_call("transfer(address,uint256)", DEST, amount),
+    }
     now = int(time.time() * 1000)
-    return (
-        _ld(1, b"\x7d\x52")
-        + _ld(4, bytes.fromhex("89fd90c45b71f247"))
-        + _vi(8, now + 3_600_000)
-        + _ld(11, contract)
-        + _vi(14, now)
-        + _vi(18, 30_000_000)
+    return build_raw(
+        "TriggerSmartContract",
+        value,
+        REF,
+        expiration_ms=now + 3_600_000,
+        timestamp_ms=now,
+        fee_limit=30_000_000,
     )
 
 
