@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 # getchainparameters, in java-tron's order (Wallet.getChainParameters), mainnet values (tron-protocol §5.7).
 CHAIN_PARAMETERS: tuple[tuple[str, int], ...] = (
@@ -127,9 +127,6 @@ class Params:
     def __getitem__(self, name: str) -> int:
         return self._values[name]
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._values
-
     def update(self, values: Mapping[str, int], at_ms: int = 0) -> None:
         """Validate all, then apply all (KeyError unknown name, ValueError bad value)."""
         checked: dict[str, int] = {}
@@ -171,9 +168,6 @@ class Params:
     def chain_parameters(self) -> list[tuple[str, int]]:
         return [(name, self._values[name]) for name, _ in CHAIN_PARAMETERS]
 
-    def devnet_parameters(self) -> dict[str, int]:
-        return {name: self._values[name] for name, _ in DEVNET_PARAMETERS}
-
     def as_dict(self) -> dict[str, int]:
         return dict(self._values)
 
@@ -190,7 +184,3 @@ class Params:
         if not self._history.get(name) and not base.endswith(f":{self._values[name]}"):
             parts.append(f"1:{self._values[name]}")
         return ",".join(parts)
-
-    @staticmethod
-    def names() -> Iterable[str]:
-        return [n for n, _ in CHAIN_PARAMETERS] + [n for n, _ in DEVNET_PARAMETERS]

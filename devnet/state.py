@@ -87,9 +87,6 @@ class VersionedStore:
     def at(self, height: int | None = None) -> Snapshot:
         return Snapshot(self, height)
 
-    def key_count(self) -> int:
-        return len(self._versions)
-
 
 class Snapshot:
     """Read-only view of a store at a height (None = latest)."""
