@@ -149,6 +149,15 @@ def _observed(doc: Document) -> Observed:
     )  # fmt: skip
 
 
+def _duplicates(exc: BulkWriteError) -> list[int]:
+    """Positions of the documents an unordered insert_many skipped as duplicate keys (replays after a
+    crash); any other write error is raised."""
+    errors = exc.details.get("writeErrors", [])
+    if any(e.get("code") != DUPLICATE_KEY for e in errors):
+        raise exc
+    return [e["index"] for e in errors]
+
+
 def encode_page_token(value: dict[str, Any]) -> str:
     """Opaque page token (urlsafe base64 of compact JSON)."""
     return base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
@@ -280,12 +289,8 @@ class TransferStore:
             try:
                 await self._blocks.insert_many(docs, ordered=False)
             except BulkWriteError as exc:  # replayed blocks after a crash: overwrite
-                errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                    raise
-                for e in errors:
-                    doc = docs[e["index"]]
-                    await self._blocks.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+                for i in _duplicates(exc):
+                    await self._blocks.replace_one({"_id": docs[i]["_id"]}, docs[i], upsert=True)
         await self._save_cursor(cursor)
         self.on_commit(result)
         return result
@@ -323,7 +328,7 @@ class TransferStore:
         first = last - span + 1
         now = _now()
         events: list[_Event] = []
-        rechecks: list[tuple[int, Change]] = []
+        rechecks: list[tuple[int, Change, Document | None]] = []  # with the document when already read
         if changes:
             docs = [{"_id": c.transfer.transfer_id, **_fields(c), "cursor": first + i, "create_time": now,
                      "update_time": now} for i, c in enumerate(changes)]  # fmt: skip
@@ -331,19 +336,16 @@ class TransferStore:
             try:
                 await self._transfers.insert_many(docs, ordered=False)
             except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                    raise
-                dups = {e["index"] for e in errors}
+                dups = set(_duplicates(exc))
             for i, c in enumerate(changes):
                 if i in dups:
-                    rechecks.append((first + i, c))
+                    rechecks.append((first + i, c, None))
                 else:
                     events.append(_Event(first + i, c, now))
         for j, (block, tid, state) in enumerate(moves):
             doc = await self._transfers.find_one({"_id": tid})
             if doc is not None and doc["block_id"] == block.block_id:
-                rechecks.append((first + len(changes) + j, Change(_observed(doc), state, block)))
+                rechecks.append((first + len(changes) + j, Change(_observed(doc), state, block), doc))
         missing = await self._recheck(rechecks, events, now)
         events.sort(key=lambda e: e.cursor)
         await self._write_events(events + missing)
@@ -353,12 +355,12 @@ class TransferStore:
         return result
 
     async def _recheck(
-        self, rechecks: list[tuple[int, Change]], events: list[_Event], now: datetime
+        self, rechecks: list[tuple[int, Change, Document | None]], events: list[_Event], now: datetime
     ) -> list[_Event]:
         """Transfers that already have a document: change them, or (replay) restore a missing event."""
         missing: list[_Event] = []
-        for cur, c in rechecks:
-            doc = await self._transfers.find_one({"_id": c.transfer.transfer_id})
+        for cur, c, known in rechecks:
+            doc = known or await self._transfers.find_one({"_id": c.transfer.transfer_id})
             if doc is None:
                 continue
             created = doc.get("create_time") or now
@@ -398,13 +400,9 @@ class TransferStore:
         try:
             await self._pages.insert_many(docs, ordered=False)
         except BulkWriteError as exc:  # only after a crash: a page restored next to events of its own
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            for e in errors:
-                doc = docs[e["index"]]
+            for i in _duplicates(exc):
                 await self._pages.update_one(
-                    {"_id": doc["_id"]}, {"$push": {"events": {"$each": doc["events"]}}}
+                    {"_id": docs[i]["_id"]}, {"$push": {"events": {"$each": docs[i]["events"]}}}
                 )
 
     # ---- reading ---------------------------------------------------------------------------------
