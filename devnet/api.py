@@ -573,40 +573,38 @@ def _tx_ext(ctx: Ctx, tx: Any, txid: bytes) -> dict[str, Any]:
     }
 
 
+def _sign_check(ctx: Ctx, tx: Any, r: dict[str, Any], ok_code: str, out: dict[str, Any]) -> dict[str, Any]:
+    """getsignweight / getapprovedlist tail: `result` (code only when not ok_code) and the transaction."""
+    result: dict[str, Any] = {}
+    if r["code"] != ok_code:
+        result["code"] = r["code"]
+    if r["message"]:
+        result["message"] = r["message"]
+    out["result"] = result
+    out["transaction"] = _tx_ext(ctx, tx, r["txid"])
+    return out
+
+
 def getsignweight(ctx: Ctx) -> dict[str, Any]:
     tx = _tx_from_body(ctx)
     w = ctx.node.sign_weight(tx)
     out: dict[str, Any] = {}
-    if w.get("permission") is not None:
+    if w["permission"] is not None:
         out["permission"] = codec.message_to_json(w["permission"], ctx.visible)
-    if w.get("approved_list"):
+    if w["approved_list"]:
         out["approved_list"] = [_addr_text(a, ctx.visible) for a in w["approved_list"]]
-    if w.get("current_weight"):
+    if w["current_weight"]:
         out["current_weight"] = w["current_weight"]
-    result: dict[str, Any] = {}
-    if w.get("code", "ENOUGH_PERMISSION") != "ENOUGH_PERMISSION":
-        result["code"] = w["code"]
-    if w.get("message"):
-        result["message"] = w["message"]
-    out["result"] = result
-    out["transaction"] = _tx_ext(ctx, tx, w.get("txid") or codec.tx_id(tx))
-    return out
+    return _sign_check(ctx, tx, w, "ENOUGH_PERMISSION", out)
 
 
 def getapprovedlist(ctx: Ctx) -> dict[str, Any]:
     tx = _tx_from_body(ctx)
     r = ctx.node.approved_list(tx)
     out: dict[str, Any] = {}
-    if r.get("approved_list"):
+    if r["approved_list"]:
         out["approved_list"] = [_addr_text(a, ctx.visible) for a in r["approved_list"]]
-    result: dict[str, Any] = {}
-    if r.get("code", "SUCCESS") != "SUCCESS":
-        result["code"] = r["code"]
-    if r.get("message"):
-        result["message"] = r["message"]
-    out["result"] = result
-    out["transaction"] = _tx_ext(ctx, tx, r.get("txid") or codec.tx_id(tx))
-    return out
+    return _sign_check(ctx, tx, r, "SUCCESS", out)
 
 
 def _txid_param(ctx: Ctx) -> bytes | None:
