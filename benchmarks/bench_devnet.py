@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from devnet import codec, crypto  # noqa: E402
+from tests.harness.devnet import Devnet  # noqa: E402
 from tests.harness.net import free_port, wait_for_port  # noqa: E402
 
 
@@ -36,14 +38,6 @@ def sign(tx: dict[str, Any], priv: bytes) -> dict[str, Any]:
     return tx
 
 
-def make_tx(kind: str, value: dict[str, Any], ref: dict[str, Any], **raw: Any) -> dict[str, Any]:
-    contract = {
-        "parameter": {"value": value, "type_url": f"type.googleapis.com/protocol.{kind}"},
-        "type": kind,
-    }
-    return {"raw_data": {"contract": [contract], **ref, **raw}}
-
-
 def presign(accounts: list[dict[str, str]], usdt_hex: str, ref: dict[str, Any], n: int) -> dict[str, list]:
     """n TRX + n TRC20 transfers, round-robin over the senders, each unique by amount."""
     k = len(accounts)
@@ -52,10 +46,10 @@ def presign(accounts: list[dict[str, str]], usdt_hex: str, ref: dict[str, Any], 
         src, dst = accounts[i % k], accounts[(i + 1) % k]
         priv = bytes.fromhex(src["private_key"])
         value = {"owner_address": src["hex"], "to_address": dst["hex"], "amount": 1 + i}
-        trx.append(sign(make_tx("TransferContract", value, ref), priv))
+        trx.append(sign(Devnet.make_tx("TransferContract", value, ref), priv))
         data = "a9059cbb" + dst["hex"][2:].rjust(64, "0") + format(1 + i, "064x")
         value = {"owner_address": src["hex"], "contract_address": usdt_hex, "data": data}
-        trc20.append(sign(make_tx("TriggerSmartContract", value, ref, fee_limit=100_000_000), priv))
+        trc20.append(sign(Devnet.make_tx("TriggerSmartContract", value, ref, fee_limit=100_000_000), priv))
     return {"TRX": trx, "TRC20": trc20}
 
 
@@ -192,6 +186,7 @@ def main() -> int:
         if proc is not None:
             proc.terminate()
             proc.wait(15)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
