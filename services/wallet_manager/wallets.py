@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,7 +92,7 @@ class NewAccount:
     xpub: str = ""
     account_index: int = 0
     derivation_path: str = ""
-    private_key: bytes = b""
+    private_key: bytes = field(default=b"", repr=False)  # an IMPORTED or HD key on its way to be sealed
 
 
 class Wallets:

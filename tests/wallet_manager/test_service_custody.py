@@ -20,6 +20,7 @@ from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
 from services.wallet_manager.vault import hd
 from services.wallet_manager.vault.ecdsa import recover_address
+from services.wallet_manager.wallets import NewAccount
 from tests.harness.devnet import Devnet
 from tests.harness.ferretdb import FerretDB
 from tests.harness.net import free_port
@@ -185,6 +186,14 @@ def test_mongo_and_logs_hold_no_plaintext_secret(custody: dict[str, Any]) -> Non
     log = custody["cluster"]["wallet_manager"].log().encode()
     for needle in needles:
         assert needle not in log
+
+
+def test_reprs_hide_private_keys() -> None:
+    key = bytes.fromhex("5a" * 32)
+    account = NewAccount("T" * 34, private_key=key)
+    derived = hd.derive_key(hd.seed_from_mnemonic(MNEMONIC), 0, 0)
+    for obj, secret in ((account, key), (derived, derived.private_key)):
+        assert secret.hex() not in repr(obj) and repr(secret) not in repr(obj)
 
 
 def _swap_sealed(db: Any, a: str, b: str) -> None:
