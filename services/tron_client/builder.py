@@ -27,19 +27,22 @@ from services.common.settings import Settings
 from services.common.tron import address as taddr
 from services.common.tron import tx as ttx
 from services.common.tron.abi import selector
-from services.tron_client.cache import TTLCache
-from services.tron_client.network import Network
+from services.tron_client.network import Block, Network
 from services.tron_client.node import NodeError
 from services.tron_client.pool import NodePool
 
 log = get_logger("tron_client.builder")
 
-TTL_REF_BLOCK = 1.0  # a reference block stays valid for ~54 h; one read per second is plenty
-MAX_MEMO_BYTES = 512
-
 # tronpay ResourceType -> TRON ResourceCode; Permission.Type -> TRON PermissionType.
-RESOURCE = {common_pb2.RESOURCE_TYPE_BANDWIDTH: 0, common_pb2.RESOURCE_TYPE_ENERGY: 1}
-PERMISSION_TYPE = {pb.Permission.TYPE_OWNER: 0, pb.Permission.TYPE_WITNESS: 1, pb.Permission.TYPE_ACTIVE: 2}
+RESOURCE = {
+    common_pb2.RESOURCE_TYPE_BANDWIDTH: ttx.RESOURCE_CODES["BANDWIDTH"],
+    common_pb2.RESOURCE_TYPE_ENERGY: ttx.RESOURCE_CODES["ENERGY"],
+}
+PERMISSION_TYPE = {
+    pb.Permission.TYPE_OWNER: ttx.PERMISSION_TYPES["Owner"],
+    pb.Permission.TYPE_WITNESS: ttx.PERMISSION_TYPES["Witness"],
+    pb.Permission.TYPE_ACTIVE: ttx.PERMISSION_TYPES["Active"],
+}
 
 # broadcast response codes (GrpcAPI.Return.response_code) that mean "the node is busy, try again".
 TRANSIENT_CODES = {"SERVER_BUSY", "NO_CONNECTION", "NOT_ENOUGH_EFFECTIVE_CONNECTION", "BLOCK_UNSOLIDIFIED"}
@@ -98,8 +101,8 @@ def _permission(p: pb.Permission, field: str, violations: list[FieldViolation]) 
     }
 
 
-def contract_of(req: pb.BuildTransactionRequest) -> tuple[bytes, ContractSpec]:
-    """(owner, contract) of a request; InvalidArgument with field violations for what protovalidate
+def contract_of(req: pb.BuildTransactionRequest) -> ContractSpec:
+    """The contract a request asks for; InvalidArgument with field violations for what protovalidate
     cannot see (checksums, permission shapes, ABI parameter length)."""
     v: list[FieldViolation] = []
     owner = _address(req.owner_address, "owner_address", v)
@@ -208,7 +211,7 @@ def contract_of(req: pb.BuildTransactionRequest) -> tuple[bytes, ContractSpec]:
         spec = ContractSpec("", {})
     if v:
         raise InvalidArgument("invalid transaction parameters", v)
-    return owner, spec
+    return spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,11 +219,6 @@ class BuiltTransaction:
     raw_data: bytes
     txid: str
     contract_type: str
-    owner: bytes
-    expiration_ms: int
-    timestamp_ms: int
-    fee_limit: int
-    permission_id: int
 
 
 def _now_ms() -> int:
@@ -234,23 +232,17 @@ class TransactionService:
         self._settings = settings
         self._pool = pool
         self._network = network
-        self._cache = TTLCache()
 
     # ---- build ------------------------------------------------------------------------------------
     async def reference(self) -> tuple[ttx.RefBlock, int]:
-        """(reference block, head block time in ms)."""
-        return await self._cache.get("ref", TTL_REF_BLOCK, self._fetch_reference)  # type: ignore[no-any-return]
-
-    async def _fetch_reference(self) -> tuple[ttx.RefBlock, int]:
-        head = _ref_block(await self._pool.call("wallet/getnowblock"))
-        ref = head
-        if self._settings.TRON_REF_BLOCK == "solid":
-            ref = _ref_block(await self._pool.call("walletsolidity/getnowblock"))
-        return ref, head.timestamp_ms
+        """(reference block, head block time in ms), from the network's briefly cached height: a reference
+        block stays valid for ~54 h, so a second-old one is as good as a fresh one."""
+        height = await self._network.height()
+        ref = height.solidified if self._settings.TRON_REF_BLOCK == "solid" else height.head
+        return _ref_block(ref), height.head.time_ms
 
     async def build(
         self,
-        owner: bytes,
         spec: ContractSpec,
         *,
         memo: bytes = b"",
@@ -277,9 +269,7 @@ class TransactionService:
             data=memo,
             permission_id=permission_id,
         )
-        built = BuiltTransaction(
-            raw, ttx.txid(raw), spec.type_name, owner, head_ms + window_ms, now, spec.fee_limit, permission_id
-        )
+        built = BuiltTransaction(raw, ttx.txid(raw), spec.type_name)
         if self._settings.TRON_TXID_CHECK:
             await self.check_with_node(built)
         return built
@@ -358,12 +348,10 @@ class TransactionService:
             return False
 
 
-def _ref_block(block: dict[str, Any]) -> ttx.RefBlock:
-    raw = block.get("block_header", {}).get("raw_data", {})
-    block_id = str(block.get("blockID", ""))
-    if len(block_id) != 64:
+def _ref_block(block: Block) -> ttx.RefBlock:
+    if len(block.block_id) != 64:
         raise Unavailable("TRON node returned no block", reason="NODE_BAD_RESPONSE")
-    return ttx.RefBlock(int(raw.get("number", 0)), bytes.fromhex(block_id), int(raw.get("timestamp", 0)))
+    return ttx.RefBlock(block.number, bytes.fromhex(block.block_id), block.time_ms)
 
 
 def _node_message(value: Any) -> str:

@@ -139,10 +139,8 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
     async def BuildTransaction(
         self, request: pb.BuildTransactionRequest, context: Any
     ) -> pb.BuildTransactionResponse:
-        owner, spec = contract_of(request)
         built = await self._txs.build(
-            owner,
-            spec,
+            contract_of(request),
             memo=request.memo.encode(),
             expiration_seconds=request.expiration.seconds if request.HasField("expiration") else 0,
             permission_id=request.permission_id,

@@ -335,7 +335,7 @@ async def test_broadcast_whose_answer_was_lost_is_looked_up(devnet: Devnet) -> N
                 "to_address": bytes.fromhex(to["hex"]),
                 "amount": amount,
             }
-            built = await txs.build(bytes.fromhex(owner["hex"]), ContractSpec("TransferContract", value))
+            built = await txs.build(ContractSpec("TransferContract", value))
             key = coincurve.PrivateKey(bytes.fromhex(owner["private_key"]))
             return built.raw_data, [key.sign_recoverable(bytes.fromhex(built.txid), hasher=None)]
 
