@@ -37,7 +37,7 @@ from services.common import context, errors
 from services.common.idempotency import fingerprint
 from services.common.settings import Settings
 from services.wallet_manager import devices as dev
-from services.wallet_manager.convert import CONTRACT_ENUMS, asset_of, vault_policy
+from services.wallet_manager.convert import CONTRACT_ENUMS, INT64_MAX, asset_of, vault_policy
 from services.wallet_manager.keys import KeyVault, secret_id
 from services.wallet_manager.store import ACTIVE, Store, now
 from services.wallet_manager.vault import policy as vpolicy
@@ -45,7 +45,6 @@ from services.wallet_manager.vault.errors import MalformedTransaction
 from services.wallet_manager.vault.messages import hash_message_v2
 from services.wallet_manager.vault.tron_tx import ParsedTransaction, parse_transaction
 
-INT64_MAX = 2**63 - 1
 SOFTWARE_KINDS = ("HD", "IMPORTED")
 DEVICE_KINDS = (dev.LEDGER, dev.TREZOR)
 # Reasons that depend on time or state rather than on what the policy allows.
@@ -239,13 +238,12 @@ class Signing:
                 "EXTERNAL_SIGNER", "TronLink wallets sign in the user's wallet, never here", w["_id"]
             )
 
-    def _check_caller(self, w: Mapping[str, Any], policy_bytes: bytes) -> str:
+    def _check_caller(self, w: Mapping[str, Any], policy_bytes: bytes) -> None:
         call = context.current()
         caller = call.caller if call else ""
         allowed = pb.SigningPolicy.FromString(policy_bytes).allowed_callers if policy_bytes else []
         if allowed and caller not in allowed:
             raise _refusal("CALLER_NOT_ALLOWED", "this caller may not use the wallet", w["_id"])
-        return caller
 
     async def _signer(self, w: Mapping[str, Any], address: str) -> tuple[str, int]:
         if not address or address == w["address"]:
