@@ -1,8 +1,9 @@
 """Benchmark the wallet vault's signing core (no gRPC, no MongoDB): what one signing RPC costs in CPU.
 
-Per request, as the servicer does it through Vault.sign_transaction: parse raw_data and recompute the
-txID, check the policy, open the wallet's sealed key (unwrap the DEK under the KEK, AES-GCM decrypt the
-key), sign, and check that the signature recovers to the wallet address. Also times each step alone,
+Per request, the steps the servicer runs (signing.py, keys.py), here through the vault facade
+Vault.sign_transaction: parse raw_data and recompute the txID, check the policy, open the wallet's sealed
+key (unwrap the DEK under the KEK, AES-GCM decrypt the key), sign, and check that the signature recovers
+to the wallet address. Also times each step alone,
 and the full path from several threads.
 
 usage: python benchmarks/bench_sign_core.py [--seconds S] [--wallets N] [--threads T ...] [--json]

@@ -1,7 +1,7 @@
 """TronLink ownership proofs: the service issues a challenge (random nonce, expiry) that the user signs
 with tronWeb.trx.signMessageV2; the proof is accepted when the signature recovers to the claimed
-address before expiry. Single use is the servicer's job: it must consume the nonce atomically (e.g. a
-MongoDB find_one_and_delete on the nonce) before calling verify_proof, so a replay finds nothing."""
+address before expiry. Single use is the servicer's job: it consumes the challenge atomically once the
+proof verifies (a unique insert per challenge id, wallets.py), so only one use of a proof can succeed."""
 
 from __future__ import annotations
 
