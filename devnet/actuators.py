@@ -85,10 +85,6 @@ class Outcome:
 # ---- helpers ------------------------------------------------------------------------------------
 
 
-def valid_address(addr: bytes) -> bool:
-    return len(addr) == 21 and addr[0] == 0x41
-
-
 def readable(addr: bytes) -> str:
     return addr.hex()
 
@@ -128,7 +124,7 @@ def permission_by_id(acc: AccountState | None, owner: bytes, pid: int) -> Permis
 
 def _owner(ctx: Ctx, missing: str = "not exists") -> tuple[bytes, AccountState]:
     addr = ctx.contract.owner_address
-    if not valid_address(addr):
+    if not crypto.is_address(addr):
         raise ContractValidateError("Invalid address")
     acc = ctx.world.account_for_update(addr)
     if acc is None:
@@ -213,9 +209,9 @@ def pay_block_rewards(world: World, params: Params, producer: bytes) -> None:
 
 def transfer(ctx: Ctx, out: Outcome) -> None:
     c, w, p = ctx.contract, ctx.world, ctx.params
-    if not valid_address(c.owner_address):
+    if not crypto.is_address(c.owner_address):
         raise ContractValidateError("Invalid ownerAddress!")
-    if not valid_address(c.to_address):
+    if not crypto.is_address(c.to_address):
         raise ContractValidateError("Invalid toAddress!")
     if c.to_address == c.owner_address:
         raise ContractValidateError("Cannot transfer TRX to yourself.")
@@ -241,7 +237,7 @@ def transfer(ctx: Ctx, out: Outcome) -> None:
 
 def account_create(ctx: Ctx, out: Outcome) -> None:
     c, w, p = ctx.contract, ctx.world, ctx.params
-    if not valid_address(c.owner_address):
+    if not crypto.is_address(c.owner_address):
         raise ContractValidateError("Invalid ownerAddress")
     owner = w.account_for_update(c.owner_address)
     if owner is None:
@@ -249,7 +245,7 @@ def account_create(ctx: Ctx, out: Outcome) -> None:
     fee = p.create_new_account_fee_in_system_contract
     if owner.balance < fee:
         raise ContractValidateError("Validate CreateAccountActuator error, insufficient fee.")
-    if not valid_address(c.account_address):
+    if not crypto.is_address(c.account_address):
         raise ContractValidateError("Invalid account address")
     if w.account(c.account_address) is not None:
         raise ContractValidateError("Account has existed")
@@ -389,7 +385,7 @@ def delegate_resource(ctx: Ctx, out: Outcome) -> None:
     else:
         raise ContractValidateError("ResourceCode error, valid ResourceCode[BANDWIDTH、ENERGY]")
     recv_addr = c.receiver_address
-    if not valid_address(recv_addr):
+    if not crypto.is_address(recv_addr):
         raise ContractValidateError("Invalid receiverAddress")
     if recv_addr == owner_addr:
         raise ContractValidateError("receiverAddress must not be the same as ownerAddress")
@@ -437,7 +433,7 @@ def undelegate_resource(ctx: Ctx, out: Outcome) -> None:
     c, w = ctx.contract, ctx.world
     owner_addr, acc = _owner(ctx)
     recv_addr = c.receiver_address
-    if not valid_address(recv_addr):
+    if not crypto.is_address(recv_addr):
         raise ContractValidateError("Invalid receiverAddress")
     if recv_addr == owner_addr:
         raise ContractValidateError("receiverAddress must not be the same as ownerAddress")
@@ -500,7 +496,7 @@ def _move_usage(recv: AccountState, owner: AccountState, res: int, amount: int, 
 
 def vote_witness(ctx: Ctx, out: Outcome) -> None:
     c, w = ctx.contract, ctx.world
-    if not valid_address(c.owner_address):
+    if not crypto.is_address(c.owner_address):
         raise ContractValidateError("Invalid address")
     if len(c.votes) <= 0:
         raise ContractValidateError("VoteNumber must more than 0")
@@ -509,7 +505,7 @@ def vote_witness(ctx: Ctx, out: Outcome) -> None:
     total = 0
     votes: list[tuple[bytes, int]] = []
     for v in c.votes:
-        if not valid_address(v.vote_address):
+        if not crypto.is_address(v.vote_address):
             raise ContractValidateError("Invalid vote address!")
         if v.vote_count <= 0:
             raise ContractValidateError("vote count must be greater than 0")
@@ -568,7 +564,7 @@ def _check_permission(perm: tron_pb2.Permission, kind: str, p: Params) -> None:
     seen: set[bytes] = set()
     weight_sum = 0
     for k in perm.keys:
-        if not valid_address(k.address):
+        if not crypto.is_address(k.address):
             raise ContractValidateError("key is not a validate address")
         if k.weight <= 0:
             raise ContractValidateError("key's weight should be greater than 0")
@@ -605,7 +601,7 @@ def account_permission_update(ctx: Ctx, out: Outcome) -> None:
     c, w, p = ctx.contract, ctx.world, ctx.params
     if not p["getAllowMultiSign"]:
         raise ContractValidateError("multi sign is not allowed, need to be opened by the committee")
-    if not valid_address(c.owner_address):
+    if not crypto.is_address(c.owner_address):
         raise ContractValidateError("invalidate ownerAddress")
     acc = w.account_for_update(c.owner_address)
     if acc is None:
@@ -663,7 +659,7 @@ def create_smart_contract(ctx: Ctx, out: Outcome) -> None:
     nc = c.new_contract
     if not p["getAllowCreationOfContracts"]:
         raise ContractValidateError("contract creation is not allowed")
-    if not valid_address(c.owner_address) or nc.origin_address != c.owner_address:
+    if not crypto.is_address(c.owner_address) or nc.origin_address != c.owner_address:
         raise ContractValidateError("OwnerAddress is not equals OriginAddress")
     if len(nc.name.encode()) > 32:
         raise ContractValidateError("contractName's length cannot be greater than 32")
@@ -728,9 +724,9 @@ def create_smart_contract(ctx: Ctx, out: Outcome) -> None:
 def trigger_smart_contract(ctx: Ctx, out: Outcome) -> None:
     c, w, p = ctx.contract, ctx.world, ctx.params
     out.is_vm = True
-    if not valid_address(c.owner_address):
+    if not crypto.is_address(c.owner_address):
         raise ContractValidateError("Invalid ownerAddress")
-    cs = w.contract(c.contract_address) if valid_address(c.contract_address) else None
+    cs = w.contract(c.contract_address) if crypto.is_address(c.contract_address) else None
     if cs is None:
         raise ContractValidateError("No contract or not a valid smart contract")
     _check_fee_limit(ctx)
@@ -827,7 +823,7 @@ def creates_account(world: World, type_name: str, contract: Any) -> bool:
     if type_name == "AccountCreateContract":
         return True
     if type_name == "TransferContract":
-        return valid_address(contract.to_address) and world.account(contract.to_address) is None
+        return crypto.is_address(contract.to_address) and world.account(contract.to_address) is None
     return False
 
 
