@@ -41,6 +41,11 @@ def timestamp(ms: int) -> timestamp_pb2.Timestamp | None:
     return ts
 
 
+def block_ref(number: int, block_id: str, time_ms: int) -> pb.BlockRef:
+    """BlockRef of a block's number, id (hex) and time (epoch ms; 0 leaves block_time unset)."""
+    return pb.BlockRef(number=number, block_id=block_id, block_time=timestamp(time_ms))
+
+
 def base58(addr_hex: str) -> str:
     """base58 of a node hex address (41..., or a 20-byte log address); "" when empty or malformed."""
     if not addr_hex:

@@ -48,9 +48,7 @@ class Queries:
     # ---- transactions -----------------------------------------------------------------------------
     async def _block_ref(self, number: int, time_ms: int) -> pb.BlockRef:
         block = await self._pool.call("wallet/getblock", {"id_or_num": str(number), "detail": False})
-        return pb.BlockRef(
-            number=number, block_id=str(block.get("blockID", "")), block_time=convert.timestamp(time_ms)
-        )
+        return convert.block_ref(number, str(block.get("blockID", "")), time_ms)
 
     async def transaction(self, txid: str) -> pb.GetTransactionResponse:
         txid = txid.lower()
@@ -205,10 +203,7 @@ class Queries:
             raise FailedPrecondition("the balance does not fit in int64", reason="BALANCE_OUT_OF_RANGE")
         head = height.head
         return pb.GetTokenBalanceResponse(
-            balance=balance,
-            block=pb.BlockRef(
-                number=head.number, block_id=head.block_id, block_time=convert.timestamp(head.time_ms)
-            ),
+            balance=balance, block=convert.block_ref(head.number, head.block_id, head.time_ms)
         )
 
     async def chain_parameters(self) -> pb.GetChainParametersResponse:

@@ -42,7 +42,7 @@ BLOCK_SECONDS = 3  # TRON block interval
 
 
 def _block_ref(block: Block) -> pb.BlockRef:
-    return pb.BlockRef(number=block.number, block_id=block.block_id, block_time=timestamp(block.time_ms))
+    return convert.block_ref(block.number, block.block_id, block.time_ms)
 
 
 @with_unimplemented_defaults

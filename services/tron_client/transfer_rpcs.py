@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from services.common.errors import FieldViolation, InvalidArgument
 from services.common.idempotency import IdempotencyStore
 from services.common.mongo import Document
 from services.common.tron.address import from_base58 as decode_tron_address
+from services.tron_client import convert
 from services.tron_client.transfers import TransferStore, decode_page_token, encode_page_token
 from services.tron_client.watch import Watched, WatchList
 
@@ -40,7 +41,7 @@ class Pulse:
     def __init__(self) -> None:
         self._event = asyncio.Event()
 
-    def fire(self, _: int = 0) -> None:
+    def fire(self) -> None:
         self._event.set()
         self._event = asyncio.Event()
 
@@ -62,28 +63,28 @@ class TransferFeed:
 
 
 def _ts(value: datetime | int | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
+    """A stored datetime, or epoch milliseconds (0 / None: unset)."""
     if isinstance(value, datetime):
+        ts = timestamp_pb2.Timestamp()
         ts.FromDatetime(value)
-    elif value > 0:
-        ts.FromMilliseconds(value)
-    else:
-        return None
-    return ts
+        return ts
+    return convert.timestamp(value or 0)
 
 
-def _check_addresses(field: str, addresses: Sequence[str]) -> None:
-    """The contract checks the shape; the checksum and prefix are checked here."""
+def _check_addresses(by_field: Mapping[str, str]) -> None:
+    """The contract checks the shape; the checksum and prefix are checked here (field path -> address)."""
     bad = []
-    for i, a in enumerate(addresses):
+    for field, a in by_field.items():
         try:
             decode_tron_address(a)
         except ValueError as exc:
-            bad.append(FieldViolation(f"{field}[{i}]", f"not a TRON address: {exc}", "INVALID_ADDRESS"))
+            bad.append(FieldViolation(field, f"not a TRON address: {exc}", "INVALID_ADDRESS"))
     if bad:
-        raise InvalidArgument("invalid addresses", bad, reason="INVALID_ADDRESS")
+        raise InvalidArgument("invalid address", bad, reason="INVALID_ADDRESS")
+
+
+def _indexed(field: str, addresses: Iterable[str]) -> dict[str, str]:
+    return {f"{field}[{i}]": a for i, a in enumerate(addresses)}
 
 
 def _page_size(value: int) -> int:
@@ -123,9 +124,7 @@ def transfer_pb(doc: Document, *, cursor: int | None = None, update_time: Any = 
         from_address=doc["from_address"],
         to_address=doc["to_address"],
         amount=doc["amount"],
-        block=pb.BlockRef(
-            number=doc["block_number"], block_id=doc["block_id"], block_time=_ts(doc["block_time_ms"])
-        ),
+        block=convert.block_ref(doc["block_number"], doc["block_id"], doc["block_time_ms"]),
         state=doc["state"],
         create_time=_ts(doc.get("create_time")),
         update_time=_ts(update_time if update_time is not None else doc.get("update_time")),
@@ -145,7 +144,7 @@ class TransferRpcs:
     async def WatchAddresses(
         self, request: pb.WatchAddressesRequest, context: Any
     ) -> pb.WatchAddressesResponse:
-        _check_addresses("addresses", request.addresses)
+        _check_addresses(_indexed("addresses", request.addresses))
 
         async def watch() -> pb.WatchAddressesResponse:
             entries = await self._feed.watch.watch(list(request.addresses), request.watcher, request.label)
@@ -160,7 +159,7 @@ class TransferRpcs:
     async def UnwatchAddresses(
         self, request: pb.UnwatchAddressesRequest, context: Any
     ) -> pb.UnwatchAddressesResponse:
-        _check_addresses("addresses", request.addresses)
+        _check_addresses(_indexed("addresses", request.addresses))
 
         async def unwatch() -> pb.UnwatchAddressesResponse:
             removed = await self._feed.watch.unwatch(list(request.addresses), request.watcher)
@@ -184,11 +183,7 @@ class TransferRpcs:
         )
 
     async def ListTransfers(self, request: pb.ListTransfersRequest, context: Any) -> pb.ListTransfersResponse:
-        try:
-            decode_tron_address(request.address)
-        except ValueError as exc:
-            violation = FieldViolation("address", f"not a TRON address: {exc}", "INVALID_ADDRESS")
-            raise InvalidArgument("invalid address", [violation], reason="INVALID_ADDRESS") from None
+        _check_addresses({"address": request.address})
         scope = f"transfers:{request.address}:{request.asset}:{request.direction}"
         after = _decode_token(request.page_token, scope)
         docs, last = await self._feed.store.list_transfers(
@@ -204,7 +199,7 @@ class TransferRpcs:
     async def StreamTransfers(
         self, request: pb.StreamTransfersRequest, context: Any
     ) -> AsyncIterator[pb.StreamTransfersResponse]:
-        _check_addresses("addresses", request.addresses)
+        _check_addresses(_indexed("addresses", request.addresses))
         addresses = set(request.addresses)
         watcher = request.watcher
         feed = self._feed
