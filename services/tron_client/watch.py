@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, UpdateOne
 
 from services.common.mongo import Document, IndexSpec, ServiceDatabase
 from services.common.tron.address import from_base58 as decode_tron_address
@@ -77,9 +77,7 @@ class WatchList:
         return True
 
     async def _bump(self) -> None:
-        await self._version_col.find_one_and_update(
-            {"_id": VERSION}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-        )
+        await self._version_col.update_one({"_id": VERSION}, {"$inc": {"value": 1}}, upsert=True)
 
     async def watch(self, addresses: Sequence[str], watcher: str, label: str) -> list[Watched]:
         """Add (address, watcher) pairs; existing pairs keep their creation time and take the new label."""
@@ -125,7 +123,7 @@ class WatchList:
         return int(result.deleted_count)
 
     async def list(self, watcher: str, page_size: int, after: str | None) -> tuple[list[Watched], str | None]:
-        """Entries ordered by (watcher, address); `after` is the `_id` the previous page ended at."""
+        """Entries ordered by `_id` ("<watcher>:<address>"); `after` is the `_id` the last page ended at."""
         match: Document = {}
         if watcher:
             match["watcher"] = watcher
