@@ -18,23 +18,19 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-SERVICES = (
-    "tron_client",
-    "payout_router",
-    "wallet_manager",
-    "usdt_manager",
-    "trx_staking",
-    "payment_gateway",
-)
-DEFAULT_PORTS = dict(zip(SERVICES, range(8085, 8091), strict=True))
+from services.common.settings import ServiceName, parse_settings
+
+# The services' own settings (their *_PORT variables and defaults), read as any of them reads them.
+SETTINGS = parse_settings(SERVICE_NAME=ServiceName.TRON_CLIENT)
+SERVICES = tuple(ServiceName)
 EDGE_PORT = int(os.environ.get("EDGE_PORT", "8080"))
 MONGO_PORT = int(os.environ.get("MONGO_PORT", "27017"))
 DEVNET_PORT = int(os.environ.get("DEVNET_PORT", "8091"))
 ACCOUNTS = Path(os.environ.get("DEVNET_DATA", ".data/devnet")) / "accounts.json"
 
 
-def _port(name: str) -> int:
-    return int(os.environ.get(f"{name.upper()}_PORT", DEFAULT_PORTS[name]))
+def _port(name: ServiceName) -> int:
+    return SETTINGS.port_of(name)
 
 
 def _listening(port: int) -> bool:
@@ -58,7 +54,7 @@ def _pending() -> list[str]:
     out = [] if _listening(MONGO_PORT) else [f"ferretdb :{MONGO_PORT}"]
     if not (ACCOUNTS.exists() and _listening(DEVNET_PORT)):
         out.append(f"devnet :{DEVNET_PORT}")
-    out += [f"{n} :{_port(n)}" for n in SERVICES if not _serving(_port(n))]
+    out += [f"{n.value} :{_port(n)}" for n in SERVICES if not _serving(_port(n))]
     if not _listening(EDGE_PORT):
         out.append(f"envoy :{EDGE_PORT}")
     return out
@@ -81,7 +77,7 @@ def banner() -> str:
         f"  REST     http://127.0.0.1:{EDGE_PORT}/api/v1/...   (e.g. /api/v1/tron/network/info)",
         f"  gRPC     127.0.0.1:{EDGE_PORT} through Envoy (native gRPC, same listener)",
     ]
-    lines += [f"  {n:<16} grpc 127.0.0.1:{_port(n)}  metrics :{_port(n) + 1000}" for n in SERVICES]
+    lines += [f"  {n.value:<16} grpc 127.0.0.1:{_port(n)}  metrics :{_port(n) + 1000}" for n in SERVICES]
     lines += [
         f"  devnet   http://127.0.0.1:{DEVNET_PORT}",
         f"  mongodb  mongodb://127.0.0.1:{MONGO_PORT}/ (FerretDB)",

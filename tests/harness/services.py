@@ -24,18 +24,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.settings import ServiceName
 from tests.harness.ferretdb import FerretDB
 from tests.harness.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = (
-    "tron_client",
-    "payout_router",
-    "wallet_manager",
-    "usdt_manager",
-    "trx_staking",
-    "payment_gateway",
-)
+SERVICES = tuple(s.value for s in ServiceName)
 UNREACHABLE_NODE = "http://127.0.0.1:9"  # discard port: for tests that never reach the node
 
 
