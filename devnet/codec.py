@@ -465,11 +465,12 @@ def transaction_to_json(
     out: dict[str, Any] = {}
     if include_visible:
         out["visible"] = visible
-    out["txID"] = tx_id(tx).hex()
+    raw_bytes = tx.raw_data.SerializeToString()
+    out["txID"] = crypto.sha256(raw_bytes).hex()
     raw = message_to_json(tx.raw_data, visible)
     raw["contract"] = [_contract_to_json(c, visible) for c in tx.raw_data.contract]
     out["raw_data"] = raw
-    out["raw_data_hex"] = tx.raw_data.SerializeToString().hex()
+    out["raw_data_hex"] = raw_bytes.hex()
     if tx.signature:
         out["signature"] = [s.hex() for s in tx.signature]
     if tx.ret:
