@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -1038,10 +1038,7 @@ async def _dispatch(request: web.Request, solid: bool) -> web.Response:
         else:
             return web.Response(status=405, text="Method Not Allowed")
         ctx = Ctx(request.app[NODE_KEY], params, visible, solid, request)
-        result = ep.fn(ctx)
-        if isinstance(result, Awaitable):
-            result = await result
-        return json_response(result)
+        return json_response(ep.fn(ctx))
     except JavaError as exc:
         return json_response(exc.body())
     except RawError as exc:
