@@ -77,19 +77,29 @@ def asset_key(limit: pb.AssetLimit, usdt_address: str) -> str:
     return limit.token_address
 
 
+def _stricter(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
 @lru_cache(maxsize=4096)
 def vault_policy(policy_bytes: bytes, usdt_address: str) -> WalletPolicy:
-    """The vault's WalletPolicy for a stored SigningPolicy (cached: wallets sign again and again)."""
+    """The vault's WalletPolicy for a stored SigningPolicy (cached: wallets sign again and again).
+
+    Several limits for one asset (listed twice, or USDT also as ASSET_TRC20) combine to the strictest:
+    a later, looser entry never lifts an earlier one."""
     p = pb.SigningPolicy.FromString(policy_bytes)
+    limits: dict[str, AssetLimit] = {}
+    for lim in p.limits:
+        key = asset_key(lim, usdt_address)
+        seen = limits.get(key, AssetLimit())
+        limits[key] = AssetLimit(
+            per_tx=_stricter(seen.per_tx, lim.per_transaction_limit or None),
+            daily=_stricter(seen.daily, lim.daily_limit or None),
+        )
     return WalletPolicy(
         allowed_contract_types=frozenset(CONTRACT_NAMES[t] for t in p.allowed_contract_types),
         allowed_destinations=frozenset(p.allowed_destinations) or None,
-        limits={
-            asset_key(lim, usdt_address): AssetLimit(
-                per_tx=lim.per_transaction_limit or None, daily=lim.daily_limit or None
-            )
-            for lim in p.limits
-        },
+        limits=limits,
     )
 
 

@@ -94,6 +94,22 @@ def test_destination_allow_list_and_unlisted_assets() -> None:
     assert reason(transfer(W, USDT, 1), pol) == policy.OVER_TX_LIMIT  # TRX has no configured limit
 
 
+def test_repeated_asset_limits_combine_to_the_strictest() -> None:
+    from tronpay.common.v1 import common_pb2
+    from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
+
+    from services.wallet_manager.convert import vault_policy
+
+    p = pb.SigningPolicy(allowed_contract_types=[common_pb2.CONTRACT_TYPE_TRANSFER])
+    p.limits.add(asset=common_pb2.ASSET_TRX, per_transaction_limit=7, daily_limit=10)
+    p.limits.add(asset=common_pb2.ASSET_TRX)  # no limits: must not lift the ones above
+    p.limits.add(asset=common_pb2.ASSET_TRX, per_transaction_limit=9, daily_limit=8)
+    p.limits.add(asset=common_pb2.ASSET_USDT, daily_limit=5)
+    p.limits.add(asset=common_pb2.ASSET_TRC20, token_address=USDT, per_transaction_limit=3, daily_limit=50)
+    pol = vault_policy(p.SerializeToString(deterministic=True), USDT)
+    assert pol.limits == {"TRX": AssetLimit(per_tx=7, daily=8), USDT: AssetLimit(per_tx=3, daily=5)}
+
+
 def test_policy_doc_round_trip_and_validation() -> None:
     assert WalletPolicy.from_doc(POLICY.to_doc()) == POLICY
     with pytest.raises(ValueError, match="unknown contract"):
