@@ -11,26 +11,13 @@ from typing import Any
 
 import pytest
 
+from services.common.tron.tx import encode_transaction
 from services.wallet_manager.vault import hd
 from services.wallet_manager.vault.keystore import KdfParams, Kek, Keyring
 from services.wallet_manager.vault.policy import AssetLimit, WalletPolicy, check
 from services.wallet_manager.vault.signer import sign_transaction
 from services.wallet_manager.vault.tron_tx import parse_transaction
 from tests.harness.devnet import Devnet
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def signed_hex(raw: bytes, sig: bytes) -> str:
-    """Transaction{raw_data = 1; signature = 2} by hand."""
-    return (b"\x0a" + _varint(len(raw)) + raw + b"\x12" + _varint(len(sig)) + sig).hex()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +39,7 @@ def _sign_and_send(
     decision = check(tx, policy=pol, wallet_address=wallet["address"])
     assert decision, decision.reason
     sig = sign_transaction(wallet["ring"], "wallet-devnet", wallet["sealed"], tx.txid, wallet["address"])
-    res = devnet.post("wallet/broadcasthex", {"transaction": signed_hex(raw, sig)})
+    res = devnet.post("wallet/broadcasthex", {"transaction": encode_transaction(raw, [sig]).hex()})
     assert res.get("result") is True, res
     info = devnet.wait_for_tx(tx.txid_hex)
     assert info.get("receipt", {}).get("result", "SUCCESS") == "SUCCESS", info
