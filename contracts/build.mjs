@@ -14,7 +14,7 @@ const srcDir = join(here, "src");
 const outDir = resolve(process.argv[2] ?? join(here, "artifacts"));
 
 // evmVersion "london": implemented by java-tron's TVM (getAllowTvmLondon = 1 on mainnet) and by py-evm's
-// fork that devnet/tvm.py builds on. It predates Shanghai, so solc emits no PUSH0 (older TVM nodes and
+// fork that devnet/tvm/ builds on. It predates Shanghai, so solc emits no PUSH0 (older TVM nodes and
 // tools reject it) and no Cancun opcodes (MCOPY/TLOAD/TSTORE; TVM's Cancun activation is unconfirmed).
 const SETTINGS = {
   evmVersion: "london",

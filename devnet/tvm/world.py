@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 @runtime_checkable
 class WorldState(Protocol):
-    """Structural interface the chain's versioned state implements (devnet/DESIGN.md, tvm.py)."""
+    """Structural interface the chain's versioned state implements (devnet/DESIGN.md, tvm/)."""
 
     def balance(self, a: bytes) -> int: ...
 
