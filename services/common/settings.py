@@ -68,9 +68,10 @@ def _optional_tron_address(value: str) -> str:
 def _node_urls(value: str) -> str:
     if not value:  # empty: the network's default is filled in later
         return value
-    for url in (u.strip() for u in value.split(",")):
+    for i, url in enumerate(u.strip() for u in value.split(",")):
         if not url.startswith(("http://", "https://")) or len(url) < 10:
-            raise ValueError(f"{url!r} is not an http(s) URL")
+            # Named by position, not echoed: a URL may carry credentials (user:password@).
+            raise ValueError(f"entry {i + 1} is not an http(s) URL")
     return value
 
 
@@ -164,7 +165,7 @@ class Settings(BaseSettings):
     # Subjects (JWT `sub`) allowed to force-delete a wallet that still holds funds; comma-separated.
     WALLET_OPERATORS: str = ""
     # TRC20 tokens shown in wallet balances besides USDT; comma-separated base58 addresses.
-    WALLET_TRC20_TOKENS: str = ""
+    WALLET_TRC20_TOKENS: Annotated[str, AfterValidator(_token_list)] = ""
     HARDWARE_WALLET_ENABLED: bool = False
     LEDGER_ENABLED: bool = False
     TREZOR_ENABLED: bool = False

@@ -52,6 +52,8 @@ def test_network_defaults_and_node_list(monkeypatch: pytest.MonkeyPatch) -> None
         ("TRON_CLIENT_PORT", "70000", "TRON_CLIENT_PORT: Input should be less than or equal to 65535"),
         ("PAYOUT_BATCH_SIZE", "0", "PAYOUT_BATCH_SIZE"),
         ("TRON_NODE_URL", "ftp://node", "TRON_NODE_URL"),
+        ("TRON_NODE_URL", "http://a:1,node:2", "TRON_NODE_URL: entry 2 is not an http(s) URL"),
+        ("WALLET_TRC20_TOKENS", "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t,x", "WALLET_TRC20_TOKENS: not a base58"),
         ("MONGODB_URI", "postgres://x", "MONGODB_URI: must start with mongodb://"),
         ("DEBUG", "perhaps", "DEBUG"),
         ("PAYOUT_ROUTER_PRIVATE_KEY", "deadbeef", "PAYOUT_ROUTER_PRIVATE_KEY: must be 32 bytes of hex"),
@@ -72,6 +74,11 @@ def test_secrets_are_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError) as err:
         parse_settings(SERVICE_NAME="tron_client")
     assert "secret-material" not in str(err.value)
+    monkeypatch.setenv("TRON_NODE_URL", "htps://user:node-secret@node")  # typo in the scheme
+    with pytest.raises(SettingsError) as err:
+        parse_settings(SERVICE_NAME="tron_client")
+    assert "TRON_NODE_URL" in str(err.value) and "node-secret" not in str(err.value)
+    monkeypatch.delenv("TRON_NODE_URL")
     monkeypatch.setenv("PAYOUT_ROUTER_PRIVATE_KEY", "11" * 32)
     monkeypatch.setenv("WALLET_ENCRYPTION_KEY", "hunter2-hunter2")
     monkeypatch.setenv("MONGODB_URI", "mongodb://app:pa55word@db:27017/")
