@@ -62,11 +62,6 @@ def from_any(text: str) -> bytes:
     return from_base58(text)
 
 
-def to_hex(addr: bytes) -> str:
-    """Lowercase hex of a 21-byte address (the node's visible=false form)."""
-    return addr.hex()
-
-
 def evm_word(addr: bytes) -> bytes:
     """The 20-byte EVM form (drop the 0x41 prefix), as ABI address arguments take it."""
     return addr[1:] if len(addr) == 21 else addr

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,7 +165,7 @@ def decode_transaction(tx_bytes: bytes) -> tuple[bytes, list[bytes]]:
     return raw, sigs
 
 
-def transaction_json(raw_data: bytes, signatures: list[bytes] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def transaction_json(raw_data: bytes, signatures: Sequence[bytes] = ()) -> dict[str, Any]:
     """The node's visible=false Transaction JSON (broadcasttransaction / getsignweight input), from raw_data.
 
     The node re-encodes raw_data from this JSON, so comparing its txID with ours checks our encoder."""
