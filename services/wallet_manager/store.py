@@ -325,6 +325,7 @@ class Store:
         return await self.addresses.find_one({"wallet_id": wallet_id, "address": address})
 
     async def wallet_addresses(self, wallet_id: str, limit: int) -> list[Document]:
+        """The wallet's addresses by index; limit 0 = all of them."""
         cursor = self.addresses.find({"wallet_id": wallet_id}).sort("index", ASCENDING).limit(limit)
         return [d async for d in cursor]
 

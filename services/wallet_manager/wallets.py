@@ -22,7 +22,7 @@ from services.common.settings import Settings
 from services.common.tron.address import from_base58 as decode_tron_address
 from services.common.tron.address import private_key_to_address
 from services.wallet_manager import devices as dev
-from services.wallet_manager.chain import Chain
+from services.wallet_manager.chain import MAX_BALANCE_ADDRESSES, Chain
 from services.wallet_manager.convert import KIND_NAMES, wallet_to_pb
 from services.wallet_manager.keys import KeyVault, secret_id
 from services.wallet_manager.store import ACTIVE, BadPageToken, Store, decode_token, encode_token, now
@@ -405,24 +405,30 @@ class Wallets:
                 )
             log.warning("wallet force-deleted", extra={"fields": {"wallet_id": w["_id"]}})
         else:
-            addrs = [a["address"] for a in await self._store.wallet_addresses(w["_id"], 100)]
-            bal = await self._chain.balance(w["_id"], w["address"], addrs)
+            await self._refuse_if_funded(w)
+        doc = await self._store.mark_deleted(w)
+        if doc is None:  # deleted concurrently
+            doc = await self.get_doc(req.wallet_id)
+        return pb.DeleteWalletResponse(wallet=wallet_to_pb(doc))
+
+    async def _refuse_if_funded(self, w: dict[str, Any]) -> None:
+        """Every address of the wallet is checked, not only the first MAX_BALANCE_ADDRESSES a balance sums:
+        funds on a later deposit address would otherwise be left behind in a deleted wallet."""
+        addrs = [a["address"] for a in await self._store.wallet_addresses(w["_id"], 0)] or [w["address"]]
+        for i in range(0, len(addrs), MAX_BALANCE_ADDRESSES):
+            bal = await self._chain.balance(w["_id"], w["address"], addrs[i : i + MAX_BALANCE_ADDRESSES])
             if await self._chain.holds_funds(bal):
                 raise errors.FailedPrecondition(
                     "the wallet holds funds; an operator may delete it with force",
                     reason="WALLET_HOLDS_FUNDS",
                     metadata={"wallet_id": w["_id"], "trx_balance_sun": str(bal.trx_balance_sun)},
                 )
-        doc = await self._store.mark_deleted(w)
-        if doc is None:  # deleted concurrently
-            doc = await self.get_doc(req.wallet_id)
-        return pb.DeleteWalletResponse(wallet=wallet_to_pb(doc))
 
     # -- balances and history ------------------------------------------------------------------------
 
     async def balance(self, wallet_id: str) -> pb.GetWalletBalanceResponse:
         w = await self.get_doc(wallet_id)
-        addrs = [a["address"] for a in await self._store.wallet_addresses(wallet_id, 100)]
+        addrs = [a["address"] for a in await self._store.wallet_addresses(wallet_id, MAX_BALANCE_ADDRESSES)]
         return await self._chain.balance(wallet_id, w["address"], addrs)
 
     async def transactions(self, req: pb.ListWalletTransactionsRequest) -> pb.ListWalletTransactionsResponse:

@@ -17,12 +17,13 @@ from tronpay.tron_client.v1 import tron_client_pb2_grpc as tc_grpc
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
 from services.common.tron.address import private_key_to_address
+from services.wallet_manager.chain import MAX_BALANCE_ADDRESSES
 from services.wallet_manager.vault.ecdsa import recover_address
 from tests.edge.http import Reply, call
 from tests.harness.devnet import Devnet
 from tests.harness.envoy import Edge, start_edge
 from tests.harness.ferretdb import FerretDB
-from tests.wallet_manager.service_support import OPERATOR, Client, policy, rid, started
+from tests.wallet_manager.service_support import OPERATOR, Client, error_reason, policy, rid, started
 
 KEY = bytes.fromhex("d4" * 31 + "07")
 ADDRESS = private_key_to_address(KEY)
@@ -252,6 +253,22 @@ def test_delete_through_the_edge(rig: dict[str, Any], funded: dict[str, Any]) ->
         rig["devnet"].wait_for_tx(txid)
     req = pb.DeleteWalletRequest(request_id=rid(), wallet_id=w.wallet_id, force=True)
     assert wm.call("DeleteWallet", req, subject=OPERATOR).wallet.state == pb.Wallet.STATE_DELETED
+
+
+def test_delete_checks_funds_on_every_deposit_address(rig: dict[str, Any]) -> None:
+    wm, devnet = rig["wm"], rig["devnet"]
+    for _ in range(MAX_BALANCE_ADDRESSES):
+        last = wm.call(
+            "DeriveAddress", pb.DeriveAddressRequest(request_id=rid(), owner_id="edge-del-many")
+        ).derived_address
+    assert last.index == MAX_BALANCE_ADDRESSES  # the 101st address: past what one balance read sums
+    for txid in devnet.faucet(last.address, trx=1):
+        devnet.wait_for_tx(txid)
+    req = pb.DeleteWalletRequest(request_id=rid(), wallet_id=last.wallet_id)
+    with pytest.raises(grpc.RpcError) as err:
+        wm.call("DeleteWallet", req)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, err.value.details()
+    assert error_reason(err.value) == "WALLET_HOLDS_FUNDS"
 
 
 @pytest.mark.parametrize("asset", ["TRX", "USDT"])
