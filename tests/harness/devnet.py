@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devnet import crypto
 from tests.harness.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,15 +155,11 @@ class Devnet:
 
     @property
     def usdt_hex(self) -> str:
-        from devnet import crypto
-
         return crypto.from_base58(self.usdt).hex()
 
     @staticmethod
     def new_account() -> dict[str, str]:
         """A fresh random key pair (not on chain until something is sent to it)."""
-        from devnet import crypto
-
         priv = secrets.token_bytes(32)
         addr = crypto.address_from_private_key(priv)
         return {"address": crypto.to_base58(addr), "hex": addr.hex(), "private_key": priv.hex()}
@@ -294,8 +291,6 @@ class Devnet:
     def sign(self, tx: dict[str, Any], *private_keys: str) -> dict[str, Any]:
         """Append one signature per key (v in {0,1}) over the txID the devnet computes (getsignweight),
         the way tronpy learns it."""
-        from devnet import crypto
-
         txid = bytes.fromhex(self.post("wallet/getsignweight", tx)["transaction"]["transaction"]["txID"])
         tx["txID"] = txid.hex()
         tx.setdefault("signature", [])
