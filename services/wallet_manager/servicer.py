@@ -28,7 +28,8 @@ from services.wallet_manager.wallets import Wallets, after_token, page_size
 Ctx = Any
 
 
-_DB_DOWN = (pymongo_errors.ConnectionFailure, pymongo_errors.ServerSelectionTimeoutError)
+# Also covers ServerSelectionTimeoutError, AutoReconnect and NetworkTimeout (its subclasses).
+_DB_DOWN = pymongo_errors.ConnectionFailure
 
 
 def _db_errors_unavailable(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
