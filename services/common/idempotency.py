@@ -3,15 +3,18 @@
 One document per key in `<service>_requests`, claimed with a unique index (FerretDB has no
 transactions, so the insert itself is the lock). A retry with the same key and the same request
 gets the stored response; the same key with a different request is rejected; a retry while the
-first call is still running gets ABORTED (retry later).
+first call is still running gets ABORTED (retry later). The first call runs to its end even when its
+caller goes away (a client deadline or disconnect cancels the RPC): cancelled half-way, it would leave
+the key RUNNING and every retry ABORTED for good.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from pymongo.errors import DuplicateKeyError
@@ -35,6 +38,7 @@ class IdempotencyStore:
 
     def __init__(self, db: ServiceDatabase) -> None:
         self._col = db.collection(COLLECTION)
+        self._running: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
 
     async def run_once(
         self,
@@ -51,6 +55,17 @@ class IdempotencyStore:
             await self._col.insert_one({**key, "fingerprint": fp, "state": "RUNNING", "create_time": _now()})
         except DuplicateKeyError:
             return await self._replay(key, fp, response_type)
+        task = asyncio.create_task(self._complete(key, mutate))  # copies the call context (request id)
+        self._running.add(task)
+        task.add_done_callback(self._forget)
+        return await asyncio.shield(task)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # its caller may be gone: mark the outcome retrieved (no "never retrieved")
+
+    async def _complete(self, key: dict[str, str], mutate: Callable[[], Awaitable[M]]) -> M:
         try:
             response = await mutate()
         except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -78,3 +79,39 @@ async def test_failed_mutation_releases_the_key(db: ServiceDatabase) -> None:
     with pytest.raises(errors.Unavailable):
         await store.run_once("Transfer", "r2", req, wrappers_pb2.StringValue, boom)
     assert (await store.run_once("Transfer", "r2", req, wrappers_pb2.StringValue, ok)).value == "ok"
+
+
+async def test_cancelled_caller_does_not_strand_the_key(db: ServiceDatabase) -> None:
+    """A client deadline cancels the RPC mid-mutation: the mutation still completes and stores its result,
+    so the retry gets it (never ABORTED for good, never a second run)."""
+    await db.bootstrap(INDEXES)
+    store = IdempotencyStore(db)
+    gate = asyncio.Event()
+    calls = 0
+
+    async def slow() -> wrappers_pb2.StringValue:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return wrappers_pb2.StringValue(value="done")
+
+    req = wrappers_pb2.Int64Value(value=3)
+    first = asyncio.create_task(store.run_once("Transfer", "r3", req, wrappers_pb2.StringValue, slow))
+    for _ in range(500):
+        if calls:
+            break
+        await asyncio.sleep(0.01)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with pytest.raises(errors.Aborted):  # still running
+        await store.run_once("Transfer", "r3", req, wrappers_pb2.StringValue, slow)
+    gate.set()
+    again = None
+    for _ in range(500):
+        try:
+            again = await store.run_once("Transfer", "r3", req, wrappers_pb2.StringValue, slow)
+            break
+        except errors.Aborted:
+            await asyncio.sleep(0.01)
+    assert again is not None and again.value == "done" and calls == 1
