@@ -170,5 +170,6 @@ class Chain:
                 item.block_time.CopyFrom(t.block.block_time)
         return out
 
-    async def holds_funds(self, balance: pb.GetWalletBalanceResponse) -> bool:
+    @staticmethod
+    def holds_funds(balance: pb.GetWalletBalanceResponse) -> bool:
         return balance.trx_balance_sun > 0 or any(b.amount > 0 for b in balance.token_balances)

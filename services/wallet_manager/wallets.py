@@ -417,7 +417,7 @@ class Wallets:
         addrs = [a["address"] for a in await self._store.wallet_addresses(w["_id"], 0)] or [w["address"]]
         for i in range(0, len(addrs), MAX_BALANCE_ADDRESSES):
             bal = await self._chain.balance(w["_id"], w["address"], addrs[i : i + MAX_BALANCE_ADDRESSES])
-            if await self._chain.holds_funds(bal):
+            if self._chain.holds_funds(bal):
                 raise errors.FailedPrecondition(
                     "the wallet holds funds; an operator may delete it with force",
                     reason="WALLET_HOLDS_FUNDS",
