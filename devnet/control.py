@@ -141,24 +141,21 @@ class Faults:
     """Live fault state: config, RNG and counters of what was injected."""
 
     def __init__(self) -> None:
-        self.config = FaultConfig()
-        self.rng = random.Random()
-        self.counts: dict[str, int] = {}
+        self.configure(FaultConfig())
 
     def configure(self, cfg: FaultConfig) -> None:
         self.config = cfg
         self.rng = random.Random(cfg.seed)
         self.counts = {"requests": 0, "error": 0, "rate_limit": 0, "hang": 0, "slow": 0, "dropped": 0}
 
+    def count(self, key: str) -> None:
+        self.counts[key] += 1
+
     def status(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "counts": dict(self.counts)}
 
 
 FAULTS_KEY = web.AppKey("faults", Faults)
-
-
-def _count(faults: Faults, key: str) -> None:
-    faults.counts[key] = faults.counts.get(key, 0) + 1
 
 
 @web.middleware
@@ -168,20 +165,20 @@ async def fault_middleware(request: web.Request, handler: Any) -> web.StreamResp
     path = request.path
     if not cfg.active or path.startswith("/devnet/") or (cfg.paths and not path.startswith(tuple(cfg.paths))):
         return await handler(request)
-    _count(faults, "requests")
+    faults.count("requests")
     r = faults.rng.random()
     if r < cfg.error_rate:
-        _count(faults, "error")
+        faults.count("error")
         return json_response_status({"Error": "devnet fault injection"}, cfg.error_status)
     r -= cfg.error_rate
     if r < cfg.rate_limit_rate:
-        _count(faults, "rate_limit")
+        faults.count("rate_limit")
         resp = json_response_status({"Error": "Too Many Requests"}, 429)
         resp.headers["Retry-After"] = str(cfg.retry_after)
         return resp
     r -= cfg.rate_limit_rate
     if r < cfg.hang_rate:
-        _count(faults, "hang")
+        faults.count("hang")
         await asyncio.sleep(cfg.hang_seconds)
         # close without answering; aiohttp then skips writing the placeholder response
         if request.transport is not None:
@@ -189,10 +186,10 @@ async def fault_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return web.Response(status=499)
     r -= cfg.hang_rate
     if r < cfg.slow_rate:
-        _count(faults, "slow")
+        faults.count("slow")
         await asyncio.sleep(cfg.slow_seconds)
     if cfg.drop_broadcast_rate and path in BROADCAST_PATHS and faults.rng.random() < cfg.drop_broadcast_rate:
-        _count(faults, "dropped")
+        faults.count("dropped")
         request[DROP_BROADCAST] = True
     return await handler(request)
 
