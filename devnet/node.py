@@ -236,6 +236,8 @@ class Node:
     def validate_contract(self, type_name: str, contract: Any) -> None:
         """Run the actuator's validate() for a node-side builder against the head state (no signature, no
         fees). Raises ContractValidateError with java-tron's text."""
+        if type_name in ("CreateSmartContract", "TriggerSmartContract"):
+            return
         chain = self._chain
         world = World(Overlay(chain.store.at()))
         ctx = actuators.Ctx(
@@ -248,8 +250,6 @@ class Node:
             chain.head_number + 1,
             vm=None,
         )
-        if type_name in ("CreateSmartContract", "TriggerSmartContract"):
-            return
         actuators.run(ctx)
 
     # ---- accounts & resources --------------------------------------------------------------------
