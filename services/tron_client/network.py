@@ -142,17 +142,15 @@ class Network:
         # Unreachable nodes are a status, not an error.
         try:  # bounded: a status answer must not wait out every retry against hanging nodes
             async with asyncio.timeout(self._settings.TRON_NODE_TIMEOUT):
-                head, solid = await asyncio.gather(
-                    self.node.call("wallet/getnowblock"), self.node.call("walletsolidity/getnowblock")
-                )
+                height = await self.height()
         except (Unavailable, TimeoutError):
             return NetworkStatus(False, False, 0, NO_BLOCK, NO_BLOCK, self.node.health(), _now_ms())
-        head_block = Block.from_json(head)
-        lag_ms = _now_ms() - head_block.time_ms
-        synced = head_block.time_ms > 0 and lag_ms <= self._settings.TRON_SYNC_MAX_LAG_SECONDS * 1000
+        head = height.head
+        lag_ms = _now_ms() - head.time_ms
+        synced = head.time_ms > 0 and lag_ms <= self._settings.TRON_SYNC_MAX_LAG_SECONDS * 1000
         nodes = self.node.health()
         latency = round(self.node.ranked()[0].latency_ms or 0)
-        return NetworkStatus(True, synced, latency, head_block, Block.from_json(solid), nodes, _now_ms())
+        return NetworkStatus(True, synced, latency, head, height.solidified, nodes, _now_ms())
 
     async def chain_parameters(self) -> list[tuple[str, int]]:
         """getchainparameters as (key, value) in the node's order, cached like the fees."""
