@@ -217,9 +217,9 @@ class TransferStore:
         return doc is not None and doc.get("owner") == owner
 
     async def release_lease(self, owner: str) -> None:
-        doc = await self._state.find_one({"_id": "lease"})
-        if doc is not None and doc.get("owner") == owner:
-            await self._state.update_one({"_id": "lease"}, {"$set": {"until": _now()}})
+        """Let the lease expire now if `owner` still holds it (one guarded write: a lease another replica
+        took in the meantime is left alone)."""
+        await self._state.update_one({"_id": "lease", "owner": owner}, {"$set": {"until": _now()}})
 
     # ---- sync cursor and block log -------------------------------------------------------------
     async def load(self) -> SyncCursor | None:

@@ -16,7 +16,11 @@ from tronpay.common.v1 import common_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as pb_grpc
 
+from services.common.mongo import ServiceDatabase
+from services.common.settings import parse_settings
+from services.tron_client.transfers import TransferStore
 from tests.harness.devnet import Devnet, DevnetFactory
+from tests.harness.ferretdb import FerretDB
 from tests.harness.services import ServiceFactory, ServiceProcess
 
 INCLUDED = common_pb2.TRANSFER_STATE_INCLUDED
@@ -284,6 +288,23 @@ def test_two_replicas_one_writer(service_factory: ServiceFactory, chain: Devnet,
         p for p in (first["tron_client"], second["tron_client"]) if "holding the writer lease" in p.log()
     ]
     assert len(leaders) == 1
+
+
+async def test_lease_release_leaves_another_holder_alone(ferretdb: FerretDB, mongo_db_name: str) -> None:
+    """Stopping hands the writer lease over at once, but only the holder's own: releasing a lease another
+    replica took must not cut that replica's term short (two writers)."""
+    db = ServiceDatabase.connect(
+        parse_settings(SERVICE_NAME="tron_client", MONGODB_URI=ferretdb.uri, PAYMENT_DB_NAME=mongo_db_name)
+    )
+    store = TransferStore(db)
+    try:
+        assert await store.hold_lease("a") and not await store.hold_lease("b")
+        await store.release_lease("b")  # not b's lease: no effect
+        assert not await store.hold_lease("b")
+        await store.release_lease("a")
+        assert await store.hold_lease("b") and not await store.hold_lease("a")
+    finally:
+        await db.close()
 
 
 def test_sync_through_a_faulty_endpoint(service_factory: ServiceFactory, chain: Devnet) -> None:
