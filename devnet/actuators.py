@@ -35,6 +35,7 @@ from devnet.resources import (
     with_penalty,
 )
 from devnet.state import AccountState, ContractState, Delegation, PermissionState, Unfreeze, World
+from devnet.tvm import TVMValidationError
 
 REWARD_SCALE = 10**18
 RESOURCE_NAMES = ("BANDWIDTH", "ENERGY", "TRON_POWER")
@@ -776,8 +777,6 @@ def contract_energy_factor(params: Params, cs: Any) -> int:
 
 
 def _vm(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    from devnet.tvm import TVMValidationError
-
     try:
         return fn(*args, **kwargs)
     except TVMValidationError as exc:

@@ -7,6 +7,7 @@ One catch-all route per prefix dispatches through a dict: the broadcast path sta
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -416,8 +417,6 @@ def validateaddress(ctx: Ctx) -> dict[str, Any]:
             crypto.from_base58(s)
             return {"result": True, "message": "Base58check format"}
         if len(s) == 28:
-            import base64
-
             raw = base64.b64decode(s, validate=True)
             if crypto.is_address(raw):
                 return {"result": True, "message": "Base64 format"}
