@@ -374,10 +374,13 @@ class TransferStore:
                 continue
             if doc["state"] == FINAL:
                 continue  # FINAL never changes
-            await self._transfers.update_one(
-                {"_id": doc["_id"]}, {"$set": {**_fields(c), "cursor": cur, "update_time": now}}
+            # Guarded on the version read (its cursor): a write that lost a race leaves a gap, not an event.
+            moved = await self._transfers.update_one(
+                {"_id": doc["_id"], "cursor": doc["cursor"], "state": {"$ne": FINAL}},
+                {"$set": {**_fields(c), "cursor": cur, "update_time": now}},
             )
-            events.append(_Event(cur, c, created))
+            if moved.modified_count == 1:
+                events.append(_Event(cur, c, created))
         return missing
 
     async def _has_event(self, cursor: int) -> bool:
