@@ -198,7 +198,7 @@ class LogWriter:
             if existing is not None:
                 fut.set_result(await self._adopt(doc, spend, existing))
             pending = [i for i in pending if not i[2].done()]
-        raise RuntimeError("signing log is too contended")
+        raise errors.Aborted("the signing log is too contended; retry", reason="CONTENDED")
 
     async def _adopt(self, doc: dict[str, Any], spend: SpendClaim | None, link: dict[str, Any]) -> str:
         """This request's spend was counted already. Normally its record exists too (a replay); if an

@@ -40,6 +40,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from services.common import errors
 from services.common.mongo import Document, IndexSpec, ServiceDatabase
 
 WALLETS = "wallets"
@@ -212,7 +213,7 @@ class Store:
                     continue
                 self._heads["counter:" + name] = (n, 0)
                 return n
-        raise RuntimeError(f"counter {name} is too contended")
+        raise errors.Aborted(f"counter {name} is too contended; retry", reason="CONTENDED")
 
     # -- wallets -------------------------------------------------------------------------------------
 
