@@ -133,9 +133,8 @@ def extract(block: dict[str, Any], infos: Sequence[dict[str, Any]] | None, f: Fo
     """Transfers in one block (visible=false JSON) that touch a watched address, in block order."""
     out: list[Observed] = []
     watched, tokens = f.watched, f.tokens
-    calls: dict[
-        str, tuple[str, str, str]
-    ] = {}  # txid -> (token hex20, from hex20, data) of direct token calls
+    # txid -> (token hex20, from hex20, call data) of direct calls on a followed token
+    calls: dict[str, tuple[str, str, str]] = {}
     for tx in block.get("transactions", ()):
         contract = tx["raw_data"]["contract"][0]
         kind = contract.get("type")
