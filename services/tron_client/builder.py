@@ -24,9 +24,9 @@ from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
 from services.common.logging import get_logger
 from services.common.settings import Settings
-from services.common.tron import address as taddr
 from services.common.tron import tx as ttx
 from services.common.tron.abi import selector
+from services.tron_client.convert import read_address
 from services.tron_client.network import Block, Network
 from services.tron_client.node import NodeError
 from services.tron_client.pool import NodePool
@@ -62,14 +62,6 @@ class ContractSpec:
     fee_limit: int = 0
 
 
-def _address(text: str, field: str, violations: list[FieldViolation]) -> bytes:
-    try:
-        return taddr.from_base58(text)
-    except ValueError as exc:
-        violations.append(FieldViolation(field, f"not a TRON address: {exc}", "tron.address"))
-        return b""
-
-
 def _permission(p: pb.Permission, field: str, violations: list[FieldViolation]) -> dict[str, Any]:
     ptype = PERMISSION_TYPE.get(p.type, 0)
     want_id = {0: "0", 1: "1", 2: "2 or more"}[ptype]
@@ -84,7 +76,7 @@ def _permission(p: pb.Permission, field: str, violations: list[FieldViolation]) 
     if ptype != 2 and p.operations:
         violations.append(FieldViolation(f"{field}.operations", "only active permissions have operations"))
     keys: list[dict[str, Any]] = [
-        {"address": _address(k.address, f"{field}.keys[{i}].address", violations), "weight": k.weight}
+        {"address": read_address(k.address, f"{field}.keys[{i}].address", violations), "weight": k.weight}
         for i, k in enumerate(p.keys)
     ]
     if len({k["address"] for k in keys}) != len(keys):
@@ -105,12 +97,12 @@ def contract_of(req: pb.BuildTransactionRequest) -> ContractSpec:
     """The contract a request asks for; InvalidArgument with field violations for what protovalidate
     cannot see (checksums, permission shapes, ABI parameter length)."""
     v: list[FieldViolation] = []
-    owner = _address(req.owner_address, "owner_address", v)
+    owner = read_address(req.owner_address, "owner_address", v)
     kind = req.WhichOneof("params")
     spec: ContractSpec
     if kind == "transfer":
         t = req.transfer
-        to = _address(t.to_address, "transfer.to_address", v)
+        to = read_address(t.to_address, "transfer.to_address", v)
         if to and to == owner:
             v.append(FieldViolation("transfer.to_address", "cannot transfer to the owner itself"))
         spec = ContractSpec(
@@ -118,7 +110,7 @@ def contract_of(req: pb.BuildTransactionRequest) -> ContractSpec:
         )
     elif kind == "trigger_smart_contract":
         c = req.trigger_smart_contract
-        contract = _address(c.contract_address, "trigger_smart_contract.contract_address", v)
+        contract = read_address(c.contract_address, "trigger_smart_contract.contract_address", v)
         if len(c.parameter) % 32:
             v.append(
                 FieldViolation("trigger_smart_contract.parameter", "ABI-encoded arguments are 32-byte words")
@@ -151,7 +143,7 @@ def contract_of(req: pb.BuildTransactionRequest) -> ContractSpec:
         spec = ContractSpec("WithdrawExpireUnfreezeContract", {"owner_address": owner})
     elif kind == "delegate_resource":
         d = req.delegate_resource
-        receiver = _address(d.receiver_address, "delegate_resource.receiver_address", v)
+        receiver = read_address(d.receiver_address, "delegate_resource.receiver_address", v)
         if d.lock_period_blocks and not d.lock:
             v.append(
                 FieldViolation("delegate_resource.lock_period_blocks", "a lock period needs lock = true")
@@ -167,7 +159,7 @@ def contract_of(req: pb.BuildTransactionRequest) -> ContractSpec:
         spec = ContractSpec("DelegateResourceContract", value)
     elif kind == "undelegate_resource":
         d2 = req.undelegate_resource
-        receiver = _address(d2.receiver_address, "undelegate_resource.receiver_address", v)
+        receiver = read_address(d2.receiver_address, "undelegate_resource.receiver_address", v)
         value = {
             "owner_address": owner,
             "resource": RESOURCE.get(d2.resource, 0),
@@ -178,7 +170,9 @@ def contract_of(req: pb.BuildTransactionRequest) -> ContractSpec:
     elif kind == "vote_witness":
         votes = [
             {
-                "vote_address": _address(x.witness_address, f"vote_witness.votes[{i}].witness_address", v),
+                "vote_address": read_address(
+                    x.witness_address, f"vote_witness.votes[{i}].witness_address", v
+                ),
                 "vote_count": x.vote_count,
             }
             for i, x in enumerate(req.vote_witness.votes)

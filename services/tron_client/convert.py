@@ -8,6 +8,7 @@ from google.protobuf import timestamp_pb2
 from tronpay.common.v1 import common_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as pb
 
+from services.common.errors import FieldViolation
 from services.common.tron import address as taddr
 from services.common.tron import tx as ttx
 from services.common.tron.wire import WireError
@@ -57,6 +58,18 @@ def base58(addr_hex: str) -> str:
         return taddr.to_base58(raw)
     except ValueError:
         return ""
+
+
+def read_address(
+    text: str, field: str, violations: list[FieldViolation], reason: str = "tron.address"
+) -> bytes:
+    """21 bytes of a request's base58 address; b"" and a violation of `field` when it is not one (the
+    contract checks the shape, the checksum and prefix are checked here)."""
+    try:
+        return taddr.from_base58(text)
+    except ValueError as exc:
+        violations.append(FieldViolation(field, f"not a TRON address: {exc}", reason))
+        return b""
 
 
 def hexbytes(text: Any) -> bytes:

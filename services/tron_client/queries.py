@@ -9,7 +9,6 @@ from typing import Any
 from tronpay.tron_client.v1 import tron_client_pb2 as pb
 
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from services.common.tron import address as taddr
 from services.common.tron.abi import decode_result, encode_args, revert_reason
 from services.tron_client import convert
 from services.tron_client.network import Network
@@ -20,12 +19,11 @@ FEE_LIMIT_MARGIN_PERCENT = 20  # suggested fee_limit = energy x price + 20 %
 
 
 def _addr_hex(text: str, field: str) -> str:
-    try:
-        return taddr.from_base58(text).hex()
-    except ValueError as exc:
-        raise InvalidArgument(
-            "invalid address", [FieldViolation(field, f"not a TRON address: {exc}", "tron.address")]
-        ) from None
+    violations: list[FieldViolation] = []
+    raw = convert.read_address(text, field, violations)
+    if violations:
+        raise InvalidArgument("invalid address", violations)
+    return raw.hex()
 
 
 def _node_failure(resp: dict[str, Any]) -> tuple[str, str] | None:

@@ -21,7 +21,6 @@ from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from services.common.errors import FieldViolation, InvalidArgument
 from services.common.idempotency import IdempotencyStore
 from services.common.mongo import Document
-from services.common.tron.address import from_base58 as decode_tron_address
 from services.tron_client import convert
 from services.tron_client.transfers import TransferStore, decode_page_token, encode_page_token
 from services.tron_client.watch import Watched, WatchList
@@ -72,13 +71,10 @@ def _ts(value: datetime | int | None) -> timestamp_pb2.Timestamp | None:
 
 
 def _check_addresses(by_field: Mapping[str, str]) -> None:
-    """The contract checks the shape; the checksum and prefix are checked here (field path -> address)."""
-    bad = []
+    """Field path -> address: each must be a TRON address."""
+    bad: list[FieldViolation] = []
     for field, a in by_field.items():
-        try:
-            decode_tron_address(a)
-        except ValueError as exc:
-            bad.append(FieldViolation(field, f"not a TRON address: {exc}", "INVALID_ADDRESS"))
+        convert.read_address(a, field, bad, "INVALID_ADDRESS")
     if bad:
         raise InvalidArgument("invalid address", bad, reason="INVALID_ADDRESS")
 

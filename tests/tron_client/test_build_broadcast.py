@@ -382,6 +382,21 @@ def test_bad_input_is_invalid_argument(stub: pb_grpc.TronClientServiceStub, chai
         code, _, fields = error_info(err.value)
         assert code == grpc.StatusCode.INVALID_ARGUMENT and field in fields, (field, fields)
 
+    # The read RPCs check the checksum too.
+    for call, read_field in [
+        (lambda: stub.GetAccount(pb.GetAccountRequest(address=bad_checksum), timeout=10), "address"),
+        (
+            lambda: stub.GetTokenBalance(
+                pb.GetTokenBalanceRequest(address=a["address"], token_address=bad_checksum), timeout=10
+            ),
+            "token_address",
+        ),
+    ]:
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        code, _, fields = error_info(err.value)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and read_field in fields, (read_field, fields)
+
     tx = sign(
         build(stub, a, transfer=pb.TransferParams(to_address=chain.new_account()["address"], amount_sun=1)),
         a["private_key"],
