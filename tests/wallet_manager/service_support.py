@@ -1,22 +1,28 @@
 """Shared pieces of the wallet-manager service tests (tests/wallet_manager/test_service_*.py): starting the
 real service process(es), a gRPC stub with caller/subject metadata, raw MongoDB access to its database,
-and policies."""
+policies; and the service's key custody (keys.KeyVault) in-process over a real database."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import grpc
-from pymongo import MongoClient
+from pydantic import SecretStr
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 from tronpay.common.v1 import common_pb2
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc as pb_grpc
 
+from services.common.mongo import ServiceDatabase
+from services.common.settings import ServiceName, Settings, TronNetwork
+from services.wallet_manager.keys import KDF_DOC, KeyVault
+from services.wallet_manager.store import Store
+from services.wallet_manager.vault.keystore import KdfParams
 from tests.harness.ferretdb import FerretDB
 from tests.harness.services import Cluster, ServiceFactory
 
@@ -45,6 +51,30 @@ def started(
         yield factory.start(*(names or ("wallet_manager",)), **kw)
     finally:
         factory.close()
+
+
+@asynccontextmanager
+async def key_store(ferretdb: FerretDB) -> AsyncIterator[Store]:
+    """The service's Store on a fresh database, its KDF parameters cheap (scrypt n=2**12) for tests."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(ferretdb.uri, tz_aware=True)
+    db = ServiceDatabase(client, ferretdb.db_name("wmkeys"), "wallet_manager")
+    store = Store(db)
+    await store.get_or_create_vault_doc(KDF_DOC, KdfParams.generate(n=2**12).to_doc())
+    try:
+        yield store
+    finally:
+        await db.close()
+
+
+def key_vault(store: Store, key: str = KEY, previous: str = "") -> KeyVault:
+    """A KeyVault as the service builds it (a mainnet network: no devnet fallback key)."""
+    settings = Settings(
+        SERVICE_NAME=ServiceName.WALLET_MANAGER,
+        TRON_NETWORK=TronNetwork.MAINNET,
+        WALLET_ENCRYPTION_KEY=SecretStr(key),
+        WALLET_ENCRYPTION_KEY_PREVIOUS=SecretStr(previous),
+    )
+    return KeyVault(settings, store)
 
 
 def rid() -> str:

@@ -1,36 +1,43 @@
-"""Signatures made by the vault core are accepted by the devnet (java-tron rules) for node-built transactions.
+"""Signatures made by the service's key custody are accepted by the devnet (java-tron rules) for node-built
+transactions.
 
 The flow is the cluster's: the node builds raw_data (wallet/createtransaction, triggersmartcontract), the
-vault parses those bytes, recomputes the txID, checks the policy and signs with the sealed key; the signed
-Transaction is broadcast as hex and executes.
+vault parses those bytes, recomputes the txID, checks the policy and keys.KeyVault signs with the sealed
+key; the signed Transaction is broadcast as hex and executes.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from services.common.tron.tx import encode_transaction
+from services.wallet_manager.keys import secret_id
 from services.wallet_manager.vault import hd
-from services.wallet_manager.vault.keystore import KdfParams, Kek, Keyring
 from services.wallet_manager.vault.policy import AssetLimit, WalletPolicy, check
-from services.wallet_manager.vault.signer import sign_transaction
 from services.wallet_manager.vault.tron_tx import parse_transaction
 from tests.harness.devnet import Devnet
+from tests.harness.ferretdb import FerretDB
+
+from .service_support import key_store, key_vault
+
+SID = secret_id("wallet-devnet", 0)
 
 
 @pytest.fixture(scope="module")
-def wallet(devnet: Devnet) -> dict[str, Any]:
-    ring = Keyring(Kek.derive("devnet test key", KdfParams.generate(n=2**12)))
+async def wallet(devnet: Devnet, ferretdb: FerretDB) -> AsyncIterator[dict[str, Any]]:
     key = hd.derive_key(hd.seed_from_mnemonic(hd.generate_mnemonic()), 3, 5)
-    sealed = ring.seal("wallet-devnet", key.private_key).to_doc()
-    for txid in devnet.faucet(key.address, trx=50_000_000, usdt=10_000_000):
-        devnet.wait_for_tx(txid)
-    return {"ring": ring, "address": key.address, "sealed": sealed}
+    async with key_store(ferretdb) as store:
+        vault = key_vault(store)
+        await vault.seal_key(SID, "wallet-devnet", key.private_key)
+        for txid in devnet.faucet(key.address, trx=50_000_000, usdt=10_000_000):
+            devnet.wait_for_tx(txid)
+        yield {"vault": vault, "address": key.address}
 
 
-def _sign_and_send(
+async def _sign_and_send(
     devnet: Devnet, wallet: dict[str, Any], unsigned: dict[str, Any], pol: WalletPolicy
 ) -> str:
     raw = bytes.fromhex(unsigned["raw_data_hex"])
@@ -38,7 +45,7 @@ def _sign_and_send(
     assert tx.txid.hex() == unsigned["txID"]  # our txID equals the node's
     decision = check(tx, policy=pol, wallet_address=wallet["address"])
     assert decision, decision.reason
-    sig = sign_transaction(wallet["ring"], "wallet-devnet", wallet["sealed"], tx.txid, wallet["address"])
+    sig = await wallet["vault"].sign_digest(SID, tx.txid, wallet["address"])
     res = devnet.post("wallet/broadcasthex", {"transaction": encode_transaction(raw, [sig]).hex()})
     assert res.get("result") is True, res
     info = devnet.wait_for_tx(tx.txid_hex)
@@ -46,7 +53,7 @@ def _sign_and_send(
     return tx.txid_hex
 
 
-def test_trx_transfer_signed_by_vault_executes(devnet: Devnet, wallet: dict[str, Any]) -> None:
+async def test_trx_transfer_signed_by_vault_executes(devnet: Devnet, wallet: dict[str, Any]) -> None:
     dest = devnet.new_account()
     unsigned = devnet.post(
         "wallet/createtransaction",
@@ -58,12 +65,12 @@ def test_trx_transfer_signed_by_vault_executes(devnet: Devnet, wallet: dict[str,
         },
     )
     pol = WalletPolicy(limits={"TRX": AssetLimit(per_tx=2_000_000)})
-    _sign_and_send(devnet, wallet, unsigned, pol)
+    await _sign_and_send(devnet, wallet, unsigned, pol)
     acct = devnet.post("wallet/getaccount", {"address": dest["address"], "visible": True})
     assert acct["balance"] == 1_234_567
 
 
-def test_trc20_transfer_signed_by_vault_executes(devnet: Devnet, wallet: dict[str, Any]) -> None:
+async def test_trc20_transfer_signed_by_vault_executes(devnet: Devnet, wallet: dict[str, Any]) -> None:
     dest = devnet.new_account()
     param = dest["hex"][2:].rjust(64, "0") + format(2_500_000, "064x")
     built = devnet.post(
@@ -84,7 +91,7 @@ def test_trc20_transfer_signed_by_vault_executes(devnet: Devnet, wallet: dict[st
     # Over the limit is refused before any key is opened.
     tight = WalletPolicy(limits={devnet.usdt: AssetLimit(per_tx=1_000_000)})
     assert check(tx, policy=tight, wallet_address=wallet["address"]).reason == "OVER_TX_LIMIT"
-    _sign_and_send(devnet, wallet, unsigned, pol)
+    await _sign_and_send(devnet, wallet, unsigned, pol)
     out = devnet.post(
         "wallet/triggerconstantcontract",
         {

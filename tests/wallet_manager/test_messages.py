@@ -1,4 +1,5 @@
-"""TIP-191 v2 personal messages: TronWeb published vectors and a live cross-check with TronWeb 6.5.1."""
+"""TIP-191 v2 personal messages: TronWeb published vectors, a live cross-check with TronWeb 6.5.1, and
+TronLink ownership proofs (challenge, signature, expiry)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from services.common.tron.address import private_key_to_address
 from services.wallet_manager.vault import hd
+from services.wallet_manager.vault.errors import VaultError
 from services.wallet_manager.vault.messages import (
     hash_message_v1,
     hash_message_v2,
@@ -19,6 +22,7 @@ from services.wallet_manager.vault.messages import (
     sign_message_v2,
     verify_message_v2,
 )
+from services.wallet_manager.vault.tronlink import new_challenge, verify_proof
 
 from .txs import ABANDON
 
@@ -104,3 +108,21 @@ def test_cross_check_with_tronweb() -> None:
     # Python signs -> TronWeb verifyMessageV2 recovers our address; a tampered message does not.
     assert out["addresses"][: len(CASES)] == [key.address] * len(CASES)
     assert out["addresses"][-1] != key.address
+
+
+def test_tronlink_proof() -> None:
+    key = hd.derive_key(hd.seed_from_mnemonic(ABANDON), 0, 4)
+    now = time.time()
+    ch = new_challenge(key.address, ttl_seconds=60, now=now)
+    assert key.address in ch.message and ch.nonce in ch.message and len(ch.nonce) == 32
+    sig = sign_message_v2(key.private_key, ch.message)
+    assert verify_proof(ch, "0x" + sig.hex(), now=now + 1).ok
+    assert verify_proof(ch, sig, now=now + 61).reason == "CHALLENGE_EXPIRED"
+    other = hd.derive_key(hd.seed_from_mnemonic(ABANDON), 0, 5)
+    assert verify_proof(ch, sign_message_v2(other.private_key, ch.message), now=now).reason == "WRONG_SIGNER"
+    assert verify_proof(ch, "0x1234", now=now).reason == "BAD_SIGNATURE"
+    # A proof for one challenge does not verify against another (different nonce).
+    ch2 = new_challenge(key.address, now=now)
+    assert ch2.nonce != ch.nonce and verify_proof(ch2, sig, now=now).reason == "WRONG_SIGNER"
+    with pytest.raises(VaultError):
+        new_challenge("Tnot-an-address")

@@ -135,6 +135,8 @@ def test_create_rejects_bad_input_with_field_violations(
     with pytest.raises(grpc.RpcError) as err:
         create(wm, kind, "bad-input", **kw)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    if "private_key" in kw:  # a rejected key is never echoed
+        assert kw["private_key"] not in (err.value.details() or "")
     status = rpc_status.from_call(err.value)  # type: ignore[arg-type]
     fields = []
     for d in status.details:

@@ -1,4 +1,4 @@
-"""Policy refusals with machine-readable reasons, and keystore signatures that recover to the wallet."""
+"""Policy refusals with machine-readable reasons (signing with sealed keys: test_keys.py)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,14 @@ import time
 import pytest
 
 from devnet.pb import contract_pb2
-from services.wallet_manager.vault import hd, policy
-from services.wallet_manager.vault.ecdsa import recover_address, sign_digest
-from services.wallet_manager.vault.errors import SignatureMismatch
-from services.wallet_manager.vault.keystore import KdfParams, Kek, Keyring
+from services.wallet_manager.vault import policy
 from services.wallet_manager.vault.policy import AssetLimit, WalletPolicy, check
-from services.wallet_manager.vault.signer import sign_transaction
 from services.wallet_manager.vault.tron_tx import parse_transaction
 
 from .txs import (
-    ABANDON,
     ABANDON_ADDR0,
     DEST,
     LEDGER_VECTOR_RAW,
-    LEDGER_VECTOR_SIG,
     USDT,
     a,
     abi_call,
@@ -115,35 +109,3 @@ def test_policy_doc_round_trip_and_validation() -> None:
     with pytest.raises(ValueError, match="unknown contract"):
         WalletPolicy.from_doc({"allowed_contract_types": ["NopeContract"]})
     assert set(policy.REASONS) >= {"WRONG_OWNER", "CONTRACT_NOT_ALLOWED", "OVER_TX_LIMIT", "WATCH_ONLY"}
-
-
-@pytest.fixture(scope="module")
-def ring() -> Keyring:
-    return Keyring(Kek.derive("test key", KdfParams.generate(n=2**12)))
-
-
-def test_keystore_signature_recovers_to_wallet(ring: Keyring) -> None:
-    seed = hd.seed_from_mnemonic(ABANDON)
-    for index in range(3):
-        key = hd.derive_key(seed, 0, index)
-        sealed = ring.seal(f"wallet-{index}", key.private_key).to_doc()
-        tx = parse_transaction(transfer(key.address, DEST, 1))
-        sig = sign_transaction(ring, f"wallet-{index}", sealed, tx.txid, key.address)
-        assert len(sig) == 65 and sig[64] in (0, 1)
-        assert recover_address(tx.txid, sig) == key.address
-
-
-def test_keystore_signature_matches_ledger_vector(ring: Keyring) -> None:
-    key = hd.derive_key(hd.seed_from_mnemonic(ABANDON), 0, 0)
-    sealed = ring.seal("w0", key.private_key)
-    tx = parse_transaction(LEDGER_VECTOR_RAW)
-    assert sign_transaction(ring, "w0", sealed, tx.txid, key.address).hex() == LEDGER_VECTOR_SIG
-    assert sign_digest(key.private_key, tx.txid).hex() == LEDGER_VECTOR_SIG
-
-
-def test_sealed_key_of_another_address_cannot_sign(ring: Keyring) -> None:
-    seed = hd.seed_from_mnemonic(ABANDON)
-    other = hd.derive_key(seed, 0, 1)
-    sealed = ring.seal("w0", other.private_key)
-    with pytest.raises(SignatureMismatch):
-        sign_transaction(ring, "w0", sealed, bytes(32), ABANDON_ADDR0)
