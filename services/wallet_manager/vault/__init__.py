@@ -1,8 +1,8 @@
 """Wallet-manager vault core: envelope-encrypted keys, HD derivation, transaction parsing, signing policy,
-personal messages, and Ledger/Trezor clients. A library for the servicer; no gRPC, no MongoDB here.
-Addresses are services.common.tron.address (not re-exported here)."""
+personal messages, and Ledger/Trezor clients. A library for the service (keys.py, signing.py, wallets.py,
+devices.py compose it); no gRPC, no MongoDB here. Addresses are services.common.tron.address (not
+re-exported here)."""
 
-from .core import MASTER_SEED_ID, KeyMaterial, SignResult, Vault
 from .ecdsa import recover_address, sign_digest
 from .errors import (
     InvalidAddress,
@@ -15,17 +15,12 @@ from .errors import (
 )
 from .keystore import KdfParams, Kek, Keyring, SealedSecret
 from .policy import AssetLimit, Decision, WalletPolicy, check
-from .signer import sign_transaction
 from .tron_tx import ParsedTransaction, Spend, parse_transaction
 from .tronlink import Challenge, ProofResult, new_challenge, verify_proof
 
 __all__ = [
-    "MASTER_SEED_ID",
     "Challenge",
-    "KeyMaterial",
     "ProofResult",
-    "SignResult",
-    "Vault",
     "new_challenge",
     "verify_proof",
     "AssetLimit",
@@ -48,5 +43,4 @@ __all__ = [
     "parse_transaction",
     "recover_address",
     "sign_digest",
-    "sign_transaction",
 ]
