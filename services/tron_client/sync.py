@@ -41,7 +41,6 @@ from prometheus_client import Counter, Gauge
 from tronpay.common.v1 import common_pb2
 
 from services.common.errors import Unavailable
-from services.common.idempotency import IdempotencyStore
 from services.common.logging import get_logger
 from services.common.mongo import IndexSpec
 from services.common.server import Runtime
@@ -551,12 +550,11 @@ def start_block_sync(rt: Runtime, call: JsonCall) -> TransferFeed:
     watch_list = WatchList(rt.db)
     pulse = Pulse()
     store = TransferStore(rt.db, watch_list.watchers_of)
-    idempotency = IdempotencyStore(rt.db)
     if not settings.TRON_SYNC_ENABLED:
-        return TransferFeed(store, watch_list, idempotency, pulse, settings.TRON_SYNC_POLL_SECONDS)
+        return TransferFeed(store, watch_list, pulse, settings.TRON_SYNC_POLL_SECONDS)
     # Every write is by _id, so sync needs no index to start; the server creates INDEXES at start-up.
     sync = BlockSync(settings, call, store, watch_list)
-    feed = TransferFeed(store, watch_list, idempotency, pulse, settings.TRON_SYNC_POLL_SECONDS, sync)
+    feed = TransferFeed(store, watch_list, pulse, settings.TRON_SYNC_POLL_SECONDS, sync)
 
     def on_commit(result: CommitResult) -> None:
         if result.events:

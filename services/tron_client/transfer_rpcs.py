@@ -55,7 +55,6 @@ class TransferFeed:
 
     store: TransferStore
     watch: WatchList
-    idempotency: IdempotencyStore
     pulse: Pulse
     poll_seconds: float
     sync: BlockSync | None = None
@@ -132,6 +131,7 @@ class TransferRpcs:
     """WatchAddresses, UnwatchAddresses, ListWatchedAddresses, StreamTransfers, ListTransfers."""
 
     _feed: TransferFeed
+    _idempotency: IdempotencyStore  # the servicer's (BroadcastTransaction uses the same)
 
     def init_transfer_rpcs(self, feed: TransferFeed) -> None:
         """Give the RPCs their stores (called once when the servicer is built)."""
@@ -147,7 +147,7 @@ class TransferRpcs:
             return pb.WatchAddressesResponse(watched_addresses=[_watched_pb(w) for w in entries])
 
         if request.request_id:
-            return await self._feed.idempotency.run_once(
+            return await self._idempotency.run_once(
                 "WatchAddresses", request.request_id, request, pb.WatchAddressesResponse, watch
             )
         return await watch()
@@ -162,7 +162,7 @@ class TransferRpcs:
             return pb.UnwatchAddressesResponse(removed_count=removed)
 
         if request.request_id:
-            return await self._feed.idempotency.run_once(
+            return await self._idempotency.run_once(
                 "UnwatchAddresses", request.request_id, request, pb.UnwatchAddressesResponse, unwatch
             )
         return await unwatch()
