@@ -20,7 +20,7 @@ from services.tron_client.pool import NodeState
 from services.tron_client.queries import Queries
 from services.tron_client.transfer_rpcs import TransferRpcs
 
-timestamp = convert.timestamp
+BLOCK_SECONDS = 3  # TRON block interval
 NODE_STATE_PB = {
     NodeState.ACTIVE: pb.NodeStatus.STATE_ACTIVE,
     NodeState.SET_ASIDE: pb.NodeStatus.STATE_SET_ASIDE,
@@ -36,9 +36,6 @@ def _duration_ms(ms: int) -> duration_pb2.Duration:
     d = duration_pb2.Duration()
     d.FromMilliseconds(ms)
     return d
-
-
-BLOCK_SECONDS = 3  # TRON block interval
 
 
 def _block_ref(block: Block) -> pb.BlockRef:
@@ -86,8 +83,8 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
                 error_count=n.error_count,
                 rate_limited_count=n.rate_limited_count,
                 score=n.score,
-                last_error_time=timestamp(n.last_error_ms),
-                last_success_time=timestamp(n.last_success_ms),
+                last_error_time=convert.timestamp(n.last_error_ms),
+                last_success_time=convert.timestamp(n.last_success_ms),
             )
             for n in st.nodes
         ]
@@ -107,7 +104,7 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
             sync_block=sync_block,
             sync_lag_blocks=sync_lag,
             nodes=nodes,
-            check_time=timestamp(st.checked_ms),
+            check_time=convert.timestamp(st.checked_ms),
         )
 
     async def GetNetworkHeight(
@@ -117,7 +114,7 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
         return pb.GetNetworkHeightResponse(
             head_block_number=h.head.number,
             solidified_block_number=h.solidified.number,
-            head_block_time=timestamp(h.head.time_ms),
+            head_block_time=convert.timestamp(h.head.time_ms),
         )
 
     async def GetNetworkFees(
@@ -132,7 +129,7 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
             memo_fee_sun=f.memo_fee_sun,
             multi_sign_fee_sun=f.multi_sign_fee_sun,
             max_fee_limit_sun=f.max_fee_limit_sun,
-            update_time=timestamp(f.read_ms),
+            update_time=convert.timestamp(f.read_ms),
         )
 
     # ---- transactions -----------------------------------------------------------------------------
