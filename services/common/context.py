@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 # Metadata keys. x-tronpay-subject is set by Envoy from the JWT `sub` (clients' copies are stripped);
@@ -31,14 +31,14 @@ def current() -> CallContext | None:
     return _current.get()
 
 
-def bind(ctx: CallContext) -> object:
+def bind(ctx: CallContext) -> Token[CallContext | None]:
     """Make ctx current; returns a token for `reset`."""
     return _current.set(ctx)
 
 
-def reset(token: object) -> None:
+def reset(token: Token[CallContext | None]) -> None:
     """Restore the context that was current before `bind`."""
-    _current.reset(token)  # type: ignore[arg-type]
+    _current.reset(token)
 
 
 def new_request_id() -> str:
