@@ -6,7 +6,7 @@
 MONGO_PORT ?= 27017
 FERRETDB_DATA ?= .data/ferretdb
 
-.PHONY: ferretdb ferretdb-run
+.PHONY: ferretdb ferretdb-run bench-ferretdb
 
 ferretdb: ## Build FerretDB v1.24.2 into the user cache (skipped when already built)
 	@scripts/ferretdb-build.sh >/dev/null
@@ -17,3 +17,6 @@ ferretdb-run: ## Run FerretDB in the foreground on 127.0.0.1:$(MONGO_PORT), data
 	@mkdir -p $(FERRETDB_DATA)
 	@bin="$$(scripts/ferretdb-build.sh)" && \
 	  exec "$$bin" -listen-addr 127.0.0.1:$(MONGO_PORT) -handler sqlite -sqlite-url file:$(FERRETDB_DATA)/ -log-level warn
+
+bench-ferretdb: ferretdb ## FerretDB writes/reads per second with and without the write serialiser
+	$(PY) benchmarks/bench_ferretdb.py

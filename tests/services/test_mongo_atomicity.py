@@ -5,7 +5,7 @@ On MongoDB each single-document write is atomic: of N concurrent guarded updates
 document and writes it back in two separate SQLite transactions, so without the write serialiser in
 scripts/ferretdb/serialize.go several of them win. The state machines of every service rely on this
 (DEVELOPERS.md), so these tests hammer one FerretDB from concurrent tasks, several clients and several
-processes, and count winners. `pytest -s` also prints write throughput with and without the serialiser.
+processes, and count winners. `make bench-ferretdb` measures what the serialiser costs.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.harness.ferretdb import FerretDB, start_ferretdb, stop_ferretdb
+from tests.harness.ferretdb import FerretDB
 
 Doc = dict[str, Any]
 CONTENDERS = 20  # concurrent attempts per document
@@ -166,43 +165,6 @@ async def test_transition_across_processes_has_one_winner(db: AsyncDatabase[Doc]
     print(f"\nfind_one_and_update across 4 processes x 4 threads, {len(ids)} docs: {len(wins)} winners")
     assert sorted(i for i, _ in wins) == sorted(ids)  # each document won exactly once
     assert dict(wins) == final  # and the stored state names that winner
-
-
-async def _throughput(uri: str, name: str) -> dict[str, float]:
-    """Writes per second on one server: sequential and 20-way concurrent inserts and updates."""
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(uri, maxPoolSize=50)
-    col = client[name]["bench"]
-    figures: dict[str, float] = {}
-    n = 100
-
-    async def timed(label: str, call: Callable[[int], Awaitable[Any]], width: int) -> None:
-        t0 = time.perf_counter()
-        for k in range(0, n, width):
-            await asyncio.gather(*(call(i) for i in range(k, min(k + width, n))))
-        figures[label] = n / (time.perf_counter() - t0)
-
-    await timed("insert seq", lambda i: col.insert_one({"_id": i, "n": 0}), 1)
-    await timed("insert x20", lambda i: col.insert_one({"_id": n + i, "n": 0}), 20)
-    await timed("update seq", lambda i: col.update_one({"_id": i}, {"$inc": {"n": 1}}), 1)
-    await timed("update x20 (20 docs)", lambda i: col.update_one({"_id": i % 20}, {"$inc": {"n": 1}}), 20)
-    await timed("find x20", lambda i: col.find_one({"_id": i}), 20)
-    await client.drop_database(name)
-    await client.close()
-    return figures
-
-
-async def test_write_throughput_with_and_without_serialiser(ferretdb: FerretDB, tmp_path: Path) -> None:
-    """Benchmark only (figures with -s): the cost of serialising writes. Asserts nothing about speed."""
-    plain = start_ferretdb(tmp_path / "plain", args=["-serialize-writes=false"])
-    try:
-        without = await _throughput(plain.uri, ferretdb.db_name("bench"))
-    finally:
-        stop_ferretdb(plain)
-    with_ = await _throughput(ferretdb.uri, ferretdb.db_name("bench"))
-    print(f"\n{'FerretDB ops/s':<24}{'serialised':>10}{'plain':>8}{'ratio':>8}")
-    for label, value in with_.items():
-        print(f"  {label:<22}{value:10.0f}{without[label]:8.0f}{value / without[label]:8.2f}")
-    assert with_.keys() == without.keys()
 
 
 async def test_relay_passes_large_messages_batches_and_cursors(db: AsyncDatabase[Doc]) -> None:
