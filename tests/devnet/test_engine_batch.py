@@ -1,7 +1,7 @@
-"""Engine throughput: signed TRC20 transfers through broadcast (all checks + TVM) and block inclusion.
+"""A large batch of signed TRC20 transfers through broadcast (all checks + TVM) into one block.
 
-The issue's target is 300 TRC20 transfers/s end to end over HTTP; the engine must leave most of that budget
-to the HTTP layer, so it is held to the same figure with a wide margin (it does ~2 000/s here).
+Speed is measured by `make bench-devnet` / `make bench-tvm`, not asserted here; this prints the engine's rate
+for a quick look (`pytest -s`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from devnet.pb import contract_pb2, tron_pb2
 N = 600
 
 
-def test_trc20_transfers_per_second() -> None:
+def test_a_large_trc20_batch_lands_in_one_block() -> None:
     node = Node.open(NodeConfig(solidity_lag=18))
     keys = [account_key(i) for i in range(1, 10)]
     head = node.block_id(node.head_block())
@@ -44,4 +44,3 @@ def test_trc20_transfers_per_second() -> None:
     assert all(i.receipt.result == tron_pb2.Transaction.Result.SUCCESS for i in infos)
     rate = N / elapsed
     print(f"engine: {rate:.0f} TRC20 transfers/s (broadcast + execution + inclusion)")
-    assert rate >= 300
