@@ -220,7 +220,15 @@ class Settings(BaseSettings):
     @property
     def sync_tokens(self) -> tuple[str, ...]:
         """TRC20 contracts block sync follows: USDT first, then TRON_SYNC_TOKENS, without duplicates."""
-        extra = (a.strip() for a in self.TRON_SYNC_TOKENS.split(",") if a.strip())
+        return self._usdt_and(self.TRON_SYNC_TOKENS)
+
+    @property
+    def wallet_tokens(self) -> tuple[str, ...]:
+        """TRC20 contracts wallet balances show: USDT first, then WALLET_TRC20_TOKENS, without duplicates."""
+        return self._usdt_and(self.WALLET_TRC20_TOKENS)
+
+    def _usdt_and(self, tokens: str) -> tuple[str, ...]:
+        extra = (a.strip() for a in tokens.split(",") if a.strip())
         return tuple(dict.fromkeys((self.USDT_CONTRACT_ADDRESS, *extra)))
 
     def port_of(self, service: ServiceName) -> int:

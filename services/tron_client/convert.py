@@ -60,15 +60,13 @@ def base58(addr_hex: str) -> str:
         return ""
 
 
-def read_address(
-    text: str, field: str, violations: list[FieldViolation], reason: str = "tron.address"
-) -> bytes:
+def read_address(text: str, field: str, violations: list[FieldViolation]) -> bytes:
     """21 bytes of a request's base58 address; b"" and a violation of `field` when it is not one (the
     contract checks the shape, the checksum and prefix are checked here)."""
     try:
         return taddr.from_base58(text)
     except ValueError as exc:
-        violations.append(FieldViolation(field, f"not a TRON address: {exc}", reason))
+        violations.append(FieldViolation(field, f"not a TRON address: {exc}", "INVALID_ADDRESS"))
         return b""
 
 

@@ -73,7 +73,7 @@ def _check_addresses(by_field: Mapping[str, str]) -> None:
     """Field path -> address: each must be a TRON address."""
     bad: list[FieldViolation] = []
     for field, a in by_field.items():
-        convert.read_address(a, field, bad, "INVALID_ADDRESS")
+        convert.read_address(a, field, bad)
     if bad:
         raise InvalidArgument("invalid address", bad, reason="INVALID_ADDRESS")
 

@@ -38,11 +38,7 @@ class Chain:
     def __init__(self, settings: Settings, clients: ServiceClients) -> None:
         self._settings = settings
         self._clients = clients
-        extra = [t.strip() for t in settings.WALLET_TRC20_TOKENS.split(",") if t.strip()]
-        self.tokens = [
-            settings.USDT_CONTRACT_ADDRESS,
-            *[t for t in extra if t != settings.USDT_CONTRACT_ADDRESS],
-        ]
+        self.tokens = list(settings.wallet_tokens)
 
     @property
     def _stub(self) -> tc_grpc.TronClientServiceStub:
