@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 import protovalidate
 from google.protobuf.message import Message
+from pymongo.errors import ConnectionFailure
 
 from services.common import context, errors, metrics
 from services.common.logging import get_logger
@@ -189,6 +190,9 @@ class _Call:
             self._code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
         elif isinstance(exc, asyncio.CancelledError):
             self._code = grpc.StatusCode.CANCELLED
+        elif isinstance(exc, ConnectionFailure):  # the database is down (incl. selection timeouts): retryable
+            down = errors.Unavailable("the database is unavailable", reason="DATABASE_UNAVAILABLE")
+            await self._handle(down)
         elif isinstance(exc, Exception):
             self._code = grpc.StatusCode.INTERNAL
             log.error("unhandled exception in %s", self._method, exc_info=exc)

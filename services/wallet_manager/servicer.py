@@ -2,20 +2,16 @@
 
 Mutations run once per request_id (services.common.idempotency) except the two signing RPCs, whose
 append-only signing log is their idempotency record (see signing.py). A database that cannot be reached
-answers UNAVAILABLE (retryable), not INTERNAL.
+answers UNAVAILABLE (retryable), as in every service (services.common.interceptors).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pymongo import errors as pymongo_errors
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc
 
-from services.common import errors
 from services.common.idempotency import IdempotencyStore
 from services.common.server import Runtime, with_unimplemented_defaults
 from services.wallet_manager.convert import log_to_pb
@@ -26,23 +22,6 @@ from services.wallet_manager.vault.messages import recover_message_v2
 from services.wallet_manager.wallets import Wallets, after_token, page_size
 
 Ctx = Any
-
-
-# Also covers ServerSelectionTimeoutError, AutoReconnect and NetworkTimeout (its subclasses).
-_DB_DOWN = pymongo_errors.ConnectionFailure
-
-
-def _db_errors_unavailable(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    @functools.wraps(fn)
-    async def wrapper(self: Any, request: Any, context: Any) -> Any:
-        try:
-            return await fn(self, request, context)
-        except _DB_DOWN:
-            raise errors.Unavailable(
-                "the wallet database is unavailable", reason="DATABASE_UNAVAILABLE"
-            ) from None
-
-    return wrapper
 
 
 @with_unimplemented_defaults
@@ -58,42 +37,35 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
 
     # -- wallets ---------------------------------------------------------------------------------------
 
-    @_db_errors_unavailable
     async def ListWallets(self, request: pb.ListWalletsRequest, context: Ctx) -> pb.ListWalletsResponse:
         return await self._wallets.list_wallets(request)
 
-    @_db_errors_unavailable
     async def CreateWallet(self, request: pb.CreateWalletRequest, context: Ctx) -> pb.CreateWalletResponse:
         return await self._once.run_once(
             "CreateWallet", request.request_id, request, pb.CreateWalletResponse,
             lambda: self._wallets.create(request),
         )  # fmt: skip
 
-    @_db_errors_unavailable
     async def GetWallet(self, request: pb.GetWalletRequest, context: Ctx) -> pb.GetWalletResponse:
         return pb.GetWalletResponse(wallet=await self._wallets.get(request.wallet_id))
 
-    @_db_errors_unavailable
     async def UpdateWallet(self, request: pb.UpdateWalletRequest, context: Ctx) -> pb.UpdateWalletResponse:
         return await self._once.run_once(
             "UpdateWallet", request.request_id, request, pb.UpdateWalletResponse,
             lambda: self._wallets.update(request),
         )  # fmt: skip
 
-    @_db_errors_unavailable
     async def DeleteWallet(self, request: pb.DeleteWalletRequest, context: Ctx) -> pb.DeleteWalletResponse:
         return await self._once.run_once(
             "DeleteWallet", request.request_id, request, pb.DeleteWalletResponse,
             lambda: self._wallets.delete(request),
         )  # fmt: skip
 
-    @_db_errors_unavailable
     async def GetWalletBalance(
         self, request: pb.GetWalletBalanceRequest, context: Ctx
     ) -> pb.GetWalletBalanceResponse:
         return await self._wallets.balance(request.wallet_id)
 
-    @_db_errors_unavailable
     async def ListWalletTransactions(
         self, request: pb.ListWalletTransactionsRequest, context: Ctx
     ) -> pb.ListWalletTransactionsResponse:
@@ -101,17 +73,14 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
 
     # -- signing ---------------------------------------------------------------------------------------
 
-    @_db_errors_unavailable
     async def SignTransaction(
         self, request: pb.SignTransactionRequest, context: Ctx
     ) -> pb.SignTransactionResponse:
         return await self._signing.sign_transaction(request)
 
-    @_db_errors_unavailable
     async def SignMessage(self, request: pb.SignMessageRequest, context: Ctx) -> pb.SignMessageResponse:
         return await self._signing.sign_message(request)
 
-    @_db_errors_unavailable
     async def ListSignatures(
         self, request: pb.ListSignaturesRequest, context: Ctx
     ) -> pb.ListSignaturesResponse:
@@ -126,18 +95,15 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
 
     # -- addresses, keys, messages, TronLink -----------------------------------------------------------
 
-    @_db_errors_unavailable
     async def DeriveAddress(self, request: pb.DeriveAddressRequest, context: Ctx) -> pb.DeriveAddressResponse:
         return await self._once.run_once(
             "DeriveAddress", request.request_id, request, pb.DeriveAddressResponse,
             lambda: self._wallets.derive(request),
         )  # fmt: skip
 
-    @_db_errors_unavailable
     async def GetPublicKey(self, request: pb.GetPublicKeyRequest, context: Ctx) -> pb.GetPublicKeyResponse:
         return await self._wallets.public_key(request)
 
-    @_db_errors_unavailable
     async def VerifyMessage(self, request: pb.VerifyMessageRequest, context: Ctx) -> pb.VerifyMessageResponse:
         try:
             recovered = recover_message_v2(request.message, request.signature)
@@ -145,7 +111,6 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
             return pb.VerifyMessageResponse(valid=False)
         return pb.VerifyMessageResponse(valid=recovered == request.address, recovered_address=recovered)
 
-    @_db_errors_unavailable
     async def CreateTronLinkChallenge(
         self, request: pb.CreateTronLinkChallengeRequest, context: Ctx
     ) -> pb.CreateTronLinkChallengeResponse:

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from pymongo.errors import ServerSelectionTimeoutError
 from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as pb_grpc
 
@@ -35,6 +36,11 @@ class Probe(pb_grpc.TronClientServiceServicer):
 
     async def GetTransaction(self, request: pb.GetTransactionRequest, ctx: Any) -> pb.GetTransactionResponse:
         raise RuntimeError(SECRET)
+
+    async def GetAccountResource(
+        self, request: pb.GetAccountResourceRequest, ctx: Any
+    ) -> pb.GetAccountResourceResponse:
+        raise ServerSelectionTimeoutError("mongodb://app:hunter2@db.internal:27017: connection refused")
 
     async def GetNetworkInfo(self, request: pb.GetNetworkInfoRequest, ctx: Any) -> pb.GetNetworkInfoResponse:
         call = context.current()
@@ -155,6 +161,18 @@ async def test_unexpected_exception_is_internal_without_internals(
     # ...but the server log has the stack trace.
     logged = [r for r in caplog.records if r.exc_info]
     assert logged and SECRET in str(logged[0].exc_info[1])  # type: ignore[index]
+
+
+async def test_database_down_is_unavailable_without_internals(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await pb_grpc.TronClientServiceStub(ch).GetAccountResource(
+                pb.GetAccountResourceRequest(address=VALID_ADDRESS), timeout=5
+            )
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert err.value.details() == "the database is unavailable"
+    assert _details(err.value)["ErrorInfo"].reason == "DATABASE_UNAVAILABLE"
+    assert "hunter2" not in repr(err.value.trailing_metadata())
 
 
 async def test_unimplemented_rpc(target: str) -> None:
