@@ -13,7 +13,6 @@ by the pool) the txID is looked up before failure is reported.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -26,7 +25,7 @@ from services.common.logging import get_logger
 from services.common.settings import Settings
 from services.common.tron import tx as ttx
 from services.common.tron.abi import selector
-from services.tron_client.convert import read_address
+from services.tron_client.convert import now_ms, read_address
 from services.tron_client.network import Block, Network
 from services.tron_client.node import NodeError
 from services.tron_client.pool import NodePool
@@ -215,10 +214,6 @@ class BuiltTransaction:
     contract_type: str
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class TransactionService:
     """Builds and broadcasts transactions through the node pool."""
 
@@ -252,7 +247,7 @@ class TransactionService:
                 )
         ref, head_ms = await self.reference()
         window_ms = (expiration_seconds or self._settings.TRON_TX_EXPIRATION_SECONDS) * 1000
-        now = _now_ms()
+        now = now_ms()
         raw = ttx.build_raw(
             spec.type_name,
             spec.value,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -229,3 +230,8 @@ def transaction_info(info: dict[str, Any], block: pb.BlockRef, solidified: bool)
             for lg in info.get("log", [])
         ],
     )
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds (TRON's timestamp unit)."""
+    return time.time_ns() // 1_000_000

@@ -7,12 +7,12 @@ to the contract's messages.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 from services.common.errors import Unavailable
 from services.common.settings import Settings
 from services.tron_client.cache import TTLCache
+from services.tron_client.convert import now_ms
 from services.tron_client.node import JSON
 from services.tron_client.pool import NodeHealth, NodePool
 
@@ -75,10 +75,6 @@ class NetworkFees:
     multi_sign_fee_sun: int
     max_fee_limit_sun: int
     read_ms: int
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def chain_id_from_genesis(block_id_hex: str) -> int:
@@ -144,13 +140,13 @@ class Network:
             async with asyncio.timeout(self._settings.TRON_NODE_TIMEOUT):
                 height = await self.height()
         except (Unavailable, TimeoutError):
-            return NetworkStatus(False, False, 0, NO_BLOCK, NO_BLOCK, self.node.health(), _now_ms())
+            return NetworkStatus(False, False, 0, NO_BLOCK, NO_BLOCK, self.node.health(), now_ms())
         head = height.head
-        lag_ms = _now_ms() - head.time_ms
+        lag_ms = now_ms() - head.time_ms
         synced = head.time_ms > 0 and lag_ms <= self._settings.TRON_SYNC_MAX_LAG_SECONDS * 1000
         nodes = self.node.health()
         latency = round(self.node.ranked()[0].latency_ms or 0)
-        return NetworkStatus(True, synced, latency, head, height.solidified, nodes, _now_ms())
+        return NetworkStatus(True, synced, latency, head, height.solidified, nodes, now_ms())
 
     async def chain_parameters(self) -> list[tuple[str, int]]:
         """getchainparameters as (key, value) in the node's order, cached like the fees."""
@@ -174,5 +170,5 @@ class Network:
             memo_fee_sun=params.get("getMemoFee", 0),
             multi_sign_fee_sun=params.get("getMultiSignFee", 0),
             max_fee_limit_sun=params.get("getMaxFeeLimit", 0),
-            read_ms=_now_ms(),
+            read_ms=now_ms(),
         )

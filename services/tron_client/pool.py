@@ -31,6 +31,7 @@ from tenacity.wait import wait_exponential_jitter
 
 from services.common.logging import get_logger
 from services.common.settings import Settings
+from services.tron_client.convert import now_ms
 from services.tron_client.node import JSON, RATE_LIMITED, NodeClient, NodeError
 
 log = get_logger("tron_client.pool")
@@ -113,10 +114,6 @@ class NodeHealth:
     last_success_ms: int
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class NodePool:
     """Calls TRON nodes with scoring, failover, retries and health probing. See the module docstring."""
 
@@ -197,12 +194,12 @@ class NodePool:
             ms if node.latency_ms is None else EWMA_ALPHA * ms + (1 - EWMA_ALPHA) * node.latency_ms
         )
         node.consecutive_failures = 0
-        node.last_success_ms = _now_ms()
+        node.last_success_ms = now_ms()
         NODE_SECONDS.labels(node.url).observe(seconds)
 
     def _failure(self, node: PoolNode, err: NodeError) -> None:
         now = self._clock()
-        node.last_error_ms = _now_ms()
+        node.last_error_ms = now_ms()
         node.last_error = f"{err.kind}: {err.message}"
         NODE_ERRORS.labels(node.url, err.kind).inc()
         if err.kind == RATE_LIMITED:

@@ -10,11 +10,11 @@ from tronpay.tron_client.v1 import tron_client_pb2 as pb
 
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from services.common.tron.abi import decode_result, encode_args, revert_reason
+from services.common.tron.wire import INT64_MAX
 from services.tron_client import convert
 from services.tron_client.network import Network
 from services.tron_client.pool import NodePool
 
-INT64_MAX = (1 << 63) - 1
 FEE_LIMIT_MARGIN_PERCENT = 20  # suggested fee_limit = energy x price + 20 %
 
 

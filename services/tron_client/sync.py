@@ -47,6 +47,7 @@ from services.common.server import Runtime
 from services.common.settings import Settings
 from services.common.tron.abi import TRC20_TRANSFER, TRC20_TRANSFER_FROM
 from services.common.tron.address import to_base58
+from services.common.tron.wire import INT64_MAX
 from services.tron_client import transfers, watch
 from services.tron_client.transfer_rpcs import Pulse, TransferFeed
 from services.tron_client.transfers import (
@@ -66,7 +67,6 @@ log = get_logger("services.tron_client.sync")
 TRANSFER_TOPIC = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 TRANSFER_SELECTOR = TRC20_TRANSFER.hex()  # node JSON carries call data as hex
 TRANSFER_FROM_SELECTOR = TRC20_TRANSFER_FROM.hex()
-INT64_MAX = 2**63 - 1
 MAX_RANGE = 100  # java-tron's limit for getblockbylimitnext
 PROGRESS_EVERY_SECONDS = 10.0
 

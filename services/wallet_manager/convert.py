@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tronpay.common.v1 import common_pb2
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
+from services.common.tron.wire import INT64_MAX
 from services.wallet_manager.vault.policy import AssetLimit, WalletPolicy
 from services.wallet_manager.vault.tron_tx import TRX, ParsedTransaction
 
@@ -29,7 +30,6 @@ CONTRACT_NAMES: dict[int, str] = {
 }
 CONTRACT_ENUMS = {v: k for k, v in CONTRACT_NAMES.items()}
 
-INT64_MAX = 2**63 - 1
 KIND_NAMES = {v: k.removeprefix("KIND_") for k, v in pb.Wallet.Kind.items() if v}
 KIND_VALUES = {v: k for k, v in KIND_NAMES.items()}
 STATE_VALUES = {"ACTIVE": pb.Wallet.STATE_ACTIVE, "DELETED": pb.Wallet.STATE_DELETED}

@@ -173,6 +173,9 @@ def _len_field(num: int, payload: bytes) -> bytes:
     return _key(num, LEN) + encode_varint(len(payload)) + payload
 
 
+INT64_MAX = 2**63 - 1  # largest protobuf int64 (amounts in our messages)
+
+
 def as_int64(value: int) -> int:
     """A varint read as signed int64: truncated to 64 bits as protobuf does, negatives two's complement."""
     value &= (1 << 64) - 1
