@@ -34,12 +34,13 @@ from tronpay.common.v1 import common_pb2  # noqa: E402
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb  # noqa: E402
 
 from services.common.mongo import ServiceDatabase  # noqa: E402
-from services.common.settings import ServiceName, Settings, TronNetwork  # noqa: E402
+from services.common.settings import ServiceName, TronNetwork  # noqa: E402
 from services.common.tron.abi import encode_call  # noqa: E402
 from services.common.tron.address import from_base58  # noqa: E402
 from services.common.tron.tx import RefBlock, build_raw  # noqa: E402
 from services.wallet_manager.convert import vault_policy  # noqa: E402
 from services.wallet_manager.keys import KeyVault, secret_id  # noqa: E402
+from services.wallet_manager.settings import WalletManagerSettings  # noqa: E402
 from services.wallet_manager.store import Store  # noqa: E402
 from services.wallet_manager.vault import hd  # noqa: E402
 from services.wallet_manager.vault.ecdsa import require_signer, sign_digest  # noqa: E402
@@ -101,7 +102,7 @@ def usdt_policy() -> bytes:
 
 
 async def measure(store: Store, wallets: int, seconds: float) -> dict[str, Any]:
-    settings = Settings(
+    settings = WalletManagerSettings(
         SERVICE_NAME=ServiceName.WALLET_MANAGER,
         TRON_NETWORK=TronNetwork.MAINNET,
         WALLET_ENCRYPTION_KEY=SecretStr(os.urandom(24).hex()),

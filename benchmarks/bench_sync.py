@@ -173,7 +173,9 @@ def main() -> int:
         wait_for_port(grpc_port, timeout=60)
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as ch:
             stub = pb_grpc.TronClientServiceStub(ch)
-            req = pb.WatchAddressesRequest(addresses=chain["watched"], watcher="payment-gateway")
+            req = pb.WatchAddressesRequest(
+                request_id="bench-sync-watch", addresses=chain["watched"], watcher="payment-gateway"
+            )
             stub.WatchAddresses(req, timeout=30, wait_for_ready=True)
         stop(procs.pop())
 

@@ -2,6 +2,8 @@
 
 Deploys contracts/artifacts/TetherToken.json into a DictWorldState and runs `transfer` calls from one holder
 to a rotating set of recipients (the first round writes new balance slots, later rounds existing ones).
+Also prints the energy of one transfer to a new and to an existing holder, without a dynamic-energy factor
+(the default devnet) and with mainnet USDT's factor (the `--mainnet` devnet).
 
 usage: python benchmarks/bench_tvm.py [--transfers N] [--recipients K] [--profile]
 """
@@ -19,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from devnet.genesis import PROFILES  # noqa: E402
+from devnet.resources import FACTOR_DECIMAL, with_penalty  # noqa: E402
 from devnet.tvm import TVM, BlockContext, DictWorldState  # noqa: E402
 
 TRANSFER = bytes.fromhex("a9059cbb")
@@ -93,6 +97,12 @@ def main() -> None:
         run(min(500, args.transfers), args.recipients)  # warm-up
         rate, energy_new, energy_existing = run(args.transfers, args.recipients)
         print(f"energy: transfer to a new holder {energy_new}, to an existing holder {energy_existing}")
+        factor = PROFILES["mainnet"]["usdt_energy_factor"]
+        new, existing = (with_penalty(e, factor, 10**9, False)[0] for e in (energy_new, energy_existing))
+        print(
+            f"energy with mainnet USDT's factor {factor} (x{(FACTOR_DECIMAL + factor) / FACTOR_DECIMAL:g}): "
+            f"new holder {new}, existing holder {existing}"
+        )
     print(f"TVM TRC20 transfers/s: {rate:.0f} ({args.transfers} transfers, {args.recipients} recipients)")
 
 

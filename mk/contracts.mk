@@ -7,5 +7,5 @@ contracts: ## Rebuild contracts/artifacts/*.json from contracts/src with the pin
 contracts-check: ## Check that the committed contract artifacts match a fresh build
 	$(PY) -m pytest -q tests/contracts
 
-bench-tvm: ## Benchmark the devnet TVM alone: USDT transfers per second in one process
+bench-tvm: ## Benchmark the devnet TVM alone: USDT transfers per second in one process, and one transfer's energy
 	$(PY) benchmarks/bench_tvm.py

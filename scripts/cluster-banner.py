@@ -18,10 +18,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.settings import ServiceName, parse_settings
+from services.common.settings import ServiceName, Settings, parse_settings
 
-# The services' own settings (their *_PORT variables and defaults), read as any of them reads them.
-SETTINGS = parse_settings(SERVICE_NAME=ServiceName.TRON_CLIENT)
+# The ports (*_PORT variables and defaults) every service reads: the shared Settings, not one service's own,
+# so a bad variable only one service reads does not stop the banner.
+SETTINGS = parse_settings(Settings, SERVICE_NAME=ServiceName.TRON_CLIENT)
 SERVICES = tuple(ServiceName)
 EDGE_PORT = int(os.environ.get("EDGE_PORT", "8080"))
 MONGO_PORT = int(os.environ.get("MONGO_PORT", "27017"))

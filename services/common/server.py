@@ -1,10 +1,16 @@
 """grpc.aio server bootstrap shared by the six processes.
 
-Start-up: parse settings (exit 2 with one line on bad values), JSON logging, build the servicers,
-register library health (NOT_SERVING until MongoDB answers and the service's indexes exist) and
-reflection, bind, serve metrics. A watcher keeps health in step with MongoDB reachability.
-Shutdown on SIGTERM/SIGINT: health -> NOT_SERVING (load balancers stop sending), wait the drain
-delay, stop the server with a grace period for in-flight RPCs, then close clients and Mongo.
+A service declares itself once, in services/<name>/service.py, as a `ServiceSpec`: its settings class,
+its build function (servicers from a `Runtime`), its indexes and whether it is finished; its __main__
+calls `run(SERVICE)`.
+
+Start-up: parse the service's settings (exit 2 with one line on bad values), JSON logging, build the
+servicers and register the whole contract (services.common.contract), library health (NOT_SERVING until
+MongoDB answers and the indexes exist: the service's and the idempotency store's) and reflection, bind,
+serve metrics. A watcher keeps health in step with MongoDB reachability; another sweeps request records
+past their retention. Shutdown on SIGTERM/SIGINT: health -> NOT_SERVING (load balancers stop sending),
+wait the drain delay, stop the server with a grace period for in-flight RPCs, wait for idempotent first
+attempts still running, then close clients and Mongo.
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import errors
+from services.common import idempotency
 from services.common.clients import ServiceClients
+from services.common.contract import registrations
 from services.common.interceptors import ServerInterceptor
 from services.common.logging import get_logger, setup_logging
 from services.common.metrics import start_metrics_server
@@ -33,24 +40,20 @@ log = get_logger("services.server")
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+SWEEP_SECONDS = 3600.0  # request records past retention are deleted about this often
 
-
-@dataclass(frozen=True)
-class Registration:
-    """One gRPC service to serve: its servicer, the generated add_*_to_server, its full name."""
-
-    servicer: object
-    add_to_server: Callable[[Any, grpc.aio.Server], None]
-    full_name: str
+S = TypeVar("S", bound=Settings)
 
 
 @dataclass
-class Runtime:
-    """What a service's build function gets: settings, its database view, internal clients."""
+class Runtime(Generic[S]):
+    """What a service's build function gets: its settings, its database view, internal clients and the
+    idempotency store its `@idempotent` RPCs use."""
 
-    settings: Settings
+    settings: S
     db: ServiceDatabase
     clients: ServiceClients
+    idempotency: idempotency.IdempotencyStore
     _on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
@@ -58,31 +61,27 @@ class Runtime:
         self._on_stop.append(hook)
 
 
-BuildFn = Callable[[Runtime], Awaitable[Sequence[Registration]]]
+@dataclass(frozen=True)
+class ServiceSpec(Generic[S]):
+    """One service: what `run` needs to serve it.
+
+    `build` returns the servicers of its contract (every gRPC service in tronpay.<name>.v1). A finished
+    service implements every RPC there (checked at start-up, by mypy and by tests); an unfinished one
+    (`finished=False`) answers UNIMPLEMENTED, naming the method, for whatever it does not implement yet."""
+
+    name: ServiceName
+    settings: type[S]
+    build: Callable[[Runtime[S]], Awaitable[Sequence[object]]]
+    indexes: Sequence[IndexSpec] = ()
+    finished: bool = True
+
+    @property
+    def all_indexes(self) -> tuple[IndexSpec, ...]:
+        """The service's indexes and those of the stores the runtime gives every service."""
+        return (*idempotency.INDEXES, *self.indexes)
 
 
-def with_unimplemented_defaults(cls: type) -> type:
-    """Class decorator: RPCs the servicer does not override answer UNIMPLEMENTED, naming the method.
-
-    The generated base methods are sync and say only 'Method not implemented!'.
-    """
-    base = next(b for b in cls.__mro__[1:] if b.__module__.endswith("_pb2_grpc"))
-    for name, member in vars(base).items():
-        if name.startswith("_") or not callable(member) or getattr(cls, name) is not member:
-            continue
-
-        def make(method: str) -> Callable[..., Awaitable[Any]]:
-            async def unimplemented(self: Any, request: Any, context: Any) -> Any:
-                raise errors.Unimplemented(f"not implemented yet: {method}", metadata={"method": method})
-
-            unimplemented.__name__ = method
-            return unimplemented
-
-        setattr(cls, name, make(name))
-    return cls
-
-
-async def _wait_ready(rt: Runtime, indexes: Sequence[IndexSpec], stop: asyncio.Event) -> None:
+async def _wait_ready(rt: Runtime[S], indexes: Sequence[IndexSpec], stop: asyncio.Event) -> None:
     """Retry until MongoDB answers and the indexes exist (the server already accepts connections)."""
     delay = 0.2
     while not stop.is_set():
@@ -100,7 +99,7 @@ async def _wait_ready(rt: Runtime, indexes: Sequence[IndexSpec], stop: asyncio.E
 
 
 async def _watch_health(
-    rt: Runtime,
+    rt: Runtime[S],
     hs: health.aio.HealthServicer,
     names: Sequence[str],
     indexes: Sequence[IndexSpec],
@@ -123,15 +122,32 @@ async def _watch_health(
             await asyncio.wait_for(stop.wait(), rt.settings.HEALTH_POLL_SECONDS)
 
 
-async def serve(settings: Settings, build: BuildFn, indexes: Sequence[IndexSpec] = ()) -> None:
+async def _sweep_requests(rt: Runtime[S], stop: asyncio.Event) -> None:
+    """Delete request records past their retention about every SWEEP_SECONDS (each replica does it)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SWEEP_SECONDS)
+        if stop.is_set():
+            return
+        try:
+            swept = await rt.idempotency.sweep()
+        except Exception as exc:  # the database is down: health reports it; sweep again next time
+            log.warning("request sweep failed: %s", exc.__class__.__name__)
+            continue
+        if swept:
+            log.info("swept %d expired request records", swept)
+
+
+async def serve(spec: ServiceSpec[S], settings: S) -> None:
     """Run one service until SIGTERM/SIGINT, then drain and stop."""
     name = settings.SERVICE_NAME
-    rt = Runtime(settings=settings, db=ServiceDatabase.connect(settings), clients=ServiceClients(settings))
+    db = ServiceDatabase.connect(settings)
+    rt = Runtime(settings, db, ServiceClients(settings), idempotency.IdempotencyStore(db))
     server = grpc.aio.server(
         interceptors=[ServerInterceptor(name.value)],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
     )
-    regs = await build(rt)
+    regs = registrations(name.value, await spec.build(rt), finished=spec.finished)
     for reg in regs:
         reg.add_to_server(reg.servicer, server)
     names = [r.full_name for r in regs]
@@ -155,7 +171,10 @@ async def serve(settings: Settings, build: BuildFn, indexes: Sequence[IndexSpec]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    watcher = asyncio.create_task(_watch_health(rt, hs, names, indexes, stop))
+    background = [
+        asyncio.create_task(_watch_health(rt, hs, names, spec.all_indexes, stop)),
+        asyncio.create_task(_sweep_requests(rt, stop)),
+    ]
     log.info(
         "serving %s on %s",
         name.dashed,
@@ -165,6 +184,7 @@ async def serve(settings: Settings, build: BuildFn, indexes: Sequence[IndexSpec]
                 "grpc_services": names,
                 "metrics_port": settings.metrics_port,
                 "network": settings.TRON_NETWORK.value,
+                "finished": spec.finished,
             }
         },
     )
@@ -174,9 +194,12 @@ async def serve(settings: Settings, build: BuildFn, indexes: Sequence[IndexSpec]
     await hs.enter_graceful_shutdown()
     await asyncio.sleep(settings.SHUTDOWN_DRAIN_SECONDS)
     await server.stop(settings.SHUTDOWN_GRACE_SECONDS)
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    # A mutation whose caller went away still runs to its end and stores its result before Mongo closes.
+    await rt.idempotency.drain(settings.SHUTDOWN_GRACE_SECONDS)
+    for task in background:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     for hook in rt._on_stop:
         await hook()
     await rt.clients.close()
@@ -184,14 +207,14 @@ async def serve(settings: Settings, build: BuildFn, indexes: Sequence[IndexSpec]
     log.info("stopped")
 
 
-def run(service: ServiceName, build: BuildFn, indexes: Sequence[IndexSpec] = ()) -> None:
+def run(spec: ServiceSpec[S]) -> None:
     """Entry point of `python -m services.<name>`."""
-    settings = load_settings(service)
-    setup_logging(service.dashed, "DEBUG" if settings.DEBUG else settings.LOG_LEVEL)
+    settings = load_settings(spec.name, spec.settings)
+    setup_logging(spec.name.dashed, "DEBUG" if settings.DEBUG else settings.LOG_LEVEL)
     try:
-        asyncio.run(serve(settings, build, indexes))
+        asyncio.run(serve(spec, settings))
     except KeyboardInterrupt:  # a second Ctrl-C during drain
         sys.exit(130)
 
 
-__all__ = ["Registration", "Runtime", "run", "serve", "with_unimplemented_defaults"]
+__all__ = ["Runtime", "ServiceSpec", "run", "serve"]

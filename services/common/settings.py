@@ -1,17 +1,19 @@
 """Process configuration from the environment, parsed once at start-up and passed down explicitly.
 
-Every service reads the same variables (the cluster shares one environment); SERVICE_NAME picks the
-process's own port. Secrets are SecretStr so they never reach logs or reprs. Bad values stop the
-process with one line naming the variable (see `load_settings`), never a traceback.
+`Settings` holds what every service reads (the cluster shares one environment; SERVICE_NAME picks the
+process's own port). A variable only one service uses lives in that service's subclass
+(`services/<name>/settings.py`), so a bad value there stops only that service; the others ignore it.
+Secrets are SecretStr so they never reach logs or reprs. Bad values stop the process with one line
+naming the variable (see `load_settings`), never a traceback.
 """
 
 from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.tron.address import from_base58 as decode_tron_address
@@ -65,16 +67,6 @@ def _optional_tron_address(value: str) -> str:
     return _tron_address(value) if value else value
 
 
-def _node_urls(value: str) -> str:
-    if not value:  # empty: the network's default is filled in later
-        return value
-    for i, url in enumerate(u.strip() for u in value.split(",")):
-        if not url.startswith(("http://", "https://")) or len(url) < 10:
-            # Named by position, not echoed: a URL may carry credentials (user:password@).
-            raise ValueError(f"entry {i + 1} is not an http(s) URL")
-    return value
-
-
 def _token_list(value: str) -> str:
     for addr in (a.strip() for a in value.split(",") if a.strip()):
         _tron_address(addr)
@@ -87,12 +79,15 @@ def _mongodb_uri(value: SecretStr) -> SecretStr:
     return value
 
 
+# Field types the services' own settings use too.
 TronAddress = Annotated[str, AfterValidator(_tron_address)]
+OptionalTronAddress = Annotated[str, AfterValidator(_optional_tron_address)]
+TokenList = Annotated[str, AfterValidator(_token_list)]  # comma-separated base58 TRC20 contracts
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class Settings(BaseSettings):
-    """All cluster settings. Field names are the environment variable names."""
+    """Settings every service reads. Field names are the environment variable names."""
 
     model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="ignore")
 
@@ -124,56 +119,7 @@ class Settings(BaseSettings):
     # Default deadline of internal gRPC calls.
     INTERNAL_RPC_TIMEOUT: float = Field(default=10.0, gt=0, le=300)
 
-    # TRON node(s): comma-separated list; on equal health the first is preferred.
-    TRON_NODE_URL: Annotated[str, AfterValidator(_node_urls)] = ""
-    # TRON-PRO-API-KEY: the default for every node, and optional per-node keys in TRON_NODE_URL order
-    # (comma-separated; an empty entry falls back to TRON_NODE_API_KEY). Kept out of the URLs so they stay
-    # secret (SecretStr) while URLs are shown in status and metrics.
-    TRON_NODE_API_KEY: SecretStr = SecretStr("")
-    TRON_NODE_API_KEYS: SecretStr = SecretStr("")
-    # Seconds between health probes (head, latency) of every node; set-aside nodes are probed back.
-    TRON_NODE_PROBE_SECONDS: float = Field(default=5.0, gt=0, le=3600)
-    # Transaction building: validity window, reference block (java-tron default: solid) and whether the
-    # txID of every build is checked against the node's own (one extra round trip).
-    TRON_TX_EXPIRATION_SECONDS: int = Field(default=60, ge=3, le=86400)
-    TRON_REF_BLOCK: str = Field(default="solid", pattern="^(solid|head)$")
-    TRON_TXID_CHECK: bool = True
-    TRON_NODE_TIMEOUT: float = Field(default=5.0, gt=0, le=120)
-    TRON_NETWORK_ID: int | None = Field(default=None, ge=0)
-    TRON_CHAIN_ID: int | None = Field(default=None, ge=0)
-    # A head block older than this many seconds means the node is not synced.
-    TRON_SYNC_MAX_LAG_SECONDS: int = Field(default=60, gt=0)
-    # Block sync (tron-client): on/off, first block on a fresh database (unset: the head at first start),
-    # TRC20 tokens followed besides USDT (comma-separated), head poll interval, blocks per fetch/write
-    # batch, concurrent node requests while backfilling.
-    TRON_SYNC_ENABLED: bool = True
-    TRON_SYNC_START_BLOCK: int | None = Field(default=None, ge=0)
-    TRON_SYNC_TOKENS: Annotated[str, AfterValidator(_token_list)] = ""
-    TRON_SYNC_POLL_SECONDS: float = Field(default=1.0, gt=0, le=60)
-    TRON_SYNC_BATCH_BLOCKS: int = Field(default=50, ge=1, le=100)
-    TRON_SYNC_CONCURRENCY: int = Field(default=8, ge=1, le=64)
-
     USDT_CONTRACT_ADDRESS: TronAddress = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
-    PAYOUT_ROUTER_CONTRACT_ADDRESS: Annotated[str, AfterValidator(_optional_tron_address)] = ""
-    PAYOUT_ROUTER_PRIVATE_KEY: SecretStr = SecretStr("")
-    PAYOUT_BATCH_SIZE: int = Field(default=100, ge=1, le=1000)
-    PAYOUT_TIMEOUT: int = Field(default=300, gt=0)  # seconds
-
-    WALLET_ENCRYPTION_KEY: SecretStr = SecretStr("")
-    # The key being rotated away from: accepted for opening secrets until `rotate-key` has re-wrapped all.
-    WALLET_ENCRYPTION_KEY_PREVIOUS: SecretStr = SecretStr("")
-    # Subjects (JWT `sub`) allowed to force-delete a wallet that still holds funds; comma-separated.
-    WALLET_OPERATORS: str = ""
-    # TRC20 tokens shown in wallet balances besides USDT; comma-separated base58 addresses.
-    WALLET_TRC20_TOKENS: Annotated[str, AfterValidator(_token_list)] = ""
-    HARDWARE_WALLET_ENABLED: bool = False
-    LEDGER_ENABLED: bool = False
-    TREZOR_ENABLED: bool = False
-    # Ledger transport: host:port of a Speculos-framed TCP APDU server; empty means the first USB Ledger.
-    LEDGER_ADDRESS: str = ""
-    # trezorlib transport path, e.g. udp:127.0.0.1:21324; empty means the first Trezor found.
-    TREZOR_PATH: str = ""
-
     # Secret: a production URI carries credentials.
     MONGODB_URI: Annotated[SecretStr, AfterValidator(_mongodb_uri)] = SecretStr("mongodb://127.0.0.1:27017/")
     PAYMENT_DB_NAME: str = Field(default="tronpay", pattern=r"^[A-Za-z0-9_-]{1,63}$")
@@ -181,53 +127,8 @@ class Settings(BaseSettings):
     MONGODB_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
     HEALTH_POLL_SECONDS: float = Field(default=5.0, gt=0, le=300)
 
-    @model_validator(mode="after")
-    def _network_defaults(self) -> Settings:
-        # Fill network-dependent defaults; frozen models are set through object.__setattr__.
-        if not self.TRON_NODE_URL:
-            object.__setattr__(self, "TRON_NODE_URL", DEFAULT_NODE_URLS[self.TRON_NETWORK])
-        if self.TRON_CHAIN_ID is None and self.TRON_NETWORK in DEFAULT_CHAIN_IDS:
-            object.__setattr__(self, "TRON_CHAIN_ID", DEFAULT_CHAIN_IDS[self.TRON_NETWORK])
-        keys = self.TRON_NODE_API_KEYS.get_secret_value()
-        if keys and len(keys.split(",")) != len(self.tron_node_urls):
-            raise ValueError("TRON_NODE_API_KEYS: needs one entry (possibly empty) per TRON_NODE_URL")
-        if self.PAYOUT_ROUTER_PRIVATE_KEY.get_secret_value():
-            key = self.PAYOUT_ROUTER_PRIVATE_KEY.get_secret_value().removeprefix("0x")
-            if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
-                raise ValueError("PAYOUT_ROUTER_PRIVATE_KEY: must be 32 bytes of hex")
-        return self
-
-    @property
-    def tron_node_urls(self) -> tuple[str, ...]:
-        """The configured node URLs in preference order, without trailing slashes."""
-        return tuple(u.strip().rstrip("/") for u in self.TRON_NODE_URL.split(","))
-
-    @property
-    def tron_nodes(self) -> tuple[tuple[str, SecretStr], ...]:
-        """(url, api key) per configured node, keys from TRON_NODE_API_KEYS or TRON_NODE_API_KEY."""
-        urls = self.tron_node_urls
-        keys = (
-            self.TRON_NODE_API_KEYS.get_secret_value().split(",")
-            if self.TRON_NODE_API_KEYS.get_secret_value()
-            else []
-        )
-        keys += [""] * (len(urls) - len(keys))
-        return tuple(
-            (u, SecretStr(k.strip()) if k.strip() else self.TRON_NODE_API_KEY)
-            for u, k in zip(urls, keys, strict=True)
-        )
-
-    @property
-    def sync_tokens(self) -> tuple[str, ...]:
-        """TRC20 contracts block sync follows: USDT first, then TRON_SYNC_TOKENS, without duplicates."""
-        return self._usdt_and(self.TRON_SYNC_TOKENS)
-
-    @property
-    def wallet_tokens(self) -> tuple[str, ...]:
-        """TRC20 contracts wallet balances show: USDT first, then WALLET_TRC20_TOKENS, without duplicates."""
-        return self._usdt_and(self.WALLET_TRC20_TOKENS)
-
-    def _usdt_and(self, tokens: str) -> tuple[str, ...]:
+    def usdt_and(self, tokens: str) -> tuple[str, ...]:
+        """USDT first, then the comma-separated `tokens`, without duplicates."""
         extra = (a.strip() for a in tokens.split(",") if a.strip())
         return tuple(dict.fromkeys((self.USDT_CONTRACT_ADDRESS, *extra)))
 
@@ -266,18 +167,21 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_settings(**overrides: Any) -> Settings:
-    """Parse the environment (plus overrides); raise SettingsError with a one-line reason."""
+S = TypeVar("S", bound=Settings)
+
+
+def parse_settings(settings_type: type[S], /, **overrides: Any) -> S:
+    """Parse the environment (plus overrides) into `settings_type`; SettingsError with a one-line reason."""
     try:
-        return Settings(**overrides)
+        return settings_type(**overrides)
     except ValidationError as err:
         raise SettingsError(f"invalid configuration: {_describe(err)}") from None
 
 
-def load_settings(service: ServiceName) -> Settings:
+def load_settings(service: ServiceName, settings_type: type[S]) -> S:
     """Parse settings for a process, exiting with status 2 and one clear line on bad values."""
     try:
-        return parse_settings(SERVICE_NAME=service)
+        return parse_settings(settings_type, SERVICE_NAME=service)
     except SettingsError as err:
         print(f"{service.dashed}: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,19 +1,18 @@
-"""Wiring of payment-gateway: its servicers and the indexes its collections need."""
+"""Wiring of payment-gateway: its servicers, settings and the indexes its collections need.
+
+Unfinished: no RPC is implemented yet, so every RPC answers UNIMPLEMENTED (HTTP 501 at the edge)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.common import idempotency
-from services.common.contract import registrations
-from services.common.mongo import IndexSpec
-from services.common.server import Registration, Runtime
-from services.payment_gateway.servicer import PaymentGatewayServicer
-
-INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES,)
+from services.common.server import Runtime, ServiceSpec
+from services.common.settings import ServiceName, Settings
 
 
-async def build(rt: Runtime) -> list[Registration]:
-    """The servicers of every gRPC service in tronpay.payment_gateway.v1."""
-    # The class decorator fills the generated ABC's methods at runtime, which mypy cannot see.
-    return registrations("payment_gateway", [PaymentGatewayServicer(rt)])  # type: ignore[abstract]
+async def build(rt: Runtime[Settings]) -> Sequence[object]:
+    """The servicers of tronpay.payment_gateway.v1 (none yet)."""
+    return ()
+
+
+SERVICE = ServiceSpec(ServiceName.PAYMENT_GATEWAY, Settings, build, finished=False)

@@ -1,19 +1,19 @@
-"""Wiring of payout-router: its servicers and the indexes its collections need."""
+"""Wiring of payout-router: its servicers, settings and the indexes its collections need.
+
+Unfinished: no RPC is implemented yet, so every RPC answers UNIMPLEMENTED (HTTP 501 at the edge)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.common import idempotency
-from services.common.contract import registrations
-from services.common.mongo import IndexSpec
-from services.common.server import Registration, Runtime
-from services.payout_router.servicer import PayoutRouterServicer
-
-INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES,)
+from services.common.server import Runtime, ServiceSpec
+from services.common.settings import ServiceName
+from services.payout_router.settings import PayoutRouterSettings
 
 
-async def build(rt: Runtime) -> list[Registration]:
-    """The servicers of every gRPC service in tronpay.payout_router.v1."""
-    # The class decorator fills the generated ABC's methods at runtime, which mypy cannot see.
-    return registrations("payout_router", [PayoutRouterServicer(rt)])  # type: ignore[abstract]
+async def build(rt: Runtime[PayoutRouterSettings]) -> Sequence[object]:
+    """The servicers of tronpay.payout_router.v1 (none yet)."""
+    return ()
+
+
+SERVICE = ServiceSpec(ServiceName.PAYOUT_ROUTER, PayoutRouterSettings, build, finished=False)

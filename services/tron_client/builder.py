@@ -22,13 +22,13 @@ from tronpay.tron_client.v1 import tron_client_pb2 as pb
 
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
 from services.common.logging import get_logger
-from services.common.settings import Settings
 from services.common.tron import tx as ttx
 from services.common.tron.abi import selector
 from services.tron_client.convert import now_ms, read_address
 from services.tron_client.network import Block, Network
 from services.tron_client.node import NodeError
 from services.tron_client.pool import NodePool
+from services.tron_client.settings import TronClientSettings
 
 log = get_logger("tron_client.builder")
 
@@ -217,7 +217,7 @@ class BuiltTransaction:
 class TransactionService:
     """Builds and broadcasts transactions through the node pool."""
 
-    def __init__(self, settings: Settings, pool: NodePool, network: Network) -> None:
+    def __init__(self, settings: TronClientSettings, pool: NodePool, network: Network) -> None:
         self._settings = settings
         self._pool = pool
         self._network = network

@@ -10,11 +10,11 @@ import asyncio
 from dataclasses import dataclass
 
 from services.common.errors import Unavailable
-from services.common.settings import Settings
 from services.tron_client.cache import TTLCache
 from services.tron_client.convert import now_ms
 from services.tron_client.node import JSON
 from services.tron_client.pool import NodeHealth, NodePool
+from services.tron_client.settings import TronClientSettings
 
 # Seconds each endpoint's answer is reused. Status/height move with every block (3 s on TRON).
 TTL_INFO = 10.0
@@ -85,7 +85,7 @@ def chain_id_from_genesis(block_id_hex: str) -> int:
 class Network:
     """Network information through the node pool, each endpoint cached briefly."""
 
-    def __init__(self, settings: Settings, pool: NodePool) -> None:
+    def __init__(self, settings: TronClientSettings, pool: NodePool) -> None:
         self._settings = settings
         self.node = pool
         self._cache = TTLCache()

@@ -30,9 +30,9 @@ from tenacity import (
 from tenacity.wait import wait_exponential_jitter
 
 from services.common.logging import get_logger
-from services.common.settings import Settings
 from services.tron_client.convert import now_ms
 from services.tron_client.node import JSON, RATE_LIMITED, NodeClient, NodeError
+from services.tron_client.settings import TronClientSettings
 
 log = get_logger("tron_client.pool")
 
@@ -119,7 +119,7 @@ class NodePool:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: TronClientSettings,
         *,
         clients: list[NodeClient] | None = None,
         clock: Callable[[], float] = time.monotonic,

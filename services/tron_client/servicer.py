@@ -1,8 +1,13 @@
 """tron-client's gRPC servicer: network, build/broadcast and read RPCs here; the watch-list and transfer
-RPCs come from the TransferRpcs mixin (transfer_rpcs.py)."""
+RPCs delegate to TransferRpcs (transfer_rpcs.py), and GetNetworkStatus reads block sync's cursor.
+
+The three mutations (BroadcastTransaction, WatchAddresses, UnwatchAddresses) run once per request_id
+(`@idempotent`, services.common.idempotency); the contract makes request_id required on all three.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from google.protobuf import duration_pb2
@@ -10,14 +15,16 @@ from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from tronpay.tron_client.v1 import tron_client_pb2_grpc
 
 from services.common.errors import FieldViolation, InvalidArgument
-from services.common.idempotency import IdempotencyStore
-from services.common.server import Runtime, with_unimplemented_defaults
+from services.common.idempotency import idempotent
+from services.common.server import Runtime
 from services.common.tron import tx as ttx
 from services.tron_client import convert
 from services.tron_client.builder import BroadcastOutcome, TransactionService, contract_of
 from services.tron_client.network import Block, Network
 from services.tron_client.pool import NodeState
 from services.tron_client.queries import Queries
+from services.tron_client.settings import TronClientSettings
+from services.tron_client.sync import BlockSync
 from services.tron_client.transfer_rpcs import TransferRpcs
 
 BLOCK_SECONDS = 3  # TRON block interval
@@ -42,16 +49,26 @@ def _block_ref(block: Block) -> pb.BlockRef:
     return convert.block_ref(block.number, block.block_id, block.time_ms)
 
 
-@with_unimplemented_defaults
-class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceServicer):
-    """TronClientService over the node pool."""
+class TronClientServicer(tron_client_pb2_grpc.TronClientServiceServicer):
+    """TronClientService over the node pool, the watch list and the transfer store. `sync` is None when
+    TRON_SYNC_ENABLED is off."""
 
-    def __init__(self, rt: Runtime, network: Network, txs: TransactionService, queries: Queries) -> None:
+    def __init__(
+        self,
+        rt: Runtime[TronClientSettings],
+        network: Network,
+        txs: TransactionService,
+        queries: Queries,
+        transfers: TransferRpcs,
+        sync: BlockSync | None,
+    ) -> None:
         self._rt = rt
         self._network = network
         self._txs = txs
         self._queries = queries
-        self._idempotency = IdempotencyStore(rt.db)
+        self._transfers = transfers
+        self._sync = sync
+        self.idempotency = rt.idempotency  # what @idempotent uses
         # The same allowance as for the head block's age, in TRON's 3 s slots.
         self._max_sync_lag_blocks = rt.settings.TRON_SYNC_MAX_LAG_SECONDS // BLOCK_SECONDS
 
@@ -89,8 +106,8 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
             for n in st.nodes
         ]
         sync_block, sync_lag, synced = None, 0, st.synced
-        if self._feed.sync is not None:  # with block sync on, "synced" also means sync keeps up
-            cursor, _ = self._feed.sync.status()
+        if self._sync is not None:  # with block sync on, "synced" also means sync keeps up
+            cursor, _ = self._sync.status()
             sync_lag = max(0, st.head.number - (cursor.number if cursor else 0))
             if cursor is not None:
                 sync_block = pb.BlockRef(number=cursor.number, block_id=cursor.block_id)
@@ -144,6 +161,7 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
         )
         return pb.BuildTransactionResponse(transaction=convert.transaction_message(built.raw_data))
 
+    @idempotent(pb.BroadcastTransactionResponse)
     async def BroadcastTransaction(
         self, request: pb.BroadcastTransactionRequest, context: Any
     ) -> pb.BroadcastTransactionResponse:
@@ -163,16 +181,8 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
             )
         if violations:
             raise InvalidArgument("invalid transaction", violations)
-
-        async def send() -> pb.BroadcastTransactionResponse:
-            txid, outcome = await self._txs.broadcast(tx.raw_data, list(tx.signatures))
-            return pb.BroadcastTransactionResponse(txid=txid, result=OUTCOME_PB[outcome])
-
-        if not request.request_id:
-            return await send()
-        return await self._idempotency.run_once(
-            "BroadcastTransaction", request.request_id, request, pb.BroadcastTransactionResponse, send
-        )
+        txid, outcome = await self._txs.broadcast(tx.raw_data, list(tx.signatures))
+        return pb.BroadcastTransactionResponse(txid=txid, result=OUTCOME_PB[outcome])
 
     async def GetTransaction(
         self, request: pb.GetTransactionRequest, context: Any
@@ -218,3 +228,31 @@ class TronClientServicer(TransferRpcs, tron_client_pb2_grpc.TronClientServiceSer
         self, request: pb.GetChainParametersRequest, context: Any
     ) -> pb.GetChainParametersResponse:
         return await self._queries.chain_parameters()
+
+    # ---- watch list and transfers (transfer_rpcs.py) ----------------------------------------------
+    @idempotent(pb.WatchAddressesResponse)
+    async def WatchAddresses(
+        self, request: pb.WatchAddressesRequest, context: Any
+    ) -> pb.WatchAddressesResponse:
+        return await self._transfers.watch(request)
+
+    @idempotent(pb.UnwatchAddressesResponse)
+    async def UnwatchAddresses(
+        self, request: pb.UnwatchAddressesRequest, context: Any
+    ) -> pb.UnwatchAddressesResponse:
+        return await self._transfers.unwatch(request)
+
+    async def ListWatchedAddresses(
+        self, request: pb.ListWatchedAddressesRequest, context: Any
+    ) -> pb.ListWatchedAddressesResponse:
+        return await self._transfers.list_watched(request)
+
+    async def ListTransfers(self, request: pb.ListTransfersRequest, context: Any) -> pb.ListTransfersResponse:
+        return await self._transfers.list_transfers(request)
+
+    async def StreamTransfers(
+        self, request: pb.StreamTransfersRequest, context: Any
+    ) -> AsyncIterator[pb.StreamTransfersResponse]:
+        # An async generator itself: that is how grpc.aio (and the interceptor) recognise a streaming handler.
+        async for response in self._transfers.stream(request):
+            yield response

@@ -42,14 +42,11 @@ from tronpay.common.v1 import common_pb2
 
 from services.common.errors import Unavailable
 from services.common.logging import get_logger
-from services.common.mongo import IndexSpec
 from services.common.server import Runtime
-from services.common.settings import Settings
 from services.common.tron.abi import TRC20_TRANSFER, TRC20_TRANSFER_FROM
 from services.common.tron.address import to_base58
 from services.common.tron.wire import INT64_MAX
-from services.tron_client import transfers, watch
-from services.tron_client.transfer_rpcs import Pulse, TransferFeed
+from services.tron_client.settings import TronClientSettings
 from services.tron_client.transfers import (
     LEASE_SECONDS,
     BlockRef,
@@ -222,7 +219,7 @@ class BlockSync:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: TronClientSettings,
         call: JsonCall,
         store: TransferStore,
         watch_list: WatchList,
@@ -540,28 +537,22 @@ class BlockSync:
 # ---------------------------------------------------------------------------------------------------
 # wiring
 
-INDEXES: Sequence[IndexSpec] = (*transfers.INDEXES, *watch.INDEXES)
 
-
-def start_block_sync(rt: Runtime, call: JsonCall) -> TransferFeed:
-    """Create the transfer stores, start the sync task on `call` (the node pool's call_any) unless
-    TRON_SYNC_ENABLED is off, and return what the transfer RPCs need. The task stops with the process."""
-    settings = rt.settings
-    watch_list = WatchList(rt.db)
-    pulse = Pulse()
-    store = TransferStore(rt.db, watch_list.watchers_of)
-    if not settings.TRON_SYNC_ENABLED:
-        return TransferFeed(store, watch_list, pulse, settings.TRON_SYNC_POLL_SECONDS)
-    # Every write is by _id, so sync needs no index to start; the server creates INDEXES at start-up.
-    sync = BlockSync(settings, call, store, watch_list)
-    feed = TransferFeed(store, watch_list, pulse, settings.TRON_SYNC_POLL_SECONDS, sync)
+def start_block_sync(
+    rt: Runtime[TronClientSettings], call: JsonCall, store: TransferStore, watch_list: WatchList
+) -> BlockSync | None:
+    """Start the sync task on `call` (the node pool's call_any), writing through `store` (which wakes the
+    streams itself); None when TRON_SYNC_ENABLED is off. The task stops with the process."""
+    if not rt.settings.TRON_SYNC_ENABLED:
+        return None
+    # Every write is by _id, so sync needs no index to start; the server creates the indexes at start-up.
+    sync = BlockSync(rt.settings, call, store, watch_list)
 
     def on_commit(result: CommitResult) -> None:
         if result.events:
             EVENTS.inc(result.events)
-            pulse.fire()
 
     store.on_commit = on_commit
     sync.start()
     rt.on_stop(sync.stop)
-    return feed
+    return sync

@@ -17,7 +17,8 @@ cursors with one $inc, writes transfers and events, and only then publishes the 
 allocated) in sync_state. Readers read W first and never look past it, so every event <= W is either
 written or a gap that never fills (a cursor allocated for a change that turned out to be a no-op, or lost
 to a crash). A consumer that resumes after its last cursor therefore sees every later event exactly once, in
-cursor order, however the writes inside a commit were ordered or interleaved.
+cursor order, however the writes inside a commit were ordered or interleaved. After each commit that wrote
+events the store fires its Pulse, waking the streams of this process (other replicas' streams poll).
 
 Crash safety (idempotent replay): the cursor advances in the same final write as W, so a crash replays the
 commit's blocks. New transfers are inserted; an insert that collides is re-read and either skipped (same
@@ -27,13 +28,11 @@ finalized transfer). FINAL never changes: a FINAL document is never updated agai
 
 from __future__ import annotations
 
-import base64
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import orjson
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from tronpay.common.v1 import common_pb2
@@ -158,20 +157,19 @@ def _duplicates(exc: BulkWriteError) -> list[int]:
     return [e["index"] for e in errors]
 
 
-def encode_page_token(value: dict[str, Any]) -> str:
-    """Opaque page token (urlsafe base64 of compact JSON)."""
-    return base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
+class Pulse:
+    """Wakes stream readers when events were written. Take `current()` BEFORE querying, then wait on it:
+    a write between the query and the wait has already set that event, so no wake-up is lost."""
 
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
 
-def decode_page_token(token: str) -> dict[str, Any]:
-    """The value of a page token; ValueError when it is not one of ours."""
-    try:
-        value = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (ValueError, TypeError) as exc:
-        raise ValueError("not a page token") from exc
-    if not isinstance(value, dict):
-        raise ValueError("not a page token")
-    return value
+    def fire(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        return self._event
 
 
 def changes_for(observed: Iterable[Observed], block: BlockRef, final: bool) -> list[Change]:
@@ -194,6 +192,9 @@ class TransferStore:
         self._state = db.collection(STATE)
         # Who watches a transfer's addresses when its event is written (StreamTransfers' watcher filter).
         self._watchers_of = watchers_of or (lambda a, b: [])
+        # Fired after a commit that wrote events: streams in this process re-read at once. It lives with the
+        # store (not with sync or the RPCs) so that neither has to import the other to reach it.
+        self.pulse = Pulse()
         self.on_commit: Callable[[CommitResult], None] = lambda r: None
         self.watermark = 0
         # Blocks (above the last FINAL one) holding INCLUDED transfers: number -> (block, transfer ids).
@@ -292,7 +293,7 @@ class TransferStore:
                 for i in _duplicates(exc):
                     await self._blocks.replace_one({"_id": docs[i]["_id"]}, docs[i], upsert=True)
         await self._save_cursor(cursor)
-        self.on_commit(result)
+        self._published(result)
         return result
 
     async def rollback(self, ancestor: BlockRef, old_tip: int, cursor: SyncCursor) -> CommitResult:
@@ -306,8 +307,14 @@ class TransferStore:
                 {"_id": ancestor.number}, self._block_doc(ancestor, []), upsert=True
             )
         await self._save_cursor(cursor)
-        self.on_commit(result)
+        self._published(result)
         return result
+
+    def _published(self, result: CommitResult) -> None:
+        """A commit's events are readable (watermark saved): wake the streams, then tell the owner."""
+        if result.events:
+            self.pulse.fire()
+        self.on_commit(result)
 
     async def _write(self, changes: list[Change], moves: list[tuple[BlockRef, str, int]]) -> CommitResult:
         """Write `changes` (transfers seen in new blocks) and `moves` (known INCLUDED transfers entering a
@@ -427,9 +434,10 @@ class TransferStore:
         return out, max(seen, up_to)
 
     async def list_transfers(
-        self, address: str, *, asset: int, direction: int, page_size: int, after: str | None
-    ) -> tuple[list[Document], str | None]:
-        """Transfers touching `address`, newest first; `after` is the sort key the previous page ended at."""
+        self, address: str, *, asset: int, direction: int, limit: int, after: str | None
+    ) -> list[Document]:
+        """Up to `limit` transfers touching `address`, newest first; `after` is the `sort_key` the previous
+        page ended at."""
         if direction == common_pb2.DIRECTION_INCOMING:
             match: Document = {"to_address": address}
         elif direction == common_pb2.DIRECTION_OUTGOING:
@@ -442,9 +450,4 @@ class TransferStore:
             match["asset"] = asset
         if after is not None:
             match["sort_key"] = {"$lt": after}
-        docs = [
-            d async for d in self._transfers.find(match).sort("sort_key", DESCENDING).limit(page_size + 1)
-        ]
-        more = len(docs) > page_size
-        docs = docs[:page_size]
-        return docs, (docs[-1]["sort_key"] if more else None)
+        return [d async for d in self._transfers.find(match).sort("sort_key", DESCENDING).limit(limit)]

@@ -40,6 +40,15 @@ class Watched:
     label: str
     create_time: datetime
 
+    @property
+    def id(self) -> str:
+        return entry_id(self.watcher, self.address)
+
+
+def entry_id(watcher: str, address: str) -> str:
+    """`_id` of a watch entry: one per (watcher, address); ListWatchedAddresses pages in this order."""
+    return f"{watcher}:{address}"
+
 
 def _entry(doc: Document) -> Watched:
     return Watched(doc["address"], doc["watcher"], doc.get("label", ""), doc["create_time"])
@@ -85,7 +94,7 @@ class WatchList:
         unique = list(dict.fromkeys(addresses))
         ops = [
             UpdateOne(
-                {"_id": f"{watcher}:{a}"},
+                {"_id": entry_id(watcher, a)},
                 {
                     "$set": {"label": label},
                     "$setOnInsert": {"address": a, "watcher": watcher, "create_time": now},
@@ -103,7 +112,7 @@ class WatchList:
         entries = {a: Watched(a, watcher, label, now) for i, a in enumerate(unique) if i in upserted}
         for a in unique:  # pairs that existed keep their creation time (read by _id: FerretDB scans $in)
             if a not in entries:
-                doc = await self._col.find_one({"_id": f"{watcher}:{a}"})
+                doc = await self._col.find_one({"_id": entry_id(watcher, a)})
                 if doc is not None:
                     entries[a] = _entry(doc)
         return [entries[a] for a in addresses if a in entries]
@@ -111,7 +120,7 @@ class WatchList:
     async def unwatch(self, addresses: Sequence[str], watcher: str) -> int:
         """Remove pairs; returns how many existed."""
         unique = list(dict.fromkeys(addresses))
-        result = await self._col.delete_many({"_id": {"$in": [f"{watcher}:{a}" for a in unique]}})
+        result = await self._col.delete_many({"_id": {"$in": [entry_id(watcher, a) for a in unique]}})
         for a in unique:
             h = hex20(a)
             ws = self.index.get(h)
@@ -122,14 +131,12 @@ class WatchList:
         await self._bump()
         return int(result.deleted_count)
 
-    async def list(self, watcher: str, page_size: int, after: str | None) -> tuple[list[Watched], str | None]:
-        """Entries ordered by `_id` ("<watcher>:<address>"); `after` is the `_id` the last page ended at."""
+    async def list(self, watcher: str, limit: int, after: str | None) -> list[Watched]:
+        """Up to `limit` entries (of `watcher`, or all) in `id` order; `after` is the `id` the previous page
+        ended at."""
         match: Document = {}
         if watcher:
             match["watcher"] = watcher
         if after is not None:
             match["_id"] = {"$gt": after}
-        docs = [d async for d in self._col.find(match).sort("_id", ASCENDING).limit(page_size + 1)]
-        more = len(docs) > page_size
-        docs = docs[:page_size]
-        return [_entry(d) for d in docs], (docs[-1]["_id"] if more else None)
+        return [_entry(d) async for d in self._col.find(match).sort("_id", ASCENDING).limit(limit)]

@@ -1,8 +1,7 @@
 """`python -m services.usdt_manager`: run usdt-manager."""
 
 from services.common.server import run
-from services.common.settings import ServiceName
-from services.usdt_manager.service import INDEXES, build
+from services.usdt_manager.service import SERVICE
 
 if __name__ == "__main__":
-    run(ServiceName.USDT_MANAGER, build, INDEXES)
+    run(SERVICE)

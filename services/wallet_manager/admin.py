@@ -20,13 +20,14 @@ import asyncio
 import sys
 
 from services.common.mongo import ServiceDatabase
-from services.common.settings import ServiceName, Settings, load_settings
+from services.common.settings import ServiceName, load_settings
 from services.wallet_manager.keys import KeyVault, load_keyring
+from services.wallet_manager.settings import WalletManagerSettings
 from services.wallet_manager.store import Store
 from services.wallet_manager.vault.errors import VaultError
 
 
-async def rotate(settings: Settings) -> int:
+async def rotate(settings: WalletManagerSettings) -> int:
     db = ServiceDatabase.connect(settings)
     try:
         store = Store(db)
@@ -53,7 +54,7 @@ async def rotate(settings: Settings) -> int:
         await db.close()
 
 
-async def import_seed(settings: Settings, mnemonic: str) -> int:
+async def import_seed(settings: WalletManagerSettings, mnemonic: str) -> int:
     db = ServiceDatabase.connect(settings)
     try:
         store = Store(db)
@@ -73,7 +74,7 @@ async def import_seed(settings: Settings, mnemonic: str) -> int:
         await db.close()
 
 
-async def status(settings: Settings) -> int:
+async def status(settings: WalletManagerSettings) -> int:
     db = ServiceDatabase.connect(settings)
     try:
         ring = await load_keyring(settings, Store(db))
@@ -91,7 +92,7 @@ def main(argv: list[str]) -> int:
     sub.add_parser("import-seed", help="store the BIP39 mnemonic read from stdin as the master seed")
     sub.add_parser("status", help="sealed records per key id")
     args = parser.parse_args(argv)
-    settings = load_settings(ServiceName.WALLET_MANAGER)
+    settings = load_settings(ServiceName.WALLET_MANAGER, WalletManagerSettings)
     if args.command == "rotate-key":
         if not settings.WALLET_ENCRYPTION_KEY_PREVIOUS.get_secret_value():
             print("note: WALLET_ENCRYPTION_KEY_PREVIOUS is not set; only records under the active key open")

@@ -13,7 +13,9 @@ from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
 from services.common import errors
 from services.common.clients import ServiceClients
-from services.common.settings import ServiceName, Settings
+from services.common.idempotency import fingerprint
+from services.common.settings import ServiceName
+from services.wallet_manager.settings import WalletManagerSettings
 
 WATCHER = "wallet-manager"
 MAX_BALANCE_ADDRESSES = 100  # a wallet's balance sums at most this many of its addresses
@@ -35,7 +37,7 @@ def upstream_error(exc: grpc.aio.AioRpcError, what: str) -> errors.DomainError:
 
 
 class Chain:
-    def __init__(self, settings: Settings, clients: ServiceClients) -> None:
+    def __init__(self, settings: WalletManagerSettings, clients: ServiceClients) -> None:
         self._settings = settings
         self._clients = clients
         self.tokens = list(settings.wallet_tokens)
@@ -44,12 +46,11 @@ class Chain:
     def _stub(self) -> tc_grpc.TronClientServiceStub:
         return self._clients.stub(ServiceName.TRON_CLIENT, tc_grpc.TronClientServiceStub)
 
-    async def watch(
-        self, addresses: Sequence[str], label: str, watcher: str = "", request_id: str = ""
-    ) -> None:
-        req = tc.WatchAddressesRequest(
-            request_id=request_id, addresses=list(addresses), watcher=watcher or WATCHER, label=label
-        )
+    async def watch(self, addresses: Sequence[str], label: str, watcher: str = "") -> None:
+        req = tc.WatchAddressesRequest(addresses=list(addresses), watcher=watcher or WATCHER, label=label)
+        # Watching is idempotent per (address, watcher): the key names the request's content, so a retry
+        # (or a re-run after a crash) replays it and a different request never collides with it.
+        req.request_id = "watch-" + fingerprint(req)[:40]
         try:
             await self._stub.WatchAddresses(req)
         except grpc.aio.AioRpcError as exc:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from services.common.errors import FailedPrecondition
-from services.common.settings import Settings
+from services.wallet_manager.settings import WalletManagerSettings
 from services.wallet_manager.vault import hd, ledger, trezor
 from services.wallet_manager.vault.errors import MalformedTransaction, SignatureMismatch, VaultError
 
@@ -42,7 +42,7 @@ def _refused(vendor: str, exc: VaultError) -> FailedPrecondition:
 
 
 class Devices:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WalletManagerSettings) -> None:
         self._settings = settings
         self._locks = {LEDGER: asyncio.Lock(), TREZOR: asyncio.Lock()}
 

@@ -21,7 +21,8 @@ from typing import TypeVar
 
 from services.common.errors import FailedPrecondition
 from services.common.logging import get_logger
-from services.common.settings import Settings, TronNetwork
+from services.common.settings import TronNetwork
+from services.wallet_manager.settings import WalletManagerSettings
 from services.wallet_manager.store import Store
 from services.wallet_manager.vault import hd
 from services.wallet_manager.vault.ecdsa import require_signer, sign_digest
@@ -44,7 +45,7 @@ def secret_id(wallet_id: str, index: int) -> str:
     return f"{wallet_id}/{index}"
 
 
-def keys_from_settings(settings: Settings) -> tuple[str, str]:
+def keys_from_settings(settings: WalletManagerSettings) -> tuple[str, str]:
     """(active, previous) encryption keys; the devnet fallback when none is configured there."""
     active = settings.WALLET_ENCRYPTION_KEY.get_secret_value()
     previous = settings.WALLET_ENCRYPTION_KEY_PREVIOUS.get_secret_value()
@@ -57,7 +58,7 @@ def vault_unavailable(what: str) -> FailedPrecondition:
     return FailedPrecondition(f"key storage is unavailable: {what}", reason="VAULT_UNAVAILABLE")
 
 
-async def load_keyring(settings: Settings, store: Store) -> Keyring:
+async def load_keyring(settings: WalletManagerSettings, store: Store) -> Keyring:
     """Derive the KEKs with the stored KDF parameters (created by the first process ever)."""
     active, previous = keys_from_settings(settings)
     if not active:
@@ -73,7 +74,7 @@ async def load_keyring(settings: Settings, store: Store) -> Keyring:
 class KeyVault:
     """Keyring + master seed + sealed-record cache. Everything secret is opened per call."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: WalletManagerSettings, store: Store) -> None:
         self._settings = settings
         self._store = store
         self._keyring: Keyring | None = None

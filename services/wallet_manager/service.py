@@ -1,4 +1,4 @@
-"""Wiring of wallet-manager: its servicers and the indexes its collections need."""
+"""Wiring of wallet-manager: its servicers, settings and the indexes its collections need."""
 
 from __future__ import annotations
 
@@ -6,23 +6,20 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
-from services.common import idempotency
-from services.common.contract import registrations
-from services.common.mongo import IndexSpec
-from services.common.server import Registration, Runtime
+from services.common.server import Runtime, ServiceSpec
+from services.common.settings import ServiceName
 from services.wallet_manager import store as store_mod
 from services.wallet_manager.chain import Chain
 from services.wallet_manager.devices import Devices
 from services.wallet_manager.keys import KeyVault
 from services.wallet_manager.servicer import WalletManagerServicer
+from services.wallet_manager.settings import WalletManagerSettings
 from services.wallet_manager.signing import Signing
 from services.wallet_manager.wallets import Wallets
 
-INDEXES: Sequence[IndexSpec] = (*idempotency.INDEXES, *store_mod.INDEXES)
 
-
-async def build(rt: Runtime) -> list[Registration]:
-    """The servicers of every gRPC service in tronpay.wallet_manager.v1."""
+async def build(rt: Runtime[WalletManagerSettings]) -> Sequence[object]:
+    """The servicers of tronpay.wallet_manager.v1."""
     store = store_mod.Store(rt.db)
     keys = KeyVault(rt.settings, store)
     devices = Devices(rt.settings)
@@ -38,6 +35,7 @@ async def build(rt: Runtime) -> list[Registration]:
             await warm
 
     rt.on_stop(stop_warm_up)
-    servicer = WalletManagerServicer(rt, store, wallets, signing)
-    # The class decorator fills the generated ABC's methods at runtime, which mypy cannot see.
-    return registrations("wallet_manager", [servicer])  # type: ignore[abstract]
+    return [WalletManagerServicer(rt, store, wallets, signing)]
+
+
+SERVICE = ServiceSpec(ServiceName.WALLET_MANAGER, WalletManagerSettings, build, store_mod.INDEXES)

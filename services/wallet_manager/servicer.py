@@ -1,8 +1,8 @@
 """wallet-manager's gRPC servicer: request_id handling and delegation; the work is in wallets.py / signing.py.
 
-Mutations run once per request_id (services.common.idempotency) except the two signing RPCs, whose
-append-only signing log is their idempotency record (see signing.py). A database that cannot be reached
-answers UNAVAILABLE (retryable), as in every service (services.common.interceptors).
+Mutations run once per request_id (`@idempotent`, services.common.idempotency) except the two signing
+RPCs, whose append-only signing log is their idempotency record (see signing.py). A database that cannot
+be reached answers UNAVAILABLE (retryable), as in every service (services.common.interceptors).
 """
 
 from __future__ import annotations
@@ -12,54 +12,51 @@ from typing import Any
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc
 
-from services.common.idempotency import IdempotencyStore
-from services.common.server import Runtime, with_unimplemented_defaults
+from services.common.idempotency import idempotent
+from services.common.pagination import Page
+from services.common.server import Runtime
 from services.wallet_manager.convert import log_to_pb
+from services.wallet_manager.settings import WalletManagerSettings
 from services.wallet_manager.signing import Signing
-from services.wallet_manager.store import Store, encode_token
+from services.wallet_manager.store import Store
 from services.wallet_manager.vault.errors import SignatureMismatch
 from services.wallet_manager.vault.messages import recover_message_v2
-from services.wallet_manager.wallets import Wallets, after_token, page_size
+from services.wallet_manager.wallets import Wallets
 
 Ctx = Any
 
 
-@with_unimplemented_defaults
 class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer):
     """WalletManagerService."""
 
-    def __init__(self, rt: Runtime, store: Store, wallets: Wallets, signing: Signing) -> None:
+    def __init__(
+        self, rt: Runtime[WalletManagerSettings], store: Store, wallets: Wallets, signing: Signing
+    ) -> None:
         self._rt = rt
         self._store = store
         self._wallets = wallets
         self._signing = signing
-        self._once = IdempotencyStore(rt.db)
+        self.idempotency = rt.idempotency
 
     # -- wallets ---------------------------------------------------------------------------------------
 
     async def ListWallets(self, request: pb.ListWalletsRequest, context: Ctx) -> pb.ListWalletsResponse:
         return await self._wallets.list_wallets(request)
 
+    @idempotent(pb.CreateWalletResponse)
     async def CreateWallet(self, request: pb.CreateWalletRequest, context: Ctx) -> pb.CreateWalletResponse:
-        return await self._once.run_once(
-            "CreateWallet", request.request_id, request, pb.CreateWalletResponse,
-            lambda: self._wallets.create(request),
-        )  # fmt: skip
+        return await self._wallets.create(request)
 
     async def GetWallet(self, request: pb.GetWalletRequest, context: Ctx) -> pb.GetWalletResponse:
         return pb.GetWalletResponse(wallet=await self._wallets.get(request.wallet_id))
 
+    @idempotent(pb.UpdateWalletResponse)
     async def UpdateWallet(self, request: pb.UpdateWalletRequest, context: Ctx) -> pb.UpdateWalletResponse:
-        return await self._once.run_once(
-            "UpdateWallet", request.request_id, request, pb.UpdateWalletResponse,
-            lambda: self._wallets.update(request),
-        )  # fmt: skip
+        return await self._wallets.update(request)
 
+    @idempotent(pb.DeleteWalletResponse)
     async def DeleteWallet(self, request: pb.DeleteWalletRequest, context: Ctx) -> pb.DeleteWalletResponse:
-        return await self._once.run_once(
-            "DeleteWallet", request.request_id, request, pb.DeleteWalletResponse,
-            lambda: self._wallets.delete(request),
-        )  # fmt: skip
+        return await self._wallets.delete(request)
 
     async def GetWalletBalance(
         self, request: pb.GetWalletBalanceRequest, context: Ctx
@@ -86,20 +83,16 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
     ) -> pb.ListSignaturesResponse:
         if request.wallet_id:
             await self._wallets.get_doc(request.wallet_id)
-        size = page_size(request.page_size)
-        docs = await self._store.list_log(request.wallet_id, after_token(request.page_token), size + 1)
-        resp = pb.ListSignaturesResponse(records=[log_to_pb(d) for d in docs[:size]])
-        if len(docs) > size:
-            resp.next_page_token = encode_token(docs[size - 1]["_id"])
-        return resp
+        page = Page.of(request)
+        docs = await self._store.list_log(request.wallet_id, str(page.after or ""), page.fetch_limit)
+        records, token = page.finish(docs, key=lambda d: d["_id"])
+        return pb.ListSignaturesResponse(records=[log_to_pb(d) for d in records], next_page_token=token)
 
     # -- addresses, keys, messages, TronLink -----------------------------------------------------------
 
+    @idempotent(pb.DeriveAddressResponse)
     async def DeriveAddress(self, request: pb.DeriveAddressRequest, context: Ctx) -> pb.DeriveAddressResponse:
-        return await self._once.run_once(
-            "DeriveAddress", request.request_id, request, pb.DeriveAddressResponse,
-            lambda: self._wallets.derive(request),
-        )  # fmt: skip
+        return await self._wallets.derive(request)
 
     async def GetPublicKey(self, request: pb.GetPublicKeyRequest, context: Ctx) -> pb.GetPublicKeyResponse:
         return await self._wallets.public_key(request)
@@ -111,10 +104,8 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
             return pb.VerifyMessageResponse(valid=False)
         return pb.VerifyMessageResponse(valid=recovered == request.address, recovered_address=recovered)
 
+    @idempotent(pb.CreateTronLinkChallengeResponse)
     async def CreateTronLinkChallenge(
         self, request: pb.CreateTronLinkChallengeRequest, context: Ctx
     ) -> pb.CreateTronLinkChallengeResponse:
-        return await self._once.run_once(
-            "CreateTronLinkChallenge", request.request_id, request, pb.CreateTronLinkChallengeResponse,
-            lambda: self._wallets.create_challenge(request),
-        )  # fmt: skip
+        return await self._wallets.create_challenge(request)

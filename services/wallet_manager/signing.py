@@ -35,10 +35,10 @@ from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
 from services.common import context, errors
 from services.common.idempotency import fingerprint
-from services.common.settings import Settings
 from services.wallet_manager import devices as dev
 from services.wallet_manager.convert import CONTRACT_ENUMS, INT64_MAX, asset_of, vault_policy
 from services.wallet_manager.keys import KeyVault, secret_id
+from services.wallet_manager.settings import WalletManagerSettings
 from services.wallet_manager.store import ACTIVE, Store, now
 from services.wallet_manager.vault import policy as vpolicy
 from services.wallet_manager.vault.errors import MalformedTransaction
@@ -212,7 +212,9 @@ class LogWriter:
 
 
 class Signing:
-    def __init__(self, settings: Settings, store: Store, keys: KeyVault, devices: dev.Devices) -> None:
+    def __init__(
+        self, settings: WalletManagerSettings, store: Store, keys: KeyVault, devices: dev.Devices
+    ) -> None:
         self._settings = settings
         self._store = store
         self._keys = keys

@@ -30,8 +30,6 @@ concurrent inserts of one unique key always let exactly one through. So every "a
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -80,28 +78,6 @@ INDEXES: Sequence[IndexSpec] = (
     IndexSpec(COUNTERS, [("name", 1), ("n", 1)], unique=True, name="name_n"),
     IndexSpec(DAILY_SPEND, [("key", 1), ("seq", 1)], unique=True, name="key_seq"),
 )
-
-
-class BadPageToken(ValueError):
-    """A page token that this service did not issue."""
-
-
-_TOKEN_PREFIX = "wm1:"
-
-
-def encode_token(last_id: str) -> str:
-    """Opaque page token carrying the last id of the page."""
-    return base64.urlsafe_b64encode((_TOKEN_PREFIX + last_id).encode()).decode().rstrip("=")
-
-
-def decode_token(token: str) -> str:
-    try:
-        text = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadPageToken("page_token is not valid") from None
-    if not text.startswith(_TOKEN_PREFIX):
-        raise BadPageToken("page_token is not valid")
-    return text.removeprefix(_TOKEN_PREFIX)
 
 
 def now() -> datetime:

@@ -18,14 +18,15 @@ from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 from services.common import context, errors
 from services.common.errors import FieldViolation
 from services.common.logging import get_logger
-from services.common.settings import Settings
+from services.common.pagination import Page
 from services.common.tron.address import from_base58 as decode_tron_address
 from services.common.tron.address import private_key_to_address
 from services.wallet_manager import devices as dev
 from services.wallet_manager.chain import MAX_BALANCE_ADDRESSES, Chain
 from services.wallet_manager.convert import KIND_NAMES, wallet_to_pb
 from services.wallet_manager.keys import KeyVault, secret_id
-from services.wallet_manager.store import ACTIVE, BadPageToken, Store, decode_token, encode_token, now
+from services.wallet_manager.settings import WalletManagerSettings
+from services.wallet_manager.store import ACTIVE, Store, now
 from services.wallet_manager.vault import hd, tronlink
 from services.wallet_manager.vault.errors import VaultError
 
@@ -39,21 +40,6 @@ WATCHER_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 def new_wallet_id() -> str:
     """Time-ordered (list order = creation order), unguessable suffix."""
     return f"wal_{int(time.time() * 1000):012x}{secrets.token_hex(5)}"
-
-
-def page_size(n: int, default: int = 50) -> int:
-    return min(n or default, 1000)
-
-
-def after_token(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        return decode_token(token)
-    except BadPageToken:
-        raise errors.InvalidArgument(
-            "page_token is not valid", [FieldViolation("page_token", "not a token from a previous response")]
-        ) from None
 
 
 def not_found(wallet_id: str) -> errors.NotFound:
@@ -97,7 +83,12 @@ class NewAccount:
 
 class Wallets:
     def __init__(
-        self, settings: Settings, store: Store, keys: KeyVault, devices: dev.Devices, chain: Chain
+        self,
+        settings: WalletManagerSettings,
+        store: Store,
+        keys: KeyVault,
+        devices: dev.Devices,
+        chain: Chain,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -118,19 +109,17 @@ class Wallets:
         return wallet_to_pb(await self.get_doc(wallet_id))
 
     async def list_wallets(self, req: pb.ListWalletsRequest) -> pb.ListWalletsResponse:
-        size = page_size(req.page_size)
+        page = Page.of(req)
         docs = await self._store.list_wallets(
             owner_id=req.owner_id,
             kind=KIND_NAMES.get(req.kind, ""),
             label=req.label,
             show_deleted=req.show_deleted,
-            after=after_token(req.page_token),
-            limit=size + 1,
+            after=str(page.after or ""),
+            limit=page.fetch_limit,
         )
-        resp = pb.ListWalletsResponse(wallets=[wallet_to_pb(d) for d in docs[:size]])
-        if len(docs) > size:
-            resp.next_page_token = encode_token(docs[size - 1]["_id"])
-        return resp
+        wallets, token = page.finish(docs, key=lambda d: d["_id"])
+        return pb.ListWalletsResponse(wallets=[wallet_to_pb(d) for d in wallets], next_page_token=token)
 
     # -- create --------------------------------------------------------------------------------------
 
@@ -432,10 +421,14 @@ class Wallets:
         return await self._chain.balance(wallet_id, w["address"], addrs)
 
     async def transactions(self, req: pb.ListWalletTransactionsRequest) -> pb.ListWalletTransactionsResponse:
+        page = Page.of(req)  # its position is tron-client's own page token for the same listing
         w = await self.get_doc(req.wallet_id)
-        return await self._chain.transfers(
-            w["address"], page_size(req.page_size), req.page_token, req.asset, req.direction
+        resp = await self._chain.transfers(
+            w["address"], page.size, str(page.after or ""), req.asset, req.direction
         )
+        if resp.next_page_token:
+            resp.next_page_token = page.token_after(resp.next_page_token)
+        return resp
 
     # -- deposit addresses and public keys -----------------------------------------------------------
 
@@ -499,10 +492,7 @@ class Wallets:
                 metadata={"address": address},
             ) from None
         await self._store.note_address_count(w["_id"], index + 1)
-        call = context.current()
-        await self._chain.watch(
-            [address], req.label or w["_id"], req.watcher, call.request_id if call else ""
-        )
+        await self._chain.watch([address], req.label or w["_id"], req.watcher)
         d = pb.DerivedAddress(
             address=address, wallet_id=w["_id"], index=index, derivation_path=path, label=req.label
         )

@@ -82,11 +82,8 @@ DOCUMENTED: dict[tuple[str, str], str] = {
 
 # RPCs whose name starts with one of these verbs only read; every other RPC mutates state.
 READ_VERBS = ("Get", "List", "Stream", "Estimate", "TriggerConstant", "Verify", "Check", "Build")
-# Mutating RPCs whose request_id may be empty: idempotent by their own key, or the sender cannot supply one.
+# Mutating RPCs whose request_id may be empty: the sender cannot supply one.
 OPTIONAL_REQUEST_ID = {
-    f"{TC}.BroadcastTransaction",  # idempotent by txid
-    f"{TC}.WatchAddresses",  # idempotent per (address, watcher)
-    f"{TC}.UnwatchAddresses",
     f"{PG}.ReceiveWebhook",  # third-party sender; the event id in the body is the key
 }
 
@@ -398,8 +395,19 @@ def test_invalid_address_is_rejected() -> None:
         "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU0",
     ):
         assert _violations(usdt_manager_pb2.GetBalanceRequest(address=bad)) == {("address", "string.pattern")}
-    watch = tron_client_pb2.WatchAddressesRequest(addresses=[ADDRESS, "nope"], watcher="payment-gateway")
+    watch = tron_client_pb2.WatchAddressesRequest(
+        request_id="w-1", addresses=[ADDRESS, "nope"], watcher="payment-gateway"
+    )
     assert _violations(watch) == {("addresses", "string.pattern")}
+
+
+def test_tron_client_mutations_require_request_id() -> None:
+    for msg in (
+        tron_client_pb2.BroadcastTransactionRequest(transaction=common_pb2.Transaction(raw_data=b"x")),
+        tron_client_pb2.WatchAddressesRequest(addresses=[ADDRESS], watcher="payment-gateway"),
+        tron_client_pb2.UnwatchAddressesRequest(addresses=[ADDRESS], watcher="payment-gateway"),
+    ):
+        assert _violations(msg) == {("request_id", "string.pattern")}, type(msg).__name__
 
 
 @pytest.mark.parametrize("amount", [0, -1])

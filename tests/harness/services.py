@@ -10,6 +10,7 @@ A Cluster maps service name -> ServiceProcess (`.target`, `.port`, `.channel()`,
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.server import ServiceSpec
 from services.common.settings import ServiceName
 from tests.harness.ferretdb import FerretDB
 from tests.harness.net import free_port
@@ -31,6 +33,11 @@ from tests.harness.net import free_port
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = tuple(s.value for s in ServiceName)
 UNREACHABLE_NODE = "http://127.0.0.1:9"  # discard port: for tests that never reach the node
+
+
+def service_specs() -> list[ServiceSpec[Any]]:
+    """Each service's declaration (services/<name>/service.py SERVICE), in ServiceName order."""
+    return [importlib.import_module(f"services.{name}.service").SERVICE for name in SERVICES]
 
 
 def _serving(target: str, timeout: float = 1.0) -> bool:

@@ -18,14 +18,21 @@ from google.protobuf import descriptor_pb2
 from pydantic import SecretStr
 
 from services.common.settings import ServiceName, Settings
+from tests.harness.services import service_specs
 from tests.k8s.conftest import OVERLAYS, REPO_ROOT, dev_secrets, envoy_config, validate
 
 Doc = dict[str, Any]
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 #: Secrets the production overlays expect the operator to create (k8s/README.md).
 EXTERNAL_SECRETS = {"tronpay-secrets", "mongodb-admin", "mongodb-keyfile"}
-#: Settings that are secrets (SecretStr): they may only ever come from a Secret.
-SECRET_SETTINGS = {name for name, info in Settings.model_fields.items() if info.annotation is SecretStr}
+SPECS = service_specs()
+#: Settings of any service that are secrets (SecretStr): they may only ever come from a Secret.
+SECRET_SETTINGS = {
+    name
+    for spec in SPECS
+    for name, info in spec.settings.model_fields.items()
+    if info.annotation is SecretStr
+}
 
 
 def kinds(docs: list[Doc], *wanted: str) -> list[Doc]:
@@ -335,7 +342,8 @@ def test_dev_secret_files_match_their_examples_and_each_other(tmp_path: Path) ->
         keys((tmp_path / "mongodb.env").read_text()),
     )
     assert f"{mongodb_env['app-username']}:{mongodb_env['app-password']}@" in secrets_env["MONGODB_URI"]
-    Settings(SERVICE_NAME=ServiceName.WALLET_MANAGER, **secrets_env)  # the values pass the settings' checks
+    for spec in SPECS:  # the values pass every service's settings checks
+        spec.settings(SERVICE_NAME=spec.name, **secrets_env)
     assert 6 <= len((tmp_path / "keyfile").read_text().strip()) <= 1024  # mongod's keyfile bounds
     assert (dev / ".gitignore").read_text().split() == ["secrets.env", "mongodb.env", "keyfile"]
 

@@ -77,8 +77,10 @@ def test_restart_keeps_data_and_stops_gracefully(service_factory: ServiceFactory
     with MongoClient(ferretdb.uri) as client:
         col = client[db_name]["usdt_manager_requests"]  # created by the service's index bootstrap
         index_names = {ix["name"] for ix in col.list_indexes()}
-        assert "method_request_id" in index_names
-        col.insert_one({"method": "Transfer", "request_id": "keep-me", "state": "DONE", "fingerprint": "x"})
+        assert "expire_time" in index_names  # the server registers the idempotency store's own indexes
+        col.insert_one(
+            {"_id": "Transfer/keep-me", "request_id": "keep-me", "state": "DONE", "fingerprint": "x"}
+        )
 
         assert proc.stop() == 0  # SIGTERM -> drain -> clean exit
         assert '"msg": "stopped"' in proc.log()
@@ -86,8 +88,8 @@ def test_restart_keeps_data_and_stops_gracefully(service_factory: ServiceFactory
 
         assert col.count_documents({"request_id": "keep-me"}) == 1
         assert {ix["name"] for ix in col.list_indexes()} == index_names
-        with pytest.raises(Exception, match="duplicate key"):
-            col.insert_one({"method": "Transfer", "request_id": "keep-me"})
+        with pytest.raises(Exception, match="duplicate key"):  # the key is the record's _id
+            col.insert_one({"_id": "Transfer/keep-me", "request_id": "keep-me"})
 
 
 def test_metrics_count_rpcs_per_method_and_code(six: Cluster) -> None:

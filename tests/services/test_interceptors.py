@@ -18,8 +18,8 @@ from tronpay.tron_client.v1 import tron_client_pb2_grpc as pb_grpc
 
 from services.common import context, errors
 from services.common.clients import open_channel
+from services.common.contract import with_unimplemented_defaults
 from services.common.interceptors import ServerInterceptor
-from services.common.server import with_unimplemented_defaults
 
 VALID_ADDRESS = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 SECRET = "db password is hunter2 at /srv/app.py line 42"

@@ -1,4 +1,5 @@
-"""Settings: defaults, validation with one clear line naming the variable, secrets never echoed."""
+"""Settings: defaults, validation with one clear line naming the variable, secrets never echoed, and a
+variable only one service uses checked only by that service."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from services.common.settings import ServiceName, SettingsError, TronNetwork, parse_settings
+from services.common.settings import ServiceName, Settings, SettingsError, TronNetwork, parse_settings
+from services.payout_router.settings import PayoutRouterSettings
+from services.tron_client.settings import TronClientSettings
+from services.wallet_manager.settings import WalletManagerSettings
+from tests.harness.net import free_port
+from tests.harness.services import service_specs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,7 +28,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_defaults_for_devnet() -> None:
-    s = parse_settings(SERVICE_NAME="tron_client")
+    s = parse_settings(TronClientSettings, SERVICE_NAME="tron_client")
     assert s.TRON_NETWORK is TronNetwork.DEVNET
     assert s.tron_node_urls == ("http://127.0.0.1:8091",)
     assert s.port == 8085 and s.metrics_port == 9085
@@ -32,10 +38,15 @@ def test_defaults_for_devnet() -> None:
 
 def test_network_defaults_and_node_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRON_NETWORK", "nile")
-    assert parse_settings(SERVICE_NAME="usdt_manager").tron_node_urls == ("https://nile.trongrid.io",)
-    assert parse_settings(SERVICE_NAME="usdt_manager").TRON_CHAIN_ID == 0xCD8690DC
+    assert parse_settings(TronClientSettings, SERVICE_NAME="tron_client").tron_node_urls == (
+        "https://nile.trongrid.io",
+    )
+    assert parse_settings(TronClientSettings, SERVICE_NAME="tron_client").TRON_CHAIN_ID == 0xCD8690DC
     monkeypatch.setenv("TRON_NODE_URL", "http://a:1/, http://b:2")
-    assert parse_settings(SERVICE_NAME="usdt_manager").tron_node_urls == ("http://a:1", "http://b:2")
+    assert parse_settings(TronClientSettings, SERVICE_NAME="tron_client").tron_node_urls == (
+        "http://a:1",
+        "http://b:2",
+    )
 
 
 @pytest.mark.parametrize(
@@ -63,27 +74,56 @@ def test_bad_values_name_the_variable(
     monkeypatch: pytest.MonkeyPatch, var: str, value: str, needle: str
 ) -> None:
     monkeypatch.setenv(var, value)
+    settings_type = next(t for t in SETTINGS_TYPES if var in t.model_fields)
     with pytest.raises(SettingsError) as err:
-        parse_settings(SERVICE_NAME="tron_client")
+        parse_settings(settings_type, SERVICE_NAME="tron_client")
     assert needle in str(err.value)
     assert "\n" not in str(err.value)
+
+
+SETTINGS_TYPES = (Settings, TronClientSettings, WalletManagerSettings, PayoutRouterSettings)
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("PAYOUT_ROUTER_PRIVATE_KEY", "deadbeef"),
+        ("TRON_NODE_URL", "ftp://node"),
+        ("WALLET_TRC20_TOKENS", "x"),
+        ("USDT_CONTRACT_ADDRESS", "x"),
+    ],
+)
+def test_a_bad_variable_stops_only_the_services_that_read_it(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    for spec in service_specs():
+        reads = var in spec.settings.model_fields
+        try:
+            parse_settings(spec.settings, SERVICE_NAME=spec.name)
+        except SettingsError as err:
+            assert reads and var in str(err), (spec.name, str(err))
+        else:
+            assert not reads, f"{spec.name} accepted a bad {var}"
+    assert sum(var in spec.settings.model_fields for spec in service_specs()) >= 1
 
 
 def test_secrets_are_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYOUT_ROUTER_PRIVATE_KEY", "0xnot-hex-but-secret-material")
     with pytest.raises(SettingsError) as err:
-        parse_settings(SERVICE_NAME="tron_client")
+        parse_settings(PayoutRouterSettings, SERVICE_NAME="payout_router")
     assert "secret-material" not in str(err.value)
     monkeypatch.setenv("TRON_NODE_URL", "htps://user:node-secret@node")  # typo in the scheme
     with pytest.raises(SettingsError) as err:
-        parse_settings(SERVICE_NAME="tron_client")
+        parse_settings(TronClientSettings, SERVICE_NAME="tron_client")
     assert "TRON_NODE_URL" in str(err.value) and "node-secret" not in str(err.value)
     monkeypatch.delenv("TRON_NODE_URL")
     monkeypatch.setenv("PAYOUT_ROUTER_PRIVATE_KEY", "11" * 32)
     monkeypatch.setenv("WALLET_ENCRYPTION_KEY", "hunter2-hunter2")
     monkeypatch.setenv("MONGODB_URI", "mongodb://app:pa55word@db:27017/")
-    text = repr(parse_settings(SERVICE_NAME="tron_client"))
-    assert "hunter2" not in text and "11" * 32 not in text and "pa55word" not in text
+    for spec in service_specs():
+        text = repr(parse_settings(spec.settings, SERVICE_NAME=spec.name))
+        assert "hunter2" not in text and "11" * 32 not in text and "pa55word" not in text
 
 
 def test_process_exits_with_one_line_and_no_traceback() -> None:
@@ -104,3 +144,32 @@ def test_process_exits_with_one_line_and_no_traceback() -> None:
     )
     assert proc.stderr.strip().splitlines() == [want]
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_process_whose_service_does_not_read_the_bad_variable_starts() -> None:
+    path = os.pathsep.join(p for p in (str(REPO / "gen"), str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {
+        **os.environ,
+        "PYTHONPATH": path,
+        "PAYOUT_ROUTER_PRIVATE_KEY": "deadbeef",
+        "MONGODB_URI": "mongodb://127.0.0.1:9/",  # never reached: the check is start-up only
+        "USDT_MANAGER_PORT": str(free_port()),
+        "METRICS_PORT": "0",
+    }
+    bad = subprocess.run(
+        [sys.executable, "-m", "services.payout_router"], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "payout-router: invalid configuration: PAYOUT_ROUTER_PRIVATE_KEY: must be 32 bytes of hex"
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.usdt_manager"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):  # still serving: the variable is not its business
+            proc.wait(timeout=3)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -17,6 +17,7 @@ from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as pb_grpc
 
 from services.common import errors
+from services.common.context import new_request_id
 from services.common.tron import abi
 from services.common.tron import address as taddr
 from services.common.tron import tx as ttx
@@ -112,7 +113,9 @@ def submit(
     node = chain.post("wallet/getsignweight", ttx.transaction_json(tx.raw_data))
     assert node["transaction"]["transaction"]["txID"] == tx.txid
     signed = sign(tx, owner["private_key"])
-    sent = stub.BroadcastTransaction(pb.BroadcastTransactionRequest(transaction=signed), timeout=15)
+    sent = stub.BroadcastTransaction(
+        pb.BroadcastTransactionRequest(request_id=new_request_id(), transaction=signed), timeout=15
+    )
     assert sent.txid == tx.txid and sent.result == pb.BROADCAST_RESULT_ACCEPTED
     got = wait_included(stub, tx.txid)
     info = chain.post("wallet/gettransactioninfobyid", {"value": tx.txid})
@@ -223,12 +226,17 @@ def test_every_contract_type(stub: pb_grpc.TronClientServiceStub, chain: Devnet)
     assert tx.permission_id == 2
     with pytest.raises(grpc.RpcError) as err:
         stub.BroadcastTransaction(
-            pb.BroadcastTransactionRequest(transaction=sign(tx, a["private_key"])), timeout=15
+            pb.BroadcastTransactionRequest(
+                request_id=new_request_id(), transaction=sign(tx, a["private_key"])
+            ),
+            timeout=15,
         )
     code, ei, _ = error_info(err.value)
     assert code == grpc.StatusCode.FAILED_PRECONDITION and ei.reason == "SIGERROR", ei
     both = sign(tx, a["private_key"], b["private_key"])
-    sent = stub.BroadcastTransaction(pb.BroadcastTransactionRequest(transaction=both), timeout=15)
+    sent = stub.BroadcastTransaction(
+        pb.BroadcastTransactionRequest(request_id=new_request_id(), transaction=both), timeout=15
+    )
     assert sent.result == pb.BROADCAST_RESULT_ACCEPTED and wait_included(stub, tx.txid).block.number > 0
 
     # Voting rewards: the witness account's own allowance from producing blocks.
@@ -266,12 +274,19 @@ def test_broadcast_is_idempotent(stub: pb_grpc.TronClientServiceStub, chain: Dev
         build(stub, a, transfer=pb.TransferParams(to_address=b["address"], amount_sun=2 * TRX)),
         a["private_key"],
     )
-    first = stub.BroadcastTransaction(pb.BroadcastTransactionRequest(transaction=signed), timeout=15)
-    again = stub.BroadcastTransaction(pb.BroadcastTransactionRequest(transaction=signed), timeout=15)
+    # Each call with a new request_id reaches the node: broadcasting is idempotent by txid as well.
+    first = stub.BroadcastTransaction(
+        pb.BroadcastTransactionRequest(request_id=new_request_id(), transaction=signed), timeout=15
+    )
+    again = stub.BroadcastTransaction(
+        pb.BroadcastTransactionRequest(request_id=new_request_id(), transaction=signed), timeout=15
+    )
     assert first.result == pb.BROADCAST_RESULT_ACCEPTED and again.result == pb.BROADCAST_RESULT_DUPLICATE
     assert first.txid == again.txid == signed.txid
     wait_included(stub, signed.txid)
-    later = stub.BroadcastTransaction(pb.BroadcastTransactionRequest(transaction=signed), timeout=15)
+    later = stub.BroadcastTransaction(
+        pb.BroadcastTransactionRequest(request_id=new_request_id(), transaction=signed), timeout=15
+    )
     assert later.result == pb.BROADCAST_RESULT_DUPLICATE and later.txid == signed.txid
     assert (
         stub.GetAccount(pb.GetAccountRequest(address=b["address"]), timeout=10).account.balance_sun == 2 * TRX
@@ -286,6 +301,12 @@ def test_broadcast_is_idempotent(stub: pb_grpc.TronClientServiceStub, chain: Dev
     r2 = stub.BroadcastTransaction(req, timeout=15)
     assert r1 == r2 and r1.result == pb.BROADCAST_RESULT_ACCEPTED
 
+    # request_id is required.
+    with pytest.raises(grpc.RpcError) as err:
+        stub.BroadcastTransaction(pb.BroadcastTransactionRequest(transaction=signed2), timeout=15)
+    code, _, fields = error_info(err.value)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and fields == ["request_id"], fields
+
 
 def test_node_rejections_map_to_grpc_errors(stub: pb_grpc.TronClientServiceStub, chain: Devnet) -> None:
     a, b = funded(chain, trx=10), chain.new_account()
@@ -294,7 +315,9 @@ def test_node_rejections_map_to_grpc_errors(stub: pb_grpc.TronClientServiceStub,
         tx: common_pb2.Transaction,
     ) -> tuple[grpc.StatusCode, error_details_pb2.ErrorInfo, list[str]]:
         with pytest.raises(grpc.RpcError) as err:
-            stub.BroadcastTransaction(pb.BroadcastTransactionRequest(transaction=tx), timeout=15)
+            stub.BroadcastTransaction(
+                pb.BroadcastTransactionRequest(request_id=new_request_id(), transaction=tx), timeout=15
+            )
         return error_info(err.value)
 
     # Signed by the wrong key.
@@ -410,7 +433,9 @@ def test_bad_input_is_invalid_argument(stub: pb_grpc.TronClientServiceStub, chai
         (common_pb2.Transaction(raw_data=b"\x0a\x02", signatures=tx.signatures), "transaction.raw_data"),
     ]:
         with pytest.raises(grpc.RpcError) as err:
-            stub.BroadcastTransaction(pb.BroadcastTransactionRequest(transaction=broken), timeout=10)
+            stub.BroadcastTransaction(
+                pb.BroadcastTransactionRequest(request_id=new_request_id(), transaction=broken), timeout=10
+            )
         code, _, fields = error_info(err.value)
         assert code == grpc.StatusCode.INVALID_ARGUMENT and field in fields, (field, fields)
 

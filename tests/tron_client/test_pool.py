@@ -16,8 +16,9 @@ import pytest
 from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as pb_grpc
 
+from services.common.context import new_request_id
 from services.common.errors import Unavailable
-from services.common.settings import Settings, SettingsError, parse_settings
+from services.common.settings import SettingsError, parse_settings
 from services.tron_client.node import (
     HTTP_5XX,
     RATE_LIMITED,
@@ -27,6 +28,7 @@ from services.tron_client.node import (
     parse_retry_after,
 )
 from services.tron_client.pool import SET_ASIDE_AFTER, NodePool, NodeState
+from services.tron_client.settings import TronClientSettings
 from tests.harness.devnet import Devnet
 from tests.harness.ferretdb import FerretDB
 from tests.harness.net import free_port
@@ -42,8 +44,8 @@ class Clock:
         return self.now
 
 
-def settings(urls: str, **extra: Any) -> Settings:
-    return parse_settings(SERVICE_NAME="tron_client", TRON_NODE_URL=urls, **extra)
+def settings(urls: str, **extra: Any) -> TronClientSettings:
+    return parse_settings(TronClientSettings, SERVICE_NAME="tron_client", TRON_NODE_URL=urls, **extra)
 
 
 def err(kind: str, retry_after: float = 0.0) -> NodeError:
@@ -245,9 +247,10 @@ def test_service_survives_a_faulty_and_a_dead_node(
                 timeout=15,
             ).transaction
             signed = _sign(tx, owner["private_key"])
-            for _ in range(2):  # broadcasting twice is success both times
+            for _ in range(2):  # broadcasting twice (new request_id: both reach a node) is success both times
                 sent = stub.BroadcastTransaction(
-                    pb.BroadcastTransactionRequest(transaction=signed), timeout=15
+                    pb.BroadcastTransactionRequest(request_id=new_request_id(), transaction=signed),
+                    timeout=15,
                 )
                 assert sent.txid == tx.txid
             txids.append(tx.txid)

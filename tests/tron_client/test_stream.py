@@ -14,10 +14,13 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from tronpay.common.v1 import common_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as pb_grpc
 
+from services.common import errors
+from services.common.context import new_request_id
 from tests.harness.devnet import Devnet, DevnetFactory
 from tests.harness.ferretdb import FerretDB
 from tests.harness.services import ServiceFactory
@@ -118,7 +121,9 @@ def replay(stub: Any, addresses: set[str], seconds: float = 2.0) -> list[pb.Stre
 
 def test_consumer_resumes_from_its_cursor_missing_nothing(stub: Any, chain: Devnet) -> None:
     addr = chain.new_account()["address"]
-    stub.WatchAddresses(pb.WatchAddressesRequest(addresses=[addr], watcher="payment-gateway"))
+    stub.WatchAddresses(
+        pb.WatchAddressesRequest(request_id=new_request_id(), addresses=[addr], watcher="payment-gateway")
+    )
     first_batch = send(chain, addr, 4)
     chain.mine(SOLIDITY_LAG)
     wait_final(stub, addr, 4)
@@ -147,8 +152,12 @@ def test_consumer_resumes_from_its_cursor_missing_nothing(stub: Any, chain: Devn
 
 def test_live_tail_and_filters(stub: Any, chain: Devnet) -> None:
     a, b = chain.new_account()["address"], chain.new_account()["address"]
-    stub.WatchAddresses(pb.WatchAddressesRequest(addresses=[a], watcher="wallet-manager"))
-    stub.WatchAddresses(pb.WatchAddressesRequest(addresses=[b], watcher="payment-gateway"))
+    stub.WatchAddresses(
+        pb.WatchAddressesRequest(request_id=new_request_id(), addresses=[a], watcher="wallet-manager")
+    )
+    stub.WatchAddresses(
+        pb.WatchAddressesRequest(request_id=new_request_id(), addresses=[b], watcher="payment-gateway")
+    )
     by_address = Consumer(stub, pb.StreamTransfersRequest(after_cursor=0, addresses=[a]))
     by_watcher = Consumer(stub, pb.StreamTransfersRequest(after_cursor=0, watcher="payment-gateway"))
     try:
@@ -168,7 +177,9 @@ def test_live_tail_and_filters(stub: Any, chain: Devnet) -> None:
 
 def test_list_transfers_pages_newest_first(stub: Any, chain: Devnet) -> None:
     addr = chain.new_account()["address"]
-    stub.WatchAddresses(pb.WatchAddressesRequest(addresses=[addr], watcher="wallet-manager"))
+    stub.WatchAddresses(
+        pb.WatchAddressesRequest(request_id=new_request_id(), addresses=[addr], watcher="wallet-manager")
+    )
     sent = send(chain, addr, 5)
     deadline = time.monotonic() + WAIT
     while len(stub.ListTransfers(pb.ListTransfersRequest(address=addr)).transfers) < 5:
@@ -190,6 +201,19 @@ def test_list_transfers_pages_newest_first(stub: Any, chain: Devnet) -> None:
     with pytest.raises(grpc.RpcError) as err:
         stub.ListTransfers(pb.ListTransfersRequest(address=addr, page_size=2, page_token="x" + token))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # A token is bound to the filters it was issued for: with another direction it is refused.
+    token = stub.ListTransfers(pb.ListTransfersRequest(address=addr, page_size=2)).next_page_token
+    incoming = pb.ListTransfersRequest(
+        address=addr, page_size=2, page_token=token, direction=common_pb2.DIRECTION_INCOMING
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListTransfers(incoming)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in str(err.value.details())
+    status = errors.status_from_error(err.value)  # type: ignore[arg-type]
+    assert status is not None
+    info = error_details_pb2.ErrorInfo()
+    assert any(d.Unpack(info) for d in status.details if d.Is(info.DESCRIPTOR))
+    assert info.reason == "INVALID_PAGE_TOKEN"
 
 
 @pytest.mark.parametrize("field", ["list", "stream"])

@@ -12,12 +12,18 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from tronpay.common.v1 import common_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as pb_grpc
 
+from services.common.context import new_request_id
+from services.common.errors import status_from_error
 from services.common.mongo import ServiceDatabase
+from services.common.pagination import DEFAULT_PAGE_SIZE
 from services.common.settings import parse_settings
+from services.common.tron.address import to_base58
+from services.tron_client.settings import TronClientSettings
 from services.tron_client.transfers import TransferStore
 from tests.harness.devnet import Devnet, DevnetFactory
 from tests.harness.ferretdb import FerretDB
@@ -101,7 +107,18 @@ def synced_to(stub: Any, chain: Devnet, proc: ServiceProcess) -> None:
 
 
 def watch(stub: Any, *addresses: str, watcher: str = "payment-gateway") -> None:
-    stub.WatchAddresses(pb.WatchAddressesRequest(addresses=list(addresses), watcher=watcher))
+    req = pb.WatchAddressesRequest(request_id=new_request_id(), addresses=list(addresses), watcher=watcher)
+    stub.WatchAddresses(req)
+
+
+def reason(err: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
+    """The status code and ErrorInfo reason of a failed call."""
+    status = status_from_error(err)  # type: ignore[arg-type]
+    info = error_details_pb2.ErrorInfo()
+    for d in status.details if status else ():
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            d.Unpack(info)
+    return err.code(), info.reason  # type: ignore[attr-defined]
 
 
 def test_watched_trx_and_usdt_included_then_final_unwatched_ignored(client: Any, chain: Devnet) -> None:
@@ -294,7 +311,12 @@ async def test_lease_release_leaves_another_holder_alone(ferretdb: FerretDB, mon
     """Stopping hands the writer lease over at once, but only the holder's own: releasing a lease another
     replica took must not cut that replica's term short (two writers)."""
     db = ServiceDatabase.connect(
-        parse_settings(SERVICE_NAME="tron_client", MONGODB_URI=ferretdb.uri, PAYMENT_DB_NAME=mongo_db_name)
+        parse_settings(
+            TronClientSettings,
+            SERVICE_NAME="tron_client",
+            MONGODB_URI=ferretdb.uri,
+            PAYMENT_DB_NAME=mongo_db_name,
+        )
     )
     store = TransferStore(db)
     try:
@@ -345,8 +367,22 @@ def test_watch_validation_idempotency_and_listing(client: Any, chain: Devnet) ->
     a, b = chain.new_account()["address"], chain.new_account()["address"]
     bad = a[:-1] + ("1" if a[-1] != "1" else "2")  # right shape, wrong checksum
     with pytest.raises(grpc.RpcError) as err:
-        stub.WatchAddresses(pb.WatchAddressesRequest(addresses=[a, bad], watcher="wallet-manager"))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        stub.WatchAddresses(
+            pb.WatchAddressesRequest(
+                request_id=new_request_id(), addresses=[a, bad], watcher="wallet-manager"
+            )
+        )
+    assert reason(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ADDRESS")
+    # request_id is required on both mutations.
+    for call, request in [
+        (stub.WatchAddresses, pb.WatchAddressesRequest(addresses=[a], watcher="wallet-manager")),
+        (stub.UnwatchAddresses, pb.UnwatchAddressesRequest(addresses=[a], watcher="wallet-manager")),
+    ]:
+        with pytest.raises(grpc.RpcError) as err:
+            call(request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "request_id" in str(
+            err.value.details()
+        )
     req = pb.WatchAddressesRequest(request_id="w-1", addresses=[a, b], watcher="wallet-manager", label="L")
     first = stub.WatchAddresses(req)
     assert [w.address for w in first.watched_addresses] == [a, b]
@@ -362,9 +398,19 @@ def test_watch_validation_idempotency_and_listing(client: Any, chain: Devnet) ->
     assert sorted(pages) == sorted([("wallet-manager", a), ("wallet-manager", b), ("payment-gateway", a)])
     with pytest.raises(grpc.RpcError) as err:
         stub.ListWatchedAddresses(pb.ListWatchedAddressesRequest(page_token="nonsense"))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN")
+    # A token is bound to the filters it was issued for: reused with another watcher it is refused.
+    token = stub.ListWatchedAddresses(
+        pb.ListWatchedAddressesRequest(watcher="wallet-manager", page_size=1)
+    ).next_page_token
+    assert token
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListWatchedAddresses(pb.ListWatchedAddressesRequest(watcher="payment-gateway", page_token=token))
+    assert reason(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN")
     # a stays watched by payment-gateway after wallet-manager lets it go.
-    removed = stub.UnwatchAddresses(pb.UnwatchAddressesRequest(addresses=[a, b], watcher="wallet-manager"))
+    removed = stub.UnwatchAddresses(
+        pb.UnwatchAddressesRequest(request_id=new_request_id(), addresses=[a, b], watcher="wallet-manager")
+    )
     assert removed.removed_count == 2
     chain.faucet(a, trx=7_000)
     chain.faucet(b, trx=8_000)
@@ -372,6 +418,22 @@ def test_watch_validation_idempotency_and_listing(client: Any, chain: Devnet) ->
     wait_until(lambda: transfers_of(stub, a), "a transfer to the still-watched address")
     synced_to(stub, chain, proc)
     assert transfers_of(stub, b) == []
+
+
+def test_watched_addresses_default_page_size(client: Any) -> None:
+    _, stub = client
+    many = [to_base58(b"\x41" + i.to_bytes(20, "big")) for i in range(1, DEFAULT_PAGE_SIZE + 11)]
+    stub.WatchAddresses(
+        pb.WatchAddressesRequest(request_id=new_request_id(), addresses=many, watcher="pager")
+    )
+    first = stub.ListWatchedAddresses(pb.ListWatchedAddressesRequest(watcher="pager"))
+    assert len(first.watched_addresses) == DEFAULT_PAGE_SIZE == 50 and first.next_page_token
+    rest = stub.ListWatchedAddresses(
+        pb.ListWatchedAddressesRequest(watcher="pager", page_token=first.next_page_token)
+    )
+    assert len(rest.watched_addresses) == 10 and not rest.next_page_token
+    got = [w.address for w in [*first.watched_addresses, *rest.watched_addresses]]
+    assert sorted(got) == sorted(many) and got == sorted(got)  # entry-id order, each once
 
 
 def test_network_status_reports_the_sync_cursor(client: Any, chain: Devnet) -> None:

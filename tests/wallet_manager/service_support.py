@@ -19,8 +19,9 @@ from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc as pb_grpc
 
 from services.common.mongo import ServiceDatabase
-from services.common.settings import ServiceName, Settings, TronNetwork
+from services.common.settings import ServiceName, TronNetwork
 from services.wallet_manager.keys import KDF_DOC, KeyVault
+from services.wallet_manager.settings import WalletManagerSettings
 from services.wallet_manager.store import Store
 from services.wallet_manager.vault.keystore import KdfParams
 from tests.harness.ferretdb import FerretDB
@@ -68,7 +69,7 @@ async def key_store(ferretdb: FerretDB) -> AsyncIterator[Store]:
 
 def key_vault(store: Store, key: str = KEY, previous: str = "") -> KeyVault:
     """A KeyVault as the service builds it (a mainnet network: no devnet fallback key)."""
-    settings = Settings(
+    settings = WalletManagerSettings(
         SERVICE_NAME=ServiceName.WALLET_MANAGER,
         TRON_NETWORK=TronNetwork.MAINNET,
         WALLET_ENCRYPTION_KEY=SecretStr(key),

@@ -124,7 +124,7 @@ def test_device_signatures_are_accepted_by_the_devnet(rig: dict[str, Any], vendo
     else:
         assert any(type(m).__name__ == "TronSignTx" for _, _, m in rig["trezor"].received)
     out = rig["tron"].BroadcastTransaction(
-        tc.BroadcastTransactionRequest(transaction=resp.signed_transaction), timeout=20
+        tc.BroadcastTransactionRequest(request_id=rid(), transaction=resp.signed_transaction), timeout=20
     )
     assert out.txid == resp.txid
     info = rig["devnet"].wait_for_tx(resp.txid)

@@ -313,7 +313,7 @@ def test_service_signatures_are_accepted_by_the_devnet(rig: dict[str, Any], asse
     assert resp.txid == hashlib.sha256(unsigned.raw_data).hexdigest() == (unsigned.txid or resp.txid)
     assert recover_address(bytes.fromhex(resp.txid), resp.signature) == w.address
     out = rig["tron"].BroadcastTransaction(
-        tc.BroadcastTransactionRequest(transaction=resp.signed_transaction), timeout=20
+        tc.BroadcastTransactionRequest(request_id=rid(), transaction=resp.signed_transaction), timeout=20
     )
     assert out.txid == resp.txid
     info = devnet.wait_for_tx(resp.txid)

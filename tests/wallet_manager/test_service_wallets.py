@@ -173,8 +173,21 @@ def test_list_filters_and_pagination(wm: Client) -> None:
     refused(
         lambda: wm.call("ListWallets", pb.ListWalletsRequest(page_token="%%%")),
         grpc.StatusCode.INVALID_ARGUMENT,
-        "INVALID_ARGUMENT",
+        "INVALID_PAGE_TOKEN",
     )
+    # A token is bound to the filters it was issued with (AIP-158); the page size may change.
+    first = wm.call("ListWallets", pb.ListWalletsRequest(owner_id=owner, page_size=2))
+    refused(
+        lambda: wm.call(
+            "ListWallets", pb.ListWalletsRequest(owner_id=owner, label="l1", page_token=first.next_page_token)
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_PAGE_TOKEN",
+    )
+    second = wm.call(
+        "ListWallets", pb.ListWalletsRequest(owner_id=owner, page_size=3, page_token=first.next_page_token)
+    )
+    assert [w.wallet_id for w in second.wallets] == seen[2:5]
 
 
 def test_update_name_labels_policy_and_immutable_fields(wm: Client) -> None:

@@ -639,7 +639,7 @@ class GetReconciliationRequest(google.protobuf.message.Message):
     merchant_id: builtins.str
     """Only payments of this merchant."""
     page_size: builtins.int
-    """Maximum discrepancies to return; 0 means the default (100), larger values are capped at 1000."""
+    """Maximum discrepancies to return; 0 means the default (50); at most 1000."""
     page_token: builtins.str
     """Token from a previous response's next_page_token."""
     @property
@@ -799,7 +799,7 @@ class ListPaymentsRequest(google.protobuf.message.Message):
     START_TIME_FIELD_NUMBER: builtins.int
     END_TIME_FIELD_NUMBER: builtins.int
     page_size: builtins.int
-    """Maximum payments to return; 0 means the default (50), larger values are capped at 1000."""
+    """Maximum payments to return; 0 means the default (50); at most 1000."""
     page_token: builtins.str
     """Token from a previous response's next_page_token."""
     merchant_id: builtins.str
@@ -964,7 +964,7 @@ class ListWebhookDeliveriesRequest(google.protobuf.message.Message):
     state: global___WebhookDelivery.State.ValueType
     """Only deliveries in this state; unspecified means all."""
     page_size: builtins.int
-    """Maximum deliveries to return; 0 means the default (50), larger values are capped at 1000."""
+    """Maximum deliveries to return; 0 means the default (50); at most 1000."""
     page_token: builtins.str
     """Token from a previous response's next_page_token."""
     def __init__(

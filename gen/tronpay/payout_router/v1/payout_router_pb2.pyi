@@ -471,7 +471,7 @@ class ListPayoutsRequest(google.protobuf.message.Message):
     START_TIME_FIELD_NUMBER: builtins.int
     END_TIME_FIELD_NUMBER: builtins.int
     page_size: builtins.int
-    """Maximum payouts to return; 0 means the default (50), larger values are capped at 1000."""
+    """Maximum payouts to return; 0 means the default (50); at most 1000."""
     page_token: builtins.str
     """Token from a previous response's next_page_token."""
     state: global___Payout.State.ValueType

@@ -898,8 +898,9 @@ class BroadcastTransactionRequest(google.protobuf.message.Message):
     REQUEST_ID_FIELD_NUMBER: builtins.int
     TRANSACTION_FIELD_NUMBER: builtins.int
     request_id: builtins.str
-    """Optional idempotency key (broadcasting is idempotent by txid anyway); a repeated key returns the first
-    result.
+    """Idempotency key, required (empty is rejected); a repeated key returns the first result. It was optional
+    until issue 8: only validation changed (buf breaking's FILE rules do not compare validation options), and
+    the only callers are in this repository.
     """
     @property
     def transaction(self) -> tronpay.common.v1.common_pb2.Transaction:
@@ -1713,8 +1714,8 @@ class WatchAddressesRequest(google.protobuf.message.Message):
     WATCHER_FIELD_NUMBER: builtins.int
     LABEL_FIELD_NUMBER: builtins.int
     request_id: builtins.str
-    """Optional idempotency key (watching is idempotent per address and watcher anyway); a repeated key returns
-    the first result.
+    """Idempotency key, required (empty is rejected); a repeated key returns the first result. Required since
+    issue 8, like BroadcastTransactionRequest.request_id.
     """
     watcher: builtins.str
     """Watcher name."""
@@ -1766,8 +1767,8 @@ class UnwatchAddressesRequest(google.protobuf.message.Message):
     ADDRESSES_FIELD_NUMBER: builtins.int
     WATCHER_FIELD_NUMBER: builtins.int
     request_id: builtins.str
-    """Optional idempotency key (unwatching is idempotent per address and watcher anyway); a repeated key
-    returns the first result.
+    """Idempotency key, required (empty is rejected); a repeated key returns the first result. Required since
+    issue 8, like BroadcastTransactionRequest.request_id.
     """
     watcher: builtins.str
     """Watcher name."""
@@ -1814,7 +1815,7 @@ class ListWatchedAddressesRequest(google.protobuf.message.Message):
     PAGE_TOKEN_FIELD_NUMBER: builtins.int
     WATCHER_FIELD_NUMBER: builtins.int
     page_size: builtins.int
-    """Maximum entries to return; 0 means the default (100), larger values are capped at 1000."""
+    """Maximum entries to return; 0 means the default (50); at most 1000."""
     page_token: builtins.str
     """Token from a previous response's next_page_token."""
     watcher: builtins.str
@@ -2000,7 +2001,7 @@ class ListTransfersRequest(google.protobuf.message.Message):
     address: builtins.str
     """Address whose transfers (incoming and outgoing) to list."""
     page_size: builtins.int
-    """Maximum entries to return; 0 means the default (100), larger values are capped at 1000."""
+    """Maximum entries to return; 0 means the default (50); at most 1000."""
     page_token: builtins.str
     """Token from a previous response's next_page_token."""
     asset: tronpay.common.v1.common_pb2.Asset.ValueType

@@ -415,7 +415,7 @@ class ListTransactionsRequest(google.protobuf.message.Message):
     address: builtins.str
     """Address."""
     page_size: builtins.int
-    """Maximum entries to return; 0 means the default (50), larger values are capped at 1000."""
+    """Maximum entries to return; 0 means the default (50); at most 1000."""
     page_token: builtins.str
     """Token from a previous response's next_page_token."""
     direction: tronpay.common.v1.common_pb2.Direction.ValueType

@@ -250,7 +250,7 @@ class ListWalletsRequest(google.protobuf.message.Message):
     LABEL_FIELD_NUMBER: builtins.int
     SHOW_DELETED_FIELD_NUMBER: builtins.int
     page_size: builtins.int
-    """Maximum wallets to return; 0 means the default (50), larger values are capped at 1000."""
+    """Maximum wallets to return; 0 means the default (50); at most 1000."""
     page_token: builtins.str
     """Token from a previous response's next_page_token."""
     owner_id: builtins.str
@@ -729,7 +729,7 @@ class ListWalletTransactionsRequest(google.protobuf.message.Message):
     wallet_id: builtins.str
     """Wallet id."""
     page_size: builtins.int
-    """Maximum entries to return; 0 means the default (50), larger values are capped at 1000."""
+    """Maximum entries to return; 0 means the default (50); at most 1000."""
     page_token: builtins.str
     """Token from a previous response's next_page_token."""
     asset: tronpay.common.v1.common_pb2.Asset.ValueType
@@ -1256,7 +1256,7 @@ class ListSignaturesRequest(google.protobuf.message.Message):
     wallet_id: builtins.str
     """Only signatures of this wallet; empty means all wallets."""
     page_size: builtins.int
-    """Maximum records to return; 0 means the default (50), larger values are capped at 1000."""
+    """Maximum records to return; 0 means the default (50); at most 1000."""
     page_token: builtins.str
     """Token from a previous response's next_page_token."""
     def __init__(
