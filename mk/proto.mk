@@ -4,7 +4,8 @@
 PROTOGEN := $(PY) tools/protogen.py
 # proto-breaking compares with this git ref when set; otherwise see `breaking_base` in tools/protogen.py:
 # uncommitted proto changes -> HEAD; a branch -> its merge base with main; on main -> the parent of the
-# last commit that changed a .proto file or buf.yaml.
+# last commit that changed a .proto file or buf.yaml. A shallow clone is first unshallowed from origin (and
+# fails without one): a missing history never counts as "nothing to compare with".
 PROTO_BREAKING_AGAINST ?=
 
 .PHONY: gen gen-check proto-deps proto-lint proto-format proto-breaking

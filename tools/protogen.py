@@ -102,13 +102,14 @@ def our_protos() -> list[str]:
 
 def _site_root() -> Path:
     spec = importlib.util.find_spec("google.api.annotations_pb2")
-    assert spec is not None and spec.origin is not None, "googleapis-common-protos is not installed"
+    if spec is None or spec.origin is None:
+        raise SystemExit("googleapis-common-protos is not installed")
     return Path(spec.origin).parents[2]
 
 
 # -- dependencies ------------------------------------------------------------------------------------------
 def _validate_fdp() -> bytes:
-    from protovalidate._gen.buf.validate import validate_pb  # type: ignore[import-untyped]
+    from protovalidate._gen.buf.validate import validate_pb
 
     data: bytes = validate_pb.desc().proto.to_binary()
     return data
@@ -345,41 +346,86 @@ def _has_commit(ref: str) -> bool:
     return _run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], check=False).returncode == 0
 
 
+def ensure_history(need_main: bool = True) -> None:
+    """Make the history buf breaking needs present: unshallow a shallow clone and fetch main if missing.
+
+    A shallow clone looks as if its oldest commit added every file, so "the last contract change" and "its
+    parent" cannot be found there; the check must never pass for that reason.
+    """
+    shallow = _git("rev-parse", "--is-shallow-repository") == "true"
+    has_main = not need_main or any(_has_commit(r) for r in ("main", "origin/main"))
+    if not shallow and has_main:
+        return
+    if "origin" not in _git("remote").split():
+        if shallow:
+            raise SystemExit(
+                "buf breaking: this clone is shallow and has no remote origin to fetch its history from; "
+                "run `git fetch --unshallow <remote>` (or clone without --depth), "
+                "or set PROTO_BREAKING_AGAINST=<ref> to a commit this clone has"
+            )
+        return  # a local repository without main: breaking_base says so
+    cmd = ["fetch", "--quiet", *(["--unshallow"] if shallow else []), "origin"]
+    if not has_main:  # e.g. a single-branch clone of a branch: the merge base needs main
+        cmd.append("+refs/heads/main:refs/remotes/origin/main")
+    print(f"buf breaking: {'shallow clone' if shallow else 'no main branch'}; git {' '.join(cmd)}")
+    proc = _run(["git", *cmd], check=False)
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"buf breaking: `git {' '.join(cmd)}` failed:\n{proc.stderr.strip()}\n"
+            "fetch the history of main by hand or set PROTO_BREAKING_AGAINST=<ref>"
+        )
+
+
 def breaking_base() -> tuple[str | None, str]:
-    """The commit to compare with, and why.
+    """The commit to compare with, and why (the full history must be present: see ensure_history).
 
     - Working tree or index changes under proto/ or in buf.yaml: HEAD (the change is not committed yet).
     - HEAD not contained in main (a branch): the merge base with main.
     - Otherwise (HEAD is on main, e.g. CI on a clean clone of main): the parent of the last commit that
       changed a .proto file under proto/ or buf.yaml, so the latest contract change is checked against the
       contract before it, however many unrelated commits followed (proto/README.md edits do not count).
+    None when there is no baseline: the contract change is the repository's root commit.
     """
     if _git("status", "--porcelain", "--", "proto", "buf.yaml"):
         return "HEAD", "uncommitted proto changes: comparing with HEAD"
     main = next((r for r in ("main", "origin/main") if _has_commit(r)), None)
-    if main and _run(["git", "merge-base", "--is-ancestor", "HEAD", main], check=False).returncode != 0:
+    if main is None:
+        print("buf breaking: no main branch; treating HEAD as main")
+    elif _run(["git", "merge-base", "--is-ancestor", "HEAD", main], check=False).returncode != 0:
         return _git("merge-base", "HEAD", main), f"branch: comparing with the merge base with {main}"
     last = _git("log", "-1", "--format=%H", "--", ":(glob)proto/**/*.proto", "buf.yaml")
     if not last:
-        return None, "no commit has proto/ yet"
+        return None, "no commit has proto/"
     if not _has_commit(f"{last}^"):
-        return None, f"{last[:12]} is the first commit (or the clone is shallow)"
+        return None, f"the last contract change {last[:12]} is the repository's first commit"
     return f"{last}^", f"on main: comparing the last contract change {last[:12]} with its parent"
 
 
 def breaking(against: str | None) -> int:
+    if not (against and _has_commit(against)):  # an explicit commit at hand needs no history
+        ensure_history()
     base: str | None
     if against:
-        base, why = _git("rev-parse", against), f"comparing with {against}"
+        if not _has_commit(against):
+            raise SystemExit(f"buf breaking: {against!r} is not a commit in this clone (fetch it first)")
+        base, why = against, f"comparing with {against}"
     else:
         base, why = breaking_base()
-    print(f"buf breaking: {why}")
+    # Only a complete history (ensure_history) makes "no baseline" true rather than an artefact of the clone.
     if base is None:
-        print("buf breaking: nothing to compare with; skipped")
+        print(f"buf breaking: NO BASELINE, nothing to compare with: {why}")
         return 0
-    base = _git("rev-parse", base)
-    if not _git("ls-tree", "-d", base, "proto", check=False):
-        print(f"buf breaking: {base[:12]} has no proto/; nothing to compare with; skipped")
+    print(f"buf breaking: {why}")
+    base = _git("rev-parse", f"{base}^{{commit}}")
+    if not _git("ls-tree", "-d", base, "proto"):
+        # Passing is honest only if proto/ has never existed up to base (it is being introduced now).
+        ensure_history(need_main=False)
+        if _git("log", "-1", "--format=%H", base, "--", "proto"):
+            raise SystemExit(
+                f"buf breaking: {base[:12]} has no proto/ but an earlier commit has; "
+                "set PROTO_BREAKING_AGAINST=<ref> to the contract to compare with"
+            )
+        print(f"buf breaking: NO BASELINE, nothing to compare with: no commit up to {base[:12]} has proto/")
         return 0
     deps()
     BUILD_DIR.mkdir(exist_ok=True)
