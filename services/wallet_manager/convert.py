@@ -13,7 +13,7 @@ from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
 from services.common.tron.wire import INT64_MAX
 from services.wallet_manager.vault.policy import AssetLimit, WalletPolicy
-from services.wallet_manager.vault.tron_tx import TRX, ParsedTransaction
+from services.wallet_manager.vault.tron_tx import TRX
 
 # common.v1.ContractType -> java-tron contract name (the vault's policy speaks names).
 CONTRACT_NAMES: dict[int, str] = {
@@ -82,8 +82,9 @@ def _stricter(a: int | None, b: int | None) -> int | None:
 
 
 @lru_cache(maxsize=4096)
-def vault_policy(policy_bytes: bytes, usdt_address: str) -> WalletPolicy:
-    """The vault's WalletPolicy for a stored SigningPolicy (cached: wallets sign again and again).
+def vault_policy(policy_bytes: bytes, usdt_address: str, tokens: tuple[str, ...] = ()) -> WalletPolicy:
+    """The vault's WalletPolicy for a stored SigningPolicy and the deployment's TRC20 tokens (USDT and
+    `tokens`; cached: wallets sign again and again).
 
     Several limits for one asset (listed twice, or USDT also as ASSET_TRC20) combine to the strictest:
     a later, looser entry never lifts an earlier one."""
@@ -100,20 +101,29 @@ def vault_policy(policy_bytes: bytes, usdt_address: str) -> WalletPolicy:
         allowed_contract_types=frozenset(CONTRACT_NAMES[t] for t in p.allowed_contract_types),
         allowed_destinations=frozenset(p.allowed_destinations) or None,
         limits=limits,
+        allow_unlisted_assets=p.allow_unlisted_assets,
+        max_fee_limit=p.max_fee_limit_sun or None,
+        tokens=frozenset((usdt_address, *tokens)),
+        allowed_call_contracts=frozenset(p.allowed_call_contracts),
+        allowed_spenders=frozenset(p.allowed_spenders),
+        allow_unlimited_approvals=p.allow_unlimited_approvals,
+        allowed_resource_receivers=frozenset(p.allowed_resource_receivers),
+        allow_locked_delegation=p.allow_locked_delegation,
+        allowed_witnesses=frozenset(p.allowed_witnesses),
+        allowed_permission_keys=frozenset(p.allowed_permission_keys),
+        allowed_permission_ids=frozenset(p.allowed_permission_ids) or frozenset({0}),
+        allow_sign_message=p.allow_sign_message,
     )
 
 
-def asset_of(tx: ParsedTransaction, usdt_address: str) -> tuple[int, str]:
-    """(common.v1.Asset, token address) a transaction moves, for the signing log."""
-    spend = tx.spend
-    if spend is None:
-        return common_pb2.ASSET_UNSPECIFIED, ""
-    if spend.asset == TRX:
+def asset_of(asset: str | None, usdt_address: str) -> tuple[int, str]:
+    """(common.v1.Asset, token address) of a vault asset key ("TRX", a token address), for the signing log."""
+    if asset == TRX:
         return common_pb2.ASSET_TRX, ""
-    if spend.asset == usdt_address:
-        return common_pb2.ASSET_USDT, spend.asset
-    if spend.asset.startswith("T"):
-        return common_pb2.ASSET_TRC20, spend.asset
+    if asset == usdt_address:
+        return common_pb2.ASSET_USDT, asset
+    if asset is not None and asset.startswith("T"):
+        return common_pb2.ASSET_TRC20, asset
     return common_pb2.ASSET_UNSPECIFIED, ""
 
 
@@ -133,6 +143,8 @@ def log_to_pb(doc: Mapping[str, Any]) -> pb.SigningRecord:
         to_address=doc.get("to_address", ""),
         # uint256 token amounts (e.g. an unlimited approve) are stored as text; the contract field is int64.
         amount=min(int(doc.get("amount", 0)), INT64_MAX),
+        permission_id=int(doc.get("permission_id", 0)),
+        message_sha256=doc.get("message_sha256", ""),
     )
     t = ts(doc.get("sign_time"))
     if t is not None:

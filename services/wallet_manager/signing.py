@@ -3,15 +3,21 @@
 Order of one transaction signature:
  1. the wallet (active), the caller (policy.allowed_callers) and the signing address (one of the wallet's);
  2. raw_data parsed by the vault; the txID is recomputed from those bytes (a caller's txid must match);
- 3. the vault policy (owner, contract type, destination, per-transaction limit, memo, fee, expiration);
- 4. the daily limit, checked early against the day's running total (saves a device prompt that could
+ 3. the vault policy (vault/policy.py: owner, permission id, contract type, counterparties, memo, fee,
+    assets and per-transaction limits, then expiration);
+ 4. the daily limits, checked early against the day's running totals (saves a device prompt that could
     not be used);
  5. the signature: a software key decrypted for this call only, or the wallet's Ledger/Trezor;
  6. the signing-log record, inserted before the signature is returned. Its unique request_key makes the
-    log the idempotency record as well: a retry with the same request_id gets the first signature. For a
-    limited asset the record's link in the day's spend chain (store.py) is stored first: the limit is
-    decided for good when the link is claimed, so concurrent signatures can never pass it together; a
-    signature that loses that race is discarded, never returned.
+    log the idempotency record as well: a retry with the same request_id gets the first signature. For
+    daily-limited assets the record's link in the wallet's spend chain of the day (store.py) is stored
+    first: the limits are decided for good when the link is claimed, so concurrent signatures can never
+    pass them together; a signature that loses that race is discarded, never returned.
+
+A stored answer is only ever returned after steps 1-3 passed for this request, and only to the caller
+that made it: a refused request never gets a signature, not even one signed for an identical request
+before. A retry refused only for time or the day's totals (STATE_REASONS) gets its first answer.
+SignMessage follows the same steps with the policy's allow_sign_message instead of 2-4.
 
 Refusal codes: a request the policy does not allow -> PERMISSION_DENIED; one that is allowed in principle
 but not now (daily limit reached, expired transaction, device refused or missing) -> FAILED_PRECONDITION.
@@ -48,7 +54,7 @@ from services.wallet_manager.vault.tron_tx import ParsedTransaction, parse_trans
 SOFTWARE_KINDS = ("HD", "IMPORTED")
 DEVICE_KINDS = (dev.LEDGER, dev.TREZOR)
 # Reasons that depend on time or state rather than on what the policy allows.
-STATE_REASONS = frozenset({vpolicy.EXPIRED, vpolicy.EXPIRATION_TOO_FAR, vpolicy.OVER_DAILY_LIMIT})
+STATE_REASONS = vpolicy.STATE_REASONS
 
 
 def record_id() -> str:
@@ -56,8 +62,9 @@ def record_id() -> str:
     return f"sig_{time.time_ns():016x}{secrets.token_hex(4)}"
 
 
-def day_key(wallet_id: str, asset: str, at: datetime) -> str:
-    return f"{wallet_id}:{asset}:{at.strftime('%Y-%m-%d')}"
+def day_key(wallet_id: str, at: datetime) -> str:
+    """The wallet's spend chain of one UTC day."""
+    return f"{wallet_id}:{at.strftime('%Y-%m-%d')}"
 
 
 def _refusal(reason: str, detail: str, wallet_id: str) -> errors.DomainError:
@@ -67,11 +74,19 @@ def _refusal(reason: str, detail: str, wallet_id: str) -> errors.DomainError:
 
 @dataclass(frozen=True)
 class SpendClaim:
-    """What a record adds to a day's spend chain: key (wallet:asset:day), amount, daily limit."""
+    """What a record adds to its wallet's spend chain of the day (key wallet:day): per daily-limited asset
+    ("TRX" or a token address) the amount (TRX with its worst-case fee) and the limit."""
 
     key: str
-    amount: int
-    limit: int
+    amounts: Mapping[str, int]
+    limits: Mapping[str, int]
+
+    def over(self, totals: Mapping[str, int]) -> str | None:
+        """The first asset whose day total would pass its limit with this claim, if any."""
+        for asset, amount in self.amounts.items():
+            if totals.get(asset, 0) + amount > self.limits[asset]:
+                return asset
+        return None
 
 
 STORED, DUPLICATE, OVER_LIMIT = "stored", "duplicate", "over_limit"
@@ -92,11 +107,11 @@ class LogWriter:
         self._store = store
         self._pending: list[_Item] = []
         self._task: asyncio.Task[None] | None = None
-        self._heads: dict[str, tuple[int, int]] = {}  # spend key -> (last seq, running total)
-        self._reading: dict[str, asyncio.Future[tuple[int, int]]] = {}
+        self._heads: dict[str, tuple[int, dict[str, int]]] = {}  # spend key -> (last seq, totals per asset)
+        self._reading: dict[str, asyncio.Future[tuple[int, dict[str, int]]]] = {}
 
-    async def spent(self, key: str) -> int:
-        """The day's running total for key as of the last link this process stored or read."""
+    async def spent(self, key: str) -> dict[str, int]:
+        """The day's running totals for key as of the last link this process stored or read."""
         if key not in self._heads:
             if len(self._heads) > 100_000:
                 self._heads.clear()
@@ -112,7 +127,7 @@ class LogWriter:
 
     async def write(self, doc: dict[str, Any], spend: SpendClaim | None = None) -> str:
         """STORED once stored; DUPLICATE when the request_key exists already; OVER_LIMIT when the
-        record's amount would take the day's total past the limit (nothing stored)."""
+        record's amounts would take a day total past its limit (nothing stored)."""
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending.append((doc, spend, fut))
         if self._task is None or self._task.done():
@@ -134,7 +149,7 @@ class LogWriter:
         for _ in range(self.RETRIES):
             if not pending:
                 return
-            heads: dict[str, tuple[int, int]] = {}
+            heads: dict[str, tuple[int, dict[str, int]]] = {}
             for _doc, spend, _fut in pending:
                 if spend is not None and spend.key not in heads:
                     await self.spent(spend.key)
@@ -148,21 +163,22 @@ class LogWriter:
                 if spend is None:
                     free.append(item)
                     continue
-                seq, total = heads[spend.key]
+                seq, totals = heads[spend.key]
                 # Refusals stand even on a head this process cached: totals only grow (amounts are
                 # >= 0), so a cached head is a lower bound of the stored one.
-                if total + spend.amount > spend.limit:
+                if spend.over(totals) is not None:
                     fut.set_result(OVER_LIMIT)
                     continue
-                seq, total = seq + 1, total + spend.amount
-                heads[spend.key] = (seq, total)
+                seq = seq + 1
+                totals = {**totals, **{a: totals.get(a, 0) + n for a, n in spend.amounts.items()}}
+                heads[spend.key] = (seq, totals)
                 links.append(
                     {
                         "_id": "spend:" + doc["request_key"],  # a replayed request cannot count twice
                         "key": spend.key,
                         "seq": seq,
-                        "amount": spend.amount,
-                        "total": total,
+                        "amounts": dict(spend.amounts),
+                        "totals": totals,
                         "record_id": doc["_id"],
                         "fingerprint": doc["fingerprint"],
                         "time": t,
@@ -173,14 +189,13 @@ class LogWriter:
             ready = free + linked[:stored_links]
             if ready:
                 docs = [d for d, _, _ in free]
-                for (doc, spend, _fut), link in zip(linked[:stored_links], links, strict=False):
-                    assert spend is not None
+                for (doc, _spend, _fut), link in zip(linked[:stored_links], links, strict=False):
                     docs.append(
                         {
                             **doc,
-                            "spend_key": spend.key,
+                            "spend_key": link["key"],
                             "spend_seq": link["seq"],
-                            "spend_total": link["total"],
+                            "spend_totals": link["totals"],
                         }
                     )
                 results = await self._store.insert_log_records(docs)
@@ -206,7 +221,9 @@ class LogWriter:
         against that link instead of counting the spend twice."""
         if spend is None or link["fingerprint"] != doc["fingerprint"]:
             return DUPLICATE  # the replay path compares fingerprints and answers REQUEST_ID_REUSED
-        record = {**doc, "spend_key": spend.key, "spend_seq": link["seq"], "spend_total": link["total"]}
+        # Links stored before totals were kept per asset have none (a retry across the upgrade).
+        totals = link.get("totals", {})
+        record = {**doc, "spend_key": spend.key, "spend_seq": link["seq"], "spend_totals": totals}
         (ok,) = await self._store.insert_log_records([record])
         return STORED if ok else DUPLICATE
 
@@ -221,6 +238,7 @@ class Signing:
         self._devices = devices
         self._log = LogWriter(store)
         self._usdt = settings.USDT_CONTRACT_ADDRESS
+        self._tokens = settings.wallet_tokens
 
     # -- shared steps ------------------------------------------------------------------------------------
 
@@ -256,12 +274,16 @@ class Signing:
         return address, int(doc["index"])
 
     async def _replay(self, request_key: str, fp: str, response_type: type[Message]) -> Any:
+        """The stored answer of this request_id; call only once the policy allowed this request. Bound to
+        the caller: request_ids are global, and another caller's signature is never handed out."""
         doc = await self._store.find_log_record(request_key)
         if doc is None:
             raise errors.Aborted("the request is being retried concurrently", reason="REQUEST_IN_PROGRESS")
-        if doc["fingerprint"] != fp:
+        call = context.current()
+        if doc["fingerprint"] != fp or doc.get("caller", "") != (call.caller if call else ""):
             raise errors.FailedPrecondition(
-                "request_id was already used for a different request", reason="REQUEST_ID_REUSED"
+                "request_id was already used by another caller or for a different request",
+                reason="REQUEST_ID_REUSED",
             )
         return response_type.FromString(doc["response"])
 
@@ -288,17 +310,18 @@ class Signing:
     async def _answered_or(
         self, exc: errors.DomainError, request_key: str, fp: str, response_type: type[M]
     ) -> M:
-        """A refusal, unless this request_id was answered before (then the first answer, as promised)."""
-        if await self._store.find_log_record(request_key) is None:
+        """A refusal, unless it is one for time or the day's totals (the policy allowed the request itself)
+        and this request_id was answered before: then the first answer, as promised."""
+        if exc.reason not in STATE_REASONS or await self._store.find_log_record(request_key) is None:
             raise exc
-        return await self._replay(request_key, fp, response_type)  # type: ignore[no-any-return]
+        return await self._replay(request_key, fp, response_type)
 
     async def sign_transaction(self, req: pb.SignTransactionRequest) -> pb.SignTransactionResponse:
         request_key = f"SignTransaction:{req.request_id}"
         fp = fingerprint(req)
         try:
             return await self._sign_transaction(req, request_key, fp)
-        except (errors.PermissionDenied, errors.FailedPrecondition) as exc:
+        except errors.FailedPrecondition as exc:
             return await self._answered_or(exc, request_key, fp, pb.SignTransactionResponse)
 
     async def _sign_transaction(
@@ -322,25 +345,25 @@ class Signing:
                 [errors.FieldViolation("transaction.txid", "not sha256(raw_data)", "TXID_MISMATCH")],
             )
         address, index = await self._signer(w, req.address)
-        device = w["kind"] in DEVICE_KINDS
-        if device:  # never ask the user twice for a retried request
-            if await self._store.find_log_record(request_key) is not None:
-                return await self._replay(request_key, fp, pb.SignTransactionResponse)  # type: ignore[no-any-return]
-
-        pol = vault_policy(policy_bytes, self._usdt)
+        pol = vault_policy(policy_bytes, self._usdt, self._tokens)
         decision = vpolicy.check(tx, policy=pol, wallet_address=address)
         if not decision:
             raise _refusal(decision.reason or "POLICY", decision.detail, w["_id"])
+        device = w["kind"] in DEVICE_KINDS
+        # never ask the user twice for a retried request
+        if device and await self._store.find_log_record(request_key) is not None:
+            return await self._replay(request_key, fp, pb.SignTransactionResponse)
 
         claim = self._spend_claim(w["_id"], tx, pol)
         # Early refusal (no device prompt for a signature that could not be used). Totals only grow, so
         # the last head seen is a lower bound: a refusal on it is right; an accept is decided at insert.
         counted: dict[str, Any] | None = None
-        if claim is not None and await self._log.spent(claim.key) + claim.amount > claim.limit:
-            # Unless the total includes this very request: an attempt that died after claiming its link.
+        over = claim.over(await self._log.spent(claim.key)) if claim is not None else None
+        if over is not None:
+            # Unless the totals include this very request: an attempt that died after claiming its link.
             counted = await self._store.get_spend_link("spend:" + request_key)
             if counted is None or counted["fingerprint"] != fp:
-                raise self._over_limit(claim, w["_id"])
+                raise self._over_limit(over, w["_id"])
 
         if device:
             sig = await self._devices.sign_transaction(
@@ -350,30 +373,32 @@ class Signing:
         else:
             sig = await self._keys.sign_digest(secret_id(w["_id"], index), tx.txid, address)
         resp = self._tx_response(req, tx, sig, address)
-        record = self._tx_record(request_key, fp, req, w, address, tx, resp)
+        record = self._tx_record(request_key, fp, req, w, address, tx, pol, resp)
         if counted is not None and claim is not None:  # store the record against the link it already has
-            record.update(spend_key=claim.key, spend_seq=counted["seq"], spend_total=counted["total"])
+            totals = counted.get("totals", {})  # none on a link stored before the upgrade
+            record.update(spend_key=claim.key, spend_seq=counted["seq"], spend_totals=totals)
             claim = None
         result = await self._log.write(record, claim)
         if result == DUPLICATE:
-            return await self._replay(request_key, fp, pb.SignTransactionResponse)  # type: ignore[no-any-return]
+            return await self._replay(request_key, fp, pb.SignTransactionResponse)
         if result == OVER_LIMIT:  # lost the race for the day's remaining allowance: the signature is dropped
-            raise self._over_limit(claim, w["_id"])
+            raise self._over_limit(None, w["_id"])
         return resp
 
     def _spend_claim(
         self, wallet_id: str, tx: ParsedTransaction, pol: vpolicy.WalletPolicy
     ) -> SpendClaim | None:
-        spend = tx.spend
-        limit = pol.limits.get(spend.asset) if spend else None
-        if spend is None or limit is None or limit.daily is None:
+        """The daily-limited part of what the transaction can cost (TRX with its worst-case fee)."""
+        costs = vpolicy.costs(tx, pol)
+        limits = {a: lim.daily for a, lim in pol.limits.items() if a in costs and lim.daily is not None}
+        if not limits:
             return None
-        return SpendClaim(day_key(wallet_id, spend.asset, now()), spend.amount, limit.daily)
+        return SpendClaim(day_key(wallet_id, now()), {a: costs[a] for a in limits}, limits)
 
     @staticmethod
-    def _over_limit(claim: SpendClaim | None, wallet_id: str) -> errors.DomainError:
-        asset = claim.key.split(":")[1] if claim else "asset"
-        return _refusal(vpolicy.OVER_DAILY_LIMIT, f"{asset} amount would exceed the daily limit", wallet_id)
+    def _over_limit(asset: str | None, wallet_id: str) -> errors.DomainError:
+        what = f"{asset} amount" if asset else "the amount"
+        return _refusal(vpolicy.OVER_DAILY_LIMIT, f"{what} would exceed the daily limit", wallet_id)
 
     def _tx_response(
         self, req: pb.SignTransactionRequest, tx: ParsedTransaction, sig: bytes, address: str
@@ -399,18 +424,23 @@ class Signing:
         w: Mapping[str, Any],
         address: str,
         tx: ParsedTransaction,
+        pol: vpolicy.WalletPolicy,
         resp: pb.SignTransactionResponse,
     ) -> dict[str, Any]:
-        asset, token = asset_of(tx, self._usdt)
-        amount = tx.spend.amount if tx.spend else 0
+        # What the transaction moves (the token first); fees are not an amount moved.
+        moved, amount = next(iter(vpolicy.spends(tx, pol).items()), (None, 0))
+        asset, token = asset_of(moved, self._usdt)
+        # An arbitrary call goes to the contract, whatever its data looks like.
+        call = tx.contract_type_name == "TriggerSmartContract" and not vpolicy.is_token_call(tx, pol)
         return {
             **self._record("KIND_TRANSACTION", request_key, fp, req, w, address),
             "txid": tx.txid_hex,
             "contract_type": CONTRACT_ENUMS.get(tx.contract_type_name, 0),
             "contract_name": tx.contract_type_name,
+            "permission_id": tx.permission_id,
             "asset": asset,
             "token_address": token,
-            "to_address": tx.destination or "",
+            "to_address": (tx.contract_address if call else tx.destination) or "",
             # uint256 token amounts do not fit BSON int64; the exact value is kept as text.
             "amount": amount if amount <= INT64_MAX else str(amount),
             "response": resp.SerializeToString(),
@@ -419,24 +449,23 @@ class Signing:
     # -- personal messages -------------------------------------------------------------------------------
 
     async def sign_message(self, req: pb.SignMessageRequest) -> pb.SignMessageResponse:
-        request_key = f"SignMessage:{req.request_id}"
-        fp = fingerprint(req)
-        try:
-            return await self._sign_message(req, request_key, fp)
-        except (errors.PermissionDenied, errors.FailedPrecondition) as exc:
-            return await self._answered_or(exc, request_key, fp, pb.SignMessageResponse)
+        # No state refusals here: nothing falls back to a stored answer.
+        return await self._sign_message(req, f"SignMessage:{req.request_id}", fingerprint(req))
 
     async def _sign_message(
         self, req: pb.SignMessageRequest, request_key: str, fp: str
     ) -> pb.SignMessageResponse:
         w = await self._wallet(req.wallet_id)
         self._check_signer_kind(w)
-        self._check_caller(w, w.get("policy") or b"")
+        policy_bytes: bytes = w.get("policy") or b""
+        self._check_caller(w, policy_bytes)
         address, index = await self._signer(w, req.address)
+        if not vault_policy(policy_bytes, self._usdt, self._tokens).allow_sign_message:
+            raise _refusal(vpolicy.MESSAGE_NOT_ALLOWED, "the policy does not allow messages", w["_id"])
         msg = bytes(req.message)
         if w["kind"] in DEVICE_KINDS:
             if await self._store.find_log_record(request_key) is not None:
-                return await self._replay(request_key, fp, pb.SignMessageResponse)  # type: ignore[no-any-return]
+                return await self._replay(request_key, fp, pb.SignMessageResponse)
             sig = await self._devices.sign_message(w["kind"], int(w["account_index"]), index, msg, address)
         else:
             sig = await self._keys.sign_digest(secret_id(w["_id"], index), hash_message_v2(msg), address)
@@ -449,5 +478,5 @@ class Signing:
             "response": resp.SerializeToString(),
         }
         if await self._log.write(doc) == DUPLICATE:
-            return await self._replay(request_key, fp, pb.SignMessageResponse)  # type: ignore[no-any-return]
+            return await self._replay(request_key, fp, pb.SignMessageResponse)
         return resp

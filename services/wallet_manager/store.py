@@ -13,11 +13,11 @@ Collections (prefixed `wallet_manager_`):
                 taken, claimed by a unique insert.
   signing_log   append-only: one document per signature, never updated or deleted; its unique
                 `request_key` is also the idempotency record of SignTransaction / SignMessage.
-  daily_spend   per (wallet, asset, UTC day) a chain of links (seq 1, 2, ... with the running total), one
-                per signature of a limited asset: the next link is claimed by a unique (key, seq) insert,
-                and its _id is derived from the request so a replay never counts twice. A link is stored
-                only after the signature exists and before its log record, so nothing is ever released:
-                a crash in between over-counts (the safe side).
+  daily_spend   per (wallet, UTC day) a chain of links (seq 1, 2, ... with the running totals per
+                asset), one per signature of a daily-limited asset: the next link is claimed by a unique
+                (key, seq) insert, and its _id is derived from the request so a replay never counts
+                twice. A link is stored only after the signature exists and before its log record, so
+                nothing is ever released: a crash in between over-counts (the safe side).
   challenges    TronLink challenges; `challenge_uses` holds one document per consumed challenge.
 
 Why unique inserts and not conditional updates: FerretDB v1 (the test and local server) does not
@@ -30,6 +30,7 @@ concurrent inserts of one unique key always let exactly one through. So every "a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -114,12 +115,11 @@ class Store:
 
     async def get_or_create_vault_doc(self, doc_id: str, fresh: Document) -> Document:
         """The stored document `doc_id`, inserting `fresh` when there is none (first replica wins)."""
-        try:
+        with contextlib.suppress(DuplicateKeyError):
             await self.vault.insert_one({"_id": doc_id, **fresh})
-        except DuplicateKeyError:
-            pass
         found = await self.vault.find_one({"_id": doc_id})
-        assert found is not None
+        if found is None:  # vault documents are never deleted
+            raise RuntimeError(f"vault document {doc_id} vanished after its insert")
         return found
 
     async def insert_secret(
@@ -344,10 +344,10 @@ class Store:
             return int(exc.details.get("nInserted", 0))
         return len(links)
 
-    async def spend_head(self, key: str) -> tuple[int, int]:
-        """(last seq, running total) of a day's spend chain; (0, 0) before its first link."""
+    async def spend_head(self, key: str) -> tuple[int, dict[str, int]]:
+        """(last seq, running totals per asset) of a day's spend chain; (0, {}) before its first link."""
         last = await self.daily_spend.find_one({"key": key}, sort=[("seq", DESCENDING)])
-        return (0, 0) if last is None else (int(last["seq"]), int(last["total"]))
+        return (0, {}) if last is None else (int(last["seq"]), {a: int(n) for a, n in last["totals"].items()})
 
     async def get_spend_link(self, link_id: str) -> Document | None:
         return await self.daily_spend.find_one({"_id": link_id})

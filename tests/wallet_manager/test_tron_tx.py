@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from devnet.pb import contract_pb2, tron_pb2
+from devnet.pb import common_pb2, contract_pb2, tron_pb2
 from services.wallet_manager.vault.errors import MalformedTransaction
 from services.wallet_manager.vault.tron_tx import parse_transaction, top_level_fields
 
@@ -35,7 +35,6 @@ def test_ledger_vector_transfer() -> None:
     assert tx.destination == "THChUb7p2bwY6ReAiJXao6qc2ZGn88T46v"
     assert tx.expiration == 1528711356000 and tx.timestamp == 1528711297744 and tx.fee_limit == 0
     assert tx.ref_block_bytes.hex() == "7d52" and tx.ref_block_hash.hex() == "89fd90c45b71f247"
-    assert tx.spend is not None and (tx.spend.asset, tx.spend.amount) == ("TRX", 1_000_000)
     assert b"".join(top_level_fields(LEDGER_VECTOR_RAW)) == LEDGER_VECTOR_RAW
 
 
@@ -46,13 +45,15 @@ def test_transfer_with_memo_and_permission() -> None:
     assert tx.txid == hashlib.sha256(raw).digest()
 
 
-@pytest.mark.parametrize(("selector", "method"), [("a9059cbb", "transfer"), ("095ea7b3", "approve")])
+@pytest.mark.parametrize(
+    ("selector", "method"),
+    [("a9059cbb", "transfer"), ("095ea7b3", "approve"), ("39509351", "increaseAllowance")],
+)
 def test_trc20_transfer_and_approve(selector: str, method: str) -> None:
     tx = parse_transaction(trc20_call(OWNER, USDT, abi_call(selector, DEST, 12_345_678)))
     assert tx.contract_type_name == "TriggerSmartContract" and tx.token_method == method
-    assert tx.token_contract == USDT and tx.destination == DEST and tx.amount == 12_345_678
-    assert tx.fee_limit == 30_000_000
-    assert tx.spend is not None and (tx.spend.asset, tx.spend.amount) == (USDT, 12_345_678)
+    assert tx.token_contract == tx.contract_address == USDT
+    assert tx.destination == DEST and tx.amount == 12_345_678 and tx.fee_limit == 30_000_000
 
 
 def test_trc20_transfer_from_and_huge_amounts() -> None:
@@ -64,27 +65,42 @@ def test_trc20_transfer_from_and_huge_amounts() -> None:
 
 def test_custom_call_and_call_value() -> None:
     tx = parse_transaction(trc20_call(OWNER, USDT, bytes.fromhex("deadbeef") + bytes(32), call_value=9))
-    assert tx.token_method is None and tx.destination == USDT and tx.call_value == 9
-    assert tx.spend is not None and (tx.spend.asset, tx.spend.amount) == ("TRX", 9)
+    assert tx.token_method is None and tx.destination == tx.contract_address == USDT and tx.call_value == 9
     # A transfer selector with the wrong argument length is not a TRC20 transfer.
     odd = parse_transaction(trc20_call(OWNER, USDT, abi_call("a9059cbb", DEST, 1) + b"\0"))
-    assert odd.token_method is None and odd.spend is None
+    assert odd.token_method is None and odd.contract_address == USDT
+    # TRC10 sent along makes a transfer-shaped call an arbitrary one, with its value kept.
+    msg = contract_pb2.TriggerSmartContract(
+        owner_address=a(OWNER),
+        contract_address=a(USDT),
+        data=abi_call("a9059cbb", DEST, 1),
+        call_token_value=5,
+        token_id=1_000_001,
+    )
+    tx = parse_transaction(raw_tx("TriggerSmartContract", msg))
+    assert (tx.token_method, tx.call_token_value, tx.call_token_id) == (None, 5, 1_000_001)
 
 
 def test_stake_contracts() -> None:
-    freeze = contract_pb2.FreezeBalanceV2Contract(owner_address=a(OWNER), frozen_balance=10**9, resource=1)
+    freeze = contract_pb2.FreezeBalanceV2Contract(
+        owner_address=a(OWNER), frozen_balance=10**9, resource=common_pb2.ENERGY
+    )
     tx = parse_transaction(raw_tx("FreezeBalanceV2Contract", freeze))
-    assert (tx.amount, tx.resource, tx.spend) == (10**9, "ENERGY", None)
+    assert (tx.amount, tx.resource, tx.destination) == (10**9, "ENERGY", None)
     unfreeze = contract_pb2.UnfreezeBalanceV2Contract(owner_address=a(OWNER), unfreeze_balance=5)
     tx = parse_transaction(raw_tx("UnfreezeBalanceV2Contract", unfreeze))
     assert (tx.amount, tx.resource) == (5, "BANDWIDTH")
     deleg = contract_pb2.DelegateResourceContract(
-        owner_address=a(OWNER), resource=1, balance=3 * 10**6, receiver_address=a(DEST), lock=True
+        owner_address=a(OWNER),
+        resource=common_pb2.ENERGY,
+        balance=3 * 10**6,
+        receiver_address=a(DEST),
+        lock=True,
     )
     tx = parse_transaction(raw_tx("DelegateResourceContract", deleg))
-    assert (tx.destination, tx.amount, tx.resource) == (DEST, 3 * 10**6, "ENERGY")
+    assert (tx.destination, tx.amount, tx.resource, tx.lock) == (DEST, 3 * 10**6, "ENERGY", True)
     undeleg = contract_pb2.UnDelegateResourceContract(
-        owner_address=a(OWNER), resource=0, balance=4, receiver_address=a(DEST)
+        owner_address=a(OWNER), resource=common_pb2.BANDWIDTH, balance=4, receiver_address=a(DEST)
     )
     tx = parse_transaction(raw_tx("UnDelegateResourceContract", undeleg))
     assert (tx.contract_type, tx.destination, tx.amount) == (58, DEST, 4)
@@ -98,6 +114,20 @@ def test_stake_contracts() -> None:
     vote = contract_pb2.VoteWitnessContract(owner_address=a(OWNER))
     vote.votes.add(vote_address=a(DEST), vote_count=7)
     assert parse_transaction(raw_tx("VoteWitnessContract", vote)).votes == ((DEST, 7),)
+
+
+def test_account_permission_update_keys() -> None:
+    update = contract_pb2.AccountPermissionUpdateContract(owner_address=a(OWNER))
+    update.owner.keys.add(address=a(OWNER), weight=1)
+    update.actives.add(type=tron_pb2.Permission.Active, id=2).keys.add(address=a(DEST), weight=1)
+    raw = raw_tx("AccountPermissionUpdateContract", update)
+    assert parse_transaction(raw).permission_keys == (OWNER, DEST)
+    # A second `owner` field merges into the first on the node (keys concatenate): both are read.
+    extra = contract_pb2.AccountPermissionUpdateContract()
+    extra.owner.keys.add(address=a(USDT), weight=1)
+    merged = tron_pb2.Transaction.raw.FromString(raw)
+    merged.contract[0].parameter.value += extra.SerializeToString()
+    assert set(parse_transaction(merged.SerializeToString()).permission_keys) == {OWNER, DEST, USDT}
 
 
 def test_malformed_inputs() -> None:
@@ -123,6 +153,9 @@ def test_malformed_inputs() -> None:
     msg = contract_pb2.TransferContract(owner_address=a(OWNER), to_address=a(DEST), amount=-5)
     with pytest.raises(MalformedTransaction, match="negative"):
         parse_transaction(raw_tx("TransferContract", msg))
+    # A negative fee_limit would lower the TRX the policy counts.
+    with pytest.raises(MalformedTransaction, match="fee_limit"):
+        parse_transaction(transfer(OWNER, DEST, 1, fee_limit=-1))
 
 
 def test_trc20_amount_parsed_from_bytes_not_from_any_json() -> None:

@@ -15,15 +15,12 @@ from .errors import (
 )
 from .keystore import KdfParams, Kek, Keyring, SealedSecret
 from .policy import AssetLimit, Decision, WalletPolicy, check
-from .tron_tx import ParsedTransaction, Spend, parse_transaction
+from .tron_tx import ParsedTransaction, parse_transaction
 from .tronlink import Challenge, ProofResult, new_challenge, verify_proof
 
 __all__ = [
-    "Challenge",
-    "ProofResult",
-    "new_challenge",
-    "verify_proof",
     "AssetLimit",
+    "Challenge",
     "Decision",
     "InvalidAddress",
     "InvalidMnemonic",
@@ -32,15 +29,17 @@ __all__ = [
     "Keyring",
     "MalformedTransaction",
     "ParsedTransaction",
+    "ProofResult",
     "SealedSecret",
     "SecretUnavailable",
     "SignatureMismatch",
-    "Spend",
     "UnknownKek",
     "VaultError",
     "WalletPolicy",
     "check",
+    "new_challenge",
     "parse_transaction",
     "recover_address",
     "sign_digest",
+    "verify_proof",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bip_utils import (  # type: ignore[import-untyped]
+from bip_utils import (
     Bip32ChainCode,
     Bip32Depth,
     Bip32FingerPrint,

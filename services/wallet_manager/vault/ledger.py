@@ -9,13 +9,14 @@ digest before it is returned.
 
 from __future__ import annotations
 
+import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ledgerblue import commTCP  # type: ignore[import-untyped]
-from ledgerblue.commException import CommException  # type: ignore[import-untyped]
+from ledgerblue import commTCP
+from ledgerblue.commException import CommException
 
 from services.common.tron.address import pubkey_to_address
 from services.common.tron.tx import txid_digest
@@ -81,18 +82,21 @@ class Dongle(Protocol):
 def open_tcp(host: str = "127.0.0.1", port: int = 9999) -> Dongle:
     """A Speculos-framed TCP connection (ledgerblue.commTCP): Speculos, or a software device in tests."""
     try:
-        return commTCP.getDongle(host, port, False)  # type: ignore[no-any-return]
-    except CommException:
+        # ledgerblue leaks its socket when the connect fails: find out first, on a socket we close.
+        with socket.create_connection((host, port), timeout=5):
+            pass
+        return commTCP.getDongle(host, port, False)
+    except (OSError, CommException):
         raise LedgerError(0x6F00, "DEVICE_UNAVAILABLE", "cannot connect to the Ledger transport") from None
 
 
 def open_usb() -> Dongle:
     """The first Ledger ledgerblue finds (USB HID, or LEDGER_PROXY_ADDRESS/PORT read at its import)."""
     # Imported late: ledgerblue.comm reads LEDGER_PROXY_* and loads hid/nfc at import time.
-    from ledgerblue.comm import getDongle  # type: ignore[import-untyped]
+    from ledgerblue.comm import getDongle
 
     try:
-        return getDongle(False)  # type: ignore[no-any-return]
+        return getDongle(False)
     except CommException:
         raise LedgerError(0x6F00, "DEVICE_UNAVAILABLE", "no Ledger found") from None
 
@@ -230,6 +234,7 @@ class LedgerTronClient:
         h = 0x80000000
         parent = self.get_address([44 | h, 195 | h])
         node = self.get_address([44 | h, 195 | h, account | h], chain_code=True)
-        assert node.chain_code is not None
+        if node.chain_code is None:
+            raise LedgerError(0x6F00, "BAD_RESPONSE", "GET_PUBLIC_KEY answered without a chain code")
         fingerprint = hash160_fingerprint(compress_pubkey(parent.public_key))
         return xpub_from_parts(node.chain_code, compress_pubkey(node.public_key), fingerprint, account)

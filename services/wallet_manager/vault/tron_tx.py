@@ -19,18 +19,20 @@ from services.common.tron.wire import Fields, WireError, split_fields
 from .errors import MalformedTransaction
 
 TRX = "TRX"
-
-
-@dataclass(frozen=True)
-class Spend:
-    """Value a signature would move or expose: asset is "TRX", "TRC10:<id>" or a TRC20 base58 address."""
-
-    asset: str
-    amount: int
+# Not in services.common.tron.abi: only the vault reads it (an approve that adds to the allowance).
+TRC20_INCREASE_ALLOWANCE = bytes.fromhex("39509351")  # increaseAllowance(address,uint256)
+TOKEN_SELECTORS = {
+    TRC20_TRANSFER: "transfer",
+    TRC20_APPROVE: "approve",
+    TRC20_INCREASE_ALLOWANCE: "increaseAllowance",
+}
 
 
 @dataclass(frozen=True)
 class ParsedTransaction:
+    """What the bytes say, decoded. Whether a TRC20-shaped call is a token operation depends on the
+    contract it calls (the deployment's configured tokens): the policy decides that, not the parser."""
+
     raw: bytes = field(repr=False)
     txid: bytes
     contract_type: int
@@ -41,8 +43,10 @@ class ParsedTransaction:
     destination: str | None  # recipient, spender, receiver, or the called contract
     amount: int | None  # sun / token base units / frozen balance, per contract
     asset: str | None
-    token_method: str | None  # "transfer" | "approve" | "transferFrom" for recognised TRC20 calls
+    # "transfer" | "approve" | "increaseAllowance" | "transferFrom" for a value-free call of that shape
+    token_method: str | None
     token_contract: str | None
+    contract_address: str | None  # the contract a TriggerSmartContract calls
     call_value: int
     call_data: bytes = field(repr=False)
     resource: str | None
@@ -53,26 +57,14 @@ class ParsedTransaction:
     ref_block_bytes: bytes
     ref_block_hash: bytes
     votes: tuple[tuple[str, int], ...] = ()
+    call_token_value: int = 0  # TRC10 sent with a TriggerSmartContract
+    call_token_id: int = 0
+    lock: bool = False  # DelegateResourceContract.lock
+    permission_keys: tuple[str, ...] = ()  # every key address an AccountPermissionUpdateContract sets
 
     @property
     def txid_hex(self) -> str:
         return self.txid.hex()
-
-    @property
-    def spend(self) -> Spend | None:
-        """What counts against per-transaction and daily limits; None for resource/stake-only contracts.
-
-        TRC20 approve counts: an allowance lets the spender move that amount later. Freeze/delegate do not
-        leave the owner's account and are limited by the allowed contract types instead.
-        """
-        if self.contract_type in (1, 2) and self.asset is not None and self.amount is not None:
-            return Spend(self.asset, self.amount)
-        if self.contract_type == 31:
-            if self.token_method is not None and self.token_contract is not None and self.amount is not None:
-                return Spend(self.token_contract, self.amount)
-            if self.call_value:
-                return Spend(TRX, self.call_value)
-        return None
 
 
 def _addr(b: bytes, what: str) -> str:
@@ -120,9 +112,10 @@ def _parse(raw: bytes) -> ParsedTransaction:
     destination: str | None = None
     amount: int | None = None
     asset: str | None = None
-    token_method = token_contract = resource = None
-    call_value, call_data = 0, b""
+    token_method = token_contract = contract = resource = None
+    call_value, call_data, call_token_value, call_token_id, lock = 0, b"", 0, 0, False
     votes: tuple[tuple[str, int], ...] = ()
+    permission_keys: tuple[str, ...] = ()
     if ctype == 1:  # TransferContract
         destination, amount, asset = _addr(p.get_bytes(2), "to_address"), p.get_int(3), TRX
     elif ctype == 2:  # TransferAssetContract
@@ -131,13 +124,14 @@ def _parse(raw: bytes) -> ParsedTransaction:
     elif ctype == 31:  # TriggerSmartContract
         contract = _addr(p.get_bytes(2), "contract_address")
         call_value, call_data = p.get_int(3), p.get_bytes(4)
+        call_token_value, call_token_id = p.get_int(5), p.get_int(6)
         destination, amount, asset = contract, call_value, TRX
         sel, args = call_data[:4], call_data[4:]
-        # A token call that also sends TRX (call_value) or TRC10 (call_token_value, field 5) would have
-        # that value checked by nobody: only a value-free call counts as a TRC20 transfer/approve.
-        value_free = not call_value and not p.get_int(5)
-        if value_free and sel in (TRC20_TRANSFER, TRC20_APPROVE) and len(args) == 64:
-            token_method = "transfer" if sel == TRC20_TRANSFER else "approve"
+        # A token call that also sends TRX (call_value) or TRC10 (call_token_value) would have that value
+        # checked by nobody: only a value-free call counts as a TRC20 transfer/approve.
+        value_free = not call_value and not call_token_value
+        if value_free and sel in TOKEN_SELECTORS and len(args) == 64:
+            token_method = TOKEN_SELECTORS[sel]
             destination, amount = _word_address(args[:32]), int.from_bytes(args[32:], "big")
             token_contract = asset = contract
         elif value_free and sel == TRC20_TRANSFER_FROM and len(args) == 96:
@@ -157,12 +151,21 @@ def _parse(raw: bytes) -> ParsedTransaction:
     elif ctype in (57, 58):  # Delegate/UnDelegateResource
         resource, amount, asset = RESOURCE_NAMES.get(p.get_int(2), "UNKNOWN"), p.get_int(3), TRX
         destination = _addr(p.get_bytes(4), "receiver_address")
+        lock = ctype == 57 and p.get_int(5) != 0
     elif ctype == 4:  # VoteWitnessContract
         votes = tuple(
             (_addr(Fields(v).get_bytes(1), "vote_address"), Fields(v).get_int(2)) for v in p.get_all_bytes(2)
         )
-    if amount is not None and amount < 0:
+    elif ctype == 46:  # AccountPermissionUpdateContract: owner (2), witness (3), actives (4)
+        # All occurrences: protobuf merges a repeated singular message, concatenating its keys.
+        perms = [*p.get_all_bytes(2), *p.get_all_bytes(3), *p.get_all_bytes(4)]
+        keys = [k for perm in perms for k in Fields(perm).get_all_bytes(7)]
+        permission_keys = tuple(_addr(Fields(k).get_bytes(1), "key address") for k in keys)
+    if (amount is not None and amount < 0) or call_token_value < 0:
         raise MalformedTransaction("negative amount")
+    # A negative fee_limit (the node refuses it) would lower the TRX the policy counts.
+    if top.get_int(18) < 0:
+        raise MalformedTransaction("negative fee_limit")
 
     return ParsedTransaction(
         raw=raw,
@@ -177,6 +180,7 @@ def _parse(raw: bytes) -> ParsedTransaction:
         asset=asset,
         token_method=token_method,
         token_contract=token_contract,
+        contract_address=contract,
         call_value=call_value,
         call_data=call_data,
         resource=resource,
@@ -187,6 +191,10 @@ def _parse(raw: bytes) -> ParsedTransaction:
         ref_block_bytes=top.get_bytes(1),
         ref_block_hash=top.get_bytes(4),
         votes=votes,
+        call_token_value=call_token_value,
+        call_token_id=call_token_id,
+        lock=lock,
+        permission_keys=permission_keys,
     )
 
 

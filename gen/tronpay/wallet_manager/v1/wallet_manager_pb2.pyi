@@ -54,7 +54,10 @@ global___AssetLimit = AssetLimit
 
 @typing.final
 class SigningPolicy(google.protobuf.message.Message):
-    """What a wallet may sign."""
+    """What a wallet may sign, decided on what a transaction does on chain. TRX amounts count the worst case:
+    the value moved plus the most the transaction can burn in fees (its fee_limit, its bandwidth at the burn
+    price, and the fixed fees for a new account, a memo or a permission update).
+    """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -62,13 +65,43 @@ class SigningPolicy(google.protobuf.message.Message):
     ALLOWED_DESTINATIONS_FIELD_NUMBER: builtins.int
     LIMITS_FIELD_NUMBER: builtins.int
     ALLOWED_CALLERS_FIELD_NUMBER: builtins.int
+    ALLOW_UNLISTED_ASSETS_FIELD_NUMBER: builtins.int
+    MAX_FEE_LIMIT_SUN_FIELD_NUMBER: builtins.int
+    ALLOWED_CALL_CONTRACTS_FIELD_NUMBER: builtins.int
+    ALLOWED_SPENDERS_FIELD_NUMBER: builtins.int
+    ALLOW_UNLIMITED_APPROVALS_FIELD_NUMBER: builtins.int
+    ALLOWED_RESOURCE_RECEIVERS_FIELD_NUMBER: builtins.int
+    ALLOW_LOCKED_DELEGATION_FIELD_NUMBER: builtins.int
+    ALLOWED_WITNESSES_FIELD_NUMBER: builtins.int
+    ALLOWED_PERMISSION_KEYS_FIELD_NUMBER: builtins.int
+    ALLOWED_PERMISSION_IDS_FIELD_NUMBER: builtins.int
+    ALLOW_SIGN_MESSAGE_FIELD_NUMBER: builtins.int
+    allow_unlisted_assets: builtins.bool
+    """Whether assets without an entry in limits may be spent without limit; false (the default) refuses
+    them. Every transaction can burn TRX for fees, so TRX needs an entry unless this is set.
+    """
+    max_fee_limit_sun: builtins.int
+    """Largest fee_limit in sun a transaction may carry; 0 means no maximum."""
+    allow_unlimited_approvals: builtins.bool
+    """Whether an approve or increaseAllowance may grant more than 2^63-1 base units (more than any limit
+    can bound, such as the common 2^256-1); false refuses such an approval.
+    """
+    allow_locked_delegation: builtins.bool
+    """Whether DelegateResource may lock the delegation (lock = true: it cannot be taken back before the lock
+    period ends); false refuses locked delegations.
+    """
+    allow_sign_message: builtins.bool
+    """Whether SignMessage may sign personal messages with the wallet's keys; false refuses them."""
     @property
     def allowed_contract_types(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[tronpay.common.v1.common_pb2.ContractType.ValueType]:
         """Contract types the wallet may sign; empty allows none."""
 
     @property
     def allowed_destinations(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
-        """Destinations the wallet may send to; empty allows any."""
+        """Recipients of TRX transfers and of transfer/transferFrom calls of a configured TRC20 token; empty allows
+        any. Other counterparties (spenders, resource receivers, witnesses, permission keys, called contracts)
+        have their own lists.
+        """
 
     @property
     def limits(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___AssetLimit]:
@@ -78,6 +111,37 @@ class SigningPolicy(google.protobuf.message.Message):
     def allowed_callers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
         """Callers (service identities) allowed to request signatures; empty allows every cluster service."""
 
+    @property
+    def allowed_call_contracts(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Contracts the wallet may call with any data, that is other than a transfer, transferFrom, approve or
+        increaseAllowance of a configured TRC20 token (USDT_CONTRACT_ADDRESS, WALLET_TRC20_TOKENS); empty
+        allows none. Such calls count their call_value (and fee) in TRX.
+        """
+
+    @property
+    def allowed_spenders(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Spenders an approve or increaseAllowance of a configured TRC20 token may name; empty allows none."""
+
+    @property
+    def allowed_resource_receivers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Accounts DelegateResource may delegate energy or bandwidth to; empty allows none."""
+
+    @property
+    def allowed_witnesses(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Witnesses (super representatives) VoteWitness may vote for; empty allows none."""
+
+    @property
+    def allowed_permission_keys(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Addresses AccountPermissionUpdate may give a key of the owner, witness or active permissions to; empty
+        allows none. List the wallet's own address to keep its control.
+        """
+
+    @property
+    def allowed_permission_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]:
+        """Permission ids (the contract's Permission_id) the wallet may sign for: 0 is the owner permission, 2 and
+        up are active permissions; empty allows the owner permission (0) only.
+        """
+
     def __init__(
         self,
         *,
@@ -85,8 +149,19 @@ class SigningPolicy(google.protobuf.message.Message):
         allowed_destinations: collections.abc.Iterable[builtins.str] | None = ...,
         limits: collections.abc.Iterable[global___AssetLimit] | None = ...,
         allowed_callers: collections.abc.Iterable[builtins.str] | None = ...,
+        allow_unlisted_assets: builtins.bool = ...,
+        max_fee_limit_sun: builtins.int = ...,
+        allowed_call_contracts: collections.abc.Iterable[builtins.str] | None = ...,
+        allowed_spenders: collections.abc.Iterable[builtins.str] | None = ...,
+        allow_unlimited_approvals: builtins.bool = ...,
+        allowed_resource_receivers: collections.abc.Iterable[builtins.str] | None = ...,
+        allow_locked_delegation: builtins.bool = ...,
+        allowed_witnesses: collections.abc.Iterable[builtins.str] | None = ...,
+        allowed_permission_keys: collections.abc.Iterable[builtins.str] | None = ...,
+        allowed_permission_ids: collections.abc.Iterable[builtins.int] | None = ...,
+        allow_sign_message: builtins.bool = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["allowed_callers", b"allowed_callers", "allowed_contract_types", b"allowed_contract_types", "allowed_destinations", b"allowed_destinations", "limits", b"limits"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["allow_locked_delegation", b"allow_locked_delegation", "allow_sign_message", b"allow_sign_message", "allow_unlimited_approvals", b"allow_unlimited_approvals", "allow_unlisted_assets", b"allow_unlisted_assets", "allowed_call_contracts", b"allowed_call_contracts", "allowed_callers", b"allowed_callers", "allowed_contract_types", b"allowed_contract_types", "allowed_destinations", b"allowed_destinations", "allowed_permission_ids", b"allowed_permission_ids", "allowed_permission_keys", b"allowed_permission_keys", "allowed_resource_receivers", b"allowed_resource_receivers", "allowed_spenders", b"allowed_spenders", "allowed_witnesses", b"allowed_witnesses", "limits", b"limits", "max_fee_limit_sun", b"max_fee_limit_sun"]) -> None: ...
 
 global___SigningPolicy = SigningPolicy
 
@@ -1191,6 +1266,8 @@ class SigningRecord(google.protobuf.message.Message):
     TO_ADDRESS_FIELD_NUMBER: builtins.int
     AMOUNT_FIELD_NUMBER: builtins.int
     SIGN_TIME_FIELD_NUMBER: builtins.int
+    PERMISSION_ID_FIELD_NUMBER: builtins.int
+    MESSAGE_SHA256_FIELD_NUMBER: builtins.int
     record_id: builtins.str
     """Record id."""
     kind: global___SigningRecord.Kind.ValueType
@@ -1217,6 +1294,10 @@ class SigningRecord(google.protobuf.message.Message):
     """Destination of the transaction, if any."""
     amount: builtins.int
     """Amount moved in the asset's base units, if any."""
+    permission_id: builtins.int
+    """Permission id the transaction was signed for (0 owner, 2 and up active); 0 for messages."""
+    message_sha256: builtins.str
+    """SHA-256 of a signed message, as lowercase hex; empty for transactions."""
     @property
     def sign_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """When the signature was made."""
@@ -1238,9 +1319,11 @@ class SigningRecord(google.protobuf.message.Message):
         to_address: builtins.str = ...,
         amount: builtins.int = ...,
         sign_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        permission_id: builtins.int = ...,
+        message_sha256: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["sign_time", b"sign_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["amount", b"amount", "asset", b"asset", "caller", b"caller", "contract_type", b"contract_type", "kind", b"kind", "purpose", b"purpose", "record_id", b"record_id", "request_id", b"request_id", "sign_time", b"sign_time", "signer_address", b"signer_address", "to_address", b"to_address", "token_address", b"token_address", "txid", b"txid", "wallet_id", b"wallet_id"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["amount", b"amount", "asset", b"asset", "caller", b"caller", "contract_type", b"contract_type", "kind", b"kind", "message_sha256", b"message_sha256", "permission_id", b"permission_id", "purpose", b"purpose", "record_id", b"record_id", "request_id", b"request_id", "sign_time", b"sign_time", "signer_address", b"signer_address", "to_address", b"to_address", "token_address", b"token_address", "txid", b"txid", "wallet_id", b"wallet_id"]) -> None: ...
 
 global___SigningRecord = SigningRecord
 

@@ -182,8 +182,10 @@ class WalletManagerServiceServicer(object):
 
     def SignTransaction(self, request, context):
         """Signs a transaction. The service recomputes the txID from raw_data, checks that the wallet owns the
-        transaction and that its contract type, destination and amount satisfy the wallet's policy, signs with
-        the wallet's key (or device) and records the signature in the signing log.
+        transaction and that its permission id, contract type, counterparties, amounts and fee satisfy the
+        wallet's policy, signs with the wallet's key (or device) and records the signature in the signing log.
+        A retried request_id gets the first answer only from the caller that made it, and never when the policy
+        now refuses the request.
         Returns NOT_FOUND for an unknown wallet, INVALID_ARGUMENT for undecodable raw_data or a txID mismatch,
         PERMISSION_DENIED for a policy refusal or a watch-only wallet, FAILED_PRECONDITION if the device refused
         or is unavailable.
@@ -193,8 +195,8 @@ class WalletManagerServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def SignMessage(self, request, context):
-        """Signs a personal message (TIP-191 v2, as TronLink signMessageV2) with a wallet's key.
-        Same errors as SignTransaction.
+        """Signs a personal message (TIP-191 v2, as TronLink signMessageV2) with a wallet's key, if its policy sets
+        allow_sign_message, and records it in the signing log. Same errors as SignTransaction.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

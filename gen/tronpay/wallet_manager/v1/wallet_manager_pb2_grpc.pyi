@@ -90,8 +90,10 @@ class WalletManagerServiceStub:
         tronpay.wallet_manager.v1.wallet_manager_pb2.SignTransactionResponse,
     ]
     """Signs a transaction. The service recomputes the txID from raw_data, checks that the wallet owns the
-    transaction and that its contract type, destination and amount satisfy the wallet's policy, signs with
-    the wallet's key (or device) and records the signature in the signing log.
+    transaction and that its permission id, contract type, counterparties, amounts and fee satisfy the
+    wallet's policy, signs with the wallet's key (or device) and records the signature in the signing log.
+    A retried request_id gets the first answer only from the caller that made it, and never when the policy
+    now refuses the request.
     Returns NOT_FOUND for an unknown wallet, INVALID_ARGUMENT for undecodable raw_data or a txID mismatch,
     PERMISSION_DENIED for a policy refusal or a watch-only wallet, FAILED_PRECONDITION if the device refused
     or is unavailable.
@@ -101,8 +103,8 @@ class WalletManagerServiceStub:
         tronpay.wallet_manager.v1.wallet_manager_pb2.SignMessageRequest,
         tronpay.wallet_manager.v1.wallet_manager_pb2.SignMessageResponse,
     ]
-    """Signs a personal message (TIP-191 v2, as TronLink signMessageV2) with a wallet's key.
-    Same errors as SignTransaction.
+    """Signs a personal message (TIP-191 v2, as TronLink signMessageV2) with a wallet's key, if its policy sets
+    allow_sign_message, and records it in the signing log. Same errors as SignTransaction.
     """
 
     DeriveAddress: grpc.UnaryUnaryMultiCallable[
@@ -214,8 +216,10 @@ class WalletManagerServiceAsyncStub:
         tronpay.wallet_manager.v1.wallet_manager_pb2.SignTransactionResponse,
     ]
     """Signs a transaction. The service recomputes the txID from raw_data, checks that the wallet owns the
-    transaction and that its contract type, destination and amount satisfy the wallet's policy, signs with
-    the wallet's key (or device) and records the signature in the signing log.
+    transaction and that its permission id, contract type, counterparties, amounts and fee satisfy the
+    wallet's policy, signs with the wallet's key (or device) and records the signature in the signing log.
+    A retried request_id gets the first answer only from the caller that made it, and never when the policy
+    now refuses the request.
     Returns NOT_FOUND for an unknown wallet, INVALID_ARGUMENT for undecodable raw_data or a txID mismatch,
     PERMISSION_DENIED for a policy refusal or a watch-only wallet, FAILED_PRECONDITION if the device refused
     or is unavailable.
@@ -225,8 +229,8 @@ class WalletManagerServiceAsyncStub:
         tronpay.wallet_manager.v1.wallet_manager_pb2.SignMessageRequest,
         tronpay.wallet_manager.v1.wallet_manager_pb2.SignMessageResponse,
     ]
-    """Signs a personal message (TIP-191 v2, as TronLink signMessageV2) with a wallet's key.
-    Same errors as SignTransaction.
+    """Signs a personal message (TIP-191 v2, as TronLink signMessageV2) with a wallet's key, if its policy sets
+    allow_sign_message, and records it in the signing log. Same errors as SignTransaction.
     """
 
     DeriveAddress: grpc.aio.UnaryUnaryMultiCallable[
@@ -354,8 +358,10 @@ class WalletManagerServiceServicer(metaclass=abc.ABCMeta):
         context: _ServicerContext,
     ) -> typing.Union[tronpay.wallet_manager.v1.wallet_manager_pb2.SignTransactionResponse, collections.abc.Awaitable[tronpay.wallet_manager.v1.wallet_manager_pb2.SignTransactionResponse]]:
         """Signs a transaction. The service recomputes the txID from raw_data, checks that the wallet owns the
-        transaction and that its contract type, destination and amount satisfy the wallet's policy, signs with
-        the wallet's key (or device) and records the signature in the signing log.
+        transaction and that its permission id, contract type, counterparties, amounts and fee satisfy the
+        wallet's policy, signs with the wallet's key (or device) and records the signature in the signing log.
+        A retried request_id gets the first answer only from the caller that made it, and never when the policy
+        now refuses the request.
         Returns NOT_FOUND for an unknown wallet, INVALID_ARGUMENT for undecodable raw_data or a txID mismatch,
         PERMISSION_DENIED for a policy refusal or a watch-only wallet, FAILED_PRECONDITION if the device refused
         or is unavailable.
@@ -367,8 +373,8 @@ class WalletManagerServiceServicer(metaclass=abc.ABCMeta):
         request: tronpay.wallet_manager.v1.wallet_manager_pb2.SignMessageRequest,
         context: _ServicerContext,
     ) -> typing.Union[tronpay.wallet_manager.v1.wallet_manager_pb2.SignMessageResponse, collections.abc.Awaitable[tronpay.wallet_manager.v1.wallet_manager_pb2.SignMessageResponse]]:
-        """Signs a personal message (TIP-191 v2, as TronLink signMessageV2) with a wallet's key.
-        Same errors as SignTransaction.
+        """Signs a personal message (TIP-191 v2, as TronLink signMessageV2) with a wallet's key, if its policy sets
+        allow_sign_message, and records it in the signing log. Same errors as SignTransaction.
         """
 
     @abc.abstractmethod
