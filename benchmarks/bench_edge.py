@@ -16,6 +16,11 @@ By default it starts everything it needs on free loopback ports (FerretDB, the d
 trivial path's service, Envoy) and stops it afterwards. With ``--edge http://127.0.0.1:8080`` it uses a
 running cluster (``make up``) instead.
 
+Every request carries an admin bearer token, so the figures include the edge's JWT verification, RBAC and
+rate limiter: minted with the test harness's key for the edge it starts (whose rate limits are raised out of
+the way), with the development key (tools/devtoken.py) for ``--edge``; a ``make up`` edge keeps its default
+limits (500 reads/s per instance) unless started with ``EDGE_RATE_LIMIT_READ_PER_SECOND``/``_BURST`` raised.
+
 Usage: ``python benchmarks/bench_edge.py [--duration 5] [--connections 32] [--threads 2] [--edge URL]``
 """
 
@@ -101,10 +106,26 @@ def ensure_wrk() -> str:
     return found
 
 
+#: The bearer token every request carries (set by main).
+TOKEN = ""
+
+
+def dev_token() -> str:
+    """An admin token from the development key (tools/devtoken.py), for an edge started by `make up`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tronpay_devtoken", REPO_ROOT / "tools" / "devtoken.py")
+    assert spec is not None and spec.loader is not None
+    devtoken = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(devtoken)
+    return str(devtoken.load_or_create().token(subject="bench-edge", roles=["admin"]))
+
+
 def probe(url: str, timeout: float = 20.0) -> tuple[int, str]:
-    """One GET; returns (status, body)."""
+    """One GET with the token; returns (status, body)."""
+    request = urllib.request.Request(url, headers={"authorization": f"Bearer {TOKEN}"})  # noqa: S310
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback URL we built)
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 (loopback URL we built)
             return int(resp.status), resp.read().decode(errors="replace")
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode(errors="replace")
@@ -122,6 +143,8 @@ def run_wrk(
         f"-d{max(1, round(duration))}s",
         "--timeout",
         "10s",
+        "-H",
+        f"authorization: Bearer {TOKEN}",
         "-s",
         str(script),
         base + path,
@@ -189,9 +212,14 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-edge-")))
         script = tmp / "report.lua"
         script.write_text(WRK_REPORT)
+        global TOKEN
         if args.edge:
             base = args.edge.rstrip("/")
+            TOKEN = dev_token()
         else:
+            from tests.harness.envoy import mint
+
+            TOKEN = mint("admin", subject="bench-edge", ttl_seconds=3600)
             print("starting FerretDB, devnet, services and Envoy on loopback ...", flush=True)
             base = stack.enter_context(local_cluster(tmp, args.trivial_service, args.envoy_concurrency))
         deadline = time.monotonic() + 30

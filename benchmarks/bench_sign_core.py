@@ -98,6 +98,7 @@ async def async_rate(fn: Callable[[int], Awaitable[object]], seconds: float) -> 
 def usdt_policy() -> bytes:
     p = pb.SigningPolicy(allowed_contract_types=[common_pb2.CONTRACT_TYPE_TRIGGER_SMART_CONTRACT])
     p.limits.add(asset=common_pb2.ASSET_USDT, per_transaction_limit=10**12, daily_limit=10**15)
+    p.limits.add(asset=common_pb2.ASSET_TRX)  # listed (fees burn TRX), no limit
     return p.SerializeToString(deterministic=True)
 
 

@@ -68,7 +68,7 @@ def write_accounts_file(path: Path, doc: dict) -> None:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    block_time_ms = int(round(args.block_time * 1000))
+    block_time_ms = round(args.block_time * 1000)
     config = NodeConfig(
         data_dir=args.data_dir,
         genesis_file=args.genesis,

@@ -716,8 +716,7 @@ def create_smart_contract(ctx: Ctx, out: Outcome) -> None:
         acc.type = 2
         acc.account_name = nc.name.encode()
         w.put_account(acc)
-    owner = w.account_for_update(c.owner_address)
-    assert owner is not None
+    owner = w.existing_account_for_update(c.owner_address)  # validated above; the VM deletes no account
     out.energy = pay_energy(w, p, owner, None, 100, 0, res.energy_used, now_slot)
     w.put_account(owner)
 
@@ -760,9 +759,8 @@ def trigger_smart_contract(ctx: Ctx, out: Outcome) -> None:
     )
     _apply_vm_result(ctx, out, res)
     used, penalty = with_penalty(res.energy_used, factor, limit, res.result not in ("SUCCESS", "REVERT"))
-    caller = w.account_for_update(c.owner_address)
+    caller = w.existing_account_for_update(c.owner_address)  # validated above; the VM deletes no account
     origin_upd = w.account_for_update(cs.origin_address) if cs.origin_address != c.owner_address else None
-    assert caller is not None
     out.energy = pay_energy(w, p, caller, origin_upd, pct, origin_limit, used, now_slot)
     out.energy.energy_penalty_total = penalty
     w.put_account(caller)
@@ -831,4 +829,4 @@ def delegatable(world: World, params: Params, acc: AccountState, res: int, now_m
     return can_delegate_max(ctx, acc, res)
 
 
-__all__ = ["ACTUATORS", "Ctx", "Outcome", "run", "net_limit"]
+__all__ = ["ACTUATORS", "Ctx", "Outcome", "net_limit", "run"]

@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from aiohttp import web
 
@@ -161,6 +161,10 @@ def _hex(s: str, key: str) -> bytes:
         ) from None
 
 
+@overload
+def _address(ctx: Ctx, key: str, required: Literal[True]) -> bytes: ...
+@overload
+def _address(ctx: Ctx, key: str, required: bool = False) -> bytes | None: ...
 def _address(ctx: Ctx, key: str, required: bool = False) -> bytes | None:
     """An address field as JsonFormat reads it: base58check when visible, else hex."""
     s = _str(ctx, key)
@@ -706,7 +710,6 @@ def deploycontract(ctx: Ctx) -> dict[str, Any]:
         msg = codec.message_from_json(body, contract_pb2.CreateSmartContract, ctx.visible)
     except codec.CodecError as exc:
         raise _codec_error(exc) from None
-    assert owner is not None
     tx = _new_tx(ctx, "CreateSmartContract", msg, _int(ctx, "fee_limit"))
     out = _created(ctx, tx)
     out.setdefault("contract_address", "41" + crypto.keccak256(codec.tx_id(tx) + owner)[12:].hex())
@@ -795,7 +798,6 @@ def triggersmartcontract(ctx: Ctx) -> dict[str, Any]:
         if not _str(ctx, "function_selector") and not _str(ctx, "data"):
             raise JavaError("java.security.InvalidParameterException", "function_selector isn't set.")
         data = _call_data(ctx)
-        assert owner is not None and contract is not None
         msg = _trigger_msg(ctx, owner, contract, data)
         sc = ctx.node.contract(contract)
         if sc is None:
@@ -847,7 +849,6 @@ def triggerconstantcontract(ctx: Ctx) -> dict[str, Any]:
         owner = _address(ctx, "owner_address", required=True)
         contract = _address(ctx, "contract_address")
         data = _call_data(ctx)
-        assert owner is not None
         tx = _new_tx(
             ctx, "TriggerSmartContract", _trigger_msg(ctx, owner, contract, data), _int(ctx, "fee_limit")
         )
@@ -864,7 +865,6 @@ def estimateenergy(ctx: Ctx) -> dict[str, Any]:
         owner = _address(ctx, "owner_address", required=True)
         contract = _address(ctx, "contract_address")
         data = _call_data(ctx)
-        assert owner is not None
         energy = ctx.node.estimate_energy(
             owner, contract, data, call_value=_int(ctx, "call_value"), solid=ctx.solid
         )

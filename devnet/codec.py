@@ -12,7 +12,7 @@ The txID is always computed from our own re-encoding of raw_data, never from cli
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from google.protobuf import any_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
@@ -23,6 +23,7 @@ from devnet.pb import contract_pb2, tron_pb2
 
 Transaction = tron_pb2.Transaction
 ContractType = tron_pb2.Transaction.Contract.ContractType
+M = TypeVar("M", bound=Message)
 
 TYPE_URL_PREFIX = "type.googleapis.com/protocol."
 # Our .proto package is not java-tron's `protocol`, so tronpy's own generated `protocol.*` modules can be
@@ -113,7 +114,7 @@ NAME_FIELDS: frozenset[str] = frozenset(
 def _contract_classes() -> dict[str, type[Message]]:
     """ContractType name -> message class, for every type whose message devnet.pb declares."""
     out: dict[str, type[Message]] = {}
-    for name in ContractType.keys():
+    for name in ContractType.DESCRIPTOR.values_by_name:
         cls = getattr(contract_pb2, name, None)
         if isinstance(cls, type) and issubclass(cls, Message):
             out[name] = cls
@@ -132,13 +133,15 @@ def type_url_for(type_name: str) -> str:
 
 def _enum_type(fd: FieldDescriptor) -> EnumDescriptor:
     et = fd.enum_type
-    assert et is not None, fd.full_name
+    if et is None:
+        raise TypeError(f"{fd.full_name} is not an enum field")
     return et
 
 
 def _message_type(fd: FieldDescriptor) -> Descriptor:
     mt = fd.message_type
-    assert mt is not None, fd.full_name
+    if mt is None:
+        raise TypeError(f"{fd.full_name} is not a message field")
     return mt
 
 
@@ -340,7 +343,7 @@ def _merge_any(obj: Mapping[str, Any], msg: any_pb2.Any) -> None:
         msg.value = _hex_in(value, "value")
 
 
-def message_from_json(obj: Any, cls: type[Message], visible: bool) -> Message:
+def message_from_json(obj: Any, cls: type[M], visible: bool) -> M:
     """Parse a JSON object into a new `cls` message (java-tron JsonFormat.merge rules)."""
     msg = cls()
     _merge(obj, msg, visible)
@@ -366,7 +369,7 @@ def _contract_from_json(obj: Any, visible: bool) -> tron_pb2.Transaction.Contrac
     type_name = obj.get("type")
     if not isinstance(type_name, str) or not type_name:
         raise ContractParseError("no type in the transaction")
-    if type_name not in ContractType.keys():
+    if type_name not in ContractType.DESCRIPTOR.values_by_name:
         raise ContractParseError(f"invalid contractType: {type_name}")
     cls = CONTRACT_CLASSES.get(type_name)
     if cls is None:

@@ -16,7 +16,7 @@ values. The differences, each also settable on its own:
   total_energy_weight        0 (first staker gets all)       | 19 000 000 000 TRX staked by the rest of the
   total_net_weight           0                               | 43 000 000 000 network (approximate mainnet
                                                              |   yields: ~9.5 energy and ~1 bandwidth per TRX)
-  usdt_energy_factor         0 (USDT transfer ≈ 13k/28k)     | 34 000 = ×4.4 (≈ 58k/124k, mainnet USDT)
+  usdt_energy_factor         0 (USDT transfer ≈ 13k/28k)     | 34 000 = 4.4 times (≈ 58k/124k, mainnet USDT)
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class GenesisSpec:
         spec.params = {**base["params"], **{k: int(v) for k, v in data.get("params", {}).items()}}
         return spec
 
-    def keys(self) -> list[bytes]:
+    def account_keys(self) -> list[bytes]:
         return [account_key(i) for i in range(max(self.funded_accounts, 1))]
 
 
@@ -111,9 +111,7 @@ def token_artifact() -> dict[str, Any]:
 
 
 def _abi_pb(abi: list[dict[str, Any]]) -> contract_pb2.SmartContract.ABI:
-    msg = codec.message_from_json({"entrys": abi}, contract_pb2.SmartContract.ABI, False)
-    assert isinstance(msg, contract_pb2.SmartContract.ABI)
-    return msg
+    return codec.message_from_json({"entrys": abi}, contract_pb2.SmartContract.ABI, False)
 
 
 def _u256(x: int) -> bytes:
@@ -126,7 +124,7 @@ def build_state(world: World, spec: GenesisSpec, vm: Any, block_ctx: Any) -> Non
     world.set_glob("block_time", ts)
     world.set_glob("total_energy_weight", spec.total_energy_weight)
     world.set_glob("total_net_weight", spec.total_net_weight)
-    keys = spec.keys()
+    keys = spec.account_keys()
     addrs = [crypto.address_from_private_key(k) for k in keys]
     witness = crypto.address_from_private_key(spec.witness_key)
     balances: dict[bytes, int] = {a: spec.account_balance for a in addrs}
@@ -185,8 +183,7 @@ def _deploy_token(
     world.put_contract(
         ContractState(USDT_ADDRESS, owner, sc.SerializeToString(), 100, 10_000_000, energy_factor)
     )
-    acc = world.account_for_update(USDT_ADDRESS)
-    assert acc is not None
+    acc = world.existing_account_for_update(USDT_ADDRESS)  # the deployment created it
     acc.type = 2
     acc.account_name = b"TetherToken"
     world.put_account(acc)

@@ -144,7 +144,7 @@ class Node:
 
     def genesis_accounts(self) -> list[GenesisAccount]:
         """Funded genesis accounts with keys (for the accounts file); the witness is included."""
-        out = [GenesisAccount(crypto.address_from_private_key(k), k) for k in self._spec.keys()]
+        out = [GenesisAccount(crypto.address_from_private_key(k), k) for k in self._spec.account_keys()]
         wk = self._spec.witness_key
         out.append(GenesisAccount(crypto.address_from_private_key(wk), wk, is_witness=True))
         return out
@@ -457,7 +457,7 @@ class Node:
     def faucet(self, addr: bytes, trx: int = 0, usdt: int = 0) -> list[bytes]:
         """Send TRX (sun) and/or USDT (base units) from the genesis faucet account as real signed transactions
         (pending; included in the next block). Returns their txids. Raises ValueError if the faucet is dry."""
-        key = self._spec.keys()[0]
+        key = self._spec.account_keys()[0]
         src = crypto.address_from_private_key(key)
         txids = []
         if trx > 0:

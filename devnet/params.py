@@ -84,7 +84,7 @@ CHAIN_PARAMETERS: tuple[tuple[str, int], ...] = (
 
 # Devnet-only knobs. Times in ms. -1 means "derive from the mainnet parameter".
 DEVNET_PARAMETERS: tuple[tuple[str, int], ...] = (
-    # Unfreeze delay; -1 = getUnfreezeDelayDays × 86 400 000.
+    # Unfreeze delay; -1 = getUnfreezeDelayDays * 86 400 000.
     ("devnetUnfreezeDelayMs", -1),
     # WithdrawBalance "less than 24 hours" window.
     ("devnetWithdrawIntervalMs", 86_400_000),

@@ -186,7 +186,7 @@ class EnergyBill:
     energy_penalty_total: int = 0  # dynamic-energy extra, included in energy_usage_total
 
 
-FACTOR_DECIMAL = 10_000  # DYNAMIC_ENERGY_FACTOR_DECIMAL: energy_factor 34 000 = ×4.4
+FACTOR_DECIMAL = 10_000  # DYNAMIC_ENERGY_FACTOR_DECIMAL: energy_factor 34 000 = 4.4 times the energy
 
 
 def base_energy_limit(limit: int, factor: int) -> int:

@@ -91,7 +91,7 @@ class VersionedStore:
 class Snapshot:
     """Read-only view of a store at a height (None = latest)."""
 
-    __slots__ = ("store", "height")
+    __slots__ = ("height", "store")
 
     def __init__(self, store: VersionedStore, height: int | None) -> None:
         self.store = store
@@ -279,6 +279,13 @@ class World:
         acc = self.view.get((ACC, addr))
         return acc.clone() if acc is not None else None
 
+    def existing_account_for_update(self, addr: bytes) -> AccountState:
+        """account_for_update of an account known to exist (validated earlier): KeyError if it does not."""
+        acc = self.account_for_update(addr)
+        if acc is None:
+            raise KeyError(f"account {addr.hex()} does not exist")
+        return acc
+
     def put_account(self, acc: AccountState) -> None:
         self.view.set((ACC, acc.address), acc)
 
@@ -305,7 +312,7 @@ class World:
         self.view.set((WITNESS, w.address), w)
         addrs = self.glob("witnesses", ())
         if w.address not in addrs:
-            self.set_glob("witnesses", tuple(addrs) + (w.address,))
+            self.set_glob("witnesses", (*addrs, w.address))
 
     def witness_addresses(self) -> tuple[bytes, ...]:
         return self.glob("witnesses", ())

@@ -13,6 +13,33 @@ descriptor set: one exact route per RPC that has a ``google.api.http`` binding (
 Internal RPCs (no HTTP binding: signing, transaction building, transfer streams) therefore get no route
 at the edge, neither over REST nor over native gRPC; the services reach each other directly.
 
+Identity, authorisation and rate limits (the filters, in order):
+
+1. ``header_mutation`` drops a client's copies of the identity metadata (services.common.access.IDENTITY_KEYS)
+   and of the transcoder's ``x-envoy-original-path``/``-method``.
+2. ``jwt_authn`` verifies the bearer JWT (``Authorization: Bearer`` only, never ``?access_token=``) on every
+   path: issuer, audience, expiry (required), ES/RS/PS signature against the JWKS (a local file, or the
+   identity provider's URL with its own ``jwks`` cluster). Only ``GET /api/v1/tron/network/status`` (health
+   checks) passes without one; a token sent there is still verified. The rule is on ``prefix: /`` with that
+   one exact, case-sensitive path carved out. Any failure is 401 ``{"code": 16, ...}`` (gRPC
+   UNAUTHENTICATED), including the audience mismatch Envoy itself answers with 403. The token never reaches a
+   service (``forward: false``); ``sub`` becomes ``x-tronpay-subject``, ``tenant`` ``x-tronpay-tenant``.
+3. A Lua filter sets ``x-tronpay-roles`` to the token's ``roles`` joined with commas (known role names only),
+   from the same normalised list RBAC matches. The claim is a JSON array of role names, or one
+   space-delimited string (``normalize_payload_in_metadata``); claim_to_headers would pass an array as base64
+   JSON, hence the filter.
+4. ``buffer`` (413 over ``EDGE_MAX_REQUEST_BYTES``) and the transcoder.
+5. ``rbac``, generated from services.common.access.PUBLIC: one ALLOW policy per public RPC on its gRPC path
+   with the matrix's roles (``sourced_metadata`` on the JWT payload, ``list_match``), default deny. It runs
+   after the transcoder, so a REST request is judged by the method the transcoder resolved for its verb and
+   path: REST and native gRPC share the policy. Denials are 403 ``{"code": 7, "message": "RBAC: access
+   denied: <pkg.Service/Method> needs one of the roles <roles>"}`` (the route's metadata), gRPC
+   PERMISSION_DENIED. The open path has its own policy (no principal, only when the transcoder resolved
+   that REST GET).
+6. ``local_ratelimit``: one token bucket per route class (services.common.access.route_class: read, write,
+   money) per Envoy instance, shared by all workers; 429 ``{"code": 8, ...}`` with ``Retry-After: 1`` (every
+   bucket refills each second), gRPC RESOURCE_EXHAUSTED.
+
 Decisions (documented here because the config is generated):
 
 * ``print_options.always_print_primitive_fields: true`` so zero values are explicit
@@ -36,6 +63,8 @@ Decisions (documented here because the config is generated):
 * Every route has one timeout (``EDGE_ROUTE_TIMEOUT``) for REST and native gRPC; a 504 comes back as
   ``{"code": 4, ...}``.
 * Admin listens on 127.0.0.1 only.
+* The access log records paths without their query string (a key sent there by mistake is never logged)
+  and the verified subject.
 
 Environment (all optional): ``EDGE_ADDRESS`` (0.0.0.0), ``EDGE_PORT`` (8080), ``ADMIN_PORT`` (9901),
 ``<SERVICE>_HOST`` (127.0.0.1), ``<SERVICE>_PORT`` (8085..8090) and ``<SERVICE>_HEALTH_SERVICE`` (the
@@ -45,6 +74,14 @@ service's public gRPC service name) for the six services, ``ENVOY_DESCRIPTOR`` (
 ``EDGE_MAX_REQUEST_BYTES`` (4 MiB), ``ENVOY_DESCRIPTOR_MOUNT`` (the descriptor's path on the machine
 that runs Envoy, when it differs from ``ENVOY_DESCRIPTOR``, e.g. /etc/envoy/tronpay.pb in Kubernetes),
 ``ENVOY_CONFIG_OUT`` (.build/envoy/envoy.json).
+
+Identity: ``EDGE_JWT_ISSUER`` (tronpay-dev), ``EDGE_JWT_AUDIENCES`` (tronpay-api; comma-separated, any may
+match), ``EDGE_JWT_CLOCK_SKEW_SECONDS`` (60; 1 to 600), and one JWKS source: ``EDGE_JWKS_FILE`` (default
+.data/dev-auth/jwks.json, the development key of tools/devtoken.py) or ``EDGE_JWKS_URI`` (the identity
+provider's https JWKS URL; fetched at start-up and every ``EDGE_JWKS_CACHE_DURATION``, 600s; TLS verified
+against ``EDGE_JWKS_CA_FILE``, /etc/ssl/certs/ca-certificates.crt). Rate limits per route class and Envoy
+instance: ``EDGE_RATE_LIMIT_{READ,WRITE,MONEY}_PER_SECOND`` (tokens added each second: 500, 50, 10) and
+``..._BURST`` (bucket size: 1000, 100, 20).
 
 Usage: ``python envoy/render.py [--out PATH]`` prints the path it wrote.
 """
@@ -60,6 +97,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from google.api import annotations_pb2
 from google.protobuf import descriptor as _descriptor
@@ -67,8 +105,36 @@ from google.protobuf import descriptor_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as `python envoy/render.py`: the roles x RPCs matrix lives there
+    sys.path.append(str(REPO_ROOT))
+
+from services.common import access  # noqa: E402
+
 DEFAULT_DESCRIPTOR = REPO_ROOT / "gen" / "envoy" / "tronpay.pb"
 DEFAULT_OUT = REPO_ROOT / ".build" / "envoy" / "envoy.json"
+
+#: Identity defaults: the development key tools/devtoken.py makes on first use (`make token`).
+DEFAULT_JWT_ISSUER = "tronpay-dev"
+DEFAULT_JWT_AUDIENCE = "tronpay-api"
+DEFAULT_JWKS_FILE = REPO_ROOT / ".data" / "dev-auth" / "jwks.json"
+DEFAULT_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
+JWT_PROVIDER = "tronpay"
+JWT_FILTER = "envoy.filters.http.jwt_authn"
+#: The one documented path that needs no token (health checks); GET only, and nothing else.
+OPEN_PATH = "/api/v1/tron/network/status"
+#: Route metadata namespace: each route names its RPC, the roles the matrix allows and its rate-limit class.
+ROUTE_METADATA = "tronpay"
+#: Default token buckets per route class and Envoy instance: (tokens added per second, bucket size).
+RATE_LIMITS: dict[access.RouteClass, tuple[int, int]] = {
+    access.RouteClass.READ: (500, 1000),
+    access.RouteClass.WRITE: (50, 100),
+    access.RouteClass.MONEY: (10, 20),
+}
+#: Every bucket is refilled each second, so a client that got 429 may retry after this many seconds.
+RETRY_AFTER_SECONDS = 1
+#: Headers only Envoy may set: the identity metadata (access.IDENTITY_KEYS) and the transcoder's record of
+#: the REST request (the RBAC policy of the open path and the access log trust them).
+EDGE_ONLY_HEADERS = (*access.IDENTITY_KEYS, "x-envoy-original-path", "x-envoy-original-method")
 
 #: The six services: proto package key -> default port (DESIGN.md). Env prefix is the key upper-cased.
 SERVICES: dict[str, int] = {
@@ -131,6 +197,11 @@ class Method:
         """GET bindings are reads and safe to retry."""
         return self.http_verb == "get"
 
+    @property
+    def rpc(self) -> str:
+        """The key of the roles x RPCs matrix (services.common.access.PUBLIC): ``pkg.Service/Method``."""
+        return f"{self.service}/{self.name}"
+
 
 @dataclass(frozen=True)
 class Upstream:
@@ -140,11 +211,6 @@ class Upstream:
     host: str
     port: int
     health_service: str
-
-
-#: Metadata the services trust (services/common/context.py): the end-user subject and the calling
-#: service. Only the cluster sets them, so the edge drops whatever a client sends.
-IDENTITY_HEADERS = ("x-tronpay-subject", "x-tronpay-caller")
 
 
 def _http_rule(method: descriptor_pb2.MethodDescriptorProto) -> tuple[str, str] | None:
@@ -297,23 +363,64 @@ def _local_reply_config() -> dict[str, Any]:
         }
     }
 
-    def mapper(status_filter: dict[str, Any], code: int) -> dict[str, Any]:
-        return {
-            "filter": {
-                "and_filter": {"filters": [{"status_code_filter": {"comparison": status_filter}}, not_grpc]}
-            },
+    def status(op: str, value: int, key: str) -> dict[str, Any]:
+        comparison = {"op": op, "value": {"default_value": value, "runtime_key": f"edge.lr_{key}"}}
+        return {"status_code_filter": {"comparison": comparison}}
+
+    def mapper(
+        match: dict[str, Any],
+        code: int,
+        message: str = "%LOCAL_REPLY_BODY%",
+        *,
+        extra: tuple[dict[str, Any], ...] = (),
+        rewrite_to: int | None = None,
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "filter": {"and_filter": {"filters": [match, not_grpc, *extra]}},
             "body_format_override": {
-                "json_format": {"code": code, "message": "%LOCAL_REPLY_BODY%", "details": []},
+                "json_format": {"code": code, "message": message, "details": []},
                 "content_type": "application/json",
             },
         }
+        if rewrite_to is not None:
+            out["status_code"] = rewrite_to
+        return out
 
+    # jwt_authn answers 403 for a token whose audience is not allowed (401 for every other bad token). A
+    # token that failed verification is 401 UNAUTHENTICATED, for REST and native gRPC alike; 403 is RBAC's.
+    failed_token = {
+        "metadata_filter": {
+            "matcher": {
+                "filter": JWT_FILTER,
+                "path": [{"key": "jwt_failure"}],
+                "value": {"present_match": True},
+            },
+            "match_if_key_not_found": False,  # the default (true) would match every request
+        }
+    }
+    token_403 = status("EQ", 403, "jwt_403")
     mappers = [
-        mapper({"op": "EQ", "value": {"default_value": status, "runtime_key": f"edge.lr_{status}"}}, code)
-        for status, code in LOCAL_REPLY_CODES.items()
+        mapper(token_403, LOCAL_REPLY_CODES[401], extra=(failed_token,), rewrite_to=401),
+        {"filter": {"and_filter": {"filters": [token_403, failed_token]}}, "status_code": 401},  # native gRPC
     ]
+
+    # RBAC and the rate limiter answer on a route: their messages name the RPC and what it needs (the route's
+    # metadata). "RBAC: access denied: tronpay.wallet_manager.v1.WalletManagerService/DeleteWallet needs
+    # one of the roles admin"; "local_rate_limited: money requests over the edge's limit, retry after 1 s".
+    def meta(key: str) -> str:
+        return f"%METADATA(ROUTE:{ROUTE_METADATA}:{key})%"
+
+    messages = {
+        403: f"%LOCAL_REPLY_BODY%: {meta('rpc')} needs one of the roles {meta('roles')}",
+        429: f"%LOCAL_REPLY_BODY%: {meta('class')} requests over the edge's limit, "
+        f"retry after {RETRY_AFTER_SECONDS} s",
+    }
+    for code_, grpc_code in LOCAL_REPLY_CODES.items():
+        mappers.append(
+            mapper(status("EQ", code_, str(code_)), grpc_code, messages.get(code_, "%LOCAL_REPLY_BODY%"))
+        )
     # Any other error status Envoy produces: UNKNOWN, same shape.
-    mappers.append(mapper({"op": "GE", "value": {"default_value": 400, "runtime_key": "edge.lr_other"}}, 2))
+    mappers.append(mapper(status("GE", 400, "other"), 2))
     return {"mappers": mappers}
 
 
@@ -321,12 +428,14 @@ def _access_log(env: Mapping[str, str]) -> list[dict[str, Any]]:
     target = _env(env, "EDGE_ACCESS_LOG", "-")
     if target == "off":
         return []
+    # Paths without their query string: a query may carry what must never be logged (a key sent by mistake).
     json_format = {
         "time": "%START_TIME%",
         "request_id": "%REQ(X-REQUEST-ID)%",
         "method": "%REQ(X-ENVOY-ORIGINAL-METHOD?:METHOD)%",
-        "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
-        "grpc_path": "%REQ(:PATH)%",
+        "path": "%REQ_WITHOUT_QUERY(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+        "grpc_path": "%REQ_WITHOUT_QUERY(:PATH)%",
+        "subject": "%REQ(X-TRONPAY-SUBJECT)%",  # from the verified token only (client copies are dropped)
         "protocol": "%PROTOCOL%",
         "status": "%RESPONSE_CODE%",
         "grpc_status": "%GRPC_STATUS_NUMBER%",
@@ -338,7 +447,17 @@ def _access_log(env: Mapping[str, str]) -> list[dict[str, Any]]:
         "bytes_in": "%BYTES_RECEIVED%",
         "bytes_out": "%BYTES_SENT%",
     }
-    log_format = {"json_format": json_format}
+    log_format = {
+        "json_format": json_format,
+        "formatters": [
+            {
+                "name": "envoy.formatter.req_without_query",
+                "typed_config": {
+                    "@type": TYPE_URL + "envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery"
+                },
+            }
+        ],
+    }
     if target == "-":
         typed: dict[str, Any] = {
             "@type": TYPE_URL + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
@@ -358,6 +477,16 @@ def _route(method: Method, env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "name": f"{method.service}.{method.name}",
         "match": {"path": method.grpc_path},
+        # Read by the rate limiter (class) and by the 403/429 JSON messages (rpc, roles).
+        "metadata": {
+            "filter_metadata": {
+                ROUTE_METADATA: {
+                    "rpc": method.rpc,
+                    "roles": ", ".join(sorted(access.PUBLIC[method.rpc])),
+                    "class": access.route_class(method.rpc).value,
+                }
+            }
+        },
         "route": {
             "cluster": method.cluster,
             # One upper bound for REST and native gRPC alike. A gRPC client's own deadline still reaches
@@ -454,6 +583,285 @@ def _cluster(upstream: Upstream, env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _csv(env: Mapping[str, str], name: str, default: str) -> list[str]:
+    values = [v.strip() for v in _env(env, name, default).split(",") if v.strip()]
+    if not values:
+        raise ValueError(f"{name} needs at least one value")
+    return values
+
+
+def _strip_edge_headers() -> dict[str, Any]:
+    """First filter: a client's copies of the identity metadata (and of the transcoder's headers) go."""
+    return {
+        "name": "envoy.filters.http.header_mutation",
+        "typed_config": {
+            "@type": TYPE_URL + "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+            "mutations": {"request_mutations": [{"remove": name} for name in EDGE_ONLY_HEADERS]},
+        },
+    }
+
+
+def _jwks_source(env: Mapping[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The provider's JWKS (``local_jwks`` file or ``remote_jwks`` URL) and the clusters it needs."""
+    uri = _env(env, "EDGE_JWKS_URI", "")
+    if not uri:
+        return {"local_jwks": {"filename": _env(env, "EDGE_JWKS_FILE", str(DEFAULT_JWKS_FILE))}}, []
+    if env.get("EDGE_JWKS_FILE", "").strip():
+        raise ValueError("EDGE_JWKS_URI and EDGE_JWKS_FILE are exclusive: give one JWKS source")
+    url = urlsplit(uri)
+    if url.scheme not in ("https", "http") or not url.hostname:
+        raise ValueError(f"EDGE_JWKS_URI={uri!r} must be an http(s) URL")
+    tls = url.scheme == "https"
+    port = url.port or (443 if tls else 80)
+    cluster: dict[str, Any] = {
+        "name": "jwks",
+        "type": "STATIC" if _is_ip(url.hostname) else "STRICT_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": _duration(env, "EDGE_CONNECT_TIMEOUT", "1s"),
+        "load_assignment": {
+            "cluster_name": "jwks",
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {"socket_address": {"address": url.hostname, "port_value": port}}
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+    if tls:
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": TYPE_URL + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": url.hostname,
+                "common_tls_context": {
+                    "validation_context": {
+                        "trusted_ca": {"filename": _env(env, "EDGE_JWKS_CA_FILE", DEFAULT_CA_FILE)},
+                        "match_typed_subject_alt_names": [
+                            {"san_type": "DNS", "matcher": {"exact": url.hostname}}
+                        ],
+                    }
+                },
+            },
+        }
+    remote = {
+        "http_uri": {"uri": uri, "cluster": "jwks", "timeout": "5s"},
+        "cache_duration": _duration(env, "EDGE_JWKS_CACHE_DURATION", "600s"),
+        # Fetched at start-up and refreshed before it expires, so no request waits for the identity provider.
+        "async_fetch": {},
+        "retry_policy": {"num_retries": 3, "retry_back_off": {"base_interval": "0.5s", "max_interval": "5s"}},
+    }
+    return {"remote_jwks": remote}, [cluster]
+
+
+def _jwt_authn(env: Mapping[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Bearer JWT on every path but ``GET OPEN_PATH`` (where a token is optional, and checked if sent)."""
+    jwks, clusters = _jwks_source(env)
+    provider = {
+        "issuer": _env(env, "EDGE_JWT_ISSUER", DEFAULT_JWT_ISSUER),
+        "audiences": _csv(env, "EDGE_JWT_AUDIENCES", DEFAULT_JWT_AUDIENCE),
+        **jwks,
+        # Only the Authorization header: the default also reads ?access_token=, which would put tokens
+        # into URLs (and logs).
+        # (Envoy matches the scheme case-sensitively; both usual spellings are accepted.)
+        "from_headers": [
+            {"name": "authorization", "value_prefix": "Bearer "},
+            {"name": "authorization", "value_prefix": "bearer "},
+        ],
+        "forward": False,  # the services never see the token
+        "require_expiration": True,
+        # Verified tokens are cached per worker (a signature check costs about 80 us of CPU for ES256 here):
+        # a client reusing its token pays it once. Expiry is still checked on every request.
+        "jwt_cache_config": {"jwt_cache_size": 1000},
+        # At least 1: Envoy reads 0 as "unset" and allows its default of 60 s.
+        "clock_skew_seconds": _int(env, "EDGE_JWT_CLOCK_SKEW_SECONDS", 60, 1, 600),
+        "claim_to_headers": [
+            {"header_name": access.SUBJECT_KEY, "claim_name": "sub"},
+            {"header_name": access.TENANT_KEY, "claim_name": "tenant"},
+        ],
+        # For RBAC (sourced_metadata + list_match) and the roles header: a space-delimited string claim
+        # becomes a list; a JSON array stays one.
+        "payload_in_metadata": "jwt_payload",
+        # Recorded so local_reply_config can tell a failed token from an RBAC denial (see there).
+        "failed_status_in_metadata": "jwt_failure",
+        "normalize_payload_in_metadata": {"space_delimited_claims": ["roles"]},
+    }
+    rules = [
+        {
+            # Exact path, GET only, case-sensitive: /API/... or any other path falls to the rule below.
+            "match": {"path": OPEN_PATH, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+            "requires": {
+                "requires_any": {"requirements": [{"provider_name": JWT_PROVIDER}, {"allow_missing": {}}]}
+            },
+        },
+        {"match": {"prefix": "/"}, "requires": {"provider_name": JWT_PROVIDER}},
+    ]
+    config = {
+        "name": JWT_FILTER,
+        "typed_config": {
+            "@type": TYPE_URL + "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {JWT_PROVIDER: provider},
+            "rules": rules,
+        },
+    }
+    return config, clusters
+
+
+#: jwt_authn's claim_to_headers would pass a JSON array claim as base64 JSON, so the roles header is set
+#: here from the same normalised list RBAC matches: known role names (services.common.access.Role), joined
+#: with commas, as services.common.access.parse_roles reads them. No verified roles, no header.
+ROLES_LUA = """\
+local KNOWN = {%(known)s}
+function envoy_on_request(handle)
+  local jwt = handle:streamInfo():dynamicMetadata():get("%(filter)s")
+  local roles = jwt and jwt["jwt_payload"] and jwt["jwt_payload"]["roles"]
+  if type(roles) ~= "table" then return end
+  local out = {}
+  for _, role in ipairs(roles) do
+    if KNOWN[role] then out[#out + 1] = role end
+  end
+  if #out > 0 then handle:headers():replace("%(header)s", table.concat(out, ",")) end
+end
+"""
+
+
+def _roles_header() -> dict[str, Any]:
+    known = ", ".join(f'["{role.value}"] = true' for role in access.Role)
+    code = ROLES_LUA % {"known": known, "filter": JWT_FILTER, "header": access.ROLES_KEY}
+    return {
+        "name": "envoy.filters.http.lua",
+        "typed_config": {
+            "@type": TYPE_URL + "envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": code},
+        },
+    }
+
+
+def _has_role(role: access.Role) -> dict[str, Any]:
+    return {
+        "sourced_metadata": {
+            "metadata_source": "DYNAMIC",
+            "metadata_matcher": {
+                "filter": JWT_FILTER,
+                "path": [{"key": "jwt_payload"}, {"key": "roles"}],
+                "value": {"list_match": {"one_of": {"string_match": {"exact": role.value}}}},
+            },
+        }
+    }
+
+
+def _rbac(methods: list[Method]) -> dict[str, Any]:
+    """One ALLOW policy per public RPC from access.PUBLIC (its gRPC path, any of its roles); default deny.
+
+    RBAC runs after the transcoder, so a REST request is matched by the gRPC method the transcoder resolved
+    for its verb and path: REST and native gRPC share one policy and no path template is re-interpreted.
+    """
+    bound = {m.rpc for m in methods}
+    if bound != set(access.PUBLIC):
+        raise ValueError(
+            "the HTTP-bound RPCs and services.common.access.PUBLIC differ: "
+            f"unlisted {sorted(bound - set(access.PUBLIC))}, unbound {sorted(set(access.PUBLIC) - bound)}"
+        )
+    policies: dict[str, Any] = {
+        m.rpc: {
+            "permissions": [{"url_path": {"path": {"exact": m.grpc_path}}}],
+            "principals": [_has_role(role) for role in sorted(access.PUBLIC[m.rpc])],
+        }
+        for m in methods
+    }
+    (open_method,) = [m for m in methods if m.http_verb == "get" and m.http_path == OPEN_PATH]
+    # Without a token only GET OPEN_PATH passes jwt_authn; the transcoder records it (client copies of the
+    # header were dropped first), so a native gRPC call cannot pose as it.
+    policies[f"open: GET {OPEN_PATH}"] = {
+        "permissions": [
+            {
+                "and_rules": {
+                    "rules": [
+                        {"url_path": {"path": {"exact": open_method.grpc_path}}},
+                        {
+                            "header": {
+                                "name": "x-envoy-original-path",
+                                "string_match": {"safe_regex": {"regex": f"^{OPEN_PATH}(\\?.*)?$"}},
+                            }
+                        },
+                    ]
+                }
+            }
+        ],
+        "principals": [{"any": True}],
+    }
+    return {
+        "name": "envoy.filters.http.rbac",
+        "typed_config": {
+            "@type": TYPE_URL + "envoy.extensions.filters.http.rbac.v3.RBAC",
+            "rules": {"action": "ALLOW", "policies": policies},
+        },
+    }
+
+
+def rate_limits(env: Mapping[str, str]) -> dict[access.RouteClass, tuple[int, int]]:
+    """Per route class: (tokens per second, burst) from ``EDGE_RATE_LIMIT_<CLASS>_PER_SECOND``/``_BURST``."""
+    out = {}
+    for klass, (rate, burst) in RATE_LIMITS.items():
+        prefix = f"EDGE_RATE_LIMIT_{klass.name}"
+        out[klass] = (
+            _int(env, f"{prefix}_PER_SECOND", rate, 1, 1_000_000),
+            _int(env, f"{prefix}_BURST", burst, 1, 1_000_000),
+        )
+    return out
+
+
+def _rate_limit(env: Mapping[str, str]) -> dict[str, Any]:
+    """A token bucket per route class (the route's metadata), shared by all workers of this Envoy."""
+    percent = {"numerator": 100, "denominator": "HUNDRED"}
+    return {
+        "name": "envoy.filters.http.local_ratelimit",
+        "typed_config": {
+            "@type": TYPE_URL + "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "edge_rate_limit",
+            "filter_enabled": {"default_value": percent, "runtime_key": "edge.rate_limit_enabled"},
+            "filter_enforced": {"default_value": percent, "runtime_key": "edge.rate_limit_enforced"},
+            "rate_limits": [
+                {
+                    "actions": [
+                        {
+                            "metadata": {
+                                "descriptor_key": "route_class",
+                                "metadata_key": {"key": ROUTE_METADATA, "path": [{"key": "class"}]},
+                                "source": "ROUTE_ENTRY",
+                            }
+                        }
+                    ]
+                }
+            ],
+            "descriptors": [
+                {
+                    "entries": [{"key": "route_class", "value": klass.value}],
+                    "token_bucket": {
+                        "max_tokens": burst,
+                        "tokens_per_fill": rate,
+                        "fill_interval": f"{RETRY_AFTER_SECONDS}s",
+                    },
+                }
+                for klass, (rate, burst) in rate_limits(env).items()
+            ],
+            "local_rate_limit_per_downstream_connection": False,
+            "rate_limited_as_resource_exhausted": True,  # native gRPC: RESOURCE_EXHAUSTED, not UNAVAILABLE
+            "response_headers_to_add": [
+                {
+                    "header": {"key": "retry-after", "value": str(RETRY_AFTER_SECONDS)},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            ],
+        },
+    }
+
+
 def _body_limit(env: Mapping[str, str]) -> int:
     # 4 MiB by default: a batch payout of 10000 recipients is about 1 MB of JSON.
     return _int(env, "EDGE_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024)
@@ -517,6 +925,7 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
             raise ValueError("ENVOY_DESCRIPTOR_MOUNT needs a descriptor set that has google/rpc/status.proto")
         descriptor = Path(mounted)
     ups = upstreams(env, methods)
+    jwt_authn, identity_clusters = _jwt_authn(env)
     hcm = {
         "@type": TYPE_URL
         + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -547,8 +956,6 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
         "local_reply_config": _local_reply_config(),
         "route_config": {
             "name": "edge",
-            # Identity metadata is the cluster's own: a client's copy never reaches a service.
-            "request_headers_to_remove": list(IDENTITY_HEADERS),
             "virtual_hosts": [
                 {
                     "name": "tronpay",
@@ -557,9 +964,16 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
                 }
             ],
         },
+        # Identity first (an unauthenticated request costs a header check), then the body and the transcoder,
+        # then authorisation and rate limits on the route of the gRPC method the request resolved to.
         "http_filters": [
+            _strip_edge_headers(),
+            jwt_authn,
+            _roles_header(),
             _buffer(env),
             _transcoder(descriptor, methods, env),
+            _rbac(methods),
+            _rate_limit(env),
             {
                 "name": "envoy.filters.http.router",
                 "typed_config": {"@type": TYPE_URL + "envoy.extensions.filters.http.router.v3.Router"},
@@ -608,7 +1022,7 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
                     ],
                 }
             ],
-            "clusters": [_cluster(u, env) for u in ups],
+            "clusters": [*(_cluster(u, env) for u in ups), *identity_clusters],
         },
     }
 

@@ -1,13 +1,26 @@
 # Envoy edge: REST (grpc_json_transcoder) and native gRPC on one listener in front of the six services.
 # The config is rendered by envoy/render.py from the environment (EDGE_PORT, ADMIN_PORT, <SERVICE>_HOST,
-# <SERVICE>_PORT, ENVOY_DESCRIPTOR, EDGE_ROUTE_TIMEOUT, ...); see its docstring.
+# <SERVICE>_PORT, ENVOY_DESCRIPTOR, EDGE_ROUTE_TIMEOUT, EDGE_JWT_*, EDGE_JWKS_*, EDGE_RATE_LIMIT_*, ...); see its
+# docstring. Without EDGE_JWKS_FILE/EDGE_JWKS_URI the edge trusts the development key of tools/devtoken.py,
+# made on first use in .data/dev-auth/ (gitignored); `make token` mints tokens with it.
 ENVOY := $(BIN)/envoy
 ENVOY_CONFIG ?= .build/envoy/envoy.json
 ENVOY_LOG_LEVEL ?= warn
+ROLE ?= admin
+SUBJECT ?= $(USER)
+TENANT ?=
+TTL ?= 12h
 
-.PHONY: envoy-config envoy-validate envoy-run bench-edge
+.PHONY: envoy-config envoy-validate envoy-run bench-edge dev-auth token
+
+dev-auth: ## Make the development signing key and JWKS in .data/dev-auth/ (kept when they exist)
+	@$(PY) tools/devtoken.py --jwks >/dev/null
+
+token: ## Print a development bearer token: make token ROLE=operator SUBJECT=alice TENANT=m1 [TTL=15m]
+	@$(PY) tools/devtoken.py --role '$(ROLE)' --subject '$(or $(SUBJECT),developer)' --tenant '$(TENANT)' --ttl '$(TTL)'
 
 envoy-config: ## Render the Envoy edge config (.build/envoy/envoy.json) from the environment
+	@if [ -z "$${EDGE_JWKS_FILE:-}$${EDGE_JWKS_URI:-}" ]; then $(PY) tools/devtoken.py --jwks >/dev/null; fi
 	@$(PY) envoy/render.py --out $(ENVOY_CONFIG) >/dev/null
 	@echo "envoy config: $(ENVOY_CONFIG)"
 

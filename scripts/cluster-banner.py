@@ -6,13 +6,15 @@ part is not ready in time it says which and keeps waiting.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import importlib.util
 import json
 import os
 import signal
 import socket
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
@@ -28,6 +30,30 @@ EDGE_PORT = int(os.environ.get("EDGE_PORT", "8080"))
 MONGO_PORT = int(os.environ.get("MONGO_PORT", "27017"))
 DEVNET_PORT = int(os.environ.get("DEVNET_PORT", "8091"))
 ACCOUNTS = Path(os.environ.get("DEVNET_DATA", ".data/devnet")) / "accounts.json"
+ADMIN_TOKEN_TTL = 24 * 3600
+
+
+def _admin_token() -> str | None:
+    """An admin token from the development key (tools/devtoken.py), or None when the edge trusts another
+    JWKS (EDGE_JWKS_FILE / EDGE_JWKS_URI): then tokens come from that identity provider."""
+    if os.environ.get("EDGE_JWKS_FILE") or os.environ.get("EDGE_JWKS_URI"):
+        return None
+    path = Path(__file__).resolve().parent.parent / "tools" / "devtoken.py"
+    spec = importlib.util.spec_from_file_location("tronpay_devtoken", path)
+    if spec is None or spec.loader is None:
+        return None
+    devtoken = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(devtoken)
+    audience = (os.environ.get("EDGE_JWT_AUDIENCES") or devtoken.DEFAULT_AUDIENCE).split(",")[0].strip()
+    return str(
+        devtoken.load_or_create().token(
+            subject="admin",
+            roles=["admin"],
+            issuer=os.environ.get("EDGE_JWT_ISSUER") or devtoken.DEFAULT_ISSUER,
+            audience=audience,
+            ttl_seconds=ADMIN_TOKEN_TTL,
+        )
+    )
 
 
 def _port(name: ServiceName) -> int:
@@ -61,16 +87,31 @@ def _pending() -> list[str]:
     return out
 
 
-def _rest_height() -> str:
-    url = f"http://127.0.0.1:{EDGE_PORT}/api/v1/tron/network/height"
+def _rest_height(token: str | None) -> str:
+    path = "/api/v1/tron/network/height"
+    url = f"http://127.0.0.1:{EDGE_PORT}{path}"
+    conn = http.client.HTTPConnection("127.0.0.1", EDGE_PORT, timeout=5)
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - fixed loopback URL
-            return f"GET {url} -> {resp.status} {resp.read().decode()[:200]}"
+        conn.request("GET", path, headers={"authorization": f"Bearer {token}"} if token else {})
+        resp = conn.getresponse()
+        return f"GET {url} -> {resp.status} {resp.read().decode()[:200]}"
     except Exception as exc:  # the banner reports, it never fails the cluster
         return f"GET {url} -> {exc}"
+    finally:
+        conn.close()
 
 
 def banner() -> str:
+    try:
+        token = _admin_token()
+    except Exception as exc:  # the banner reports, it never fails the cluster
+        token, token_note = None, f"  admin token unavailable: {exc}"
+    else:
+        token_note = (
+            f"  admin token (24 h; `make token ROLE=... SUBJECT=... TENANT=...` for others):\n    {token}"
+            if token
+            else "  tokens: from the identity provider the edge trusts (EDGE_JWKS_FILE / EDGE_JWKS_URI)"
+        )
     lines = [
         "",
         "=" * 78,
@@ -83,7 +124,7 @@ def banner() -> str:
         f"  devnet   http://127.0.0.1:{DEVNET_PORT}",
         f"  mongodb  mongodb://127.0.0.1:{MONGO_PORT}/ (FerretDB)",
     ]
-    lines += ["", "  " + _rest_height(), ""]
+    lines += ["", token_note, "", "  " + _rest_height(token), ""]
     try:
         doc = json.loads(ACCOUNTS.read_text())
         lines.append(f"  devnet accounts (private keys in {ACCOUNTS}):")
@@ -110,7 +151,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         main()
-    except KeyboardInterrupt:
-        pass

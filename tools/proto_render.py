@@ -12,6 +12,8 @@ extensions they use must be registered in ``pool`` (the default pool when it hol
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf import (
     descriptor_pb2,
     descriptor_pool,
@@ -20,6 +22,7 @@ from google.protobuf import (
     text_format,
     unknown_fields,
 )
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message_factory import GetMessageClass
 
 FDP = descriptor_pb2.FieldDescriptorProto
@@ -80,23 +83,19 @@ class Renderer:
                 items.append(f"{name} = {self._value(fd, v)}")
         return items
 
-    def _value(self, fd: object, v: object) -> str:
-        from google.protobuf.descriptor import FieldDescriptor as FD
-
-        assert isinstance(fd, FD)
-        if fd.cpp_type == FD.CPPTYPE_MESSAGE:
-            assert isinstance(v, message.Message)
+    def _value(self, fd: FieldDescriptor, v: Any) -> str:
+        """One option value; `v` is what ListFields gives for `fd` (a message, enum number, bytes, str...)."""
+        if fd.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
             return "{ " + text_format.MessageToString(v, as_one_line=True, as_utf8=True) + " }"
-        if fd.cpp_type == FD.CPPTYPE_ENUM:
-            assert isinstance(v, int) and fd.enum_type is not None
+        if fd.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
+            if fd.enum_type is None:
+                raise TypeError(f"{fd.full_name} is an enum field without an enum type")
             return fd.enum_type.values_by_number[v].name
-        if fd.cpp_type == FD.CPPTYPE_STRING:
-            if fd.type == FD.TYPE_BYTES:
-                assert isinstance(v, bytes)
+        if fd.cpp_type == FieldDescriptor.CPPTYPE_STRING:
+            if fd.type == FieldDescriptor.TYPE_BYTES:
                 return '"' + text_encoding.CEscape(v, as_utf8=False) + '"'
-            assert isinstance(v, str)
             return _quote(v)
-        if fd.cpp_type == FD.CPPTYPE_BOOL:
+        if fd.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
             return "true" if v else "false"
         return repr(v)
 

@@ -58,7 +58,7 @@ class InvalidCode(VMError):
 class EnergyMeter:
     """Minimal gas meter: TVM has no refunds, and this runs for every opcode."""
 
-    __slots__ = ("start_gas", "gas_remaining", "gas_refunded")
+    __slots__ = ("gas_refunded", "gas_remaining", "start_gas")
 
     def __init__(self, start_gas: int) -> None:
         self.start_gas = start_gas

@@ -247,7 +247,8 @@ class TVM:
             computation = cls.apply_create_message(evm_state, message, tx_context)
         else:
             computation = cls.apply_message(evm_state, message, tx_context)
-        assert isinstance(computation, TVMComputation)
+        if not isinstance(computation, TVMComputation):
+            raise TypeError(f"{cls.__name__} returned a {type(computation).__name__}")
         used = energy_limit - computation.get_gas_meter().gas_remaining
         if computation.is_success:
             for address in computation.get_accounts_for_deletion():

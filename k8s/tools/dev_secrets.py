@@ -4,18 +4,28 @@ k8s/overlays/dev/secrets.env (Secret tronpay-secrets), mongodb.env (Secret mongo
 (Secret mongodb-keyfile, the replica set's internal auth key). The MongoDB app password appears in both
 mongodb.env and MONGODB_URI, so the files are written together or not at all.
 
+Also jwks.json (ConfigMap envoy-jwks, the keys the edge trusts): the public half of the local development
+key of tools/devtoken.py (.data/dev-auth/, made on first use), so `make token` tokens work against the dev
+overlay as against `make up`. Written when missing; ``write`` without a JWKS copies the base's placeholder.
+
 Usage: ``python k8s/tools/dev_secrets.py [DIR]`` (DIR defaults to k8s/overlays/dev).
 """
 
 from __future__ import annotations
 
 import base64
+import importlib.util
+import json
 import secrets
 import sys
 from pathlib import Path
 
-DEV_DIR = Path(__file__).resolve().parents[1] / "overlays" / "dev"
+K8S_DIR = Path(__file__).resolve().parents[1]
+DEV_DIR = K8S_DIR / "overlays" / "dev"
 FILES = ("secrets.env", "mongodb.env", "keyfile")
+JWKS = "jwks.json"
+#: A JWKS whose private key was discarded: the base's, so an edge trusts nothing until keys are supplied.
+PLACEHOLDER_JWKS = K8S_DIR / "base" / "envoy" / JWKS
 
 
 def render() -> dict[str, str]:
@@ -49,26 +59,42 @@ def render() -> dict[str, str]:
     }
 
 
-def write(directory: Path = DEV_DIR) -> list[Path]:
-    """Write the files when none exists; return what was written (nothing when all exist)."""
+def dev_jwks() -> str:
+    """The JWKS of the local development key (tools/devtoken.py; made on first use)."""
+    path = K8S_DIR.parent / "tools" / "devtoken.py"
+    spec = importlib.util.spec_from_file_location("tronpay_devtoken", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    devtoken = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(devtoken)
+    return json.dumps(devtoken.load_or_create().jwks(), indent=2) + "\n"
+
+
+def write(directory: Path = DEV_DIR, jwks: str | None = None) -> list[Path]:
+    """Write the files that are missing (the three secrets all or none; jwks.json: ``jwks``, else the
+    placeholder); return what was written (nothing when all exist)."""
     if not directory.is_dir():
         raise SystemExit(f"dev_secrets: {directory} is not a directory")
+    written = []
+    if not (directory / JWKS).exists():
+        (directory / JWKS).write_text(jwks if jwks is not None else PLACEHOLDER_JWKS.read_text())
+        written.append(directory / JWKS)
     paths = [directory / name for name in FILES]
     present = [p for p in paths if p.exists()]
     if len(present) == len(paths):
-        return []
+        return written
     if present:
         names = ", ".join(p.name for p in present)
         raise SystemExit(f"dev_secrets: {names} exist(s) but not all three; remove them to start over")
     for path, text in zip(paths, render().values(), strict=True):
         path.write_text(text)
         path.chmod(0o600)
-    return paths
+    return [*paths, *written]
 
 
 def main(argv: list[str]) -> int:
     directory = Path(argv[0]) if argv else DEV_DIR
-    written = write(directory)
+    written = write(directory, jwks=dev_jwks())
     print("wrote " + ", ".join(str(p) for p in written) if written else f"kept the secrets in {directory}")
     return 0
 

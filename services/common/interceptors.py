@@ -66,8 +66,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return None
-        method: str = details.method  # type: ignore[attr-defined]
-        md: Any = details.invocation_metadata  # type: ignore[attr-defined]
+        method: str = details.method
+        md: Any = details.invocation_metadata
         own = method.startswith(OWN_PREFIX)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(

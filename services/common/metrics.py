@@ -23,7 +23,7 @@ RPC_SECONDS = Histogram(
 
 def split_method(full_method: str) -> tuple[str, str]:
     """'/pkg.Service/Method' -> ('pkg.Service', 'Method')."""
-    _, service, method = (full_method.split("/") + ["", ""])[:3]
+    _, service, method = [*full_method.split("/"), "", ""][:3]
     return service, method
 
 

@@ -91,16 +91,16 @@ class Network:
         self._cache = TTLCache()
 
     async def info(self) -> NetworkInfo:
-        return await self._cache.get("info", TTL_INFO, self._fetch_info)  # type: ignore[no-any-return]
+        return await self._cache.get("info", TTL_INFO, self._fetch_info)
 
     async def height(self) -> BlockHeight:
-        return await self._cache.get("height", TTL_HEIGHT, self._fetch_height)  # type: ignore[no-any-return]
+        return await self._cache.get("height", TTL_HEIGHT, self._fetch_height)
 
     async def status(self) -> NetworkStatus:
-        return await self._cache.get("status", TTL_STATUS, self._fetch_status)  # type: ignore[no-any-return]
+        return await self._cache.get("status", TTL_STATUS, self._fetch_status)
 
     async def fees(self) -> NetworkFees:
-        return await self._cache.get("fees", TTL_FEES, self._fetch_fees)  # type: ignore[no-any-return]
+        return await self._cache.get("fees", TTL_FEES, self._fetch_fees)
 
     async def _fetch_info(self) -> NetworkInfo:
         node_info, witnesses, chain_id = await asyncio.gather(
@@ -150,7 +150,7 @@ class Network:
 
     async def chain_parameters(self) -> list[tuple[str, int]]:
         """getchainparameters as (key, value) in the node's order, cached like the fees."""
-        return await self._cache.get("params", TTL_FEES, self._fetch_params)  # type: ignore[no-any-return]
+        return await self._cache.get("params", TTL_FEES, self._fetch_params)
 
     async def _fetch_params(self) -> list[tuple[str, int]]:
         data = await self.node.call("wallet/getchainparameters")

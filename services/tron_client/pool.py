@@ -246,7 +246,7 @@ class NodePool:
     async def call(self, path: str, body: JSON | None = None, *, retry_safe: bool = True) -> JSON:
         """Call the best node, failing over and retrying (retry-safe calls only); returns the node's JSON
         object, raises the last NodeError (UNAVAILABLE) when every attempt failed."""
-        return await self._call(path, body, retry_safe=retry_safe, array_ok=False)  # type: ignore[no-any-return]
+        return await self._call(path, body, retry_safe=retry_safe, array_ok=False)
 
     async def call_any(self, path: str, body: JSON | None = None) -> Any:
         """Like call (retry-safe) but the answer may also be a JSON array (gettransactioninfobyblocknum);

@@ -429,10 +429,15 @@ class BlockSync:
             )
         return ans
 
+    def _loaded_cursor(self) -> SyncCursor:
+        """The cursor step() loaded before applying, finalizing or rolling back anything."""
+        if self.cursor is None:
+            raise RuntimeError("block sync used its cursor before step() loaded it")
+        return self.cursor
+
     async def _apply(self, blocks: list[Fetched], solid: int) -> bool:
         """Apply a chunk in order. False when the step must end (fork, short answer)."""
-        cursor = self.cursor
-        assert cursor is not None
+        cursor = self._loaded_cursor()
         good: list[Fetched] = []
         tip_id, tip_number = cursor.block_id, cursor.number
         fork_at = None
@@ -464,16 +469,14 @@ class BlockSync:
         return len(good) == len(blocks) and bool(blocks)
 
     async def _finalize(self, up_to: int) -> None:
-        cursor = self.cursor
-        assert cursor is not None
+        cursor = self._loaded_cursor()
         new = SyncCursor(cursor.number, cursor.block_id, up_to)
         await self._store.commit([], [], new)
         self.cursor = new
 
     async def _reorg(self, number: int) -> None:
         """Our block `number` (or its descendants) left the chain: roll back to the common ancestor."""
-        cursor = self.cursor
-        assert cursor is not None
+        cursor = self._loaded_cursor()
         m = min(number, cursor.number)
         while True:
             ours = await self._store.block(m) if m >= 0 else None

@@ -330,7 +330,8 @@ class TransferStore:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
-        assert counter is not None  # upsert=True with AFTER always returns the document
+        if counter is None:  # upsert=True with AFTER always returns the document
+            raise RuntimeError(f"the {EVENTS_COUNTER} counter upsert returned no document")
         last = int(counter["value"])
         first = last - span + 1
         now = _now()

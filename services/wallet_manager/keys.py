@@ -123,7 +123,8 @@ class KeyVault:
         if doc is None:
             await self.store_mnemonic(ring, hd.generate_mnemonic(24), created_by="generated")
             doc = await self._store.get_secret(SEED_ID)
-        assert doc is not None
+        if doc is None:
+            raise RuntimeError("the master seed is missing right after it was stored")
         try:
             ring.open(SEED_ID, doc["sealed"], purpose="seed")[:] = b"\0" * 64
         except (UnknownKek, SecretUnavailable):

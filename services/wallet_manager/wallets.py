@@ -3,6 +3,7 @@ public keys and TronLink ownership challenges."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Iterable
@@ -57,8 +58,20 @@ def _address_violations(field: str, values: Iterable[str]) -> list[FieldViolatio
     return out
 
 
+ADDRESS_LISTS = (
+    "allowed_destinations",
+    "allowed_call_contracts",
+    "allowed_spenders",
+    "allowed_resource_receivers",
+    "allowed_witnesses",
+    "allowed_permission_keys",
+)
+
+
 def policy_violations(p: pb.SigningPolicy, prefix: str) -> list[FieldViolation]:
-    out = _address_violations(prefix + ".allowed_destinations[{i}]", p.allowed_destinations)
+    out = []
+    for name in ADDRESS_LISTS:
+        out += _address_violations(f"{prefix}.{name}[{{i}}]", getattr(p, name))
     for i, lim in enumerate(p.limits):
         f = f"{prefix}.limits[{i}]"
         if lim.asset == common_pb2.ASSET_TRC20 and not lim.token_address:
@@ -441,12 +454,10 @@ class Wallets:
         if req.WhichOneof("target") == "owner_id":
             w = await self._store.find_hd_wallet(req.owner_id)
             if w is None:
-                try:
+                with contextlib.suppress(errors.AlreadyExists):  # created concurrently
                     await self._create_hd(
                         pb.Wallet(owner_id=req.owner_id, display_name=req.owner_id), new_wallet_id()
                     )
-                except errors.AlreadyExists:
-                    pass  # created concurrently
                 w = await self._store.find_hd_wallet(req.owner_id)
                 if w is None:
                     raise errors.Aborted("the owner's HD wallet is being created", reason="CONCURRENT_CREATE")

@@ -12,7 +12,17 @@ from devnet.actuators import contract_address_for
 from devnet.genesis import ARTIFACT, USDT_ADDRESS
 from devnet.node import ContractExeError, ContractValidateError, Node, NodeConfig
 from devnet.pb import contract_pb2, tron_pb2
-from tests.devnet.test_chain import ADDRS, KEYS, balance, build, fresh_key, mined_info, send_ok, sign
+from tests.devnet.test_chain import (
+    ADDRS,
+    KEYS,
+    balance,
+    build,
+    fresh_key,
+    mined_info,
+    present,
+    send_ok,
+    sign,
+)
 
 ZERO = b"\x41" + bytes(20)
 SUCCESS = tron_pb2.Transaction.Result.SUCCESS
@@ -79,7 +89,7 @@ def test_trc20_transfer_receipt_and_logs(node: Node) -> None:
     assert log.topics[0].hex() == "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
     assert log.topics[2] == word(new) and int.from_bytes(log.data, "big") == 5_000_000
     assert usdt_balance(node, new) == 5_000_000
-    assert node.transaction(codec_id(tx)).ret[0].contractRet == SUCCESS
+    assert present(node.transaction(codec_id(tx))).ret[0].contractRet == SUCCESS
 
 
 def codec_id(tx: tron_pb2.Transaction) -> bytes:
@@ -118,7 +128,7 @@ def test_fee_limit_caps_staked_energy_too(node: Node) -> None:
     """getAccountEnergyLimitWithFixRatio: fee_limit / price bounds the whole energy limit, staked energy
     included — plenty of stake does not save a transfer whose fee_limit is too low."""
     run_ok(node, system(node, KEYS[6], "FreezeBalanceV2Contract", frozen_balance=10_000_000_000, resource=1))
-    assert node.account_resource(ADDRS[6])["EnergyLimit"] > 1_000_000  # type: ignore[index]
+    assert present(node.account_resource(ADDRS[6]))["EnergyLimit"] > 1_000_000
     data = selector("transfer(address,uint256)") + word(ADDRS[4]) + word(1)
     info = run_ok(node, trigger(node, KEYS[6], data, fee_limit=300_000))
     assert info.receipt.result == tron_pb2.Transaction.Result.OUT_OF_ENERGY
@@ -166,9 +176,9 @@ def test_create_smart_contract_address_and_getcontract(node: Node) -> None:
     assert (
         sc is not None
         and sc.name == "Tok"
-        and sc.code_hash == crypto.keccak256(node.contract_info(expected)["runtimecode"])
+        and sc.code_hash == crypto.keccak256(present(node.contract_info(expected))["runtimecode"])
     )
-    assert node.account(expected).type == tron_pb2.Contract
+    assert present(node.account(expected)).type == tron_pb2.Contract
     r = node.trigger_constant(ZERO, expected, selector("balanceOf(address)") + word(ADDRS[6]))
     assert int.from_bytes(r.return_data, "big") == 10**12
 
@@ -181,13 +191,13 @@ def test_freeze_unfreeze_withdraw_cancel(node: Node) -> None:
     )
     start = balance(node, addr)
     run_ok(node, system(node, key, "FreezeBalanceV2Contract", frozen_balance=100_000_000, resource=1))
-    res = node.account_resource(addr)
+    res = present(node.account_resource(addr))
     assert res["EnergyLimit"] == 180_000_000_000 and res["TotalEnergyWeight"] == 100
     assert res["tronPowerLimit"] == 100
     too_much = system(node, key, "UnfreezeBalanceV2Contract", unfreeze_balance=10**9, resource=1)
     assert rejected(node, too_much) == "Invalid unfreeze_balance, [1000000000] is error"
     run_ok(node, system(node, key, "UnfreezeBalanceV2Contract", unfreeze_balance=40_000_000, resource=1))
-    acc = node.account(addr)
+    acc = present(node.account(addr))
     assert acc.unfrozenV2[0].unfreeze_amount == 40_000_000 and node.available_unfreeze_count(addr) == 31
     early = system(node, key, "WithdrawExpireUnfreezeContract")
     assert rejected(node, early) == "no unFreeze balance to withdraw "
@@ -198,7 +208,7 @@ def test_freeze_unfreeze_withdraw_cancel(node: Node) -> None:
     run_ok(node, system(node, key, "UnfreezeBalanceV2Contract", unfreeze_balance=10_000_000, resource=1))
     info = run_ok(node, system(node, key, "CancelAllUnfreezeV2Contract"))
     assert dict(info.cancel_unfreezeV2_amount)["ENERGY"] == 10_000_000
-    assert node.account(addr).frozenV2[1].amount == 60_000_000
+    assert present(node.account(addr)).frozenV2[1].amount == 60_000_000
     fees = start - balance(node, addr) - 60_000_000
     assert fees >= 0
 
@@ -228,7 +238,7 @@ def test_delegate_and_undelegate_with_lock(node: Node) -> None:
             lock_period=100,
         ),
     )
-    assert node.account_resource(recv)["EnergyLimit"] > 0
+    assert present(node.account_resource(recv))["EnergyLimit"] > 0
     entries = node.delegated_resource(owner, recv)
     assert [e["frozen_balance_for_energy"] for e in entries] == [20_000_000, 10_000_000]
     assert "expire_time_for_energy" in entries[1]
@@ -237,7 +247,7 @@ def test_delegate_and_undelegate_with_lock(node: Node) -> None:
     data = selector("transfer(address,uint256)") + word(ADDRS[1]) + word(1)
     info = run_ok(node, trigger(node, KEYS[7], data))
     assert info.receipt.energy_usage == info.receipt.energy_usage_total > 0 and info.receipt.energy_fee == 0
-    used = node.account_resource(recv)["EnergyUsed"]
+    used = present(node.account_resource(recv))["EnergyUsed"]
     msg = rejected(
         node,
         system(
@@ -253,12 +263,15 @@ def test_delegate_and_undelegate_with_lock(node: Node) -> None:
     )
     # two thirds of the stake went back, and with it two thirds of the receiver's usage (±2 for the
     # linear recovery between the slots the values are read at)
-    assert abs(node.account_resource(owner)["EnergyUsed"] - used * 2 // 3) <= 2
-    assert abs(node.account_resource(recv)["EnergyUsed"] - (used - used * 2 // 3)) <= 2
-    acc = node.account(owner)
+    assert abs(present(node.account_resource(owner))["EnergyUsed"] - used * 2 // 3) <= 2
+    assert abs(present(node.account_resource(recv))["EnergyUsed"] - (used - used * 2 // 3)) <= 2
+    acc = present(node.account(owner))
     assert acc.frozenV2[1].amount == 40_000_000
     assert acc.account_resource.delegated_frozenV2_balance_for_energy == 10_000_000
-    assert node.account(recv).account_resource.acquired_delegated_frozenV2_balance_for_energy == 10_000_000
+    assert (
+        present(node.account(recv)).account_resource.acquired_delegated_frozenV2_balance_for_energy
+        == 10_000_000
+    )
 
 
 def test_vote_reward_and_withdraw(node: Node) -> None:
@@ -292,8 +305,8 @@ def test_vote_reward_and_withdraw(node: Node) -> None:
             votes=[contract_pb2.VoteWitnessContract.Vote(vote_address=witness, vote_count=20)],
         ),
     )
-    assert node.account(voter).votes[0].vote_count == 20
-    assert node.account_resource(voter)["tronPowerUsed"] == 20
+    assert present(node.account(voter)).votes[0].vote_count == 20
+    assert present(node.account_resource(voter))["tronPowerUsed"] == 20
     node.mine(3)
     reward = node.reward(voter)
     # all votes are ours: 80 % of (16 + 160) TRX for the vote's own block and each of the 3 after it
@@ -333,6 +346,6 @@ def test_unfreezing_tron_power_scales_votes_down(node: Node) -> None:
         ),
     )
     run_ok(node, system(node, key, "UnfreezeBalanceV2Contract", unfreeze_balance=4_000_000, resource=2))
-    acc = node.account(voter)
+    acc = present(node.account(voter))
     assert [v.vote_count for v in acc.votes] == [6]
-    assert node.account_resource(voter)["tronPowerLimit"] == 6
+    assert present(node.account_resource(voter))["tronPowerLimit"] == 6

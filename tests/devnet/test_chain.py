@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -20,6 +21,9 @@ ADDRS = [crypto.address_from_private_key(k) for k in KEYS]
 def fresh_key(tag: str) -> tuple[bytes, bytes]:
     key = crypto.sha256(f"test-{tag}".encode())
     return key, crypto.address_from_private_key(key)
+
+
+_BUILD_SEQ = itertools.count(1)
 
 
 def build(
@@ -40,16 +44,12 @@ def build(
     tx.raw_data.ref_block_hash = ref_id[8:16]
     head_ts = node.head_block().block_header.raw_data.timestamp
     tx.raw_data.expiration = expiration_ms if expiration_ms is not None else head_ts + 60_000
-    build.n += 1  # type: ignore[attr-defined]
-    tx.raw_data.timestamp = int(time.time() * 1000) + build.n  # type: ignore[attr-defined]
+    tx.raw_data.timestamp = int(time.time() * 1000) + next(_BUILD_SEQ)  # distinct txids for equal contracts
     if fee_limit:
         tx.raw_data.fee_limit = fee_limit
     if memo:
         tx.raw_data.data = memo
     return tx
-
-
-build.n = 0  # type: ignore[attr-defined]
 
 
 def sign(tx: tron_pb2.Transaction, *keys: bytes) -> tron_pb2.Transaction:
@@ -70,6 +70,15 @@ def send_ok(node: Node, tx: tron_pb2.Transaction) -> bytes:
     r = node.broadcast(tx)
     assert r.code == "SUCCESS", (r.code, r.message)
     return r.txid
+
+
+T = TypeVar("T")
+
+
+def present(value: T | None) -> T:
+    """`value`, which the test expects to exist (the node answers None for what it does not have)."""
+    assert value is not None
+    return value
 
 
 def mined_info(node: Node, txid: bytes) -> tron_pb2.TransactionInfo:
@@ -95,9 +104,9 @@ def test_genesis_is_deterministic(node: Node) -> None:
     assert node.token_addresses()["USDT"] == USDT_ADDRESS
     assert crypto.to_base58(USDT_ADDRESS) == "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
     assert node.contract(USDT_ADDRESS) is not None
-    assert node.account(ADDRS[1]).balance == 1_000_000 * 10**6
+    assert present(node.account(ADDRS[1])).balance == 1_000_000 * 10**6
     assert len(node.witnesses()) == 1
-    assert node.chain_id == int.from_bytes(node.block_id(node.block_by_number(0))[-4:], "big")
+    assert node.chain_id == int.from_bytes(node.block_id(present(node.block_by_number(0)))[-4:], "big")
 
 
 def test_transfer_to_existing_uses_free_bandwidth(node: Node) -> None:
@@ -109,8 +118,8 @@ def test_transfer_to_existing_uses_free_bandwidth(node: Node) -> None:
     size = tx.ByteSize() + 64
     assert info.receipt.net_usage == size and info.fee == 0
     assert balance(node, ADDRS[2]) == before + 1_000_000
-    assert node.transaction(txid).ret[0].contractRet == tron_pb2.Transaction.Result.SUCCESS
-    net = node.account_net(ADDRS[1])
+    assert present(node.transaction(txid)).ret[0].contractRet == tron_pb2.Transaction.Result.SUCCESS
+    net = present(node.account_net(ADDRS[1]))
     assert net["freeNetUsed"] == size and net["freeNetLimit"] == 600
 
 
@@ -121,10 +130,10 @@ def test_transfer_to_new_account_costs_1_1_trx(node: Node) -> None:
     info = mined_info(node, txid)
     assert info.fee == 1_100_000 and info.receipt.net_fee == 100_000
     assert balance(node, ADDRS[1]) == before - 2_000_000 - 1_100_000
-    acc = node.account(new)
+    acc = present(node.account(new))
     assert acc.balance == 2_000_000 and acc.owner_permission.keys[0].address == new
     # the block's ret carries only contractRet (java-tron's setResultCode); the fee is in TransactionInfo
-    ret = node.transaction(txid).ret  # type: ignore[union-attr]
+    ret = present(node.transaction(txid)).ret
     assert len(ret) == 1 and ret[0].fee == 0 and ret[0].contractRet == tron_pb2.Transaction.Result.SUCCESS
 
 
@@ -210,7 +219,12 @@ def test_bandwidth_error_when_nothing_pays(node: Node) -> None:
 
 
 def _permission(
-    ptype: int, pid: int, name: str, threshold: int, keys: list[tuple[bytes, int]], operations: bytes = b""
+    ptype: tron_pb2.Permission.PermissionType.ValueType,
+    pid: int,
+    name: str,
+    threshold: int,
+    keys: list[tuple[bytes, int]],
+    operations: bytes = b"",
 ) -> tron_pb2.Permission:
     p = tron_pb2.Permission(type=ptype, id=pid, permission_name=name, threshold=threshold)
     p.operations = operations
@@ -224,13 +238,17 @@ def test_multisig_2_of_3_after_permission_update(node: Node) -> None:
     signers = [KEYS[5], KEYS[6], KEYS[7]]
     ops = bytes.fromhex("7fff1fc0033efb0f" + "00" * 24)
     c = contract_pb2.AccountPermissionUpdateContract(owner_address=owner)
-    c.owner.CopyFrom(_permission(0, 0, "owner", 1, [(owner, 1)]))
-    c.actives.append(_permission(2, 2, "multi", 2, [(ADDRS[5], 1), (ADDRS[6], 1), (ADDRS[7], 1)], ops))
+    c.owner.CopyFrom(_permission(tron_pb2.Permission.Owner, 0, "owner", 1, [(owner, 1)]))
+    c.actives.append(
+        _permission(
+            tron_pb2.Permission.Active, 2, "multi", 2, [(ADDRS[5], 1), (ADDRS[6], 1), (ADDRS[7], 1)], ops
+        )
+    )
     before = balance(node, owner)
     info = mined_info(node, send_ok(node, sign(build(node, "AccountPermissionUpdateContract", c), owner_key)))
     assert info.fee == 100_000_000
     assert balance(node, owner) == before - 100_000_000
-    assert node.account(owner).active_permission[0].threshold == 2
+    assert present(node.account(owner)).active_permission[0].threshold == 2
 
     tc = contract_pb2.TransferContract(owner_address=owner, to_address=ADDRS[1], amount=5)
     one = sign(build(node, "TransferContract", tc, permission_id=2), signers[0])
@@ -271,11 +289,11 @@ def test_solid_state_lags(node: Node) -> None:
     before = balance(node, ADDRS[2])
     txid = send_ok(node, transfer(node, KEYS[1], ADDRS[2], 777))
     node.produce_block()
-    assert node.account(ADDRS[2]).balance == before + 777
-    assert node.account(ADDRS[2], solid=True).balance == before
+    assert present(node.account(ADDRS[2])).balance == before + 777
+    assert present(node.account(ADDRS[2], solid=True)).balance == before
     assert node.transaction_info(txid, solid=True) is None
     node.mine(3)
-    assert node.account(ADDRS[2], solid=True).balance == before + 777
+    assert present(node.account(ADDRS[2], solid=True)).balance == before + 777
     assert node.transaction_info(txid, solid=True) is not None
 
 
@@ -288,7 +306,7 @@ def test_fork_drops_included_tx_and_keeps_solid_blocks(node: Node) -> None:
     node.produce_block()
     assert node.transaction_info(txid) is not None
     old_head = node.block_id(node.head_block())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot fork"):
         node.fork(node.head_number() - node.solid_number() + 1)
     branch = node.fork(2)
     assert len(branch) == 3
@@ -305,7 +323,7 @@ def test_fork_reinclude_moves_tx(node: Node) -> None:
     node.mine(4)
     txid = send_ok(node, transfer(node, KEYS[1], ADDRS[3], 999))
     node.produce_block()
-    old_block = node.transaction_info(txid).blockNumber
+    old_block = present(node.transaction_info(txid)).blockNumber
     node.fork(1, reinclude=True)
     info = node.transaction_info(txid)
     assert info is not None and info.blockNumber == old_block + 1
@@ -326,7 +344,7 @@ def test_persistence_round_trip(tmp_path: Path) -> None:
     assert balance(again, ADDRS[2]) == bal
     assert again.transaction_info(txid) is not None
     assert again.params["getEnergyFee"] == 210
-    assert again.account(ADDRS[2], solid=True).balance == bal
+    assert present(again.account(ADDRS[2], solid=True)).balance == bal
     send_ok(again, transfer(again, KEYS[1], ADDRS[2], 1))
     again.produce_block()
     again.close()
@@ -344,7 +362,7 @@ def test_pending_tx_expiring_before_its_block_is_dropped(node: Node) -> None:
 def test_set_params_validates(node: Node) -> None:
     with pytest.raises(KeyError):
         node.set_params({"getNoSuchThing": 1})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="getEnergyFee must be an integer"):
         node.set_params({"getEnergyFee": "x"})  # type: ignore[dict-item]
     node.set_params({"getMemoFee": 2_000_000})
     assert dict(node.chain_parameters())["getMemoFee"] == 2_000_000

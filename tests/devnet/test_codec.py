@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from devnet import codec, crypto
 from devnet.pb import contract_pb2 as c
 from devnet.pb import tron_pb2 as t
+from devnet.pb.common_pb2 import ENERGY, TRON_POWER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,7 +89,7 @@ def sample_contracts() -> list[tuple[str, Message]]:
         ),
         (
             "FreezeBalanceV2Contract",
-            c.FreezeBalanceV2Contract(owner_address=A[0], frozen_balance=10**7, resource=1),
+            c.FreezeBalanceV2Contract(owner_address=A[0], frozen_balance=10**7, resource=ENERGY),
         ),
         (
             "UnfreezeBalanceV2Contract",
@@ -100,7 +101,7 @@ def sample_contracts() -> list[tuple[str, Message]]:
             "DelegateResourceContract",
             c.DelegateResourceContract(
                 owner_address=A[0],
-                resource=1,
+                resource=ENERGY,
                 balance=10**6,
                 receiver_address=A[1],
                 lock=True,
@@ -125,10 +126,14 @@ def sample_contracts() -> list[tuple[str, Message]]:
         (
             "FreezeBalanceContract",
             c.FreezeBalanceContract(
-                owner_address=A[0], frozen_balance=10**6, frozen_duration=3, resource=1, receiver_address=A[1]
+                owner_address=A[0],
+                frozen_balance=10**6,
+                frozen_duration=3,
+                resource=ENERGY,
+                receiver_address=A[1],
             ),
         ),
-        ("UnfreezeBalanceContract", c.UnfreezeBalanceContract(owner_address=A[0], resource=1)),
+        ("UnfreezeBalanceContract", c.UnfreezeBalanceContract(owner_address=A[0], resource=ENERGY)),
         (
             "TransferAssetContract",
             c.TransferAssetContract(asset_name=b"1002000", owner_address=A[0], to_address=A[1], amount=42),
@@ -312,7 +317,7 @@ def test_enum_input_forms() -> None:
     assert entry.stateMutability == c.SmartContract.ABI.Entry.Nonpayable
     assert codec.message_from_json({"resource": 1}, c.FreezeBalanceV2Contract, False).resource == 1
     assert codec.message_from_json({"resource": "ENERGY"}, c.FreezeBalanceV2Contract, False).resource == 1
-    with pytest.raises(codec.CodecError, match='has no value named "energy"|has no value named "Energy"'):
+    with pytest.raises(codec.CodecError, match=r'has no value named "energy"|has no value named "Energy"'):
         codec.message_from_json({"resource": "energy"}, c.FreezeBalanceV2Contract, False)
     with pytest.raises(codec.CodecError, match="has no value with number 9"):
         codec.message_from_json({"resource": 9}, c.FreezeBalanceV2Contract, False)
@@ -400,6 +405,7 @@ def test_bad_transaction_shapes() -> None:
         codec.transaction_from_json(_tx_json(GOOD, "FooContract"), False)
     with pytest.raises(codec.ContractParseError, match="not supported"):
         codec.transaction_from_json(_tx_json(GOOD, "AssetIssueContract"), False)
+    bad: Any
     for bad in (None, [], {"raw_data": "x"}, {"raw_data": {"contract": {}}}):
         with pytest.raises(codec.CodecError):
             codec.transaction_from_json(bad, False)
@@ -463,8 +469,12 @@ def test_account_json_both_modes() -> None:
                 keys=[t.Key(address=A[0], weight=1)],
             )
         ],
-        frozenV2=[t.Account.FreezeV2(), t.Account.FreezeV2(type=1, amount=5), t.Account.FreezeV2(type=2)],
-        unfrozenV2=[t.Account.UnFreezeV2(type=1, unfreeze_amount=7, unfreeze_expire_time=99)],
+        frozenV2=[
+            t.Account.FreezeV2(),
+            t.Account.FreezeV2(type=ENERGY, amount=5),
+            t.Account.FreezeV2(type=TRON_POWER),
+        ],
+        unfrozenV2=[t.Account.UnFreezeV2(type=ENERGY, unfreeze_amount=7, unfreeze_expire_time=99)],
         account_resource=t.Account.AccountResource(energy_usage=3, delegated_frozenV2_balance_for_energy=4),
         acquired_delegated_frozenV2_balance_for_bandwidth=6,
     )

@@ -244,7 +244,7 @@ BAD_BODIES = [
         "wallet/broadcasttransaction",
         b'{"raw_data": {"contract": [{"type": "TransferContract", "parameter": '
         b'{"value": {"amount": "lots"}}}]}, "signature": ["zz"]}',
-    ),  # fmt: skip
+    ),
     ("wallet/broadcasthex", b'{"transaction": "0a0b0c"}'),
     ("wallet/broadcasthex", b'{"transaction": "not hex"}'),
     ("wallet/getsignweight", b'{"raw_data": {"contract": "x"}}'),

@@ -80,7 +80,7 @@ def test_tronpy_default_fee_limit_fails_for_a_new_usdt_holder_only_on_mainnet(
     devnet_node: Node, mainnet_node: Node
 ) -> None:
     """The trap the mainnet profile exists for: 10 TRX covers a USDT transfer to a new holder on the devnet
-    profile but not on mainnet (≈ 124k energy × 100 sun), where the whole limit burns."""
+    profile but not on mainnet (≈ 124k energy * 100 sun), where the whole limit burns."""
     results = []
     for node in (devnet_node, mainnet_node):
         _, newcomer = fresh_key("profile-newcomer")

@@ -59,7 +59,7 @@ def token(client: Tron, bank: PrivateKey) -> Contract:
     receipt = info.broadcast().wait(**WAIT)
     assert receipt["receipt"]["result"] == "SUCCESS", receipt
     deployed = client.get_contract(receipt["contract_address"])
-    deployed.owner_key = owner  # type: ignore[attr-defined]
+    deployed.owner_key = owner
     return deployed
 
 
@@ -82,7 +82,7 @@ def test_trx_transfer_to_new_account_and_back(client: Tron, bank: PrivateKey) ->
 
 
 def test_trc20_transfer_approve_transfer_from(client: Tron, bank: PrivateKey, token: Contract) -> None:
-    owner: PrivateKey = token.owner_key  # type: ignore[attr-defined]
+    owner: PrivateKey = token.owner_key
     alice = funded_key(client, bank, 50 * TRX)
     bob = PrivateKey.random()
     assert token.functions.decimals() == 6
@@ -114,7 +114,7 @@ def test_trc20_transfer_approve_transfer_from(client: Tron, bank: PrivateKey, to
 
 
 def test_blacklisted_sender_reverts(client: Tron, bank: PrivateKey, token: Contract) -> None:
-    owner: PrivateKey = token.owner_key  # type: ignore[attr-defined]
+    owner: PrivateKey = token.owner_key
     evil = funded_key(client, bank, 50 * TRX)
     token.functions.transfer(addr_of(evil), 500).with_owner(addr_of(owner)).build().sign(
         owner
@@ -132,7 +132,7 @@ def test_blacklisted_sender_reverts(client: Tron, bank: PrivateKey, token: Contr
 
 
 def test_constant_calls_and_estimate_energy(client: Tron, token: Contract, devnet: Devnet) -> None:
-    owner: PrivateKey = token.owner_key  # type: ignore[attr-defined]
+    owner: PrivateKey = token.owner_key
     assert token.functions.name() and token.functions.symbol()
     assert token.functions.totalSupply() >= 1_000_000 * 10**6
     usdt = client.get_contract(devnet.usdt)
@@ -146,7 +146,7 @@ def test_constant_calls_and_estimate_energy(client: Tron, token: Contract, devne
 
 
 def test_fee_limit_too_low_out_of_energy(client: Tron, bank: PrivateKey, token: Contract) -> None:
-    owner: PrivateKey = token.owner_key  # type: ignore[attr-defined]
+    owner: PrivateKey = token.owner_key
     payer = funded_key(client, bank, 20 * TRX)
     token.functions.transfer(addr_of(payer), 10).with_owner(addr_of(owner)).build().sign(
         owner
@@ -269,7 +269,7 @@ def test_rejections_expired_duplicate_bad_signature(client: Tron, bank: PrivateK
 
     short = client.trx.transfer(me, dest, 2).expiration(1_000).build().sign(bank)
     time.sleep(2.5)
-    with pytest.raises(TransactionError, match="(?i)expir"):
+    with pytest.raises(TransactionError, match=r"(?i)expir"):
         short.broadcast()
 
     bad = client.trx.transfer(me, dest, 3).build()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -9,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from services.common import access
 from tests.edge.endpoints import DOCUMENTED
-from tests.harness.envoy import REPO_ROOT, envoy_binary, render
+from tests.harness.envoy import DEV_KEY, REPO_ROOT, envoy_binary, render
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def _hcm(config: dict[str, Any]) -> dict[str, Any]:
     (listener,) = config["static_resources"]["listeners"]
     (chain,) = listener["filter_chains"]
     (hcm,) = chain["filters"]
-    return hcm["typed_config"]  # type: ignore[no-any-return]
+    return hcm["typed_config"]
 
 
 def _transcoder(config: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +34,7 @@ def _transcoder(config: dict[str, Any]) -> dict[str, Any]:
         for f in _hcm(config)["http_filters"]
         if f["name"] == "envoy.filters.http.grpc_json_transcoder"
     ]
-    return transcoder  # type: ignore[no-any-return]
+    return transcoder
 
 
 def test_every_documented_endpoint_has_exactly_its_binding(envoy_descriptor: Path) -> None:
@@ -99,7 +101,17 @@ def test_environment_sets_ports_and_hosts(envoy_descriptor: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("EDGE_PORT", "70000"), ("ADMIN_PORT", "x"), ("EDGE_ROUTE_TIMEOUT", "soon")]
+    ("name", "value"),
+    [
+        ("EDGE_PORT", "70000"),
+        ("ADMIN_PORT", "x"),
+        ("EDGE_ROUTE_TIMEOUT", "soon"),
+        ("EDGE_RATE_LIMIT_MONEY_BURST", "0"),
+        ("EDGE_RATE_LIMIT_READ_PER_SECOND", "fast"),
+        ("EDGE_JWT_AUDIENCES", " , "),
+        ("EDGE_JWKS_URI", "ftp://idp.example/jwks.json"),
+        ("EDGE_JWT_CLOCK_SKEW_SECONDS", "9999"),
+    ],
 )
 def test_bad_environment_is_rejected(envoy_descriptor: Path, name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
@@ -107,7 +119,10 @@ def test_bad_environment_is_rejected(envoy_descriptor: Path, name: str, value: s
 
 
 def test_envoy_validates_the_rendered_config(tmp_path: Path, envoy_descriptor: Path) -> None:
-    path = render.write({"ENVOY_DESCRIPTOR": str(envoy_descriptor)}, tmp_path / "envoy.json")
+    jwks = tmp_path / "jwks.json"  # Envoy reads the JWKS while validating
+    jwks.write_text(json.dumps(DEV_KEY.jwks()))
+    env = {"ENVOY_DESCRIPTOR": str(envoy_descriptor), "EDGE_JWKS_FILE": str(jwks)}
+    path = render.write(env, tmp_path / "envoy.json")
     result = subprocess.run(
         [envoy_binary(), "--mode", "validate", "-c", str(path), "--log-level", "error"],
         capture_output=True,
@@ -156,3 +171,159 @@ def test_descriptor_mount_path_for_other_machines(envoy_descriptor: Path) -> Non
         {"ENVOY_DESCRIPTOR": str(envoy_descriptor), "ENVOY_DESCRIPTOR_MOUNT": "/etc/envoy/tronpay.pb"}
     )
     assert _transcoder(cfg)["proto_descriptor"] == "/etc/envoy/tronpay.pb"
+
+
+# --------------------------------------------------------------------------------------------------
+# Identity, authorisation, rate limits (behaviour: test_auth.py, test_roles.py)
+
+
+def _filter(config: dict[str, Any], name: str) -> dict[str, Any]:
+    (found,) = [f["typed_config"] for f in _hcm(config)["http_filters"] if f["name"] == name]
+    return found
+
+
+def test_filter_order(config: dict[str, Any]) -> None:
+    assert [f["name"].removeprefix("envoy.filters.http.") for f in _hcm(config)["http_filters"]] == [
+        "header_mutation",  # client copies of the identity metadata go first
+        "jwt_authn",
+        "lua",  # the roles header from the verified claims
+        "buffer",
+        "grpc_json_transcoder",
+        "rbac",  # on the gRPC method the transcoder resolved (REST and native gRPC alike)
+        "local_ratelimit",  # per route class, after authorisation
+        "router",
+    ]
+    # A route-level request_headers_to_remove would run after jwt_authn and strip the verified claims too.
+    assert "request_headers_to_remove" not in _hcm(config)["route_config"]
+
+
+def test_identity_headers_are_dropped_before_jwt(config: dict[str, Any]) -> None:
+    removed = {
+        m["remove"]
+        for m in _filter(config, "envoy.filters.http.header_mutation")["mutations"]["request_mutations"]
+    }
+    assert set(access.IDENTITY_KEYS) <= removed
+    assert {"x-envoy-original-path", "x-envoy-original-method"} <= removed
+
+
+def test_jwt_is_required_everywhere_but_the_open_path(config: dict[str, Any]) -> None:
+    jwt = _filter(config, "envoy.filters.http.jwt_authn")
+    (provider,) = jwt["providers"].values()
+    assert provider["issuer"] == render.DEFAULT_JWT_ISSUER
+    assert provider["audiences"] == [render.DEFAULT_JWT_AUDIENCE]
+    assert provider["local_jwks"] == {"filename": str(render.DEFAULT_JWKS_FILE)}
+    assert {h["name"] for h in provider["from_headers"]} == {"authorization"}  # never ?access_token=
+    assert provider["jwt_cache_config"]["jwt_cache_size"] > 0
+    assert "from_params" not in provider and provider["forward"] is False and provider["require_expiration"]
+    claims = {c["claim_name"]: c["header_name"] for c in provider["claim_to_headers"]}
+    assert claims == {"sub": access.SUBJECT_KEY, "tenant": access.TENANT_KEY}
+    assert provider["normalize_payload_in_metadata"] == {"space_delimited_claims": ["roles"]}
+    open_rule, everything = jwt["rules"]
+    assert open_rule["match"] == {
+        "path": "/api/v1/tron/network/status",
+        "headers": [{"name": ":method", "string_match": {"exact": "GET"}}],
+    }
+    assert {"allow_missing": {}} in open_rule["requires"]["requires_any"]["requirements"]
+    assert everything == {"match": {"prefix": "/"}, "requires": {"provider_name": render.JWT_PROVIDER}}
+
+
+def test_rbac_is_generated_from_the_matrix(config: dict[str, Any], envoy_descriptor: Path) -> None:
+    rules = _filter(config, "envoy.filters.http.rbac")["rules"]
+    assert rules["action"] == "ALLOW"  # default deny
+    policies = dict(rules["policies"])
+    open_policy = policies.pop("open: GET /api/v1/tron/network/status")
+    assert open_policy["principals"] == [{"any": True}]
+    assert set(policies) == set(access.PUBLIC)
+    grpc_paths = {m.rpc: m.grpc_path for m in render.load_public_methods(envoy_descriptor)}
+    for rpc, policy in policies.items():
+        assert policy["permissions"] == [{"url_path": {"path": {"exact": grpc_paths[rpc]}}}]
+        roles = set()
+        for principal in policy["principals"]:
+            matcher = principal["sourced_metadata"]["metadata_matcher"]
+            assert matcher["path"] == [{"key": "jwt_payload"}, {"key": "roles"}]
+            roles.add(matcher["value"]["list_match"]["one_of"]["string_match"]["exact"])
+        assert roles == {r.value for r in access.PUBLIC[rpc]}, rpc
+
+
+def test_routes_carry_their_matrix_entry(config: dict[str, Any]) -> None:
+    (vhost,) = _hcm(config)["route_config"]["virtual_hosts"]
+    for route in vhost["routes"]:
+        meta = route["metadata"]["filter_metadata"][render.ROUTE_METADATA]
+        assert route["match"]["path"] == "/" + meta["rpc"]
+        assert meta["class"] == access.route_class(meta["rpc"]).value
+        assert meta["roles"] == ", ".join(sorted(access.PUBLIC[meta["rpc"]]))
+
+
+def test_the_roles_header_knows_every_role(config: dict[str, Any]) -> None:
+    code = _filter(config, "envoy.filters.http.lua")["default_source_code"]["inline_string"]
+    assert all(f'["{r.value}"] = true' in code for r in access.Role)
+    assert access.ROLES_KEY in code
+
+
+def test_rate_limits_come_from_the_environment(envoy_descriptor: Path) -> None:
+    env = {
+        "ENVOY_DESCRIPTOR": str(envoy_descriptor),
+        "EDGE_RATE_LIMIT_MONEY_PER_SECOND": "3",
+        "EDGE_RATE_LIMIT_MONEY_BURST": "7",
+    }
+    limit = _filter(render.render(env), "envoy.filters.http.local_ratelimit")
+    buckets = {d["entries"][0]["value"]: d["token_bucket"] for d in limit["descriptors"]}
+    assert set(buckets) == {c.value for c in access.RouteClass}
+    assert buckets["money"] == {"max_tokens": 7, "tokens_per_fill": 3, "fill_interval": "1s"}
+    assert buckets["read"]["max_tokens"] == render.RATE_LIMITS[access.RouteClass.READ][1]
+    assert limit["local_rate_limit_per_downstream_connection"] is False  # one bucket per Envoy instance
+    assert {
+        "header": {"key": "retry-after", "value": "1"},
+        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+    } in limit["response_headers_to_add"]
+
+
+def test_access_log_keeps_no_query_string(config: dict[str, Any]) -> None:
+    (log,) = _hcm(config)["access_log"]
+    fields = log["typed_config"]["log_format"]["json_format"]
+    paths = [v for v in fields.values() if "PATH" in v]
+    assert paths and all(v.startswith("%REQ_WITHOUT_QUERY(") for v in paths), paths
+
+
+def test_devtoken_defaults_are_the_renderers() -> None:
+    from tests.harness.envoy import devtoken
+
+    assert (devtoken.DEFAULT_ISSUER, devtoken.DEFAULT_AUDIENCE) == (
+        render.DEFAULT_JWT_ISSUER,
+        render.DEFAULT_JWT_AUDIENCE,
+    )
+    assert devtoken.DEFAULT_DIR / devtoken.JWKS_FILE == render.DEFAULT_JWKS_FILE
+
+
+def test_remote_jwks_for_production(tmp_path: Path, envoy_descriptor: Path) -> None:
+    env = {
+        "ENVOY_DESCRIPTOR": str(envoy_descriptor),
+        "EDGE_JWT_ISSUER": "https://idp.example.com/",
+        "EDGE_JWT_AUDIENCES": "tronpay-api, tronpay-grpc",
+        "EDGE_JWKS_URI": "https://idp.example.com/.well-known/jwks.json",
+        "EDGE_JWKS_CACHE_DURATION": "300s",
+    }
+    cfg = render.render(env)
+    (provider,) = _filter(cfg, "envoy.filters.http.jwt_authn")["providers"].values()
+    assert provider["issuer"] == "https://idp.example.com/"
+    assert provider["audiences"] == ["tronpay-api", "tronpay-grpc"]
+    remote = provider["remote_jwks"]
+    assert remote["http_uri"] == {"uri": env["EDGE_JWKS_URI"], "cluster": "jwks", "timeout": "5s"}
+    assert remote["cache_duration"] == "300.000s" and "local_jwks" not in provider
+    jwks = next(c for c in cfg["static_resources"]["clusters"] if c["name"] == "jwks")
+    address = jwks["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+    assert address["socket_address"] == {"address": "idp.example.com", "port_value": 443}
+    assert jwks["transport_socket"]["typed_config"]["sni"] == "idp.example.com"
+    with pytest.raises(ValueError, match="exclusive"):
+        render.render({**env, "EDGE_JWKS_FILE": "/etc/envoy/jwks.json"})
+    if not Path(render.DEFAULT_CA_FILE).exists():
+        pytest.skip(f"no CA bundle at {render.DEFAULT_CA_FILE} to validate with")
+    path = render.write(env, tmp_path / "envoy.json")
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(path), "--log-level", "error"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,5 +1,7 @@
-"""Identity metadata (end-user subject, calling service) is the cluster's own: the edge drops a client's
-copy, so no REST or gRPC client can pose as an operator or as another service."""
+"""Identity metadata (end-user subject, roles, tenant, calling service) is the cluster's own: the edge drops
+a client's copy, so no REST or gRPC client can pose as an operator or as another service; what reaches a
+service is the verified token's claims (tests/edge/test_auth.py checks all three keys on a recording
+upstream; here the real tron-client logs the subject)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,14 @@ from tests.edge.http import call
 from tests.harness.envoy import Edge
 from tests.harness.services import Cluster
 
-FORGED = {"x-tronpay-subject": "forged-operator-7f3a", "x-tronpay-caller": "forged-service-7f3a"}
+FORGED = {
+    "x-tronpay-subject": "forged-operator-7f3a",
+    "x-tronpay-caller": "forged-service-7f3a",
+    "x-tronpay-roles": "admin",
+    "x-tronpay-tenant": "forged-tenant-7f3a",
+    "x-jwt-payload": "eyJzdWIiOiJmb3JnZWQtcGF5bG9hZC03ZjNhIn0",
+}
+SUBJECT = "verified-subject-7f3a"
 
 
 def _log_lines_with(cluster: Cluster, marker: str) -> list[str]:
@@ -19,21 +28,25 @@ def _log_lines_with(cluster: Cluster, marker: str) -> list[str]:
 
 
 def test_rest_client_cannot_set_identity(envoy_edge: Edge, cluster: Cluster) -> None:
-    reply = call(envoy_edge.rest_url, "GET", "/api/v1/tron/network/height", headers=FORGED)
+    headers = {**FORGED, **envoy_edge.auth("viewer", subject=SUBJECT)}
+    reply = call(envoy_edge.rest_url, "GET", "/api/v1/tron/network/height", headers=headers)
     assert reply.status == 200, reply.body
     (line,) = _log_lines_with(cluster, reply.request_id)  # the service's own line for this request
     assert all(value not in line for value in FORGED.values()), line
+    assert SUBJECT in line, line  # the token's subject is the identity the service sees
 
 
 def test_grpc_client_cannot_set_identity(envoy_edge: Edge, cluster: Cluster) -> None:
     with grpc.insecure_channel(envoy_edge.grpc_target) as channel:
         stub = tron_client_pb2_grpc.TronClientServiceStub(channel)
+        metadata = (*FORGED.items(), *envoy_edge.grpc_auth("viewer", subject=SUBJECT))
         _, rpc = stub.GetNetworkHeight.with_call(
-            tron_client_pb2.GetNetworkHeightRequest(), metadata=tuple(FORGED.items()), timeout=20
+            tron_client_pb2.GetNetworkHeightRequest(), metadata=metadata, timeout=20
         )
     request_id = dict(rpc.initial_metadata())["x-request-id"]
     (line,) = _log_lines_with(cluster, request_id)
     assert all(value not in line for value in FORGED.values()), line
+    assert SUBJECT in line, line
 
 
 def test_direct_call_keeps_identity(cluster: Cluster) -> None:
@@ -41,12 +54,13 @@ def test_direct_call_keeps_identity(cluster: Cluster) -> None:
     edge tests above would see it if the edge let it through."""
     proc = cluster["tron_client"]
     marker = "direct-call-7f3a"
+    logged = {k: FORGED[k] for k in ("x-tronpay-subject", "x-tronpay-caller")}  # what services log
     with proc.channel() as channel:
         stub = tron_client_pb2_grpc.TronClientServiceStub(channel)
         stub.GetNetworkHeight(
             tron_client_pb2.GetNetworkHeightRequest(),
-            metadata=(*FORGED.items(), ("x-request-id", marker)),
+            metadata=(*logged.items(), ("x-request-id", marker)),
             timeout=20,
         )
     (line,) = _log_lines_with(cluster, marker)
-    assert all(value in line for value in FORGED.values()), line
+    assert all(value in line for value in logged.values()), line

@@ -9,7 +9,8 @@ ErrorInfo names the method and the service's error domain. None may 404.
 
 Also: a service's rich error (BadRequest field violations) comes back as JSON through the edge, native
 gRPC through the same listener reaches the services (a real RPC and an UNIMPLEMENTED one), and internal
-RPCs (no HTTP binding) are not reachable at the edge.
+RPCs (no HTTP binding) are not reachable at the edge. Every request carries an admin token (the matrix
+allows an admin everything public); tests/edge/test_roles.py covers the other roles.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def test_documented_endpoint_reaches_its_method(
 ) -> None:
     method = bindings[str(endpoint)]
     path, body = SAMPLES[str(endpoint)]
-    reply = call(envoy_edge.rest_url, endpoint.verb, path, body=body)
+    reply = call(envoy_edge.rest_url, endpoint.verb, path, body=body, headers=envoy_edge.auth())
     assert reply.status != 404 or IMPLEMENTED.get(str(endpoint)) == 404, reply.body
     assert reply.content_type.startswith("application/json"), (reply.status, reply.headers, reply.body)
 
@@ -173,7 +174,7 @@ def test_upstreams_pass_grpc_health_checks(envoy_edge: Edge) -> None:
 
 
 def test_service_field_violations_come_back_as_json(envoy_edge: Edge) -> None:
-    reply = call(envoy_edge.rest_url, "GET", "/api/v1/usdt/balance/not-an-address")
+    reply = call(envoy_edge.rest_url, "GET", "/api/v1/usdt/balance/not-an-address", headers=envoy_edge.auth())
     assert reply.status == 400, reply.body
     data = reply.json()
     assert data["code"] == 3
@@ -188,15 +189,18 @@ def test_native_grpc_through_the_edge(envoy_edge: Edge) -> None:
     from tronpay.payout_router.v1 import payout_router_pb2, payout_router_pb2_grpc
     from tronpay.tron_client.v1 import tron_client_pb2, tron_client_pb2_grpc
 
+    auth = envoy_edge.grpc_auth()
     with grpc.insecure_channel(envoy_edge.grpc_target) as channel:
         tron = tron_client_pb2_grpc.TronClientServiceStub(channel)
-        height, call_ = tron.GetNetworkHeight.with_call(tron_client_pb2.GetNetworkHeightRequest(), timeout=20)
+        height, call_ = tron.GetNetworkHeight.with_call(
+            tron_client_pb2.GetNetworkHeightRequest(), metadata=auth, timeout=20
+        )
         assert height.ByteSize() > 0
         assert dict(call_.initial_metadata()).get("server") == "tronpay-edge"
 
         payouts = payout_router_pb2_grpc.PayoutRouterServiceStub(channel)
         with pytest.raises(grpc.RpcError) as err:
-            payouts.GetPayout(payout_router_pb2.GetPayoutRequest(payout_id="p1"), timeout=20)
+            payouts.GetPayout(payout_router_pb2.GetPayoutRequest(payout_id="p1"), metadata=auth, timeout=20)
         assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
         assert err.value.details() == "not implemented yet: GetPayout"
 
@@ -208,9 +212,10 @@ def test_internal_rpcs_are_not_exposed_at_the_edge(envoy_edge: Edge) -> None:
     request = wallet_manager_pb2.SignTransactionRequest().SerializeToString()
     with grpc.insecure_channel(envoy_edge.grpc_target) as channel:
         with pytest.raises(grpc.RpcError) as err:
-            channel.unary_unary(internal)(request, timeout=10)
-        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert err.value.details() == ""  # Envoy's "no route", not the service's answer
+            channel.unary_unary(internal)(request, metadata=envoy_edge.grpc_auth(), timeout=10)
+        # Even an admin: no RBAC policy names it (default deny), and there is no route either.
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert err.value.details() == "RBAC: access denied"  # Envoy's answer, not the service's
     # The same RPC is served on the service's own port (reached by the other services directly).
     with grpc.insecure_channel(f"127.0.0.1:{envoy_edge.service_ports['wallet_manager']}") as channel:
         with pytest.raises(grpc.RpcError) as err:

@@ -19,6 +19,13 @@ An :class:`Edge` has ``rest_url`` (``http://127.0.0.1:PORT``), ``grpc_target`` (
 same listener), ``admin_url``, ``admin(path)``, ``cluster_health()``, ``wait_healthy()``, ``stat(name)``,
 ``access_entries()``/``access_entry(request_id)`` (the JSON access log; the id is the ``x-request-id``
 Envoy returns), ``log_tail()`` and ``stop()``.
+
+Authentication stays on in tests: every edge verifies tokens against the JWKS of :data:`DEV_KEY`, a key
+made for this test process with tools/devtoken.py (the tool behind `make token`). ``edge.token(*roles,
+subject=..., tenant=...)`` mints a token, ``edge.auth(*roles)`` gives the REST headers and
+``edge.grpc_auth(*roles)`` the gRPC metadata (both default to an admin). Rate limits are raised far above
+what any test sends (:data:`TEST_RATE_LIMITS`); a test that wants a small bucket passes its own
+``EDGE_RATE_LIMIT_*`` in ``extra_env``.
 """
 
 from __future__ import annotations
@@ -56,6 +63,45 @@ def _load_renderer() -> ModuleType:
 
 
 render = _load_renderer()
+
+
+def _load_devtoken() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("tronpay_devtoken", REPO_ROOT / "tools" / "devtoken.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+devtoken = _load_devtoken()
+
+#: The signing key of this test process: every edge started here trusts its JWKS (and nothing else).
+DEV_KEY = devtoken.DevKey.generate()
+#: The subject of the tests' tokens unless a test names another.
+TEST_SUBJECT = "edge-tests"
+#: Rate limits high enough that no test meets them by accident.
+TEST_RATE_LIMITS = {
+    f"EDGE_RATE_LIMIT_{klass.name}_{kind}": "1000000"
+    for klass in render.RATE_LIMITS
+    for kind in ("PER_SECOND", "BURST")
+}
+
+
+def mint(*roles: str, subject: str = TEST_SUBJECT, tenant: str | None = None, **claims: Any) -> str:
+    """A valid token for the tests' edges (roles: admin when none are given; ``roles=`` sets the claim as
+    given, e.g. a space-delimited string or an empty list)."""
+    return str(
+        DEV_KEY.token(
+            subject=subject,
+            roles=claims.pop("roles", list(roles or ("admin",))),
+            tenant=tenant,
+            issuer=render.DEFAULT_JWT_ISSUER,
+            audience=render.DEFAULT_JWT_AUDIENCE,
+            **claims,
+        )
+    )
+
 
 SERVICE_KEYS: tuple[str, ...] = tuple(render.SERVICES)
 
@@ -105,6 +151,20 @@ class Edge:
     def grpc_target(self) -> str:
         """host:port for grpc.insecure_channel / grpc.aio.insecure_channel (same listener)."""
         return f"127.0.0.1:{self.port}"
+
+    def token(
+        self, *roles: str, subject: str = TEST_SUBJECT, tenant: str | None = None, **claims: Any
+    ) -> str:
+        """A token this edge accepts, with ``roles`` (admin when none are given)."""
+        return mint(*roles, subject=subject, tenant=tenant, **claims)
+
+    def auth(self, *roles: str, **options: Any) -> dict[str, str]:
+        """REST headers carrying a token (see :meth:`token`)."""
+        return {"authorization": "Bearer " + self.token(*roles, **options)}
+
+    def grpc_auth(self, *roles: str, **options: Any) -> tuple[tuple[str, str], ...]:
+        """gRPC metadata carrying a token (see :meth:`token`)."""
+        return (("authorization", "Bearer " + self.token(*roles, **options)),)
 
     @property
     def admin_url(self) -> str:
@@ -157,7 +217,9 @@ class Edge:
         """The JSON access-log lines written so far (Envoy flushes them every 50 ms here)."""
         if not self.access_log.exists():
             return []
-        return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.strip()]
+        text = self.access_log.read_text()
+        complete = text[: text.rfind("\n") + 1]  # Envoy may be half-way through writing the last line
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def access_entry(self, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
         """The access-log line of the request that carried ``x-request-id: request_id``."""
@@ -217,6 +279,8 @@ def edge_env(
 ) -> dict[str, str]:
     """The renderer's environment for an edge on loopback in front of ``service_ports``; services not
     given point at ``closed_port`` (nothing listens there)."""
+    jwks = access_log.parent / "jwks.json"
+    jwks.write_text(json.dumps(DEV_KEY.jwks()))
     env: dict[str, str] = {
         "EDGE_ADDRESS": "127.0.0.1",
         "EDGE_PORT": str(port),
@@ -224,6 +288,8 @@ def edge_env(
         "ENVOY_DESCRIPTOR": str(descriptor),
         "EDGE_ACCESS_LOG": str(access_log),
         "EDGE_HEALTH_INTERVAL": "1s",
+        "EDGE_JWKS_FILE": str(jwks),
+        **TEST_RATE_LIMITS,
     }
     for key in SERVICE_KEYS:
         var = f"{key.upper()}_PORT"

@@ -23,10 +23,15 @@ from Crypto.Hash import keccak
 from trezorlib import messages as m
 from trezorlib.mapping import DEFAULT_MAPPING
 
-from devnet.pb import contract_pb2, tron_pb2
+from devnet.pb import common_pb2, contract_pb2, tron_pb2
 
 HARDENED = 0x80000000
 TYPE_URL = "type.googleapis.com/protocol."
+
+
+def _resource(value: int | None) -> common_pb2.ResourceCode.ValueType:
+    """A Trezor message's resource field (absent = BANDWIDTH) as TRON's ResourceCode."""
+    return common_pb2.ResourceCode.ValueType(value or 0)
 
 
 @dataclass
@@ -221,11 +226,11 @@ class SoftTrezor:
             )
         if isinstance(c, m.TronFreezeBalanceV2Contract):
             return "FreezeBalanceV2Contract", contract_pb2.FreezeBalanceV2Contract(
-                owner_address=c.owner_address, frozen_balance=c.balance, resource=int(c.resource or 0)
+                owner_address=c.owner_address, frozen_balance=c.balance, resource=_resource(c.resource)
             )
         if isinstance(c, m.TronUnfreezeBalanceV2Contract):
             return "UnfreezeBalanceV2Contract", contract_pb2.UnfreezeBalanceV2Contract(
-                owner_address=c.owner_address, unfreeze_balance=c.balance, resource=int(c.resource or 0)
+                owner_address=c.owner_address, unfreeze_balance=c.balance, resource=_resource(c.resource)
             )
         if isinstance(c, m.TronWithdrawUnfreeze):
             return "WithdrawExpireUnfreezeContract", contract_pb2.WithdrawExpireUnfreezeContract(

@@ -10,7 +10,7 @@ types, and the rule that traffic needs both the source's egress and the destinat
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +95,7 @@ def _port_matches(ports: list[Mapping[str, Any]] | None, port: int, protocol: st
 class Policies:
     """The NetworkPolicies of one rendered overlay."""
 
-    items: list[Mapping[str, Any]] = field(default_factory=list)
+    items: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_docs(cls, docs: Iterable[Mapping[str, Any]]) -> Policies:
@@ -129,10 +129,14 @@ class Policies:
 
     def allows(self, src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP") -> bool:
         """Whether src may connect to dst:port (both directions' policies consulted)."""
-        if isinstance(src, Pod) and src.namespace == NAMESPACE:
-            if not self._allowed(src, "Egress", dst, port, protocol):
-                return False
-        if isinstance(dst, Pod) and dst.namespace == NAMESPACE:
-            if not self._allowed(dst, "Ingress", src, port, protocol):
-                return False
-        return True
+        if (
+            isinstance(src, Pod)
+            and src.namespace == NAMESPACE
+            and not self._allowed(src, "Egress", dst, port, protocol)
+        ):
+            return False
+        return (
+            not isinstance(dst, Pod)
+            or dst.namespace != NAMESPACE
+            or self._allowed(dst, "Ingress", src, port, protocol)
+        )

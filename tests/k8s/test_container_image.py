@@ -4,6 +4,7 @@ layout run for real: the paths it COPYs plus the locked environment installed as
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -144,33 +145,30 @@ def started(
         "TRON_SYNC_ENABLED": "false",
         **{f"{s.name}_PORT": str(p) for s, p in ports.items()},
     }
-    procs: list[tuple[subprocess.Popen[bytes], Any]] = []
-    try:
-        for service in ServiceName:
-            log = open(tmp_path / f"{service.dashed}.log", "wb")  # closed in the finally below
-            procs.append(
-                (
+    procs: list[subprocess.Popen[bytes]] = []
+    with contextlib.ExitStack() as logs:  # the logs close once every process has stopped
+        try:
+            for service in ServiceName:
+                log = logs.enter_context(open(tmp_path / f"{service.dashed}.log", "wb"))
+                procs.append(
                     subprocess.Popen(
                         ["python", "-m", f"services.{service.value}"],
                         cwd="/",
                         env=env,
                         stdout=log,
                         stderr=subprocess.STDOUT,
-                    ),
-                    log,
+                    )
                 )
-            )
-        yield {s: (ports[s], proc) for s, (proc, _) in zip(ServiceName, procs, strict=True)}
-    finally:
-        for proc, _ in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc, log in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            log.close()
+            yield {s: (ports[s], proc) for s, proc in zip(ServiceName, procs, strict=True)}
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
 
 
 def test_the_image_layout_serves_the_six_services(

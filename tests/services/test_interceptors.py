@@ -75,7 +75,8 @@ async def target() -> AsyncIterator[str]:
     server = grpc.aio.server(
         interceptors=[ServerInterceptor("tron_client")], options=[("grpc.so_reuseport", 0)]
     )
-    pb_grpc.add_TronClientServiceServicer_to_server(Probe(), server)
+    probe = Probe()  # type: ignore[abstract]  # @with_unimplemented_defaults fills in the other RPCs
+    pb_grpc.add_TronClientServiceServicer_to_server(probe, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     yield f"127.0.0.1:{port}"
@@ -134,15 +135,18 @@ async def test_domain_error_carries_error_info(target: str) -> None:
     )
 
 
+async def _drain(stream: AsyncIterator[Any], into: list[Any]) -> None:
+    async for msg in stream:
+        into.append(msg)
+
+
 async def test_streaming_domain_error_after_a_message(target: str) -> None:
-    got = 0
+    got: list[Any] = []
     async with grpc.aio.insecure_channel(target) as ch:
+        stream = pb_grpc.TronClientServiceStub(ch).StreamTransfers(pb.StreamTransfersRequest(), timeout=5)
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            async for _ in pb_grpc.TronClientServiceStub(ch).StreamTransfers(
-                pb.StreamTransfersRequest(), timeout=5
-            ):
-                got += 1
-    assert got == 1 and err.value.code() == grpc.StatusCode.UNAVAILABLE
+            await _drain(stream, got)
+    assert len(got) == 1 and err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert _details(err.value)["ErrorInfo"].reason == "NODE_UNAVAILABLE"
 
 

@@ -111,7 +111,7 @@ async def test_concurrent_upserts_make_one_document(db: AsyncDatabase[Doc], key:
             res = await col.update_one(
                 {key: "k"}, {"$inc": {"n": 1}, "$setOnInsert": {"first": True}}, upsert=True
             )
-        except Exception as exc:  # noqa: BLE001 - MongoDB retries duplicate-key upserts itself; count them
+        except Exception as exc:  # MongoDB retries duplicate-key upserts itself; count them
             errors.append(type(exc).__name__)
             return False
         return res.upserted_id is not None

@@ -98,13 +98,12 @@ def test_a_bad_variable_stops_only_the_services_that_read_it(
 ) -> None:
     monkeypatch.setenv(var, value)
     for spec in service_specs():
-        reads = var in spec.settings.model_fields
-        try:
-            parse_settings(spec.settings, SERVICE_NAME=spec.name)
-        except SettingsError as err:
-            assert reads and var in str(err), (spec.name, str(err))
+        if var in spec.settings.model_fields:
+            with pytest.raises(SettingsError) as err:
+                parse_settings(spec.settings, SERVICE_NAME=spec.name)
+            assert var in str(err.value), (spec.name, str(err.value))
         else:
-            assert not reads, f"{spec.name} accepted a bad {var}"
+            parse_settings(spec.settings, SERVICE_NAME=spec.name)  # it does not read the bad variable
     assert sum(var in spec.settings.model_fields for spec in service_specs()) >= 1
 
 
@@ -165,7 +164,7 @@ def test_a_process_whose_service_does_not_read_the_bad_variable_starts() -> None
         "payout-router: invalid configuration: PAYOUT_ROUTER_PRIVATE_KEY: must be 32 bytes of hex"
     ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.usdt_manager"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "services.usdt_manager"], cwd=REPO, env=env, stderr=subprocess.DEVNULL
     )
     try:
         with pytest.raises(subprocess.TimeoutExpired):  # still serving: the variable is not its business

@@ -99,6 +99,6 @@ def test_unreachable_node(service_factory: ServiceFactory) -> None:
         assert not st.reachable and not st.synced
         with pytest.raises(grpc.RpcError) as err:
             stub.GetNetworkHeight(pb.GetNetworkHeightRequest(), timeout=10)
-    assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
-    status = errors.status_from_error(err.value)  # type: ignore[arg-type]
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    status = errors.status_from_error(err.value)
     assert status is not None and "NODE_UNAVAILABLE" in str(status.details[0].value)

@@ -98,7 +98,8 @@ def wait_included(stub: pb_grpc.TronClientServiceStub, txid: str) -> pb.GetTrans
             ):
                 return got
         except grpc.RpcError as err:
-            assert err.code() == grpc.StatusCode.NOT_FOUND, err  # type: ignore[attr-defined]
+            if err.code() != grpc.StatusCode.NOT_FOUND:
+                raise
         assert time.monotonic() < deadline, f"{txid} not included"
         time.sleep(0.2)
 
@@ -130,7 +131,7 @@ def submit(
 
 
 def error_info(err: grpc.RpcError) -> tuple[grpc.StatusCode, error_details_pb2.ErrorInfo, list[str]]:
-    status = errors.status_from_error(err)  # type: ignore[arg-type]
+    status = errors.status_from_error(err)
     assert status is not None
     info = error_details_pb2.ErrorInfo()
     fields: list[str] = []
@@ -141,7 +142,7 @@ def error_info(err: grpc.RpcError) -> tuple[grpc.StatusCode, error_details_pb2.E
             bad = error_details_pb2.BadRequest()
             d.Unpack(bad)
             fields += [v.field for v in bad.field_violations]
-    return err.code(), info, fields  # type: ignore[attr-defined]
+    return err.code(), info, fields
 
 
 def test_every_contract_type(stub: pb_grpc.TronClientServiceStub, chain: Devnet) -> None:
@@ -516,10 +517,10 @@ def test_reads(stub: pb_grpc.TronClientServiceStub, chain: Devnet) -> None:
 
     with pytest.raises(grpc.RpcError) as err:
         stub.GetTransaction(pb.GetTransactionRequest(txid="ab" * 32), timeout=10)
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as err:
         stub.GetTransactionInfo(pb.GetTransactionInfoRequest(txid="ab" * 32), timeout=10)
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_transaction_becomes_final(stub: pb_grpc.TronClientServiceStub, chain: Devnet) -> None:
@@ -561,7 +562,7 @@ def test_txid_check_is_optional(chain: Devnet, service_factory: ServiceFactory, 
             if check == "true":
                 with pytest.raises(grpc.RpcError) as err:
                     stub.BuildTransaction(req, timeout=10)
-                assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE
             else:
                 tx = stub.BuildTransaction(req, timeout=10).transaction
                 assert tx.txid == ttx.txid(tx.raw_data)

@@ -314,7 +314,7 @@ def test_unavailable_when_every_node_is_down(service_factory: ServiceFactory) ->
         assert not st.reachable and len(st.nodes) == 2
         with pytest.raises(grpc.RpcError) as exc:
             stub.GetAccount(pb.GetAccountRequest(address="TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"), timeout=15)
-        assert exc.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 async def test_broadcast_whose_answer_was_lost_is_looked_up(devnet: Devnet) -> None:
@@ -371,5 +371,5 @@ def test_hanging_node_is_a_status_not_a_hang(
         assert not st.reachable and st.nodes[0].url == faulty.url
         with pytest.raises(grpc.RpcError) as exc:
             stub.GetNetworkHeight(pb.GetNetworkHeightRequest(), timeout=5)
-        assert exc.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
     assert faulty.counts()["hang"] >= 2

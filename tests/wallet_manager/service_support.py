@@ -4,6 +4,8 @@ policies; and the service's key custody (keys.KeyVault) in-process over a real d
 
 from __future__ import annotations
 
+import atexit
+import functools
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -24,6 +26,8 @@ from services.wallet_manager.keys import KDF_DOC, KeyVault
 from services.wallet_manager.settings import WalletManagerSettings
 from services.wallet_manager.store import Store
 from services.wallet_manager.vault.keystore import KdfParams
+from services.wallet_manager.vault.policy import WalletPolicy, costs
+from services.wallet_manager.vault.tron_tx import parse_transaction
 from tests.harness.ferretdb import FerretDB
 from tests.harness.services import Cluster, ServiceFactory
 
@@ -103,12 +107,20 @@ class Client:
         self.channel.close()
 
 
+@functools.cache
+def _mongo(uri: str) -> MongoClient[Any]:
+    """One client per server for the whole run (closed at exit), not one leaked per test."""
+    client: MongoClient[Any] = MongoClient(uri, tz_aware=True)
+    atexit.register(client.close)
+    return client
+
+
 def db_of(ferretdb: FerretDB, cluster: Cluster) -> Database[Any]:
-    return MongoClient(ferretdb.uri, tz_aware=True)[cluster.env["PAYMENT_DB_NAME"]]
+    return _mongo(ferretdb.uri)[cluster.env["PAYMENT_DB_NAME"]]
 
 
 def policy(
-    contracts: Sequence[int] = (
+    contracts: Sequence[common_pb2.ContractType.ValueType] = (
         common_pb2.CONTRACT_TYPE_TRANSFER,
         common_pb2.CONTRACT_TYPE_TRIGGER_SMART_CONTRACT,
     ),
@@ -119,24 +131,31 @@ def policy(
     usdt_daily: int = 0,
     destinations: Sequence[str] = (),
     callers: Sequence[str] = (),
+    **fields: Any,
 ) -> pb.SigningPolicy:
+    """A SigningPolicy that lists TRX and USDT (limits of 0 = none: unlisted assets are refused, and every
+    transaction burns TRX); `fields` sets any other SigningPolicy field."""
     p = pb.SigningPolicy(
         allowed_contract_types=list(contracts),
         allowed_destinations=list(destinations),
         allowed_callers=list(callers),
+        **fields,
     )
-    if trx_per_tx or trx_daily:
-        p.limits.add(asset=common_pb2.ASSET_TRX, per_transaction_limit=trx_per_tx, daily_limit=trx_daily)
-    if usdt_per_tx or usdt_daily:
-        p.limits.add(asset=common_pb2.ASSET_USDT, per_transaction_limit=usdt_per_tx, daily_limit=usdt_daily)
+    p.limits.add(asset=common_pb2.ASSET_TRX, per_transaction_limit=trx_per_tx, daily_limit=trx_daily)
+    p.limits.add(asset=common_pb2.ASSET_USDT, per_transaction_limit=usdt_per_tx, daily_limit=usdt_daily)
     return p
+
+
+def trx_cost(raw: bytes) -> int:
+    """What a transaction counts against a TRX daily limit: its TRX value plus its worst-case fee."""
+    return costs(parse_transaction(raw), WalletPolicy())["TRX"]
 
 
 def error_reason(err: grpc.RpcError) -> str:
     from google.rpc import error_details_pb2
     from grpc_status import rpc_status
 
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err)
     assert status is not None, err
     for d in status.details:
         if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):

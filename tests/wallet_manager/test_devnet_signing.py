@@ -87,9 +87,11 @@ async def test_trc20_transfer_signed_by_vault_executes(devnet: Devnet, wallet: d
     unsigned = built["transaction"]
     tx = parse_transaction(bytes.fromhex(unsigned["raw_data_hex"]))
     assert (tx.token_method, tx.destination, tx.amount) == ("transfer", dest["address"], 2_500_000)
-    pol = WalletPolicy(limits={devnet.usdt: AssetLimit(per_tx=5_000_000)})
+    # USDT is a configured token; its fee burns TRX, which the policy lists too.
+    tokens, fees = frozenset({devnet.usdt}), {"TRX": AssetLimit()}
+    pol = WalletPolicy(limits={devnet.usdt: AssetLimit(per_tx=5_000_000), **fees}, tokens=tokens)
     # Over the limit is refused before any key is opened.
-    tight = WalletPolicy(limits={devnet.usdt: AssetLimit(per_tx=1_000_000)})
+    tight = WalletPolicy(limits={devnet.usdt: AssetLimit(per_tx=1_000_000), **fees}, tokens=tokens)
     assert check(tx, policy=tight, wallet_address=wallet["address"]).reason == "OVER_TX_LIMIT"
     await _sign_and_send(devnet, wallet, unsigned, pol)
     out = devnet.post(

@@ -10,14 +10,14 @@ from services.wallet_manager.vault.errors import InvalidMnemonic, VaultError
 
 from .txs import ABANDON, ALL12
 
-# abandon×11 about: app-tron README/examples (index 0, key b5a4cea2…9a28); indices 1, 2 match
+# "abandon" 11 times then "about": app-tron README/examples (index 0, key b5a4cea2…9a28); indices 1, 2 match
 # independent public implementations (Ian Coleman tool, Node.js/Swift ports).
 ABANDON_VECTORS = [
     (0, "TUEZSdKsoDHQMeZwihtdoBiN46zxhGWYdH"),
     (1, "TSeJkUh4Qv67VNFwY8LaAxERygNdy6NQZK"),
     (2, "TYJPRrdB5APNeRs4R7fYZSwW3TcrTKw2gx"),
 ]
-# "all"×12: trezor-firmware common/tests/fixtures/tron (hardware-wallets.md §3.1).
+# "all" 12 times: trezor-firmware common/tests/fixtures/tron (hardware-wallets.md §3.1).
 ALL_VECTORS = [
     (0, "TY72iA3SBtrds3QLYsS7LwYfkzXwAXCRWT"),
     (1, "TFz2CJn9CJb8C4i1Gke3jmZX2fRMJxniH2"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -55,8 +56,9 @@ def test_any_flipped_bit_fails_without_revealing(kek: Kek, field: str) -> None:
     rec = ring.seal("w-1", secret)
     value = bytearray(getattr(rec, field))
     value[len(value) // 2] ^= 0x01
+    tampered: dict[str, Any] = {field: bytes(value)}
     with pytest.raises(SecretUnavailable) as err:
-        ring.open("w-1", replace(rec, **{field: bytes(value)}))
+        ring.open("w-1", replace(rec, **tampered))
     assert str(err.value) == "sealed secret failed authentication"
     assert err.value.__cause__ is None  # the InvalidTag chain is suppressed
     assert secret.hex() not in repr(err.value)

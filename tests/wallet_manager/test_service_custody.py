@@ -95,7 +95,7 @@ def custody(
         assert admin(c, "import-seed", hd.generate_mnemonic(12)).returncode == 1  # never replaced
         wm_proc.start()
         wm = Client(wm_proc.target)
-        p = policy()
+        p = policy(allow_sign_message=True)
         hd_wallets = [
             wm.call(
                 "CreateWallet",
@@ -161,7 +161,7 @@ def test_mongo_and_logs_hold_no_plaintext_secret(custody: dict[str, Any]) -> Non
             "SignMessage", pb.SignMessageRequest(request_id=rid(), wallet_id=w.wallet_id, message=b"hello")
         )
     seed = hd.seed_from_mnemonic(MNEMONIC)
-    secrets_ = list(IMPORTED) + [seed]
+    secrets_ = [*IMPORTED, seed]
     secrets_ += [hd.derive_key(seed, w.account_index, 0).private_key for w in custody["hd"]]
     secrets_ += [
         hd.derive_key(seed, custody["hd"][0].account_index, d.index).private_key for d in custody["derived"]

@@ -53,10 +53,11 @@ def rig(
             wm = Client(c["wallet_manager"].target)
             tron = grpc.insecure_channel(c["tron_client"].target)
             wallets = {}
+            p = policy(trx_per_tx=5_000_000, allow_sign_message=True)
             for kind, vendor in ((KIND.KIND_LEDGER, "ledger"), (KIND.KIND_TREZOR, "trezor")):
                 req = pb.CreateWalletRequest(
                     request_id=rid(),
-                    wallet=pb.Wallet(owner_id=vendor, kind=kind, policy=policy(trx_per_tx=5_000_000)),
+                    wallet=pb.Wallet(owner_id=vendor, kind=kind, policy=p),
                     account_index=0,
                 )
                 wallets[vendor] = wm.call("CreateWallet", req).wallet
@@ -95,7 +96,7 @@ def sign(rig: dict[str, Any], vendor: str, raw: bytes) -> pb.SignTransactionResp
     req = pb.SignTransactionRequest(
         request_id=rid(), wallet_id=w.wallet_id, transaction=common_pb2.Transaction(raw_data=raw)
     )
-    return rig["wm"].call("SignTransaction", req, caller="payout-router")  # type: ignore[no-any-return]
+    return rig["wm"].call("SignTransaction", req, caller="payout-router")
 
 
 def test_device_wallets_read_their_address_from_the_device(rig: dict[str, Any]) -> None:

@@ -34,7 +34,7 @@ def test_database_outage_is_unavailable_then_recovers(tmp_path: Path) -> None:
                 req = pb.SignTransactionRequest(
                     request_id=rid(), wallet_id=w.wallet_id, transaction=common_pb2.Transaction(raw_data=raw)
                 )
-                return wm.call("SignTransaction", req)  # type: ignore[no-any-return]
+                return wm.call("SignTransaction", req)
 
             assert sign().signer_address == w.address
             stop_ferretdb(db)

@@ -17,7 +17,7 @@ from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 from tests.harness.ferretdb import FerretDB
 from tests.harness.services import ServiceFactory
 from tests.wallet_manager import txs
-from tests.wallet_manager.service_support import KIND, Client, env, error_reason, policy, rid
+from tests.wallet_manager.service_support import KIND, Client, env, error_reason, policy, rid, trx_cost
 
 TRX = 1_000_000
 
@@ -39,12 +39,14 @@ def replicas(ferretdb: FerretDB, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def test_daily_limit_holds_across_replicas(replicas: list[Client]) -> None:
-    one, two = replicas
+    one = replicas[0]
+    # Each transfer counts 1 TRX + i sun and its worst-case fee: room for 6 (i sums to at most 75), never 7.
+    daily = 6 * trx_cost(txs.transfer(txs.DEST, txs.DEST, TRX)) + 75
     w = one.call(
         "CreateWallet",
         pb.CreateWalletRequest(
             request_id=rid(),
-            wallet=pb.Wallet(owner_id="replicas", kind=KIND.KIND_IMPORTED, policy=policy(trx_daily=7 * TRX)),
+            wallet=pb.Wallet(owner_id="replicas", kind=KIND.KIND_IMPORTED, policy=policy(trx_daily=daily)),
             private_key="f1" * 32,
         ),
     ).wallet
@@ -73,7 +75,7 @@ def test_daily_limit_holds_across_replicas(replicas: list[Client]) -> None:
         t.start()
     for t in threads:
         t.join(60)
-    assert outcomes.count("ok") == 6, outcomes  # 6 x (1 TRX + i sun) <= 7 TRX < 7 x
+    assert outcomes.count("ok") == 6, outcomes
     assert set(outcomes) - {"ok"} == {"FAILED_PRECONDITION:OVER_DAILY_LIMIT"}, outcomes
     for client in replicas:
         records = client.call("ListSignatures", pb.ListSignaturesRequest(wallet_id=w.wallet_id)).records
@@ -86,7 +88,7 @@ def test_request_id_answered_by_one_replica_is_replayed_by_the_other(replicas: l
         "CreateWallet",
         pb.CreateWalletRequest(
             request_id=rid(),
-            wallet=pb.Wallet(owner_id="replicas", kind=KIND.KIND_IMPORTED, policy=policy(trx_daily=3 * TRX)),
+            wallet=pb.Wallet(owner_id="replicas", kind=KIND.KIND_IMPORTED, policy=policy(trx_daily=5 * TRX)),
             private_key="f2" * 32,
         ),
     ).wallet

@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from bip_utils import Bip32Secp256k1  # type: ignore[import-untyped]
+from bip_utils import Bip32Secp256k1
 from pymongo.database import Database
 from tronpay.common.v1 import common_pb2
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
@@ -23,7 +23,16 @@ from services.wallet_manager.vault.ecdsa import recover_address
 from services.wallet_manager.vault.messages import hash_message_v2, sign_message_v2, verify_message_v2
 from tests.harness.ferretdb import FerretDB
 from tests.wallet_manager import txs
-from tests.wallet_manager.service_support import KIND, Client, db_of, error_reason, policy, rid, started
+from tests.wallet_manager.service_support import (
+    KIND,
+    Client,
+    db_of,
+    error_reason,
+    policy,
+    rid,
+    started,
+    trx_cost,
+)
 
 KEY_A = bytes.fromhex("1f" * 31 + "01")
 KEY_B = bytes.fromhex("2e" * 31 + "02")
@@ -49,12 +58,14 @@ def wm(svc: tuple[Client, Database[Any]]) -> Client:
     return svc[0]
 
 
-def create(wm: Client, kind: int, owner: str = "acme", request_id: str = "", **kw: Any) -> pb.Wallet:
+def create(
+    wm: Client, kind: pb.Wallet.Kind.ValueType, owner: str = "acme", request_id: str = "", **kw: Any
+) -> pb.Wallet:
     wallet_fields = {k: kw.pop(k) for k in ("address", "xpub", "policy", "labels", "display_name") if k in kw}
     req = pb.CreateWalletRequest(
         request_id=request_id or rid(), wallet=pb.Wallet(owner_id=owner, kind=kind, **wallet_fields), **kw
     )
-    return wm.call("CreateWallet", req).wallet  # type: ignore[no-any-return]
+    return wm.call("CreateWallet", req).wallet
 
 
 def imported(wm: Client, key: bytes, owner: str = "acme", **kw: Any) -> pb.Wallet:
@@ -127,7 +138,7 @@ def test_imported_wallet_and_address_uniqueness(wm: Client) -> None:
     ],
 )
 def test_create_rejects_bad_input_with_field_violations(
-    wm: Client, kind: int, kw: dict[str, Any], field: str
+    wm: Client, kind: pb.Wallet.Kind.ValueType, kw: dict[str, Any], field: str
 ) -> None:
     from google.rpc import error_details_pb2
     from grpc_status import rpc_status
@@ -137,7 +148,7 @@ def test_create_rejects_bad_input_with_field_violations(
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
     if "private_key" in kw:  # a rejected key is never echoed
         assert kw["private_key"] not in (err.value.details() or "")
-    status = rpc_status.from_call(err.value)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err.value)
     fields = []
     for d in status.details:
         if d.Is(error_details_pb2.BadRequest.DESCRIPTOR):
@@ -335,7 +346,20 @@ def test_policy_refusals_carry_reasons(wm: Client) -> None:
 def test_daily_limit_holds_under_concurrent_signing(svc: tuple[Client, Database[Any]]) -> None:
     wm, db = svc
     key = bytes.fromhex("8c" * 32)
-    w = imported(wm, key, "daily", policy=policy(trx_per_tx=2 * TRX, trx_daily=5 * TRX, usdt_daily=10))
+    address = private_key_to_address(key)
+    # TRX counts each transaction's worst-case fee: a USDT transfer's bandwidth (fee_limit 0 here), then
+    # per TRX transfer 1 TRX + i sun + its fee. Room for 4 of the 12 (i sums to at most 38), never 5.
+    usdt_fee = trx_cost(txs.trc20_transfer(address, txs.USDT, txs.DEST, 10, fee_limit=0))
+    daily = usdt_fee + 4 * trx_cost(txs.transfer(address, txs.DEST, TRX)) + 38
+    w = imported(wm, key, "daily", policy=policy(trx_per_tx=2 * TRX, trx_daily=daily, usdt_daily=10))
+    # Another asset has its own daily total, in the same chain.
+    usdt = txs.trc20_transfer(w.address, txs.USDT, txs.DEST, 10, fee_limit=0)
+    assert sign(wm, w, usdt).signer_address == w.address
+    refused(
+        lambda: sign(wm, w, txs.trc20_transfer(w.address, txs.USDT, txs.DEST, 1, fee_limit=0)),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "OVER_DAILY_LIMIT",
+    )
     results: list[str] = []
     lock = threading.Lock()
 
@@ -354,34 +378,28 @@ def test_daily_limit_holds_under_concurrent_signing(svc: tuple[Client, Database[
         t.start()
     for t in threads:
         t.join(60)
-    assert results.count("ok") == 4, results  # 4 x (1 TRX + i sun) <= 5 TRX < 5 x
+    assert results.count("ok") == 4, results
     assert set(results) - {"ok"} == {"FAILED_PRECONDITION:OVER_DAILY_LIMIT"}, results
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    # The day's signatures form one spend chain: each running total builds on the one before, none
-    # passes the limit, and each link names the signing-log record it counted.
-    key = f"{w.wallet_id}:TRX:{day}"
-    chain = list(db["wallet_manager_daily_spend"].find({"key": key}).sort("seq", 1))
-    assert [e["seq"] for e in chain] == [1, 2, 3, 4]
-    running = 0
+    # The wallet's signatures of the day form one spend chain: each link's running totals build on the
+    # one before, none passes a limit, and each link names the signing-log record it counted.
+    spend_key = f"{w.wallet_id}:{day}"
+    chain = list(db["wallet_manager_daily_spend"].find({"key": spend_key}).sort("seq", 1))
+    assert [e["seq"] for e in chain] == [1, 2, 3, 4, 5]
+    running: dict[str, int] = {}
     for e in chain:
-        running += e["amount"]
-        assert e["total"] == running <= 5 * TRX
+        running = {**running, **{a: running.get(a, 0) + n for a, n in e["amounts"].items()}}
+        assert e["totals"] == running and running["TRX"] <= daily and running[txs.USDT] == 10
         record = db["wallet_manager_signing_log"].find_one({"_id": e["record_id"]})
-        assert record is not None and record["amount"] == e["amount"] and record["spend_total"] == e["total"]
+        assert record is not None and record["spend_totals"] == e["totals"]
+        assert record["amount"] < e["amounts"]["TRX"]  # the value, without the fee counted with it
     logged = db["wallet_manager_signing_log"].count_documents({"wallet_id": w.wallet_id})
-    assert logged == 4
-    # Another asset has its own daily total.
-    assert sign(wm, w, txs.trc20_transfer(w.address, txs.USDT, txs.DEST, 10)).signer_address == w.address
-    refused(
-        lambda: sign(wm, w, txs.trc20_transfer(w.address, txs.USDT, txs.DEST, 1)),
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "OVER_DAILY_LIMIT",
-    )
+    assert logged == 5
 
 
 def test_sign_message_tip191_v2(wm: Client) -> None:
     key = bytes.fromhex("9d" * 32)
-    w = imported(wm, key, "msg")
+    w = imported(wm, key, "msg", policy=pb.SigningPolicy(allow_sign_message=True))
     msg = "login nonce 123 — ünïcode".encode()
     resp = wm.call("SignMessage", pb.SignMessageRequest(request_id=rid(), wallet_id=w.wallet_id, message=msg))
     assert resp.signature == sign_message_v2(key, msg)  # byte-identical to TronWeb signMessageV2
@@ -396,7 +414,9 @@ def test_sign_message_tip191_v2(wm: Client) -> None:
     )
     assert not v.valid and v.recovered_address == w.address
     records = wm.call("ListSignatures", pb.ListSignaturesRequest(wallet_id=w.wallet_id)).records
-    assert [r.kind for r in records] == [pb.SigningRecord.KIND_MESSAGE]
+    assert [(r.kind, r.message_sha256) for r in records] == [
+        (pb.SigningRecord.KIND_MESSAGE, hashlib.sha256(msg).hexdigest())
+    ]
     # A retry gets the first answer; the same request_id for another message signs nothing (and logs nothing).
     first = pb.SignMessageRequest(request_id=rid(), wallet_id=w.wallet_id, message=b"first")
     assert wm.call("SignMessage", first) == wm.call("SignMessage", first)
@@ -438,7 +458,7 @@ def test_watch_only_wallets_never_sign(wm: Client) -> None:
 def challenge(wm: Client, address: str) -> pb.CreateTronLinkChallengeResponse:
     return wm.call(
         "CreateTronLinkChallenge", pb.CreateTronLinkChallengeRequest(request_id=rid(), address=address)
-    )  # type: ignore[no-any-return]
+    )
 
 
 def tronlink(wm: Client, address: str, challenge_id: str, signature: bytes, owner: str = "tl") -> pb.Wallet:
@@ -471,7 +491,8 @@ def test_tronlink_proof_accepted_once(svc: tuple[Client, Database[Any]]) -> None
         grpc.StatusCode.PERMISSION_DENIED,
         "CHALLENGE_USED",
     )
-    assert db["wallet_manager_challenges"].find_one({"_id": ch.challenge_id})["used"] is True
+    used = db["wallet_manager_challenges"].find_one({"_id": ch.challenge_id})
+    assert used is not None and used["used"] is True
 
 
 def test_tronlink_wrong_address_and_expired_proofs_refused(svc: tuple[Client, Database[Any]]) -> None:
@@ -522,7 +543,7 @@ def test_tronlink_wrong_address_and_expired_proofs_refused(svc: tuple[Client, Da
 
 
 @pytest.mark.parametrize("kind", [KIND.KIND_LEDGER, KIND.KIND_TREZOR])
-def test_device_wallets_need_their_flags(wm: Client, kind: int) -> None:
+def test_device_wallets_need_their_flags(wm: Client, kind: pb.Wallet.Kind.ValueType) -> None:
     # This service runs without HARDWARE_WALLET_ENABLED / LEDGER_ENABLED / TREZOR_ENABLED.
     refused(lambda: create(wm, kind, "dev"), grpc.StatusCode.FAILED_PRECONDITION, "HARDWARE_WALLET_DISABLED")
 
@@ -572,21 +593,24 @@ def test_concurrent_hd_wallets_get_distinct_accounts(wm: Client) -> None:
 
 def test_a_replayed_signature_counts_once_against_the_daily_limit(svc: tuple[Client, Database[Any]]) -> None:
     wm, db = svc
-    w = imported(wm, bytes.fromhex("d5" * 32), "daily-replay", policy=policy(trx_daily=3 * TRX))
-    raw = txs.transfer(w.address, txs.DEST, 2 * TRX)
-    key = rid()
-    first = sign(wm, w, raw, request_id=key)
-    assert sign(wm, w, raw, request_id=key) == first
+    key = bytes.fromhex("d5" * 32)
+    raw = txs.transfer(private_key_to_address(key), txs.DEST, 2 * TRX)
+    cost = trx_cost(raw)  # 2 TRX and the worst-case fee
+    w = imported(wm, key, "daily-replay", policy=policy(trx_daily=cost + TRX))
+    request_id = rid()
+    first = sign(wm, w, raw, request_id=request_id)
+    assert sign(wm, w, raw, request_id=request_id) == first
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    links = list(db["wallet_manager_daily_spend"].find({"key": f"{w.wallet_id}:TRX:{day}"}))
-    assert [(e["seq"], e["total"]) for e in links] == [(1, 2 * TRX)]
-    # 2 + 2 > 3 TRX: a new request for the same transaction is refused.
+    links = list(db["wallet_manager_daily_spend"].find({"key": f"{w.wallet_id}:{day}"}))
+    assert [(e["seq"], e["totals"]) for e in links] == [(1, {"TRX": cost})]
+    # 2 x cost > cost + 1 TRX: a new request for the same transaction is refused.
     refused(lambda: sign(wm, w, raw), grpc.StatusCode.FAILED_PRECONDITION, "OVER_DAILY_LIMIT")
 
 
 def test_unlimited_trc20_approve_is_logged_without_overflow(svc: tuple[Client, Database[Any]]) -> None:
     wm, db = svc
-    w = imported(wm, bytes.fromhex("e8" * 32), "approve", policy=policy())
+    approvals = policy(allowed_spenders=[txs.DEST], allow_unlimited_approvals=True)
+    w = imported(wm, bytes.fromhex("e8" * 32), "approve", policy=approvals)
     max_uint = 2**256 - 1
     raw = txs.trc20_call(w.address, txs.USDT, txs.abi_call("095ea7b3", txs.DEST, max_uint))
     assert sign(wm, w, raw).signer_address == w.address
@@ -602,21 +626,21 @@ def test_a_spend_link_left_by_a_crashed_attempt_is_adopted_not_counted_twice(
     from services.common.idempotency import fingerprint
 
     wm, db = svc
-    w = imported(wm, bytes.fromhex("f9" * 32), "crash", policy=policy(trx_daily=3 * TRX))
+    raw = txs.transfer(private_key_to_address(bytes.fromhex("f9" * 32)), txs.DEST, 2 * TRX)
+    cost = trx_cost(raw)
+    w = imported(wm, bytes.fromhex("f9" * 32), "crash", policy=policy(trx_daily=cost + TRX))
     req = pb.SignTransactionRequest(
-        request_id=rid(),
-        wallet_id=w.wallet_id,
-        transaction=common_pb2.Transaction(raw_data=txs.transfer(w.address, txs.DEST, 2 * TRX)),
+        request_id=rid(), wallet_id=w.wallet_id, transaction=common_pb2.Transaction(raw_data=raw)
     )
-    key = f"{w.wallet_id}:TRX:{datetime.now(UTC).strftime('%Y-%m-%d')}"
+    key = f"{w.wallet_id}:{datetime.now(UTC).strftime('%Y-%m-%d')}"
     # What an attempt that died after claiming its spend link (and before its log record) leaves behind.
     db["wallet_manager_daily_spend"].insert_one(
         {
             "_id": f"spend:SignTransaction:{req.request_id}",
             "key": key,
             "seq": 1,
-            "amount": 2 * TRX,
-            "total": 2 * TRX,
+            "amounts": {"TRX": cost},
+            "totals": {"TRX": cost},
             "record_id": "sig_lost",
             "fingerprint": fingerprint(req),
             "time": datetime.now(UTC),
@@ -626,5 +650,5 @@ def test_a_spend_link_left_by_a_crashed_attempt_is_adopted_not_counted_twice(
     assert recover_address(hashlib.sha256(req.transaction.raw_data).digest(), resp.signature) == w.address
     assert [e["seq"] for e in db["wallet_manager_daily_spend"].find({"key": key})] == [1]
     (record,) = db["wallet_manager_signing_log"].find({"wallet_id": w.wallet_id})
-    assert (record["spend_seq"], record["spend_total"]) == (1, 2 * TRX)
+    assert (record["spend_seq"], record["spend_totals"]) == (1, {"TRX": cost})
     assert wm.call("SignTransaction", req, caller="usdt-manager") == resp

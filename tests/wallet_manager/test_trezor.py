@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from trezorlib import messages as m
 
-from devnet.pb import contract_pb2
+from devnet.pb import common_pb2, contract_pb2
 from services.common.tron.address import from_base58
 from services.common.tron.tx import txid_digest as txid
 from services.wallet_manager.vault import hd
@@ -22,7 +22,7 @@ from .txs import ALL12, DEST, USDT, a, raw_tx, transfer, trc20_transfer
 
 OWNER = "TY72iA3SBtrds3QLYsS7LwYfkzXwAXCRWT"
 PATH0 = hd.path_indices(0, 0)
-# trezor-firmware common/tests/fixtures/tron/sign_tx.json (mnemonic "all"×12, m/44'/195'/0'/0/0)
+# trezor-firmware common/tests/fixtures/tron/sign_tx.json (mnemonic "all" 12 times, m/44'/195'/0'/0/0)
 FIXTURES = {
     "TransferContract": (
         "0a02e94222086394747da9fee42140c08afee680335a68080112640a2d747970652e676f6f676c65617069732e636f6d2f"
@@ -100,7 +100,9 @@ def test_trc20_and_stake_contracts(trezor: TrezorTronClient) -> None:
         trc20_transfer(OWNER, USDT, DEST, 1_000_000),
         raw_tx(
             "FreezeBalanceV2Contract",
-            contract_pb2.FreezeBalanceV2Contract(owner_address=a(OWNER), frozen_balance=10**7, resource=1),
+            contract_pb2.FreezeBalanceV2Contract(
+                owner_address=a(OWNER), frozen_balance=10**7, resource=common_pb2.ENERGY
+            ),
         ),
         raw_tx(
             "UnfreezeBalanceV2Contract",

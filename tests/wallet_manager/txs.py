@@ -4,6 +4,8 @@ independent of the vault's wire decoder)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any, TypedDict, Unpack
 
 from google.protobuf.message import Message
 
@@ -43,12 +45,15 @@ def raw_tx(
     expiration_ms: int | None = None,
     fee_limit: int = 0,
     permission_id: int = 0,
+    ref: Mapping[str, Any] | None = None,
 ) -> bytes:
+    """ref: a devnet's Devnet.ref_block() (a transaction the devnet accepts); else a fixed, stale block."""
     now = int(time.time() * 1000)
+    ref = ref or {"ref_block_bytes": "7d52", "ref_block_hash": "89fd90c45b71f247", "expiration": now + 60_000}
     raw = tron_pb2.Transaction.raw(
-        ref_block_bytes=bytes.fromhex("7d52"),
-        ref_block_hash=bytes.fromhex("89fd90c45b71f247"),
-        expiration=now + 60_000 if expiration_ms is None else expiration_ms,
+        ref_block_bytes=bytes.fromhex(ref["ref_block_bytes"]),
+        ref_block_hash=bytes.fromhex(ref["ref_block_hash"]),
+        expiration=ref["expiration"] if expiration_ms is None else expiration_ms,
         data=memo,
         timestamp=now,
         fee_limit=fee_limit,
@@ -57,21 +62,32 @@ def raw_tx(
     return raw.SerializeToString()
 
 
-def transfer(owner: str, to: str, amount: int, **kw: object) -> bytes:
+class TxOptions(TypedDict, total=False):
+    """raw_tx's keyword arguments, passed through by the builders below."""
+
+    memo: bytes
+    expiration_ms: int | None
+    fee_limit: int
+    permission_id: int
+    ref: Mapping[str, Any] | None
+
+
+def transfer(owner: str, to: str, amount: int, **kw: Unpack[TxOptions]) -> bytes:
     msg = contract_pb2.TransferContract(owner_address=a(owner), to_address=a(to), amount=amount)
-    return raw_tx("TransferContract", msg, **kw)  # type: ignore[arg-type]
+    return raw_tx("TransferContract", msg, **kw)
 
 
-def trc20_call(owner: str, token: str, data: bytes, call_value: int = 0, **kw: object) -> bytes:
+def trc20_call(owner: str, token: str, data: bytes, call_value: int = 0, **kw: Unpack[TxOptions]) -> bytes:
     msg = contract_pb2.TriggerSmartContract(
         owner_address=a(owner), contract_address=a(token), data=data, call_value=call_value
     )
-    return raw_tx("TriggerSmartContract", msg, fee_limit=kw.pop("fee_limit", 30_000_000), **kw)  # type: ignore[arg-type]
+    kw.setdefault("fee_limit", 30_000_000)
+    return raw_tx("TriggerSmartContract", msg, **kw)
 
 
 def abi_call(selector: str, to: str, amount: int) -> bytes:
     return bytes.fromhex(selector) + a(to)[1:].rjust(32, b"\0") + amount.to_bytes(32, "big")
 
 
-def trc20_transfer(owner: str, token: str, to: str, amount: int, **kw: object) -> bytes:
+def trc20_transfer(owner: str, token: str, to: str, amount: int, **kw: Unpack[TxOptions]) -> bytes:
     return trc20_call(owner, token, abi_call("a9059cbb", to, amount), **kw)

@@ -157,9 +157,9 @@ def decode_transaction(tx_bytes: bytes) -> tuple[bytes, list[bytes]]:
     sigs: list[bytes] = []
     for num, wt, value, _, _ in iter_fields(tx_bytes):
         if num == 1 and wt == LEN:
-            raw = bytes(value)  # type: ignore[arg-type]
+            raw = bytes(value)
         elif num == 2 and wt == LEN:
-            sigs.append(bytes(value))  # type: ignore[arg-type]
+            sigs.append(bytes(value))
     if raw is None:
         raise WireError("Transaction has no raw_data")
     return raw, sigs

@@ -296,20 +296,17 @@ def decode(schema: str, buf: bytes, _depth: int = 0) -> dict[str, Any]:
         want = VARINT if f.kind in ("varint", "bool") else LEN
         if wt != want:
             raise WireError(f"{schema}.{f.name}: wire type {wt}, want {want}")
-        if f.kind == "varint":
-            assert isinstance(value, int)
-            v: Any = as_int64(value)
-        elif f.kind == "bool":
-            v = bool(value)
+        if isinstance(value, int):  # VARINT (the wire type was checked above): varint or bool
+            v: Any = bool(value) if f.kind == "bool" else as_int64(value)
         elif f.kind == "bytes":
-            v = bytes(value)  # type: ignore[arg-type]
+            v = value
         elif f.kind == "string":
             try:
-                v = bytes(value).decode()  # type: ignore[arg-type]
+                v = value.decode()
             except UnicodeDecodeError:
                 raise WireError(f"{schema}.{f.name}: not UTF-8") from None
         else:
-            v = decode(f.kind, bytes(value), _depth + 1)  # type: ignore[arg-type]
+            v = decode(f.kind, value, _depth + 1)
         if f.repeated:
             out.setdefault(f.name, []).append(v)
         else:
