@@ -104,24 +104,6 @@ PUBLIC: dict[str, frozenset[Role]] = {
     f"{_PG}/ReceiveWebhook": frozenset({Role.SERVICE, Role.ADMIN}),  # senders hold a service account
 }
 
-#: Public RPCs the services check again themselves (money moves, keys or custody change).
-RECHECKED = frozenset(
-    {
-        f"{_WM}/CreateWallet",
-        f"{_WM}/UpdateWallet",
-        f"{_WM}/DeleteWallet",
-        f"{_UM}/CreateTransfer",
-        f"{_UM}/Approve",
-        f"{_TS}/Stake",
-        f"{_TS}/Unstake",
-        f"{_TS}/Withdraw",
-        f"{_PR}/InitiatePayout",
-        f"{_PR}/CreatePayoutBatch",
-        f"{_PR}/CancelPayout",
-        f"{_PG}/CreatePayment",
-        f"{_PG}/RefundPayment",
-    }
-)
 
 _P = Peer
 _MONEY = frozenset({_P.USDT_MANAGER, _P.PAYOUT_ROUTER, _P.TRX_STAKING, _P.PAYMENT_GATEWAY})
@@ -184,6 +166,15 @@ MONEY_MOVING = frozenset(
         f"{_PG}/RefundPayment",
     }
 )
+
+#: Public RPCs the services check again themselves: those that move money, change custody or ask for it.
+RECHECKED = MONEY_MOVING | {
+    f"{_WM}/CreateWallet",
+    f"{_WM}/UpdateWallet",
+    f"{_WM}/DeleteWallet",
+    f"{_PR}/CancelPayout",
+    f"{_PG}/CreatePayment",
+}
 
 
 def route_class(method: str) -> RouteClass:
