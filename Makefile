@@ -43,7 +43,7 @@ test: install ## Run every check and test CI runs (lint, format, types, then pyt
 	$(BIN)/mypy
 	$(PY) -m pytest
 
-up: install ## Run the whole cluster locally (FerretDB, devnet, six services, Envoy)
+up: install dev-pki ## Run the whole cluster locally (FerretDB, devnet, six services, Envoy; mesh mTLS)
 	$(BIN)/honcho -f Procfile start
 
 down: ## Stop a cluster started by `make up` in the background

@@ -112,12 +112,8 @@ TOKEN = ""
 
 def dev_token() -> str:
     """An admin token from the development key (tools/devtoken.py), for an edge started by `make up`."""
-    import importlib.util
+    from tools import devtoken
 
-    spec = importlib.util.spec_from_file_location("tronpay_devtoken", REPO_ROOT / "tools" / "devtoken.py")
-    assert spec is not None and spec.loader is not None
-    devtoken = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(devtoken)
     return str(devtoken.load_or_create().token(subject="bench-edge", roles=["admin"]))
 
 

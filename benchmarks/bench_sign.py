@@ -46,6 +46,7 @@ from services.common.tron.address import from_base58, private_key_to_address  # 
 from services.common.tron.tx import RefBlock, build_raw  # noqa: E402
 from services.wallet_manager.vault.ecdsa import recover_address  # noqa: E402
 from tests.harness.ferretdb import start_ferretdb, stop_ferretdb  # noqa: E402
+from tests.harness.pki import aio_channel  # noqa: E402
 from tests.harness.services import ServiceFactory  # noqa: E402
 
 DEST = "THChUb7p2bwY6ReAiJXao6qc2ZGn88T46v"
@@ -99,7 +100,7 @@ def make_policy(daily: bool) -> pb.SigningPolicy:
 
 async def create_wallets(target: str, n: int, daily: bool, tag: str) -> list[tuple[str, str]]:
     out = []
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with aio_channel(target, "wallet-manager") as ch:  # as the edge for an admin token
         stub = pb_grpc.WalletManagerServiceStub(ch)
         for i in range(n):
             key = hashlib.sha256(f"bench-sign {tag} {i}".encode()).digest()
@@ -125,7 +126,10 @@ async def drive(
     warmup: float,
     pids: list[int],
 ) -> dict[str, Any]:
-    chans = [grpc.aio.insecure_channel(target) for _ in range(channels)]
+    # As usdt-manager, one of the services allowed to ask for signatures (mutual TLS).
+    chans = [
+        aio_channel(target, "wallet-manager", identity="usdt-manager", roles=()) for _ in range(channels)
+    ]
     stubs = [pb_grpc.WalletManagerServiceStub(c) for c in chans]
     # A pool of distinct transactions per wallet (amount varies); request ids are always fresh.
     raws = {w: [transfer_raw(a, 1_000 + j) for j in range(64)] for w, a in wallets}
@@ -151,7 +155,7 @@ async def drive(
             )
             t0 = time.perf_counter()
             try:
-                resp = await stub.SignTransaction(req, timeout=30, metadata=(("x-tronpay-caller", "bench"),))
+                resp = await stub.SignTransaction(req, timeout=30)
             except grpc.aio.AioRpcError as exc:
                 if phase["measure"]:
                     errors[exc.code().name] = errors.get(exc.code().name, 0) + 1

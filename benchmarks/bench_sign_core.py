@@ -109,7 +109,7 @@ async def measure(store: Store, wallets: int, seconds: float) -> dict[str, Any]:
         WALLET_ENCRYPTION_KEY=SecretStr(os.urandom(24).hex()),
         USDT_CONTRACT_ADDRESS=USDT,
     )
-    vault = KeyVault(settings, store)
+    vault = KeyVault(settings, store, None)
     t0 = time.perf_counter()
     ring = await vault.keyring()  # production scrypt cost, then the master seed is made and checked
     keyring_ms = (time.perf_counter() - t0) * 1000

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import grpc
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +42,7 @@ from devnet import crypto  # noqa: E402
 from devnet.node import Node, NodeConfig  # noqa: E402
 from tests.harness.ferretdb import start_ferretdb, stop_ferretdb  # noqa: E402
 from tests.harness.net import free_port, wait_for_port  # noqa: E402
+from tests.harness.pki import channel, pki_dir  # noqa: E402
 
 SOLIDITY_LAG = 18
 
@@ -167,11 +167,11 @@ def main() -> int:
                "TRON_NODE_URL": url, "MONGODB_URI": db.uri, "PAYMENT_DB_NAME": "bench_sync",
                "TRON_CLIENT_PORT": str(grpc_port), "METRICS_PORT": str(metrics_port),
                "USDT_CONTRACT_ADDRESS": usdt, "TRON_SYNC_START_BLOCK": "1", "TRON_SYNC_ENABLED": "false",
-               "SHUTDOWN_DRAIN_SECONDS": "0.1"}  # fmt: skip
+               "SHUTDOWN_DRAIN_SECONDS": "0.1", "TLS_DIR": str(pki_dir()), "HEALTH_PORT": "0"}  # fmt: skip
         tc = tron_client(env, tmp / "tron-client.log")
         procs.append(tc)  # stopped in `finally` should the watch fail
         wait_for_port(grpc_port, timeout=60)
-        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as ch:
+        with channel(f"127.0.0.1:{grpc_port}", "tron-client", identity="payment-gateway", roles=()) as ch:
             stub = pb_grpc.TronClientServiceStub(ch)
             req = pb.WatchAddressesRequest(
                 request_id="bench-sync-watch", addresses=chain["watched"], watcher="payment-gateway"
@@ -195,7 +195,7 @@ def main() -> int:
         assert first_at is not None and first_block is not None
         rate = (head - first_block) / max(now - first_at, 1e-9)
 
-        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as ch:
+        with channel(f"127.0.0.1:{grpc_port}", "tron-client", identity="payment-gateway", roles=()) as ch:
             stub = pb_grpc.TronClientServiceStub(ch)
             recorded = final = 0
             for addr in chain["watched"]:

@@ -47,6 +47,7 @@ mkdirSync(outDir, { recursive: true });
 for (const file of Object.keys(output.contracts).sort()) {
   for (const name of Object.keys(output.contracts[file]).sort()) {
     const c = output.contracts[file][name];
+    if (!c.evm.bytecode.object) continue; // abstract contracts and interfaces: nothing to deploy
     const artifact = {
       contractName: name,
       sourceName: `contracts/src/${file}`,

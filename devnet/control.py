@@ -18,7 +18,7 @@ from aiohttp import web
 
 from devnet import crypto
 from devnet.api import DROP_BROADCAST, NODE_KEY, json_response, parse_json_object, read_body
-from devnet.node import Node
+from devnet.node import GenesisAccount, Node
 
 log = logging.getLogger("devnet.control")
 
@@ -204,21 +204,33 @@ def json_response_status(obj: Any, status: int) -> web.Response:
 # accounts document (printed on start, written to --accounts-file, served at /devnet/accounts)
 
 
+def _account_entry(acc: GenesisAccount) -> dict[str, str]:
+    return {
+        "address": crypto.to_base58(acc.address),
+        "hex": acc.address.hex(),
+        "private_key": acc.private_key.hex(),
+    }
+
+
 def accounts_document(node: Node, url: str) -> dict[str, Any]:
     accounts = []
     witness = None
     for acc in node.genesis_accounts():
-        entry = {
-            "address": crypto.to_base58(acc.address),
-            "hex": acc.address.hex(),
-            "private_key": acc.private_key.hex(),
-        }
+        entry = _account_entry(acc)
         if acc.is_witness and witness is None:
             witness = entry
         else:
             accounts.append(entry)
     tokens = {name: crypto.to_base58(addr) for name, addr in node.token_addresses().items()}
-    return {"url": url, "chain_id": node.chain_id, "witness": witness, "accounts": accounts, "tokens": tokens}
+    return {
+        "url": url,
+        "chain_id": node.chain_id,
+        "witness": witness,
+        "accounts": accounts,
+        "tokens": tokens,
+        "contracts": {name: crypto.to_base58(addr) for name, addr in node.contract_addresses().items()},
+        "role_accounts": {name: _account_entry(acc) for name, acc in node.role_accounts().items()},
+    }
 
 
 ACCOUNTS_KEY = web.AppKey("accounts", dict)

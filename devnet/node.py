@@ -153,6 +153,23 @@ class Node:
         """{"USDT": 41a614f8…} — contracts deployed at genesis."""
         return {"USDT": genesis.USDT_ADDRESS}
 
+    def contract_addresses(self) -> dict[str, bytes]:
+        """{"PayoutRouterV0": 41…, "PayoutRouterKYC": 41…}: the other contracts deployed at genesis (none on
+        a chain created before they were part of the genesis)."""
+        world = self._chain.world()
+        return {
+            name: addr for name, addr in genesis.PAYOUT_ROUTERS.items() if world.contract(addr) is not None
+        }
+
+    def role_accounts(self) -> dict[str, GenesisAccount]:
+        """The routers' role accounts with keys (payout_admin, payout_disburser, …), if the routers exist."""
+        if not self.contract_addresses():
+            return {}
+        return {
+            name: GenesisAccount(crypto.address_from_private_key(key), key)
+            for name, key in genesis.PAYOUT_ROLE_KEYS.items()
+        }
+
     @property
     def chain_id(self) -> int:
         """CHAINID: last 4 bytes of the genesis block id as int."""

@@ -28,7 +28,19 @@ Identity, authorisation and rate limits (the filters, in order):
    from the same normalised list RBAC matches. The claim is a JSON array of role names, or one
    space-delimited string (``normalize_payload_in_metadata``); claim_to_headers would pass an array as base64
    JSON, hence the filter.
-4. ``buffer`` (413 over ``EDGE_MAX_REQUEST_BYTES``) and the transcoder.
+4. ``buffer`` (413 over ``EDGE_MAX_REQUEST_BYTES``), the strict-JSON check, the transcoder and the check's
+   guard. The transcoder drops unknown JSON fields silently (envoyproxy/envoy#46623), so a Lua filter
+   (envoy/strict_json.lua, with per-message schemas generated here from the descriptor set: the proto and
+   JSON names of each field) parses REST bodies strictly before it and answers 400 ``{"code": 3, "message":
+   'unknown field "wallet.name" in the JSON body (...)', "details": [google.rpc.BadRequest naming each
+   field path]}`` for unknown keys (names only, never values; keys that do not look like field names are
+   not repeated), 400 for malformed JSON or nesting deeper than ``STRICT_JSON_MAX_DEPTH``, and 400 for any
+   query string on a route whose body is the whole request (``body: "*"``: no parameter means anything
+   there, and a key sent as ``?private_key=`` reaches no service). A guard after the transcoder, on the
+   routes of checked RPCs only, refuses a transcoded REST request the check did not pass for that RPC (a
+   path form its patterns do not know, such as a trailing slash), so a disagreement fails closed. Reads and
+   native gRPC skip the check without running Lua; raw bodies (google.api.HttpBody: the webhook) are not
+   parsed.
 5. ``rbac``, generated from services.common.access.PUBLIC: one ALLOW policy per public RPC on its gRPC path
    with the matrix's roles (``sourced_metadata`` on the JWT payload, ``list_match``), default deny. It runs
    after the transcoder, so a REST request is judged by the method the transcoder resolved for its verb and
@@ -51,12 +63,14 @@ Decisions (documented here because the config is generated):
   detail types in the descriptor pool: when ``ENVOY_DESCRIPTOR`` lacks google/rpc/status.proto or
   error_details.proto, :func:`write` serves a copy extended with them (``<out>.descriptor.pb``).
 * ``request_validation_options``: unknown REST paths are a 404, unknown query parameters a 400,
-  a field bound both from the path/query and the body a 400.
+  a field bound both from the path/query and the body a 400. Query strings on whole-body routes and unknown
+  JSON body fields: the strict-JSON check (4. above).
 * Envoy's own replies (404/400 from the transcoder, 503 no healthy upstream, 504 timeouts, 413, ...)
   are rendered by ``local_reply_config`` in the same ``{"code", "message", "details"}`` shape as service
   errors. gRPC requests (native, or REST already rewritten to gRPC by the transcoder) are excluded from
   the mappers: Envoy answers them with ``grpc-status``/``grpc-message`` and, for REST, the transcoder
-  then renders that status as JSON itself, in exactly the shape of an upstream error.
+  then renders that status as JSON itself, in exactly the shape of an upstream error. The strict-JSON
+  check writes its 400s in this shape itself (with BadRequest details); a mapper keeps them as written.
 * Retries: reads (GET bindings) retry on failures that are safe to repeat (connect failure, refused
   stream, reset, ``UNAVAILABLE``); mutating RPCs retry only when the request provably never reached a
   service (connect failure, refused stream). A retry budget caps retries per cluster.
@@ -73,7 +87,8 @@ service's public gRPC service name) for the six services, ``ENVOY_DESCRIPTOR`` (
 ``EDGE_ACCESS_LOG`` (``-`` for stdout, a file path, or ``off``), ``EDGE_MAX_CONNECTIONS`` (10000),
 ``EDGE_MAX_REQUEST_BYTES`` (4 MiB), ``ENVOY_DESCRIPTOR_MOUNT`` (the descriptor's path on the machine
 that runs Envoy, when it differs from ``ENVOY_DESCRIPTOR``, e.g. /etc/envoy/tronpay.pb in Kubernetes),
-``ENVOY_CONFIG_OUT`` (.build/envoy/envoy.json).
+``ENVOY_CONFIG_OUT`` (.build/envoy/envoy.json), ``EDGE_STRICT_JSON`` (``on``; ``off`` drops the strict-JSON
+check, only to measure its cost: benchmarks/bench_edge_strict.py).
 
 Identity: ``EDGE_JWT_ISSUER`` (tronpay-dev), ``EDGE_JWT_AUDIENCES`` (tronpay-api; comma-separated, any may
 match), ``EDGE_JWT_CLOCK_SKEW_SECONDS`` (60; 1 to 600), and one JWKS source: ``EDGE_JWKS_FILE`` (default
@@ -82,6 +97,13 @@ provider's https JWKS URL; fetched at start-up and every ``EDGE_JWKS_CACHE_DURAT
 against ``EDGE_JWKS_CA_FILE``, /etc/ssl/certs/ca-certificates.crt). Rate limits per route class and Envoy
 instance: ``EDGE_RATE_LIMIT_{READ,WRITE,MONEY}_PER_SECOND`` (tokens added each second: 500, 50, 10) and
 ``..._BURST`` (bucket size: 1000, 100, 20).
+
+Mutual TLS to the services: the edge presents its certificate from ``TLS_DIR`` (.data/pki, made by
+tools/devpki.py; ``<TLS_DIR>/edge/{tls.crt,tls.key,ca.crt}``, the layout services.common.tls reads) and
+accepts an upstream only when its certificate, from the same CA, names that service (SNI and SAN = the
+service's dashed name). Clients' TLS on the listener when ``EDGE_TLS_CERT_FILE`` and ``EDGE_TLS_KEY_FILE``
+are set (both or neither; HTTP/2 and HTTP/1.1 by ALPN); plaintext otherwise (a TLS-terminating load balancer
+in front, or development).
 
 Usage: ``python envoy/render.py [--out PATH]`` prints the path it wrote.
 """
@@ -92,6 +114,7 @@ import argparse
 import ipaddress
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -101,7 +124,7 @@ from urllib.parse import urlsplit
 
 from google.api import annotations_pb2
 from google.protobuf import descriptor as _descriptor
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool
 from google.rpc import error_details_pb2, status_pb2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +141,8 @@ DEFAULT_JWT_ISSUER = "tronpay-dev"
 DEFAULT_JWT_AUDIENCE = "tronpay-api"
 DEFAULT_JWKS_FILE = REPO_ROOT / ".data" / "dev-auth" / "jwks.json"
 DEFAULT_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
+DEFAULT_TLS_DIR = REPO_ROOT / ".data" / "pki"
+MESH_IDENTITY = "edge"  # services.common.access.Peer.EDGE
 JWT_PROVIDER = "tronpay"
 JWT_FILTER = "envoy.filters.http.jwt_authn"
 #: The one documented path that needs no token (health checks); GET only, and nothing else.
@@ -181,6 +206,8 @@ class Method:
     name: str
     http_verb: str  # get/post/put/delete/patch/custom
     http_path: str
+    http_body: str = ""  # the binding's body: "" (none), "*" (the whole request) or a field name
+    input_type: str = ""  # the request message, e.g. tronpay.wallet_manager.v1.CreateWalletRequest
 
     @property
     def grpc_path(self) -> str:
@@ -213,8 +240,8 @@ class Upstream:
     health_service: str
 
 
-def _http_rule(method: descriptor_pb2.MethodDescriptorProto) -> tuple[str, str] | None:
-    """Return (verb, path) of the method's google.api.http rule, or None for an internal RPC."""
+def _http_rule(method: descriptor_pb2.MethodDescriptorProto) -> tuple[str, str, str] | None:
+    """Return (verb, path, body) of the method's google.api.http rule, or None for an internal RPC."""
     if not method.options.HasExtension(annotations_pb2.http):
         return None
     rule = method.options.Extensions[annotations_pb2.http]
@@ -222,8 +249,8 @@ def _http_rule(method: descriptor_pb2.MethodDescriptorProto) -> tuple[str, str] 
     if pattern is None:
         return None
     if pattern == "custom":
-        return rule.custom.kind.lower(), rule.custom.path
-    return pattern, str(getattr(rule, pattern))
+        return rule.custom.kind.lower(), rule.custom.path, rule.body
+    return pattern, str(getattr(rule, pattern)), rule.body
 
 
 def load_public_methods(descriptor: Path) -> list[Method]:
@@ -239,7 +266,14 @@ def load_public_methods(descriptor: Path) -> list[Method]:
             for method in service.method:
                 rule = _http_rule(method)
                 if rule is not None:
-                    methods.append(Method(f"{file.package}.{service.name}", method.name, *rule))
+                    methods.append(
+                        Method(
+                            f"{file.package}.{service.name}",
+                            method.name,
+                            *rule,
+                            input_type=method.input_type.removeprefix("."),
+                        )
+                    )
     missing = sorted(set(SERVICES) - {m.cluster for m in methods})
     if missing:
         raise ValueError(f"{descriptor}: no HTTP-bound RPCs for service package(s) {', '.join(missing)}")
@@ -399,7 +433,25 @@ def _local_reply_config() -> dict[str, Any]:
         }
     }
     token_403 = status("EQ", 403, "jwt_403")
+    strict_json_reply = {
+        "metadata_filter": {
+            "matcher": {
+                "filter": STRICT_JSON_NAMESPACE,
+                "path": [{"key": "rejected"}],
+                "value": {"present_match": True},
+            },
+            "match_if_key_not_found": False,
+        }
+    }
     mappers = [
+        # The strict-JSON filters' 400s are already in this shape, with BadRequest details: kept as written.
+        {
+            "filter": strict_json_reply,
+            "body_format_override": {
+                "text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"},
+                "content_type": "application/json",
+            },
+        },
         mapper(token_403, LOCAL_REPLY_CODES[401], extra=(failed_token,), rewrite_to=401),
         {"filter": {"and_filter": {"filters": [token_403, failed_token]}}, "status_code": 401},  # native gRPC
     ]
@@ -472,10 +524,18 @@ def _access_log(env: Mapping[str, str]) -> list[dict[str, Any]]:
     return [{"name": "envoy.access_loggers.edge", "typed_config": typed}]
 
 
-def _route(method: Method, env: Mapping[str, str]) -> dict[str, Any]:
+def _route(method: Method, env: Mapping[str, str], unguarded: bool) -> dict[str, Any]:
+    """The route of one public RPC; ``unguarded``: no checked body, so the strict-JSON guard is off there."""
     retry_on = RETRY_ON_READ if method.read_only else RETRY_ON_WRITE
+    per_filter = {
+        STRICT_JSON_GUARD_FILTER: {
+            "@type": TYPE_URL + "envoy.extensions.filters.http.lua.v3.LuaPerRoute",
+            "disabled": True,
+        }
+    }
     return {
         "name": f"{method.service}.{method.name}",
+        **({"typed_per_filter_config": per_filter} if unguarded else {}),
         "match": {"path": method.grpc_path},
         # Read by the rate limiter (class) and by the 403/429 JSON messages (rpc, roles).
         "metadata": {
@@ -512,10 +572,64 @@ def _route(method: Method, env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _tls_socket(kind: str, context: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {"@type": TYPE_URL + f"envoy.extensions.transport_sockets.tls.v3.{kind}", **context},
+    }
+
+
+def _mesh_tls(upstream: Upstream, env: Mapping[str, str]) -> dict[str, Any]:
+    """The edge's certificate to the service, and only a certificate of the cluster CA naming it accepted."""
+    files = Path(_env(env, "TLS_DIR", str(DEFAULT_TLS_DIR))) / MESH_IDENTITY
+    peer = upstream.key.replace("_", "-")
+    return _tls_socket(
+        "UpstreamTlsContext",
+        {
+            "sni": peer,
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "tls_certificates": [
+                    {
+                        "certificate_chain": {"filename": str(files / "tls.crt")},
+                        "private_key": {"filename": str(files / "tls.key")},
+                    }
+                ],
+                "validation_context": {
+                    "trusted_ca": {"filename": str(files / "ca.crt")},
+                    "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": peer}}],
+                },
+            },
+        },
+    )
+
+
+def _edge_tls(env: Mapping[str, str]) -> dict[str, Any] | None:
+    """TLS for clients on the listener when a certificate is configured."""
+    cert, key = env.get("EDGE_TLS_CERT_FILE", ""), env.get("EDGE_TLS_KEY_FILE", "")
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise ValueError("EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE go together")
+    return _tls_socket(
+        "DownstreamTlsContext",
+        {
+            "common_tls_context": {
+                "alpn_protocols": ["h2", "http/1.1"],
+                "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+                "tls_certificates": [
+                    {"certificate_chain": {"filename": cert}, "private_key": {"filename": key}}
+                ],
+            }
+        },
+    )
+
+
 def _cluster(upstream: Upstream, env: Mapping[str, str]) -> dict[str, Any]:
     interval = _duration(env, "EDGE_HEALTH_INTERVAL", "5s")
     return {
         "name": upstream.key,
+        "transport_socket": _mesh_tls(upstream, env),
         # An IP literal needs no resolution; a name (a headless Service in Kubernetes) is resolved
         # continuously so every pod becomes an endpoint and HTTP/2 streams are balanced per request.
         "type": "STATIC" if _is_ip(upstream.host) else "STRICT_DNS",
@@ -879,6 +993,302 @@ def _buffer(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+#: Strict JSON request bodies (the transcoder drops unknown fields silently: envoyproxy/envoy#46623). The
+#: hand-written script; :func:`strict_json` puts the data generated from the descriptor set in front of it.
+STRICT_JSON_LUA = REPO_ROOT / "envoy" / "strict_json.lua"
+STRICT_JSON_FILTER = "tronpay.strict_json"
+STRICT_JSON_GUARD_FILTER = "tronpay.strict_json_guard"
+#: The matcher action that skips a filter (reads and native gRPC skip the check).
+_SKIP_FILTER = "envoy.extensions.filters.common.matcher.action.v3.SkipFilter"
+#: Dynamic metadata namespace of both filters: "rpc" (the gRPC path whose body was checked), "rejected"
+#: (their own 400, passed through by local_reply_config as the JSON they wrote).
+STRICT_JSON_NAMESPACE = "tronpay.strict_json"
+#: Nesting bound of arrays and objects in a checked body (the deepest request today nests 4 levels).
+STRICT_JSON_MAX_DEPTH = 32
+#: google.protobuf types with their own JSON form (strings, numbers, free-form objects): never checked.
+WELL_KNOWN_JSON = frozenset(
+    f"google.protobuf.{name}"
+    for name in (
+        "Any",
+        "Duration",
+        "FieldMask",
+        "Struct",
+        "Value",
+        "ListValue",
+        "Timestamp",
+        "DoubleValue",
+        "FloatValue",
+        "Int64Value",
+        "UInt64Value",
+        "Int32Value",
+        "UInt32Value",
+        "BoolValue",
+        "StringValue",
+        "BytesValue",
+    )
+)
+#: A body of this type is passed to the service as raw bytes, not parsed as JSON: not checked.
+RAW_BODY = "google.api.HttpBody"
+#: A path template segment this renderer can match: a literal, or one whole segment bound to a variable.
+_LITERAL_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+_VARIABLE_SEGMENT = re.compile(r"\*|\{[A-Za-z_][A-Za-z0-9_.]*(=\*)?\}")
+
+
+@dataclass(frozen=True)
+class BodyRoute:
+    """A REST route whose JSON body the strict-JSON filter checks."""
+
+    method: Method
+    pattern: str  # Lua pattern of the path without its query string
+    schema: int  # index into StrictJson.messages (1-based, as in Lua), 0 for a body that is a scalar
+
+    @property
+    def whole(self) -> bool:
+        """The body is the whole request, so no query parameter means anything."""
+        return self.method.http_body == "*"
+
+
+@dataclass(frozen=True)
+class MessageSchema:
+    """The JSON keys one message accepts -> the schema of their values (0: not checked); or, for a map of
+    messages, ``any``: every key accepted, each value checked against that schema."""
+
+    name: str
+    fields: dict[str, int] | None = None
+    any: int = 0
+
+
+@dataclass(frozen=True)
+class StrictJson:
+    """What the strict-JSON filter knows, generated from the descriptor set."""
+
+    messages: list[MessageSchema]
+    routes: list[BodyRoute]
+
+    @property
+    def rpcs(self) -> frozenset[str]:
+        """The gRPC paths whose REST bodies are checked (where the guard after the transcoder runs)."""
+        return frozenset(r.method.grpc_path for r in self.routes)
+
+
+def _path_pattern(template: str) -> str:
+    """The Lua pattern matching a path of a google.api.http template (literal and single-segment variable
+    segments only: anything else raises, so a new kind of binding cannot slip past the check unnoticed)."""
+    segments = template.split("/")
+    if segments[0] != "" or len(segments) < 2:
+        raise ValueError(f"strict JSON: path template {template!r} does not start with '/'")
+    parts = []
+    for segment in segments[1:]:
+        if _VARIABLE_SEGMENT.fullmatch(segment):
+            parts.append("[^/]+")
+        elif _LITERAL_SEGMENT.fullmatch(segment):
+            parts.append("".join(c if c.isalnum() else "%" + c for c in segment))
+        else:
+            raise ValueError(
+                f"strict JSON: path template {template!r}: segment {segment!r} is not supported by "
+                "envoy/render.py's body check (literal or {variable} segments only)"
+            )
+    return "^/" + "/".join(parts) + "$"
+
+
+def strict_json(descriptor: Path, methods: list[Method]) -> StrictJson:
+    """Schemas of the request bodies of every REST route with a JSON body.
+
+    Each message lists the keys the transcoder accepts for it: the proto field name and its json_name.
+    A message-typed field points at its message's schema (also when repeated: every element is checked);
+    a map with message values at a schema that accepts any key; scalars, enums, maps of scalars and the
+    well-known types with their own JSON form (Timestamp, Struct, Any, ...) are not looked into.
+    """
+    fds = descriptor_pb2.FileDescriptorSet()
+    fds.ParseFromString(descriptor.read_bytes())
+    pool = descriptor_pool.DescriptorPool()
+    for file in fds.file:
+        pool.Add(file)
+    messages: list[MessageSchema] = []
+    index: dict[str, int] = {}
+
+    def schema(message: _descriptor.Descriptor) -> int:
+        if message.full_name in index:
+            return index[message.full_name]
+        messages.append(MessageSchema(message.full_name))  # a placeholder, so recursive types terminate
+        index[message.full_name] = position = len(messages)
+        fields: dict[str, int] = {}
+        for field in message.fields:
+            fields[field.name] = fields[field.json_name] = field_schema(field)
+        messages[position - 1] = MessageSchema(message.full_name, fields=fields)
+        return position
+
+    def field_schema(field: _descriptor.FieldDescriptor) -> int:
+        message = field.message_type
+        if message is None or message.full_name in WELL_KNOWN_JSON:
+            return 0
+        if not message.GetOptions().map_entry:
+            return schema(message)
+        # A map: its keys are data. Only message values are looked into (a schema accepting any key).
+        value = field_schema(message.fields_by_name["value"])
+        if value == 0:
+            return 0
+        if message.full_name not in index:
+            messages.append(MessageSchema(message.full_name, any=value))
+            index[message.full_name] = len(messages)
+        return index[message.full_name]
+
+    routes = []
+    for method in methods:
+        if not method.http_body:
+            continue
+        request = pool.FindMessageTypeByName(method.input_type)
+        field = None if method.http_body == "*" else request.fields_by_name[method.http_body]
+        body = request if field is None else field.message_type
+        if body is not None and body.full_name == RAW_BODY:
+            continue
+        target = schema(request) if field is None else field_schema(field)
+        routes.append(BodyRoute(method, _path_pattern(method.http_path), target))
+    # Literal paths first: where a literal and a variable segment could both match, the transcoder prefers
+    # the literal (and the guard would refuse any disagreement).
+    routes.sort(key=lambda r: (r.method.http_path.count("{"), r.method.http_path, r.method.http_verb))
+    return StrictJson(messages, routes)
+
+
+def _lua_string(value: str) -> str:
+    """A Lua string literal of an ASCII name, template or pattern."""
+    if not value.isascii() or not value.isprintable():
+        raise ValueError(f"strict JSON: {value!r} is not printable ASCII")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _strict_json_data(spec: StrictJson) -> str:
+    """The generated Lua data the script in STRICT_JSON_LUA reads (see its header)."""
+    lines = [
+        "-- Generated by envoy/render.py from the descriptor set: the data envoy/strict_json.lua reads.",
+        f"local NAMESPACE = {_lua_string(STRICT_JSON_NAMESPACE)}",
+        f"local ERROR_TYPE = {_lua_string(TYPE_URL + 'google.rpc.BadRequest')}",
+        f"local MAX_DEPTH = {STRICT_JSON_MAX_DEPTH}",
+        "local MESSAGES = {",
+    ]
+    for position, message in enumerate(spec.messages, start=1):
+        if message.fields is None:
+            body = f"any = {message.any}"
+        else:
+            keys = ", ".join(f"[{_lua_string(k)}] = {v}" for k, v in sorted(message.fields.items()))
+            body = f"fields = {{{keys}}}"
+        lines.append(f"  {{name = {_lua_string(message.name)}, {body}}}, -- {position}")
+    lines.append("}")
+    lines.append("local ROUTES = {")
+    for route in spec.routes:
+        m = route.method
+        lines.append(
+            f"  {{method = {_lua_string(m.http_verb.upper())}, pattern = {_lua_string(route.pattern)}, "
+            f"template = {_lua_string(m.http_path)}, rpc = {_lua_string(m.grpc_path)}, "
+            f"body = {route.schema}, whole = {'true' if route.whole else 'false'}}},"
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _lua(name: str, code: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "typed_config": {
+            "@type": TYPE_URL + "envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": code},
+            # http.edge.lua.<name>.executions and .errors (script errors).
+            "stat_prefix": name.rpartition(".")[2],
+        },
+    }
+
+
+def _strict_json_filter(spec: StrictJson) -> dict[str, Any]:
+    """Before the transcoder: query strings and unknown JSON keys of REST bodies (envoy/strict_json.lua).
+
+    Requests whose method no checked route has (reads) and native gRPC requests skip the script without
+    starting it (an ExtensionWithMatcher), so they do not pay for a Lua coroutine. The guard after the
+    transcoder still refuses any REST body that was not checked.
+    """
+    verbs = sorted({route.method.http_verb.upper() for route in spec.routes})
+
+    def header(name: str, match: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "single_predicate": {
+                "input": {
+                    "name": name,
+                    "typed_config": {
+                        "@type": TYPE_URL + "envoy.type.matcher.v3.HttpRequestHeaderMatchInput",
+                        "header_name": name,
+                    },
+                },
+                "value_match": match,
+            }
+        }
+
+    skip = {"action": {"name": "skip", "typed_config": {"@type": TYPE_URL + _SKIP_FILTER}}}
+    not_a_checked_verb = {
+        "not_matcher": header(
+            ":method", {"safe_regex": {"google_re2": {}, "regex": f"^({'|'.join(verbs)})$"}}
+        )
+    }
+    return {
+        "name": STRICT_JSON_FILTER,
+        "typed_config": {
+            "@type": TYPE_URL + "envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+            "xds_matcher": {
+                "matcher_list": {
+                    "matchers": [
+                        {"predicate": not_a_checked_verb, "on_match": skip},
+                        {
+                            "predicate": header("content-type", {"exact": "application/grpc"}),
+                            "on_match": skip,
+                        },
+                    ]
+                }
+            },
+            "extension_config": _lua(
+                STRICT_JSON_FILTER, _strict_json_data(spec) + STRICT_JSON_LUA.read_text()
+            ),
+        },
+    }
+
+
+#: After the transcoder, enabled only on the routes of RPCs with a checked body (LuaPerRoute disables it on
+#: the others): a REST request the transcoder resolved to the route's RPC passes only if the strict-JSON
+#: filter checked it for that same RPC. A path form the filter's patterns did not recognise (the transcoder's
+#: matcher is the reference), or an error in the script, therefore refuses the request instead of letting
+#: an unchecked body through. Native gRPC requests are not transcoded (no x-envoy-original-path) and pass.
+STRICT_JSON_GUARD_LUA = """\
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  if headers:get("x-envoy-original-path") == nil then return end
+  local checked = handle:streamInfo():dynamicMetadata():get("%(namespace)s")
+  if checked and checked["rpc"] == headers:get(":path") then return end
+  handle:streamInfo():dynamicMetadata():set("%(namespace)s", "rejected", true)
+  handle:respond({[":status"] = "400", ["content-type"] = "application/json"}, %(body)s)
+end
+"""
+
+#: The guard's answer: the request's path is not one the body check recognised.
+STRICT_JSON_GUARD_REPLY = {
+    "code": LOCAL_REPLY_CODES[400],
+    "message": "the JSON body was not checked: send the request to the endpoint's documented path "
+    "(without a trailing slash)",
+    "details": [],
+}
+
+
+def _strict_json_guard() -> dict[str, Any]:
+    body = json.dumps(STRICT_JSON_GUARD_REPLY, separators=(",", ":"))
+    code = STRICT_JSON_GUARD_LUA % {"namespace": STRICT_JSON_NAMESPACE, "body": _lua_string(body)}
+    return _lua(STRICT_JSON_GUARD_FILTER, code)
+
+
+def _strict_json_enabled(env: Mapping[str, str]) -> bool:
+    """``EDGE_STRICT_JSON``: ``on`` (default) or ``off`` (only to measure the filters' cost: unknown fields
+    are then dropped silently and whole-body routes take query parameters again)."""
+    value = _env(env, "EDGE_STRICT_JSON", "on")
+    if value not in ("on", "off"):
+        raise ValueError(f"EDGE_STRICT_JSON={value!r} must be on or off")
+    return value == "on"
+
+
 def _transcoder(descriptor: Path, methods: list[Method], env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "name": "envoy.filters.http.grpc_json_transcoder",
@@ -925,7 +1335,9 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
             raise ValueError("ENVOY_DESCRIPTOR_MOUNT needs a descriptor set that has google/rpc/status.proto")
         descriptor = Path(mounted)
     ups = upstreams(env, methods)
+    strict = strict_json(source, methods) if _strict_json_enabled(env) else None
     jwt_authn, identity_clusters = _jwt_authn(env)
+    edge_tls = _edge_tls(env)
     hcm = {
         "@type": TYPE_URL
         + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -960,7 +1372,10 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
                 {
                     "name": "tronpay",
                     "domains": ["*"],
-                    "routes": [_route(m, env) for m in methods],
+                    "routes": [
+                        _route(m, env, unguarded=strict is not None and m.grpc_path not in strict.rpcs)
+                        for m in methods
+                    ],
                 }
             ],
         },
@@ -971,7 +1386,9 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
             jwt_authn,
             _roles_header(),
             _buffer(env),
+            *([_strict_json_filter(strict)] if strict else []),
             _transcoder(descriptor, methods, env),
+            *([_strict_json_guard()] if strict else []),
             _rbac(methods),
             _rate_limit(env),
             {
@@ -1017,7 +1434,8 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
                         {
                             "filters": [
                                 {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
-                            ]
+                            ],
+                            **({"transport_socket": edge_tls} if edge_tls else {}),
                         }
                     ],
                 }

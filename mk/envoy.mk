@@ -11,7 +11,7 @@ SUBJECT ?= $(USER)
 TENANT ?=
 TTL ?= 12h
 
-.PHONY: envoy-config envoy-validate envoy-run bench-edge dev-auth token
+.PHONY: envoy-config envoy-validate envoy-run bench-edge bench-edge-strict dev-auth token
 
 dev-auth: ## Make the development signing key and JWKS in .data/dev-auth/ (kept when they exist)
 	@$(PY) tools/devtoken.py --jwks >/dev/null
@@ -19,7 +19,7 @@ dev-auth: ## Make the development signing key and JWKS in .data/dev-auth/ (kept 
 token: ## Print a development bearer token: make token ROLE=operator SUBJECT=alice TENANT=m1 [TTL=15m]
 	@$(PY) tools/devtoken.py --role '$(ROLE)' --subject '$(or $(SUBJECT),developer)' --tenant '$(TENANT)' --ttl '$(TTL)'
 
-envoy-config: ## Render the Envoy edge config (.build/envoy/envoy.json) from the environment
+envoy-config: dev-pki ## Render the Envoy edge config (.build/envoy/envoy.json) from the environment
 	@if [ -z "$${EDGE_JWKS_FILE:-}$${EDGE_JWKS_URI:-}" ]; then $(PY) tools/devtoken.py --jwks >/dev/null; fi
 	@$(PY) envoy/render.py --out $(ENVOY_CONFIG) >/dev/null
 	@echo "envoy config: $(ENVOY_CONFIG)"
@@ -32,5 +32,8 @@ envoy-run: envoy-config ## Run the Envoy edge in the foreground (REST + gRPC on 
 
 bench-edge: ## Benchmark GET /api/v1/tron/network/height vs a trivial RPC through Envoy (wrk; BENCH_EDGE_ARGS=...)
 	$(PY) benchmarks/bench_edge.py $(BENCH_EDGE_ARGS)
+
+bench-edge-strict: ## Benchmark REST POSTs through Envoy with and without the strict JSON check (wrk; BENCH_EDGE_STRICT_ARGS=...)
+	$(PY) benchmarks/bench_edge_strict.py $(BENCH_EDGE_STRICT_ARGS)
 
 CHECK_STEPS += envoy-validate

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import importlib.util
 import json
 import os
 import signal
@@ -21,6 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.settings import ServiceName, Settings, parse_settings
+from tools import devtoken
 
 # The ports (*_PORT variables and defaults) every service reads: the shared Settings, not one service's own,
 # so a bad variable only one service reads does not stop the banner.
@@ -38,12 +38,6 @@ def _admin_token() -> str | None:
     JWKS (EDGE_JWKS_FILE / EDGE_JWKS_URI): then tokens come from that identity provider."""
     if os.environ.get("EDGE_JWKS_FILE") or os.environ.get("EDGE_JWKS_URI"):
         return None
-    path = Path(__file__).resolve().parent.parent / "tools" / "devtoken.py"
-    spec = importlib.util.spec_from_file_location("tronpay_devtoken", path)
-    if spec is None or spec.loader is None:
-        return None
-    devtoken = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(devtoken)
     audience = (os.environ.get("EDGE_JWT_AUDIENCES") or devtoken.DEFAULT_AUDIENCE).split(",")[0].strip()
     return str(
         devtoken.load_or_create().token(
@@ -68,7 +62,12 @@ def _listening(port: int) -> bool:
         return False
 
 
+def _health_port(name: ServiceName) -> int:
+    return parse_settings(Settings, SERVICE_NAME=name).health_port
+
+
 def _serving(port: int) -> bool:
+    """SERVING on the plaintext health-only port (every other RPC needs a mesh certificate)."""
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
         try:
             resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -81,7 +80,7 @@ def _pending() -> list[str]:
     out = [] if _listening(MONGO_PORT) else [f"ferretdb :{MONGO_PORT}"]
     if not (ACCOUNTS.exists() and _listening(DEVNET_PORT)):
         out.append(f"devnet :{DEVNET_PORT}")
-    out += [f"{n.value} :{_port(n)}" for n in SERVICES if not _serving(_port(n))]
+    out += [f"{n.value} :{_port(n)}" for n in SERVICES if not _serving(_health_port(n))]
     if not _listening(EDGE_PORT):
         out.append(f"envoy :{EDGE_PORT}")
     return out
@@ -119,7 +118,11 @@ def banner() -> str:
         f"  REST     http://127.0.0.1:{EDGE_PORT}/api/v1/...   (e.g. /api/v1/tron/network/info)",
         f"  gRPC     127.0.0.1:{EDGE_PORT} through Envoy (native gRPC, same listener)",
     ]
-    lines += [f"  {n.value:<16} grpc 127.0.0.1:{_port(n)}  metrics :{_port(n) + 1000}" for n in SERVICES]
+    lines += [
+        f"  {n.value:<16} grpc 127.0.0.1:{_port(n)} (mTLS)  metrics :{_port(n) + 1000}"
+        f"  health :{_health_port(n)}"
+        for n in SERVICES
+    ]
     lines += [
         f"  devnet   http://127.0.0.1:{DEVNET_PORT}",
         f"  mongodb  mongodb://127.0.0.1:{MONGO_PORT}/ (FerretDB)",

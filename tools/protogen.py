@@ -30,9 +30,9 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO))
 
-from proto_render import render  # noqa: E402
+from tools.proto_render import render  # noqa: E402
 
 PROTO_DIR = REPO / "proto"
 BUILD_DIR = REPO / ".build"

@@ -3,7 +3,8 @@
 kustomize is the pinned release that k8s/tools/kustomize.sh builds into the user cache. The schemas are
 the ones the kubernetes-validate package ships (strict: unknown fields such as a misspelt
 ``readOnlyRootFilesytem`` are errors). Builds run on a temporary copy of k8s/ in which the dev overlay's
-gitignored secret files are generated, so the repository is never written to.
+gitignored secret files are generated (its TLS files from a throwaway CA), so the repository is never
+written to.
 
 Usage: ``python k8s/tools/validate.py`` prints, per overlay, the resources, build and validation time,
 and every schema error; exit status 1 on any error. tests/k8s/ use the same functions.
@@ -46,6 +47,7 @@ def _sibling(name: str) -> ModuleType:
 
 
 dev_secrets = _sibling("dev_secrets")
+dev_tls = _sibling("dev_tls")
 
 
 def kustomize_bin() -> str:
@@ -66,8 +68,13 @@ def workspace() -> Iterator[Path]:
     """A temporary copy of k8s/ with the dev overlay's secret files generated (placeholders for builds)."""
     with tempfile.TemporaryDirectory(prefix="tronpay-k8s-") as tmp:
         root = Path(tmp) / "k8s"
-        shutil.copytree(K8S_DIR, root, ignore=shutil.ignore_patterns("secrets.env", "mongodb.env", "keyfile"))
+        shutil.copytree(
+            K8S_DIR,
+            root,
+            ignore=shutil.ignore_patterns("secrets.env", "mongodb.env", "keyfile", dev_tls.SUBDIR),
+        )
         dev_secrets.write(root / "overlays" / "dev")
+        dev_tls.write(root / "overlays" / "dev", pki=Path(tmp) / "pki")
         yield root
 
 

@@ -3,13 +3,14 @@
 Two kinds of caller reach a service:
 - an end user or another cluster, through the edge: Envoy verifies the bearer JWT and passes its claims as
   the identity metadata below (client copies are dropped first). `PUBLIC` says which roles may call each
-  public RPC; the edge enforces it (RBAC generated from this table) and the services check it again for
-  the RPCs that move money or touch keys (`RECHECKED`).
+  public RPC; the edge enforces it (RBAC generated from this table) and every service checks it again
+  (`decide`), so a request that slipped past the edge's configuration still meets the matrix.
 - a peer inside the mesh, over mutual TLS: its identity is its certificate's (one of `Peer`), never
   metadata it chose. `INTERNAL` says which peers may call each RPC directly: every RPC without a REST
   binding, and the public ones other services call (a payout's USDT transfer). The edge's certificate
   may call only public RPCs, on behalf of the token's roles; the operator certificate is for the
-  cluster's own command-line tools.
+  cluster's own command-line tools. Identity metadata a service forwards (the end user it acts for) is
+  believed only because the peer's certificate says it is the edge or a service of the cluster.
 
 Tenancy: a token with a `tenant` claim sees only that tenant's resources (its wallets, payments and
 payouts; another tenant's answers NOT_FOUND); `admin` sees all. `docs/access.md` is generated from this
@@ -68,6 +69,7 @@ _UM = "tronpay.usdt_manager.v1.UsdtManagerService"
 _TS = "tronpay.trx_staking.v1.TrxStakingService"
 _PR = "tronpay.payout_router.v1.PayoutRouterService"
 _PG = "tronpay.payment_gateway.v1.PaymentGatewayService"
+_AU = "tronpay.audit.v1.AuditService"  # served by every service for its own log (docs/audit.md)
 
 #: Public RPCs (those with a REST binding, reachable through the edge) -> roles that may call them.
 PUBLIC: dict[str, frozenset[Role]] = {
@@ -115,6 +117,8 @@ _TRON_CLIENT_INTERNAL = (
     "TriggerConstantContract", "EstimateEnergy", "GetAccount", "GetAccountResource", "GetTokenBalance",
     "GetChainParameters", "WatchAddresses", "UnwatchAddresses", "ListWatchedAddresses",
     "StreamTransfers", "ListTransfers",
+    # public reads the services use too (energy price, head height)
+    "GetNetworkInfo", "GetNetworkStatus", "GetNetworkHeight", "GetNetworkFees",
 )  # fmt: skip
 
 #: RPCs peers call directly (all without a REST binding, and public ones services use) -> who may.
@@ -134,6 +138,7 @@ INTERNAL: dict[str, frozenset[Peer]] = {
     f"{_TS}/DelegateResource": frozenset({_P.USDT_MANAGER, _P.PAYOUT_ROUTER, _P.PAYMENT_GATEWAY}) | _OP,
     f"{_TS}/UndelegateResource": frozenset({_P.USDT_MANAGER, _P.PAYOUT_ROUTER, _P.PAYMENT_GATEWAY}) | _OP,
     f"{_TS}/VoteWitnesses": _OP,
+    f"{_TS}/RequestEnergy": frozenset({_P.USDT_MANAGER, _P.PAYOUT_ROUTER, _P.PAYMENT_GATEWAY}) | _OP,
     f"{_TS}/GetStakingOperation": frozenset({_P.USDT_MANAGER, _P.PAYOUT_ROUTER, _P.PAYMENT_GATEWAY}) | _OP,
     f"{_PR}/ApprovePayout": _OP,
     f"{_PR}/GetPayoutBatch": frozenset({_P.PAYMENT_GATEWAY}) | _OP,
@@ -142,6 +147,8 @@ INTERNAL: dict[str, frozenset[Peer]] = {
     f"{_PG}/ListPayments": _OP,
     f"{_PG}/ListWebhookDeliveries": _OP,
     f"{_PG}/RedeliverWebhook": _OP,
+    f"{_AU}/VerifyAuditLog": _OP,
+    f"{_AU}/ExportAuditLog": _OP,
 }
 
 
@@ -167,14 +174,8 @@ MONEY_MOVING = frozenset(
     }
 )
 
-#: Public RPCs the services check again themselves: those that move money, change custody or ask for it.
-RECHECKED = MONEY_MOVING | {
-    f"{_WM}/CreateWallet",
-    f"{_WM}/UpdateWallet",
-    f"{_WM}/DeleteWallet",
-    f"{_PR}/CancelPayout",
-    f"{_PG}/CreatePayment",
-}
+#: The public RPC that needs no token (GET /api/v1/tron/network/status: load balancers' health checks).
+OPEN = frozenset({f"{_TC}/GetNetworkStatus"})
 
 
 def route_class(method: str) -> RouteClass:
@@ -196,6 +197,30 @@ def may_call(method: str, roles: frozenset[Role] | set[Role]) -> bool:
 def may_call_directly(method: str, peer: Peer) -> bool:
     """Whether `peer`'s certificate may call `method` directly (the edge: only public RPCs, per role)."""
     return peer in INTERNAL.get(method, frozenset())
+
+
+class Denial(StrEnum):
+    """Why `decide` refused a call (the ErrorInfo reason of the PERMISSION_DENIED answer)."""
+
+    NO_PEER_IDENTITY = "NO_PEER_IDENTITY"  # no client certificate of the cluster CA naming a known peer
+    NOT_PUBLIC = "NOT_PUBLIC"  # the edge asked for an RPC that has no REST binding
+    ROLE_NOT_ALLOWED = "ROLE_NOT_ALLOWED"  # the token's roles may not call this public RPC
+    PEER_NOT_ALLOWED = "PEER_NOT_ALLOWED"  # this service or tool has no grant for the RPC
+
+
+def decide(method: str, peer: Peer | None, roles: frozenset[Role]) -> Denial | None:
+    """None when the call may proceed, else why not. `method` is the gRPC path ("/pkg.Service/Method");
+    health and reflection (not ours) are open to every peer of the mesh."""
+    if peer is None:
+        return Denial.NO_PEER_IDENTITY
+    rpc = method.lstrip("/")
+    if not rpc.startswith("tronpay."):
+        return None
+    if peer is Peer.EDGE:
+        if rpc not in PUBLIC:
+            return Denial.NOT_PUBLIC
+        return None if rpc in OPEN or may_call(rpc, roles) else Denial.ROLE_NOT_ALLOWED
+    return None if may_call_directly(rpc, peer) else Denial.PEER_NOT_ALLOWED
 
 
 def parse_roles(value: str) -> frozenset[Role]:

@@ -1,9 +1,10 @@
-"""Internal gRPC channels to the other services: deadlines, retries, and context propagation.
+"""Internal gRPC channels to the other services: mutual TLS, deadlines, retries, context propagation.
 
-Retries and per-method timeouts live in the gRPC service config (retry only UNAVAILABLE, which is
-safe for every method because mutating RPCs carry a request_id). A client interceptor sets a default
-deadline when the caller gave none and forwards the request id and end-user subject, adding this
-service as the caller.
+Every channel presents this service's certificate and accepts only a server certificate naming the service
+it dials (services.common.tls). Retries and per-method timeouts live in the gRPC service config (retry only
+UNAVAILABLE, which is safe for every method because mutating RPCs carry a request_id). A client interceptor
+sets a default deadline when the caller gave none and forwards the request id and the end user's identity
+(subject, roles, tenant) of the call being served; who is calling is the certificate, not metadata.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any, TypeVar
 import grpc
 
 from services.common import context
+from services.common.access import IDENTITY_KEYS
 from services.common.settings import ServiceName, Settings
+from services.common.tls import Credentials, target_options
 
 T = TypeVar("T")
 
@@ -42,16 +45,15 @@ def service_config(timeout_seconds: float) -> str:
     )
 
 
-def outgoing_metadata(caller: str, metadata: Any) -> list[tuple[str, str | bytes]]:
-    """The call's metadata plus request id / subject from the current context and caller = us."""
-    out: list[tuple[str, str | bytes]] = [
-        (k, v) for k, v in (metadata or ()) if k not in (context.REQUEST_ID_KEY, context.CALLER_KEY)
-    ]
+def outgoing_metadata(metadata: Any) -> list[tuple[str, str | bytes]]:
+    """The call's metadata without identity keys, plus the request id and end-user identity of the current
+    context (one source of truth: code cannot forward an identity it was not given)."""
+    dropped = (context.REQUEST_ID_KEY, *IDENTITY_KEYS)
+    out: list[tuple[str, str | bytes]] = [(k, v) for k, v in (metadata or ()) if k not in dropped]
     ctx = context.current()
     out.append((context.REQUEST_ID_KEY, ctx.request_id if ctx else context.new_request_id()))
-    if ctx and ctx.subject and not any(k == context.SUBJECT_KEY for k, _ in out):
-        out.append((context.SUBJECT_KEY, ctx.subject))
-    out.append((context.CALLER_KEY, caller))
+    if ctx:
+        out.extend(ctx.identity_metadata())
     return out
 
 
@@ -63,14 +65,14 @@ class _Propagate(
 ):
     """Adds context metadata and a default deadline to every outgoing call."""
 
-    def __init__(self, caller: str, default_timeout: float) -> None:
-        self._caller, self._timeout = caller, default_timeout
+    def __init__(self, default_timeout: float) -> None:
+        self._timeout = default_timeout
 
     def _details(self, d: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         return grpc.aio.ClientCallDetails(
             method=d.method,
             timeout=d.timeout if d.timeout is not None else self._timeout,
-            metadata=grpc.aio.Metadata(*outgoing_metadata(self._caller, d.metadata)),
+            metadata=grpc.aio.Metadata(*outgoing_metadata(d.metadata)),
             credentials=d.credentials,
             wait_for_ready=d.wait_for_ready,
         )
@@ -88,24 +90,28 @@ class _Propagate(
         return await continuation(self._details(details), request_iterator)
 
 
-def open_channel(target: str, caller: str, timeout_seconds: float) -> grpc.aio.Channel:
-    """An insecure channel (in-cluster traffic; NetworkPolicies isolate the namespace)."""
-    return grpc.aio.insecure_channel(
+def open_channel(
+    target: str, peer: str, credentials: Credentials, timeout_seconds: float
+) -> grpc.aio.Channel:
+    """A mutual-TLS channel to `peer` (its certificate must name it) at `target`."""
+    return grpc.aio.secure_channel(
         target,
+        credentials.channel(),
         options=[
+            *target_options(peer),
             ("grpc.service_config", service_config(timeout_seconds)),
             ("grpc.enable_retries", 1),
             ("grpc.keepalive_time_ms", 30_000),
         ],
-        interceptors=[_Propagate(caller, timeout_seconds)],
+        interceptors=[_Propagate(timeout_seconds)],
     )
 
 
 class ServiceClients:
     """Lazily opened channels to the other services; one per target, closed together."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(self, settings: Settings, credentials: Credentials) -> None:
+        self._settings, self._credentials = settings, credentials
         self._channels: dict[ServiceName, grpc.aio.Channel] = {}
 
     def channel(self, service: ServiceName) -> grpc.aio.Channel:
@@ -113,7 +119,8 @@ class ServiceClients:
         if service not in self._channels:
             self._channels[service] = open_channel(
                 self._settings.target_of(service),
-                self._settings.SERVICE_NAME.dashed,
+                service.dashed,
+                self._credentials,
                 self._settings.INTERNAL_RPC_TIMEOUT,
             )
         return self._channels[service]

@@ -1,9 +1,12 @@
 """The one server interceptor every service runs, applied to every RPC in this order:
 
-1. call context: request id / subject / caller from metadata into a contextvar (logs, outgoing calls);
+1. call context: the peer's certificate identity (services.common.tls) and, from such a peer, the request
+   id and end-user identity metadata into a contextvar (logs, outgoing calls, tenancy);
 2. metrics and one JSON access-log line per RPC;
-3. request validation with protovalidate -> INVALID_ARGUMENT + google.rpc.BadRequest;
-4. errors: DomainError -> its code + ErrorInfo; anything unexpected -> INTERNAL, generic message,
+3. authorization (services.common.access.decide): the edge only for public RPCs the token's roles allow,
+   a service or tool only for its grants -> PERMISSION_DENIED naming the rule, logged as a security event;
+4. request validation with protovalidate -> INVALID_ARGUMENT + google.rpc.BadRequest;
+5. errors: DomainError -> its code + ErrorInfo; anything unexpected -> INTERNAL, generic message,
    stack trace in the server log only.
 """
 
@@ -20,7 +23,8 @@ import protovalidate
 from google.protobuf.message import Message
 from pymongo.errors import ConnectionFailure
 
-from services.common import context, errors, metrics
+from services.common import access, context, errors, metrics, tls
+from services.common.audit import AuditEvent, AuditLog, Outcome
 from services.common.logging import get_logger
 
 log = get_logger("services.rpc")
@@ -54,9 +58,10 @@ def violations_of(validator: protovalidate.Validator, request: Message) -> list[
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """See the module docstring."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, audit_log: AuditLog | None = None) -> None:
         self._service = service
         self._validator = protovalidate.Validator()
+        self._audit = audit_log  # authorization failures are audit events
 
     async def intercept_service(
         self,
@@ -114,6 +119,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     def _unary(self, behavior: Any, method: str, md: Any, own: bool, streaming_request: bool = False) -> Any:
         async def wrapper(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with _Call(self, method, md, own, ctx) as call:
+                await call.authorize()
                 if streaming_request:
                     request = self._requests(request, own)
                 else:
@@ -131,6 +137,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     ) -> Any:
         async def wrapper(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             async with _Call(self, method, md, own, ctx) as call:
+                await call.authorize()
                 if streaming_request:
                     request = self._requests(request, own)
                 else:
@@ -158,9 +165,39 @@ class _Call:
         ctx: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
         self._owner, self._method, self._own, self._ctx = owner, method, own, ctx
-        self._call = context.from_metadata(md, method)
+        self._peer = tls.peer_of(ctx)
+        self._call = context.from_metadata(md, method, self._peer)
         self._code = grpc.StatusCode.UNKNOWN
         self._svc, self._name = metrics.split_method(method)
+
+    async def authorize(self) -> None:
+        """PERMISSION_DENIED unless the peer (and, through the edge, the token's roles) may call this RPC."""
+        denial = access.decide(self._method, self._peer, self._call.roles)
+        if denial is None:
+            return
+        rpc = self._method.lstrip("/")
+        log.warning(
+            "denied %s: %s",
+            rpc,
+            denial.value,
+            extra={"fields": {"security_event": "authorization_failure", "rule": denial.value}},
+        )
+        if self._owner._audit is not None:
+            try:
+                unknown = denial is access.Denial.NO_PEER_IDENTITY  # a certificate naming no peer
+                await self._owner._audit.append(
+                    AuditEvent.AUTHENTICATION_FAILED if unknown else AuditEvent.AUTHORIZATION_FAILED,
+                    resource=rpc,
+                    outcome=Outcome.DENIED,
+                    details={"rule": denial.value},
+                )
+            except Exception as exc:  # the database is away: still a denial (the warning above stays)
+                log.error("audit append failed: %s", exc.__class__.__name__)
+        raise errors.PermissionDenied(
+            f"{self._call.caller or 'an unidentified peer'} may not call {rpc} ({denial.value})",
+            reason=denial.value,
+            metadata={"method": rpc},
+        )
 
     def ok(self) -> None:
         code = self._ctx.code()  # a servicer may have set one without raising

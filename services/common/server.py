@@ -4,10 +4,12 @@ A service declares itself once, in services/<name>/service.py, as a `ServiceSpec
 its build function (servicers from a `Runtime`), its indexes and whether it is finished; its __main__
 calls `run(SERVICE)`.
 
-Start-up: parse the service's settings (exit 2 with one line on bad values), JSON logging, build the
-servicers and register the whole contract (services.common.contract), library health (NOT_SERVING until
-MongoDB answers and the indexes exist: the service's and the idempotency store's) and reflection, bind,
-serve metrics. A watcher keeps health in step with MongoDB reachability; another sweeps request records
+Start-up: parse the service's settings and read its TLS identity (exit 2 with one line on bad values or
+missing certificates), JSON logging, build the servicers and register the whole contract
+(services.common.contract), library health (NOT_SERVING until MongoDB answers and the indexes exist: the
+service's and the idempotency store's) and reflection, bind with mutual TLS (services.common.tls; the
+interceptor authorises each call by the peer's certificate), serve health alone in plaintext for probes
+and metrics. A watcher keeps health in step with MongoDB reachability; another sweeps request records
 past their retention. Shutdown on SIGTERM/SIGINT: health -> NOT_SERVING (load balancers stop sending),
 wait the drain delay, stop the server with a grace period for in-flight RPCs, wait for idempotent first
 attempts still running, then close clients and Mongo.
@@ -27,7 +29,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import idempotency
+from services.common import audit, audit_rpc, idempotency, tls
 from services.common.clients import ServiceClients
 from services.common.contract import registrations
 from services.common.interceptors import ServerInterceptor
@@ -47,13 +49,14 @@ S = TypeVar("S", bound=Settings)
 
 @dataclass
 class Runtime(Generic[S]):
-    """What a service's build function gets: its settings, its database view, internal clients and the
-    idempotency store its `@idempotent` RPCs use."""
+    """What a service's build function gets: its settings, its database view, internal clients, the
+    idempotency store its `@idempotent` RPCs use and its audit log (docs/audit.md)."""
 
     settings: S
     db: ServiceDatabase
     clients: ServiceClients
     idempotency: idempotency.IdempotencyStore
+    audit: audit.AuditLog
     _on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
@@ -78,7 +81,7 @@ class ServiceSpec(Generic[S]):
     @property
     def all_indexes(self) -> tuple[IndexSpec, ...]:
         """The service's indexes and those of the stores the runtime gives every service."""
-        return (*idempotency.INDEXES, *self.indexes)
+        return (*idempotency.INDEXES, *audit.INDEXES, *self.indexes)
 
 
 async def _wait_ready(rt: Runtime[S], indexes: Sequence[IndexSpec], stop: asyncio.Event) -> None:
@@ -138,19 +141,41 @@ async def _sweep_requests(rt: Runtime[S], stop: asyncio.Event) -> None:
             log.info("swept %d expired request records", swept)
 
 
-async def serve(spec: ServiceSpec[S], settings: S) -> None:
+async def _health_only_server(hs: health.aio.HealthServicer, host: str, port: int) -> grpc.aio.Server | None:
+    """grpc.health.v1 and nothing else, in plaintext, for probes without a client certificate."""
+    if port == 0:
+        return None
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(hs, server)
+    try:
+        server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        log.error("cannot listen on %s:%d for health (port in use?)", host, port)
+        raise SystemExit(1) from None
+    await server.start()
+    return server
+
+
+async def serve(spec: ServiceSpec[S], settings: S, credentials: tls.Credentials) -> None:
     """Run one service until SIGTERM/SIGINT, then drain and stop."""
     name = settings.SERVICE_NAME
     db = ServiceDatabase.connect(settings)
-    rt = Runtime(settings, db, ServiceClients(settings), idempotency.IdempotencyStore(db))
+    rt = Runtime(
+        settings,
+        db,
+        ServiceClients(settings, credentials),
+        idempotency.IdempotencyStore(db),
+        audit.AuditLog(db),
+    )
     server = grpc.aio.server(
-        interceptors=[ServerInterceptor(name.value)],
+        interceptors=[ServerInterceptor(name.value, rt.audit)],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
     )
     regs = registrations(name.value, await spec.build(rt), finished=spec.finished)
     for reg in regs:
         reg.add_to_server(reg.servicer, server)
-    names = [r.full_name for r in regs]
+    audit_rpc.add_to_server(audit_rpc.AuditServicer(rt.audit), server)  # every service's own log
+    names = [*(r.full_name for r in regs), audit_rpc.SERVICE_NAME]
     hs = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(hs, server)
     for n in ("", *names):
@@ -160,11 +185,12 @@ async def serve(spec: ServiceSpec[S], settings: S) -> None:
     )
     address = f"{settings.BIND_HOST}:{settings.port}"
     try:
-        server.add_insecure_port(address)
+        server.add_secure_port(address, credentials.server())
     except RuntimeError:
         log.error("cannot listen on %s (port in use?)", address)
         raise SystemExit(1) from None
     await server.start()
+    health_server = await _health_only_server(hs, settings.BIND_HOST, settings.health_port)
     start_metrics_server(settings.metrics_port, settings.BIND_HOST)
 
     stop = asyncio.Event()
@@ -183,6 +209,7 @@ async def serve(spec: ServiceSpec[S], settings: S) -> None:
             "fields": {
                 "grpc_services": names,
                 "metrics_port": settings.metrics_port,
+                "health_port": settings.health_port,
                 "network": settings.TRON_NETWORK.value,
                 "finished": spec.finished,
             }
@@ -194,8 +221,11 @@ async def serve(spec: ServiceSpec[S], settings: S) -> None:
     await hs.enter_graceful_shutdown()
     await asyncio.sleep(settings.SHUTDOWN_DRAIN_SECONDS)
     await server.stop(settings.SHUTDOWN_GRACE_SECONDS)
+    if health_server is not None:
+        await health_server.stop(0)
     # A mutation whose caller went away still runs to its end and stores its result before Mongo closes.
     await rt.idempotency.drain(settings.SHUTDOWN_GRACE_SECONDS)
+    await rt.audit.drain(settings.SHUTDOWN_GRACE_SECONDS)
     for task in background:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -210,9 +240,14 @@ async def serve(spec: ServiceSpec[S], settings: S) -> None:
 def run(spec: ServiceSpec[S]) -> None:
     """Entry point of `python -m services.<name>`."""
     settings = load_settings(spec.name, spec.settings)
+    try:
+        credentials = tls.Credentials.load(settings.TLS_DIR, spec.name.dashed)
+    except tls.TlsError as err:
+        print(f"{spec.name.dashed}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     setup_logging(spec.name.dashed, "DEBUG" if settings.DEBUG else settings.LOG_LEVEL)
     try:
-        asyncio.run(serve(spec, settings))
+        asyncio.run(serve(spec, settings, credentials))
     except KeyboardInterrupt:  # a second Ctrl-C during drain
         sys.exit(130)
 

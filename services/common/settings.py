@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError
@@ -113,6 +114,12 @@ class Settings(BaseSettings):
     BIND_HOST: str = "127.0.0.1"
     # Prometheus /metrics port of this process; 0 turns it off; unset means gRPC port + 1000.
     METRICS_PORT: int | None = Field(default=None, ge=0, le=65535)
+    # grpc.health.v1 alone, in plaintext, for probes that cannot present a client certificate (kubelet);
+    # 0 turns it off; unset means gRPC port + 2000. Every other RPC needs mutual TLS on the gRPC port.
+    HEALTH_PORT: int | None = Field(default=None, ge=0, le=65535)
+    # <TLS_DIR>/<identity>/{tls.crt,tls.key,ca.crt}: this service's certificate and the cluster CA
+    # (services.common.tls; `make up` makes development ones, Kubernetes mounts Secrets).
+    TLS_DIR: Path = Path(".data/pki")
     # Seconds between NOT_SERVING and stopping the server, and the in-flight grace after that.
     SHUTDOWN_DRAIN_SECONDS: float = Field(default=1.0, ge=0, le=60)
     SHUTDOWN_GRACE_SECONDS: float = Field(default=5.0, ge=0, le=120)
@@ -149,6 +156,11 @@ class Settings(BaseSettings):
     def metrics_port(self) -> int:
         """This process's Prometheus port (0 = off)."""
         return self.port + 1000 if self.METRICS_PORT is None else self.METRICS_PORT
+
+    @property
+    def health_port(self) -> int:
+        """This process's plaintext health-only port (0 = off)."""
+        return self.port + 2000 if self.HEALTH_PORT is None else self.HEALTH_PORT
 
 
 class SettingsError(Exception):

@@ -132,6 +132,7 @@ def account(address: str, acc: dict[str, Any], reward: int) -> pb.Account:
         acquired_delegated_bandwidth_sun=int(acc.get("acquired_delegated_frozenV2_balance_for_bandwidth", 0)),
         acquired_delegated_energy_sun=int(res.get("acquired_delegated_frozenV2_balance_for_energy", 0)),
         reward_sun=reward,
+        is_witness=bool(acc.get("is_witness", False)),
     )
     for name, ms in (
         ("create_time", acc.get("create_time", 0)),
@@ -161,6 +162,29 @@ def account(address: str, acc: dict[str, Any], reward: int) -> pb.Account:
     if acc.get("owner_permission"):
         out.owner_permission.CopyFrom(permission(acc["owner_permission"]))
     out.active_permissions.extend(permission(p) for p in acc.get("active_permission", []))
+    return out
+
+
+def delegations(entries: list[dict[str, Any]]) -> list[pb.DelegatedResource]:
+    """getdelegatedresourcev2 `delegatedResource` entries (visible=false) -> one DelegatedResource per entry
+    and resource with an amount (java-tron keeps a locked and an unlocked record per pair of accounts)."""
+    out = []
+    for e in entries:
+        for kind, amount_key, expire_key in (
+            (common_pb2.RESOURCE_TYPE_BANDWIDTH, "frozen_balance_for_bandwidth", "expire_time_for_bandwidth"),
+            (common_pb2.RESOURCE_TYPE_ENERGY, "frozen_balance_for_energy", "expire_time_for_energy"),
+        ):
+            amount = int(e.get(amount_key, 0))
+            if amount:
+                out.append(
+                    pb.DelegatedResource(
+                        from_address=base58(str(e.get("from", ""))),
+                        to_address=base58(str(e.get("to", ""))),
+                        resource=kind,
+                        amount_sun=amount,
+                        lock_expire_time=timestamp(int(e.get(expire_key, 0))),
+                    )
+                )
     return out
 
 
@@ -229,6 +253,8 @@ def transaction_info(info: dict[str, Any], block: pb.BlockRef, solidified: bool)
             )
             for lg in info.get("log", [])
         ],
+        withdraw_amount_sun=int(info.get("withdraw_amount", 0)),
+        withdraw_expire_amount_sun=int(info.get("withdraw_expire_amount", 0)),
     )
 
 

@@ -16,6 +16,8 @@ from services.tron_client.network import Network
 from services.tron_client.pool import NodePool
 
 FEE_LIMIT_MARGIN_PERCENT = 20  # suggested fee_limit = energy x price + 20 %
+STANDBY_WITNESSES = 127  # the witnesses sharing getWitness127PayPerBlock
+STAKING_VIEW_CONCURRENCY = 16  # node calls in flight for one account's delegations
 
 
 def _addr_hex(text: str, field: str) -> str:
@@ -110,10 +112,19 @@ class Queries:
         return body
 
     async def constant_call(
-        self, owner: str, contract: str, function_selector: str, parameter: bytes, call_value: int = 0
+        self,
+        owner: str,
+        contract: str,
+        function_selector: str,
+        parameter: bytes,
+        call_value: int = 0,
+        *,
+        solidified: bool = False,
     ) -> pb.TriggerConstantContractResponse:
+        """Run the call on the head state, or on the solidified block's state (walletsolidity)."""
         body = self._call_body(owner, contract, function_selector, parameter, call_value)
-        resp = await self._pool.call("wallet/triggerconstantcontract", body)
+        api = "walletsolidity" if solidified else "wallet"
+        resp = await self._pool.call(f"{api}/triggerconstantcontract", body)
         failure = _node_failure(resp)
         if failure is not None:
             raise FailedPrecondition(
@@ -171,24 +182,78 @@ class Queries:
         )
 
     # ---- accounts ---------------------------------------------------------------------------------
-    async def account(self, address: str) -> pb.Account:
+    async def account(
+        self, address: str, view: pb.AccountView.ValueType = pb.ACCOUNT_VIEW_BASIC
+    ) -> pb.Account:
         hexaddr = _addr_hex(address, "address")
         acc, reward = await asyncio.gather(
             self._pool.call("wallet/getaccount", {"address": hexaddr}),
             self._pool.call("wallet/getReward", {"address": hexaddr}),
         )
-        return convert.account(address, acc, int(reward.get("reward", 0)))
+        out = convert.account(address, acc, int(reward.get("reward", 0)))
+        if view == pb.ACCOUNT_VIEW_STAKING and out.exists:
+            await self._staking_view(hexaddr, out)
+        return out
+
+    async def _staking_view(self, hexaddr: str, out: pb.Account) -> None:
+        """Each delegation from and to the account (one getdelegatedresourcev2 per counterparty), what it can
+        still delegate, and its standing if it is a witness."""
+        index, bandwidth, energy = await asyncio.gather(
+            self._pool.call("wallet/getdelegatedresourceaccountindexv2", {"value": hexaddr}),
+            self._pool.call("wallet/getcandelegatedmaxsize", {"owner_address": hexaddr, "type": 0}),
+            self._pool.call("wallet/getcandelegatedmaxsize", {"owner_address": hexaddr, "type": 1}),
+        )
+        out.delegatable_bandwidth_sun = int(bandwidth.get("max_size", 0))
+        out.delegatable_energy_sun = int(energy.get("max_size", 0))
+        gate = asyncio.Semaphore(STAKING_VIEW_CONCURRENCY)
+
+        async def pair(src: str, dst: str) -> list[pb.DelegatedResource]:
+            async with gate:
+                resp = await self._pool.call(
+                    "wallet/getdelegatedresourcev2", {"fromAddress": src, "toAddress": dst}
+                )
+            return convert.delegations(resp.get("delegatedResource", []))
+
+        outgoing = [pair(hexaddr, str(to)) for to in index.get("toAccounts", [])]
+        incoming = [pair(str(src), hexaddr) for src in index.get("fromAccounts", [])]
+        results = await asyncio.gather(*outgoing, *incoming)
+        for i, found in enumerate(results):
+            (out.delegated_out if i < len(outgoing) else out.delegated_in).extend(found)
+        if out.is_witness:
+            out.witness.CopyFrom(await self._witness_standing(hexaddr))
+
+    async def _witness_standing(self, hexaddr: str) -> pb.WitnessStanding:
+        listed, brokerage = await asyncio.gather(
+            self._pool.call("wallet/listwitnesses", {}),
+            self._pool.call("wallet/getBrokerage", {"address": hexaddr}),
+        )
+        witnesses = sorted(
+            listed.get("witnesses", []), key=lambda w: (-int(w.get("voteCount", 0)), str(w.get("address")))
+        )
+        standing = pb.WitnessStanding(
+            witness_count=len(witnesses),
+            brokerage_percent=int(brokerage.get("brokerage", 0)),
+            standby_votes_total=sum(int(w.get("voteCount", 0)) for w in witnesses[:STANDBY_WITNESSES]),
+        )
+        for rank, w in enumerate(witnesses, start=1):
+            if str(w.get("address", "")).lower() == hexaddr:
+                standing.rank, standing.vote_count = rank, int(w.get("voteCount", 0))
+                standing.url = str(w.get("url", ""))
+        return standing
 
     async def account_resource(self, address: str) -> pb.AccountResource:
         resp = await self._pool.call("wallet/getaccountresource", {"address": _addr_hex(address, "address")})
         return convert.account_resource(address, resp)
 
-    async def token_balance(self, address: str, token: str) -> pb.GetTokenBalanceResponse:
+    async def token_balance(
+        self, address: str, token: str, *, solidified: bool = False
+    ) -> pb.GetTokenBalanceResponse:
         holder = bytes.fromhex(_addr_hex(address, "address"))
         _addr_hex(token, "token_address")
         param = encode_args(["address"], [holder])
         call, height = await asyncio.gather(
-            self.constant_call(address, token, "balanceOf(address)", param), self._network.height()
+            self.constant_call(address, token, "balanceOf(address)", param, solidified=solidified),
+            self._network.height(),
         )
         if not call.success or len(call.result) < 32:
             raise FailedPrecondition(
@@ -199,9 +264,9 @@ class Queries:
         (balance,) = decode_result(["uint256"], call.result[:32])
         if balance > INT64_MAX:
             raise FailedPrecondition("the balance does not fit in int64", reason="BALANCE_OUT_OF_RANGE")
-        head = height.head
+        at = height.solidified if solidified else height.head
         return pb.GetTokenBalanceResponse(
-            balance=balance, block=convert.block_ref(head.number, head.block_id, head.time_ms)
+            balance=balance, block=convert.block_ref(at.number, at.block_id, at.time_ms)
         )
 
     async def chain_parameters(self) -> pb.GetChainParametersResponse:

@@ -132,6 +132,7 @@ class TronClientServicer(tron_client_pb2_grpc.TronClientServiceServicer):
             head_block_number=h.head.number,
             solidified_block_number=h.solidified.number,
             head_block_time=convert.timestamp(h.head.time_ms),
+            solidified_block_time=convert.timestamp(h.solidified.time_ms),
         )
 
     async def GetNetworkFees(
@@ -212,7 +213,7 @@ class TronClientServicer(tron_client_pb2_grpc.TronClientServiceServicer):
         )
 
     async def GetAccount(self, request: pb.GetAccountRequest, context: Any) -> pb.GetAccountResponse:
-        return pb.GetAccountResponse(account=await self._queries.account(request.address))
+        return pb.GetAccountResponse(account=await self._queries.account(request.address, request.view))
 
     async def GetAccountResource(
         self, request: pb.GetAccountResourceRequest, context: Any
@@ -222,7 +223,9 @@ class TronClientServicer(tron_client_pb2_grpc.TronClientServiceServicer):
     async def GetTokenBalance(
         self, request: pb.GetTokenBalanceRequest, context: Any
     ) -> pb.GetTokenBalanceResponse:
-        return await self._queries.token_balance(request.address, request.token_address)
+        return await self._queries.token_balance(
+            request.address, request.token_address, solidified=request.solidified
+        )
 
     async def GetChainParameters(
         self, request: pb.GetChainParametersRequest, context: Any

@@ -50,6 +50,10 @@ class TronClientSettings(Settings):
     TRON_SYNC_POLL_SECONDS: float = Field(default=1.0, gt=0, le=60)
     TRON_SYNC_BATCH_BLOCKS: int = Field(default=50, ge=1, le=100)
     TRON_SYNC_CONCURRENCY: int = Field(default=8, ge=1, le=64)
+    # History rescans (WatchAddresses with start_block): how far behind the sync cursor a start may be
+    # (200 000 blocks: about a week of 3 s blocks) and how many blocks one sync step reads for them.
+    TRON_RESCAN_MAX_BLOCKS: int = Field(default=200_000, ge=1)
+    TRON_RESCAN_BATCH_BLOCKS: int = Field(default=100, ge=1, le=100)
 
     @model_validator(mode="after")
     def _network_defaults(self) -> TronClientSettings:

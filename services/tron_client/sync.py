@@ -24,6 +24,8 @@ gets a new INCLUDED event with its new block ("moved").
 
 Watched tokens: USDT_CONTRACT_ADDRESS plus TRON_SYNC_TOKENS. Only Transfer(address,address,uint256) logs
 emitted by those contracts count, whoever called them; amounts above int64 are skipped (logged).
+
+History rescans (rescan.py) run in this task too, one batch per step once sync has caught up with the head.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -46,6 +48,8 @@ from services.common.server import Runtime
 from services.common.tron.abi import TRC20_TRANSFER, TRC20_TRANSFER_FROM
 from services.common.tron.address import to_base58
 from services.common.tron.wire import INT64_MAX
+from services.tron_client import rescan
+from services.tron_client.rescan import RescanJobs
 from services.tron_client.settings import TronClientSettings
 from services.tron_client.transfers import (
     LEASE_SECONDS,
@@ -223,11 +227,13 @@ class BlockSync:
         call: JsonCall,
         store: TransferStore,
         watch_list: WatchList,
+        rescans: RescanJobs,
     ) -> None:
         self._settings = settings
         self._call = call
         self._store = store
         self._watch = watch_list
+        self._rescans = rescans
         self._tokens: dict[str, tuple[str, int]] = {}
         for addr in settings.sync_tokens:
             asset = (
@@ -350,7 +356,7 @@ class BlockSync:
                 await self._finalize(solid.number)
         self._gauges()
         if head.number <= cursor.number:
-            return False
+            return await self._rescan(cursor)
         return await self._catch_up(cursor, head.number, solid.number)
 
     async def _init_cursor(self, head: BlockRef, solid: BlockRef) -> SyncCursor:
@@ -468,6 +474,38 @@ class BlockSync:
             return False
         return len(good) == len(blocks) and bool(blocks)
 
+    async def _rescan(self, cursor: SyncCursor) -> bool:
+        """One batch of the oldest open history rescan. True when more can be done at once."""
+        jobs = await self._rescans.open_jobs()
+        rescan.report(jobs, cursor.number)
+        if not jobs:
+            return False
+        job = jobs[0]
+        end = job.end_block
+        if end is None:
+            # Reload the watch list after reading the job (its addresses were stored before it): blocks after
+            # the cursor are then matched by sync itself, those up to it by the job.
+            await self._watch.refresh()
+            end = await self._rescans.pin_end(job, cursor.number)
+            job = replace(job, end_block=end)
+        if job.next_block > end:  # nothing (left) to read: a start above the end
+            await self._rescans.advance(job, job.next_block)
+            return len(jobs) > 1
+        last = min(end, cursor.final_number, job.next_block + self._settings.TRON_RESCAN_BATCH_BLOCKS - 1)
+        if last < job.next_block:
+            return False  # waiting for its blocks to be solidified
+        await self._lease()
+        followed = Followed({hex20(a): {"rescan"} for a in job.addresses}, self._tokens)
+        fetched = await self._fetch(job.next_block, last, followed)
+        if not fetched:
+            return False
+        changes = [c for fb in fetched for c in changes_for(fb.observed, fb.ref, final=True)]
+        await self._store.record_history(changes, cursor)
+        await self._rescans.advance(job, fetched[-1].ref.number + 1)
+        rescan.SCANNED.inc(len(fetched))
+        rescan.RECORDED.inc(len(changes))
+        return True
+
     async def _finalize(self, up_to: int) -> None:
         cursor = self._loaded_cursor()
         new = SyncCursor(cursor.number, cursor.block_id, up_to)
@@ -549,7 +587,7 @@ def start_block_sync(
     if not rt.settings.TRON_SYNC_ENABLED:
         return None
     # Every write is by _id, so sync needs no index to start; the server creates the indexes at start-up.
-    sync = BlockSync(rt.settings, call, store, watch_list)
+    sync = BlockSync(rt.settings, call, store, watch_list, RescanJobs(rt.db))
 
     def on_commit(result: CommitResult) -> None:
         if result.events:

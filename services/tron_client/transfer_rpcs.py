@@ -19,10 +19,11 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as pb
 
-from services.common.errors import FieldViolation, InvalidArgument
+from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from services.common.mongo import Document
 from services.common.pagination import Page
 from services.tron_client import convert
+from services.tron_client.rescan import RescanJobs
 from services.tron_client.transfers import TransferStore
 from services.tron_client.watch import Watched, WatchList
 
@@ -85,15 +86,50 @@ class TransferRpcs:
     """WatchAddresses, UnwatchAddresses, ListWatchedAddresses, StreamTransfers, ListTransfers (without
     request_id handling: the servicer runs the two mutations under `@idempotent`)."""
 
-    def __init__(self, store: TransferStore, watch_list: WatchList, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        store: TransferStore,
+        watch_list: WatchList,
+        poll_seconds: float,
+        rescans: RescanJobs | None,
+        max_rescan_blocks: int,
+    ) -> None:
         self._store = store
         self._watch = watch_list
         self._poll_seconds = poll_seconds
+        self._rescans = rescans  # None: block sync is off, nothing could run a rescan
+        self._max_rescan_blocks = max_rescan_blocks
 
     async def watch(self, request: pb.WatchAddressesRequest) -> pb.WatchAddressesResponse:
         _check_addresses(_indexed("addresses", request.addresses))
+        cursor = await self._rescan_bound(request.start_block)
         entries = await self._watch.watch(list(request.addresses), request.watcher, request.label)
+        # After the entries: the writer that runs the job reloads the watch list once it sees the job.
+        if (
+            self._rescans is not None
+            and request.start_block
+            and (cursor is None or request.start_block <= cursor)
+        ):
+            await self._rescans.add(list(request.addresses), request.start_block)
         return pb.WatchAddressesResponse(watched_addresses=[_watched_pb(w) for w in entries])
+
+    async def _rescan_bound(self, start_block: int) -> int | None:
+        """The sync cursor a rescan from `start_block` would start behind; refuses what cannot run."""
+        if not start_block:
+            return None
+        if self._rescans is None:
+            raise FailedPrecondition(
+                "block sync is off (TRON_SYNC_ENABLED): no history can be rescanned", reason="SYNC_DISABLED"
+            )
+        cursor = await self._store.cursor_number()
+        if cursor is not None and start_block < cursor - self._max_rescan_blocks:
+            lowest = cursor - self._max_rescan_blocks
+            raise InvalidArgument(
+                "start_block is too far behind",
+                [FieldViolation("start_block", f"at least {lowest} (TRON_RESCAN_MAX_BLOCKS behind {cursor})",
+                                "RESCAN_TOO_DEEP")],
+            )  # fmt: skip
+        return cursor
 
     async def unwatch(self, request: pb.UnwatchAddressesRequest) -> pb.UnwatchAddressesResponse:
         _check_addresses(_indexed("addresses", request.addresses))
@@ -101,19 +137,25 @@ class TransferRpcs:
         return pb.UnwatchAddressesResponse(removed_count=removed)
 
     async def list_watched(self, request: pb.ListWatchedAddressesRequest) -> pb.ListWatchedAddressesResponse:
+        if request.address:
+            _check_addresses({"address": request.address})
         page = Page.of(request)
-        entries = await self._watch.list(request.watcher, page.fetch_limit, _position(page))
+        entries = await self._watch.list(request.watcher, request.address, page.fetch_limit, _position(page))
         entries, token = page.finish(entries, key=lambda w: w.id)
         return pb.ListWatchedAddressesResponse(
             watched_addresses=[_watched_pb(w) for w in entries], next_page_token=token
         )
 
     async def list_transfers(self, request: pb.ListTransfersRequest) -> pb.ListTransfersResponse:
-        _check_addresses({"address": request.address})
+        addresses = {"address": request.address}
+        if request.token_address:
+            addresses["token_address"] = request.token_address
+        _check_addresses(addresses)
         page = Page.of(request)
         docs = await self._store.list_transfers(
             request.address,
             asset=request.asset,
+            token=request.token_address,
             direction=request.direction,
             limit=page.fetch_limit,
             after=_position(page),

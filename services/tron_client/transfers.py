@@ -310,6 +310,21 @@ class TransferStore:
         self._published(result)
         return result
 
+    async def record_history(self, changes: Sequence[Change], cursor: SyncCursor) -> CommitResult:
+        """Transfers a history rescan found in solidified blocks: written like a commit's and published with
+        the unchanged cursor."""
+        if not changes:
+            return CommitResult()
+        result = await self._write(list(changes), [])
+        await self._save_cursor(cursor)
+        self._published(result)
+        return result
+
+    async def cursor_number(self) -> int | None:
+        """The last block sync applied, as persisted (None before sync's first start)."""
+        doc = await self._state.find_one({"_id": "cursor"}, {"number": 1})
+        return None if doc is None else int(doc["number"])
+
     def _published(self, result: CommitResult) -> None:
         """A commit's events are readable (watermark saved): wake the streams, then tell the owner."""
         if result.events:
@@ -435,7 +450,7 @@ class TransferStore:
         return out, max(seen, up_to)
 
     async def list_transfers(
-        self, address: str, *, asset: int, direction: int, limit: int, after: str | None
+        self, address: str, *, asset: int, token: str = "", direction: int, limit: int, after: str | None
     ) -> list[Document]:
         """Up to `limit` transfers touching `address`, newest first; `after` is the `sort_key` the previous
         page ended at."""
@@ -449,6 +464,8 @@ class TransferStore:
             match = {"$or": [{"from_address": address}, {"to_address": address}]}
         if asset:
             match["asset"] = asset
+        if token:
+            match["token"] = token
         if after is not None:
             match["sort_key"] = {"$lt": after}
         return [d async for d in self._transfers.find(match).sort("sort_key", DESCENDING).limit(limit)]

@@ -4,7 +4,8 @@ One document per (watcher, address) in `tron_client_watched`; watching is idempo
 matches on an in-memory index (20-byte hex -> watchers) that the RPCs in this process update at once and
 that sync reloads whenever the shared `version` counter moved (another replica changed the list).
 
-Watching an address does not rescan history: only blocks applied after the watch is stored are matched.
+Block sync matches only blocks applied after the watch is stored; an earlier history is recorded only when
+WatchAddresses names a start block (a history rescan, rescan.py).
 """
 
 from __future__ import annotations
@@ -131,12 +132,14 @@ class WatchList:
         await self._bump()
         return int(result.deleted_count)
 
-    async def list(self, watcher: str, limit: int, after: str | None) -> list[Watched]:
-        """Up to `limit` entries (of `watcher`, or all) in `id` order; `after` is the `id` the previous page
-        ended at."""
+    async def list(self, watcher: str, address: str, limit: int, after: str | None) -> list[Watched]:
+        """Up to `limit` entries (of `watcher` and of `address`, or all) in `id` order; `after` is the `id`
+        the previous page ended at."""
         match: Document = {}
         if watcher:
             match["watcher"] = watcher
+        if address:
+            match["address"] = address
         if after is not None:
             match["_id"] = {"$gt": after}
         return [_entry(d) async for d in self._col.find(match).sort("_id", ASCENDING).limit(limit)]

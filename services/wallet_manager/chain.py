@@ -46,6 +46,16 @@ class Chain:
     def _stub(self) -> tc_grpc.TronClientServiceStub:
         return self._clients.stub(ServiceName.TRON_CLIENT, tc_grpc.TronClientServiceStub)
 
+    async def network_info(self) -> tuple[str, int]:
+        """(network name, chain id) of tron-client's chain."""
+        try:
+            # Asked once, when the vault opens (often while the cluster starts): wait for tron-client to
+            # come up, within the call's deadline, rather than fail at once.
+            info = await self._stub.GetNetworkInfo(tc.GetNetworkInfoRequest(), wait_for_ready=True)
+        except grpc.aio.AioRpcError as exc:
+            raise upstream_error(exc, "read the network's identity") from None
+        return info.network, int(info.chain_id or 0)
+
     async def watch(self, addresses: Sequence[str], label: str, watcher: str = "") -> None:
         req = tc.WatchAddressesRequest(addresses=list(addresses), watcher=watcher or WATCHER, label=label)
         # Watching is idempotent per (address, watcher): the key names the request's content, so a retry

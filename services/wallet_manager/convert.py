@@ -60,6 +60,7 @@ def wallet_to_pb(doc: Mapping[str, Any]) -> pb.Wallet:
         address_count=int(doc.get("address_count", 0)),
         labels=list(doc.get("labels", [])),
         policy=policy,
+        tenant=doc.get("tenant", ""),
     )
     for name in ("create_time", "update_time", "delete_time"):
         t = ts(doc.get(name))

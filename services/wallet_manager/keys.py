@@ -2,7 +2,7 @@
 sealing new keys and signing with a sealed key decrypted for one call.
 
 What stays in memory across calls, and why:
-- the KEKs (scrypt-derived once per process: scrypt per call would cost ~80 ms a signature);
+- the KEKs (scrypt-derived once per process: scrypt per call would cost ~350 ms a signature);
 - sealed records (ciphertext + wrapped data key) of wallet keys, keyed by secret id: they are not
   secret (useless without the KEK) and never change except by rotation, which keeps the old KEK
   accepted until every record is re-wrapped; a record that no longer opens is re-read once.
@@ -10,35 +10,48 @@ Plaintext keys, data keys and the seed exist only inside one call, in bytearrays
 
 Secret ids double as the envelope's associated data: "<wallet_id>/<index>" for a wallet key, so a
 ciphertext moved to another wallet or address fails authentication; "master-seed" / "master-mnemonic".
+
+scrypt parameters: every replica seals under the parameters stored once in the `vault` document KDF_DOC
+(N >= vault.keystore.MIN_SCRYPT_N, checked whenever it is read: the database must not be able to weaken
+them). A database from before that minimum also holds LEGACY_KDF_DOC (N = 2**15): KEKs derived with it
+still open the records sealed then, and `rotate-key` re-wraps those under KDF_DOC's parameters.
+
+Without WALLET_ENCRYPTION_KEY the public devnet key is used, which settings allow only on a loopback
+devnet; before using it the vault also asks tron-client (`network_info`) that its chain is TRON_NETWORK=
+devnet and none of the public networks' (a chain id is the last 4 bytes of the genesis block id; the
+devnet's genesis is made at its first start, so only the public ones are known in advance). Otherwise
+the vault stays VAULT_UNAVAILABLE: nothing is sealed or signed under a public key there.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from services.common.errors import FailedPrecondition
 from services.common.logging import get_logger
-from services.common.settings import TronNetwork
-from services.wallet_manager.settings import WalletManagerSettings
+from services.common.settings import DEFAULT_CHAIN_IDS, TronNetwork
+from services.wallet_manager.settings import DEVNET_FALLBACK_KEY, WalletManagerSettings
 from services.wallet_manager.store import Store
 from services.wallet_manager.vault import hd
 from services.wallet_manager.vault.ecdsa import require_signer, sign_digest
 from services.wallet_manager.vault.errors import SecretUnavailable, UnknownKek, VaultError
-from services.wallet_manager.vault.keystore import KdfParams, Kek, Keyring, SealedSecret
+from services.wallet_manager.vault.keystore import LEGACY_SCRYPT_N, KdfParams, Kek, Keyring, SealedSecret
 
 log = get_logger("services.wallet_manager.keys")
 
 SEED_ID = "master-seed"
 MNEMONIC_ID = "master-mnemonic"
-KDF_DOC = "kdf"
-# Only for TRON_NETWORK=devnet without a configured key, so a local cluster works out of the box.
-DEVNET_FALLBACK_KEY = "tronpay-devnet-insecure-wallet-key"
+KDF_DOC = "kdf-v2"
+LEGACY_KDF_DOC = "kdf"
 _SEALED_CACHE_MAX = 100_000
 
 T = TypeVar("T")
+# (network name, chain id) as tron-client reports them (Chain.network_info).
+NetworkInfo = Callable[[], Awaitable[tuple[str, int]]]
+PUBLIC_CHAIN_IDS = frozenset(DEFAULT_CHAIN_IDS.values())
 
 
 def secret_id(wallet_id: str, index: int) -> str:
@@ -46,37 +59,64 @@ def secret_id(wallet_id: str, index: int) -> str:
 
 
 def keys_from_settings(settings: WalletManagerSettings) -> tuple[str, str]:
-    """(active, previous) encryption keys; the devnet fallback when none is configured there."""
+    """(active, previous) encryption keys; the devnet fallback when none is configured (settings allow
+    that on a loopback devnet only)."""
     active = settings.WALLET_ENCRYPTION_KEY.get_secret_value()
     previous = settings.WALLET_ENCRYPTION_KEY_PREVIOUS.get_secret_value()
-    if not active and settings.TRON_NETWORK == TronNetwork.DEVNET:
-        active = DEVNET_FALLBACK_KEY
-    return active, previous
+    return (DEVNET_FALLBACK_KEY if settings.uses_devnet_fallback_key else active), previous
 
 
 def vault_unavailable(what: str) -> FailedPrecondition:
     return FailedPrecondition(f"key storage is unavailable: {what}", reason="VAULT_UNAVAILABLE")
 
 
-async def load_keyring(settings: WalletManagerSettings, store: Store) -> Keyring:
-    """Derive the KEKs with the stored KDF parameters (created by the first process ever)."""
+async def confirm_devnet(network_info: NetworkInfo) -> None:
+    """VAULT_UNAVAILABLE unless tron-client's chain is a devnet and no public network's."""
+    network, chain_id = await network_info()
+    if network != TronNetwork.DEVNET or chain_id in PUBLIC_CHAIN_IDS:
+        raise vault_unavailable(
+            f"WALLET_ENCRYPTION_KEY is required: tron-client's chain ({network}, chain id {chain_id:#010x}) "
+            "is not a local devnet"
+        )
+
+
+async def load_keyring(
+    settings: WalletManagerSettings, store: Store, network_info: NetworkInfo | None
+) -> Keyring:
+    """Derive the KEKs with the stored KDF parameters (created by the first process ever), plus the legacy
+    ones while a database from before MIN_SCRYPT_N holds them. `network_info` guards the public devnet
+    key; operator commands pass None (they run beside the service, under the same settings checks)."""
     active, previous = keys_from_settings(settings)
-    if not active:
-        raise vault_unavailable("WALLET_ENCRYPTION_KEY is not set")
-    fresh = KdfParams.generate()
-    doc = await store.get_or_create_vault_doc(KDF_DOC, fresh.to_doc())
-    params = KdfParams.from_doc(doc)
-    # scrypt is deliberately slow: keep it off the event loop.
-    keks = [await asyncio.to_thread(Kek.derive, k, params) for k in (active, previous) if k]
+    if settings.uses_devnet_fallback_key and network_info is not None:
+        await confirm_devnet(network_info)
+    doc = await store.get_or_create_vault_doc(KDF_DOC, KdfParams.generate().to_doc())
+    legacy_doc = await store.get_vault_doc(LEGACY_KDF_DOC)
+    try:
+        param_sets = [KdfParams.from_doc(doc)]
+        if legacy_doc is not None:
+            param_sets.append(KdfParams.from_doc(legacy_doc, min_n=LEGACY_SCRYPT_N))
+    except VaultError as exc:
+        raise vault_unavailable(f"the stored KDF parameters are refused: {exc}") from None
+    # scrypt is deliberately slow: keep it off the event loop. The first KEK (active key, current
+    # parameters) seals; the others only open.
+    keks = [
+        await asyncio.to_thread(Kek.derive, k, params)
+        for params in param_sets
+        for k in (active, previous)
+        if k
+    ]
     return Keyring(keks[0], *keks[1:])
 
 
 class KeyVault:
     """Keyring + master seed + sealed-record cache. Everything secret is opened per call."""
 
-    def __init__(self, settings: WalletManagerSettings, store: Store) -> None:
+    def __init__(
+        self, settings: WalletManagerSettings, store: Store, network_info: NetworkInfo | None
+    ) -> None:
         self._settings = settings
         self._store = store
+        self._network_info = network_info
         self._keyring: Keyring | None = None
         self._lock = asyncio.Lock()
         self._sealed: OrderedDict[str, SealedSecret] = OrderedDict()
@@ -93,7 +133,7 @@ class KeyVault:
                     raise self._broken
                 if self._keyring is None:
                     try:
-                        ring = await load_keyring(self._settings, self._store)
+                        ring = await load_keyring(self._settings, self._store, self._network_info)
                         await self._ensure_seed(ring)
                     except FailedPrecondition as exc:
                         self._broken = exc
@@ -110,7 +150,7 @@ class KeyVault:
             except FailedPrecondition as exc:
                 log.error("wallet keys unavailable: %s", exc.message)
                 return
-            except Exception as exc:  # database not reachable yet
+            except Exception as exc:  # database (or, for the devnet key, tron-client) not reachable yet
                 log.warning("key vault not ready: %s", exc.__class__.__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -127,7 +167,7 @@ class KeyVault:
             raise RuntimeError("the master seed is missing right after it was stored")
         try:
             ring.open(SEED_ID, doc["sealed"], purpose="seed")[:] = b"\0" * 64
-        except (UnknownKek, SecretUnavailable):
+        except VaultError:  # another key, tampered, or a record stating refused KDF parameters
             raise vault_unavailable("WALLET_ENCRYPTION_KEY does not open the stored master seed") from None
 
     async def store_mnemonic(self, ring: Keyring, mnemonic: str, created_by: str) -> bool:
@@ -155,8 +195,11 @@ class KeyVault:
             raise vault_unavailable("no master seed")
 
         def run() -> T:
-            with ring.unsealed(SEED_ID, doc["sealed"], purpose="seed") as seed:
-                return fn(bytes(seed))
+            try:
+                with ring.unsealed(SEED_ID, doc["sealed"], purpose="seed") as seed:
+                    return fn(bytes(seed))
+            except (UnknownKek, SecretUnavailable):
+                raise vault_unavailable("the master seed cannot be decrypted") from None
 
         return await asyncio.to_thread(run)
 
@@ -181,7 +224,10 @@ class KeyVault:
             doc = await self._store.get_secret(sid)
             if doc is None:
                 raise vault_unavailable("no key is stored for this address")
-            rec = SealedSecret.from_doc(doc["sealed"])
+            try:
+                rec = SealedSecret.from_doc(doc["sealed"])
+            except VaultError as exc:  # malformed, or stating KDF parameters below the minimum
+                raise vault_unavailable(f"the wallet's key record is refused: {exc}") from None
             self._remember(sid, rec)
         return rec
 
@@ -200,3 +246,13 @@ class KeyVault:
                     raise vault_unavailable("the wallet's key cannot be decrypted") from None
         require_signer(digest, sig, expected_address)
         return sig
+
+    # -- integrity tags (services/wallet_manager/integrity.py) -----------------------------------------
+
+    async def tag(self, *parts: str | bytes) -> dict[str, Any]:
+        """An integrity tag over parts under the active key (stored beside what it covers)."""
+        return (await self.keyring()).tag(*parts)
+
+    async def tag_valid(self, stored: Any, *parts: str | bytes) -> bool:
+        """Whether a stored tag covers parts under the active or a still-accepted key."""
+        return (await self.keyring()).check_tag(stored, *parts)

@@ -21,9 +21,9 @@ from services.wallet_manager.wallets import Wallets
 async def build(rt: Runtime[WalletManagerSettings]) -> Sequence[object]:
     """The servicers of tronpay.wallet_manager.v1."""
     store = store_mod.Store(rt.db)
-    keys = KeyVault(rt.settings, store)
-    devices = Devices(rt.settings)
     chain = Chain(rt.settings, rt.clients)
+    keys = KeyVault(rt.settings, store, chain.network_info)
+    devices = Devices(rt.settings)
     wallets = Wallets(rt.settings, store, keys, devices, chain)
     signing = Signing(rt.settings, store, keys, devices)
     # Derive the KEKs (scrypt) and create the master seed before the first request needs them.

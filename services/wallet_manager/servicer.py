@@ -3,6 +3,8 @@
 Mutations run once per request_id (`@idempotent`, services.common.idempotency) except the two signing
 RPCs, whose append-only signing log is their idempotency record (see signing.py). A database that cannot
 be reached answers UNAVAILABLE (retryable), as in every service (services.common.interceptors).
+Custody changes and every signature made or refused are audit events (docs/audit.md); an idempotent
+replay is not a second event.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc
 
+from services.common import errors
+from services.common.audit import AuditEvent, Outcome
 from services.common.idempotency import idempotent
 from services.common.pagination import Page
 from services.common.server import Runtime
@@ -45,18 +49,31 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
 
     @idempotent(pb.CreateWalletResponse)
     async def CreateWallet(self, request: pb.CreateWalletRequest, context: Ctx) -> pb.CreateWalletResponse:
-        return await self._wallets.create(request)
+        resp = await self._wallets.create(request)
+        w = resp.wallet
+        facts = {"kind": pb.Wallet.Kind.Name(w.kind), "owner_id": w.owner_id, "address": w.address}
+        await self._audit(AuditEvent.WALLET_CREATED, w.wallet_id, facts)
+        if request.private_key:
+            await self._audit(AuditEvent.KEY_IMPORTED, w.wallet_id, {"address": w.address})
+        return resp
 
     async def GetWallet(self, request: pb.GetWalletRequest, context: Ctx) -> pb.GetWalletResponse:
         return pb.GetWalletResponse(wallet=await self._wallets.get(request.wallet_id))
 
     @idempotent(pb.UpdateWalletResponse)
     async def UpdateWallet(self, request: pb.UpdateWalletRequest, context: Ctx) -> pb.UpdateWalletResponse:
-        return await self._wallets.update(request)
+        resp = await self._wallets.update(request)
+        paths = sorted(request.update_mask.paths)
+        await self._audit(AuditEvent.WALLET_UPDATED, resp.wallet.wallet_id, {"fields": paths})
+        if "policy" in paths:
+            await self._audit(AuditEvent.POLICY_CHANGED, resp.wallet.wallet_id, {})
+        return resp
 
     @idempotent(pb.DeleteWalletResponse)
     async def DeleteWallet(self, request: pb.DeleteWalletRequest, context: Ctx) -> pb.DeleteWalletResponse:
-        return await self._wallets.delete(request)
+        resp = await self._wallets.delete(request)
+        await self._audit(AuditEvent.WALLET_DELETED, resp.wallet.wallet_id, {"force": request.force})
+        return resp
 
     async def GetWalletBalance(
         self, request: pb.GetWalletBalanceRequest, context: Ctx
@@ -73,10 +90,34 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
     async def SignTransaction(
         self, request: pb.SignTransactionRequest, context: Ctx
     ) -> pb.SignTransactionResponse:
-        return await self._signing.sign_transaction(request)
+        facts = {"request_id": request.request_id, "purpose": request.purpose}
+        try:
+            resp = await self._signing.sign_transaction(request)
+        except (errors.PermissionDenied, errors.FailedPrecondition) as exc:
+            await self._audit(AuditEvent.SIGNATURE_REFUSED, request.wallet_id, {**facts, "rule": exc.reason})
+            raise
+        await self._audit(
+            AuditEvent.SIGNATURE_MADE,
+            request.wallet_id,
+            {**facts, "txid": resp.txid, "signer": resp.signer_address},
+        )
+        return resp
 
     async def SignMessage(self, request: pb.SignMessageRequest, context: Ctx) -> pb.SignMessageResponse:
-        return await self._signing.sign_message(request)
+        facts = {"request_id": request.request_id, "kind": "message"}
+        try:
+            resp = await self._signing.sign_message(request)
+        except (errors.PermissionDenied, errors.FailedPrecondition) as exc:
+            await self._audit(AuditEvent.SIGNATURE_REFUSED, request.wallet_id, {**facts, "rule": exc.reason})
+            raise
+        await self._audit(
+            AuditEvent.SIGNATURE_MADE, request.wallet_id, {**facts, "signer": resp.signer_address}
+        )
+        return resp
+
+    async def _audit(self, event: AuditEvent, wallet_id: str, details: dict[str, Any]) -> None:
+        outcome = Outcome.DENIED if event is AuditEvent.SIGNATURE_REFUSED else Outcome.SUCCEEDED
+        await self._rt.audit.append(event, resource=f"wallets/{wallet_id}", outcome=outcome, details=details)
 
     async def ListSignatures(
         self, request: pb.ListSignaturesRequest, context: Ctx

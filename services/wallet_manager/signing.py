@@ -14,6 +14,9 @@ Order of one transaction signature:
     first: the limits are decided for good when the link is claimed, so concurrent signatures can never
     pass them together; a signature that loses that race is discarded, never returned.
 
+The wallet's policy and the day's spend links are used only once their integrity tags verify
+(integrity.py): one edited in the database refuses the signature with INTEGRITY_CHECK_FAILED.
+
 A stored answer is only ever returned after steps 1-3 passed for this request, and only to the caller
 that made it: a refused request never gets a signature, not even one signed for an identical request
 before. A retry refused only for time or the day's totals (STATE_REASONS) gets its first answer.
@@ -42,10 +45,12 @@ from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 from services.common import context, errors
 from services.common.idempotency import fingerprint
 from services.wallet_manager import devices as dev
+from services.wallet_manager import integrity
 from services.wallet_manager.convert import CONTRACT_ENUMS, INT64_MAX, asset_of, vault_policy
 from services.wallet_manager.keys import KeyVault, secret_id
 from services.wallet_manager.settings import WalletManagerSettings
 from services.wallet_manager.store import ACTIVE, Store, now
+from services.wallet_manager.tenancy import in_scope
 from services.wallet_manager.vault import policy as vpolicy
 from services.wallet_manager.vault.errors import MalformedTransaction
 from services.wallet_manager.vault.messages import hash_message_v2
@@ -94,17 +99,23 @@ M = TypeVar("M", bound=Message)
 _Item = tuple[dict[str, Any], SpendClaim | None, "asyncio.Future[str]"]
 
 
+def _wallet_of(spend_key: str) -> str:
+    return spend_key.rsplit(":", 1)[0]
+
+
 class LogWriter:
     """Group commit for the signing log: records waiting while an insert runs go in the next round, each
     caller still waiting for its own record. A round stores the spend links of limited records first (one
-    ordered insert_many into daily_spend, numbered from the last link this process stored or read), then
-    the records whose link was stored or who need none (one insert_many into signing_log)."""
+    ordered insert_many into daily_spend, numbered from the last link this process stored or read, each
+    with its integrity tag), then the records whose link was stored or who need none (one insert_many into
+    signing_log)."""
 
     BATCH = 500
     RETRIES = 100
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, keys: KeyVault) -> None:
         self._store = store
+        self._keys = keys
         self._pending: list[_Item] = []
         self._task: asyncio.Task[None] | None = None
         self._heads: dict[str, tuple[int, dict[str, int]]] = {}  # spend key -> (last seq, totals per asset)
@@ -118,12 +129,25 @@ class LogWriter:
             # One read per key at a time: concurrent first signatures of a day share it.
             reading = self._reading.get(key)
             if reading is None:
-                reading = asyncio.ensure_future(self._store.spend_head(key))
+                reading = asyncio.ensure_future(self._read_head(key))
                 self._reading[key] = reading
                 reading.add_done_callback(lambda _f: self._reading.pop(key, None))
             head = await asyncio.shield(reading)
             self._heads.setdefault(key, head)
         return self._heads[key][1]
+
+    async def _read_head(self, key: str) -> tuple[int, dict[str, int]]:
+        """(last seq, running totals per asset) of a chain, its tag checked; (0, {}) before its first link."""
+        link = await self._store.spend_head(key)
+        if link is None:
+            return 0, {}
+        await self.check_link(link)
+        return int(link["seq"]), {a: int(n) for a, n in link["totals"].items()}
+
+    async def check_link(self, link: dict[str, Any]) -> None:
+        """Raise INTEGRITY_CHECK_FAILED unless the link's tag verifies."""
+        if not await self._keys.tag_valid(link.get(integrity.LINK_TAG), *integrity.link_parts(link)):
+            raise integrity.failed("the daily spend chain", _wallet_of(str(link["key"])))
 
     async def write(self, doc: dict[str, Any], spend: SpendClaim | None = None) -> str:
         """STORED once stored; DUPLICATE when the request_key exists already; OVER_LIMIT when the
@@ -150,10 +174,16 @@ class LogWriter:
             if not pending:
                 return
             heads: dict[str, tuple[int, dict[str, int]]] = {}
+            broken: dict[str, errors.DomainError] = {}
             for _doc, spend, _fut in pending:
-                if spend is not None and spend.key not in heads:
+                if spend is None or spend.key in heads or spend.key in broken:
+                    continue
+                try:
                     await self.spent(spend.key)
-                    heads[spend.key] = self._heads[spend.key]
+                except errors.FailedPrecondition as exc:  # a tampered chain fails only its own records
+                    broken[spend.key] = exc
+                    continue
+                heads[spend.key] = self._heads[spend.key]
             links: list[dict[str, Any]] = []
             linked: list[_Item] = []
             free: list[_Item] = []
@@ -162,6 +192,9 @@ class LogWriter:
                 doc, spend, fut = item
                 if spend is None:
                     free.append(item)
+                    continue
+                if spend.key in broken:
+                    fut.set_exception(broken[spend.key])
                     continue
                 seq, totals = heads[spend.key]
                 # Refusals stand even on a head this process cached: totals only grow (amounts are
@@ -172,18 +205,18 @@ class LogWriter:
                 seq = seq + 1
                 totals = {**totals, **{a: totals.get(a, 0) + n for a, n in spend.amounts.items()}}
                 heads[spend.key] = (seq, totals)
-                links.append(
-                    {
-                        "_id": "spend:" + doc["request_key"],  # a replayed request cannot count twice
-                        "key": spend.key,
-                        "seq": seq,
-                        "amounts": dict(spend.amounts),
-                        "totals": totals,
-                        "record_id": doc["_id"],
-                        "fingerprint": doc["fingerprint"],
-                        "time": t,
-                    }
-                )
+                link = {
+                    "_id": "spend:" + doc["request_key"],  # a replayed request cannot count twice
+                    "key": spend.key,
+                    "seq": seq,
+                    "amounts": dict(spend.amounts),
+                    "totals": totals,
+                    "record_id": doc["_id"],
+                    "fingerprint": doc["fingerprint"],
+                    "time": t,
+                }
+                link[integrity.LINK_TAG] = await self._keys.tag(*integrity.link_parts(link))
+                links.append(link)
                 linked.append(item)
             stored_links = await self._store.insert_spend_links(links) if links else 0
             ready = free + linked[:stored_links]
@@ -211,7 +244,10 @@ class LogWriter:
             doc, spend, fut = linked[stored_links]
             existing = await self._store.get_spend_link("spend:" + doc["request_key"])
             if existing is not None:
-                fut.set_result(await self._adopt(doc, spend, existing))
+                try:
+                    fut.set_result(await self._adopt(doc, spend, existing))
+                except errors.FailedPrecondition as exc:
+                    fut.set_exception(exc)
             pending = [i for i in pending if not i[2].done()]
         raise errors.Aborted("the signing log is too contended; retry", reason="CONTENDED")
 
@@ -221,6 +257,7 @@ class LogWriter:
         against that link instead of counting the spend twice."""
         if spend is None or link["fingerprint"] != doc["fingerprint"]:
             return DUPLICATE  # the replay path compares fingerprints and answers REQUEST_ID_REUSED
+        await self.check_link(link)
         # Links stored before totals were kept per asset have none (a retry across the upgrade).
         totals = link.get("totals", {})
         record = {**doc, "spend_key": spend.key, "spend_seq": link["seq"], "spend_totals": totals}
@@ -236,7 +273,7 @@ class Signing:
         self._store = store
         self._keys = keys
         self._devices = devices
-        self._log = LogWriter(store)
+        self._log = LogWriter(store, keys)
         self._usdt = settings.USDT_CONTRACT_ADDRESS
         self._tokens = settings.wallet_tokens
 
@@ -244,11 +281,16 @@ class Signing:
 
     async def _wallet(self, wallet_id: str) -> dict[str, Any]:
         w = await self._store.signing_wallet(wallet_id)
-        if w is None or w["state"] != ACTIVE:
+        if w is None or w["state"] != ACTIVE or not in_scope(w):  # a service acting for another tenant
             raise errors.NotFound(
                 "wallet not found", reason="WALLET_NOT_FOUND", metadata={"wallet_id": wallet_id}
             )
         return w
+
+    async def _check_policy_tag(self, w: Mapping[str, Any]) -> None:
+        parts = integrity.policy_parts(w["_id"], w.get("policy") or b"")
+        if not await self._keys.tag_valid(w.get(integrity.POLICY_TAG), *parts):
+            raise integrity.failed("the wallet's signing policy", w["_id"])
 
     def _check_signer_kind(self, w: Mapping[str, Any]) -> None:
         if w["kind"] == "WATCH_ONLY":
@@ -329,6 +371,7 @@ class Signing:
     ) -> pb.SignTransactionResponse:
         w = await self._wallet(req.wallet_id)
         self._check_signer_kind(w)
+        await self._check_policy_tag(w)
         policy_bytes: bytes = w.get("policy") or b""
         self._check_caller(w, policy_bytes)
         raw = bytes(req.transaction.raw_data)
@@ -364,6 +407,7 @@ class Signing:
             counted = await self._store.get_spend_link("spend:" + request_key)
             if counted is None or counted["fingerprint"] != fp:
                 raise self._over_limit(over, w["_id"])
+            await self._log.check_link(counted)
 
         if device:
             sig = await self._devices.sign_transaction(
@@ -457,6 +501,7 @@ class Signing:
     ) -> pb.SignMessageResponse:
         w = await self._wallet(req.wallet_id)
         self._check_signer_kind(w)
+        await self._check_policy_tag(w)
         policy_bytes: bytes = w.get("policy") or b""
         self._check_caller(w, policy_bytes)
         address, index = await self._signer(w, req.address)

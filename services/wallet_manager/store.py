@@ -3,12 +3,13 @@
 Collections (prefixed `wallet_manager_`):
   wallets       one document per wallet (no key material); the unique `hd_owner` is the claim "one HD
                 account per owner" (a deleted wallet moves its claim aside: FerretDB has no partial
-                indexes).
+                indexes). `policy_tag` is the policy's integrity tag (integrity.py).
   addresses     every address of every wallet (primary = index 0, derived deposit addresses), with its
                 derivation index and public key; the unique `address_key` claims "one active wallet per
                 address" the same way.
-  secrets       sealed secrets only (vault.keystore envelope: ciphertext, wrapped data key, kek_id).
-  vault         the KDF parameters (salt) the KEK is derived with.
+  secrets       sealed secrets only (vault.keystore envelope: ciphertext, wrapped data key, kek_id, KDF
+                parameters).
+  vault         the KDF parameters (salt, cost) the KEKs are derived with (keys.KDF_DOC, LEGACY_KDF_DOC).
   counters      sequences (HD account indexes, address indexes per wallet): one document per value
                 taken, claimed by a unique insert.
   signing_log   append-only: one document per signature, never updated or deleted; its unique
@@ -17,7 +18,8 @@ Collections (prefixed `wallet_manager_`):
                 asset), one per signature of a daily-limited asset: the next link is claimed by a unique
                 (key, seq) insert, and its _id is derived from the request so a replay never counts
                 twice. A link is stored only after the signature exists and before its log record, so
-                nothing is ever released: a crash in between over-counts (the safe side).
+                nothing is ever released: a crash in between over-counts (the safe side). Each link
+                carries its integrity tag (integrity.py).
   challenges    TronLink challenges; `challenge_uses` holds one document per consumed challenge.
 
 Why unique inserts and not conditional updates: FerretDB v1 (the test and local server) does not
@@ -92,6 +94,16 @@ def deleted_key(value: str, wallet_id: str) -> str:
     return f"{value}#deleted#{wallet_id}"
 
 
+def claimed_key(wallet: Document) -> str:
+    """The `hd_owner` claim a deleted wallet held before deleted_key moved it aside."""
+    return str(wallet["hd_owner"]).removesuffix(f"#deleted#{wallet['_id']}")
+
+
+def hd_key(tenant: str, owner_id: str) -> str:
+    """The `hd_owner` claim of an HD wallet: one per owner within a tenant (owner ids are the tenant's)."""
+    return f"{tenant}/{owner_id}" if tenant else owner_id
+
+
 class Store:
     """All MongoDB access of wallet-manager."""
 
@@ -121,6 +133,9 @@ class Store:
         if found is None:  # vault documents are never deleted
             raise RuntimeError(f"vault document {doc_id} vanished after its insert")
         return found
+
+    async def get_vault_doc(self, doc_id: str) -> Document | None:
+        return await self.vault.find_one({"_id": doc_id})
 
     async def insert_secret(
         self, secret_id: str, kind: str, wallet_id: str, sealed: Mapping[str, Any]
@@ -225,13 +240,23 @@ class Store:
     def forget_wallet(self, wallet_id: str) -> None:
         self._wallet_cache.pop(wallet_id, None)
 
-    async def find_hd_wallet(self, owner_id: str) -> Document | None:
-        return await self.wallets.find_one({"hd_owner": owner_id, "state": ACTIVE})
+    async def find_hd_wallet(self, tenant: str, owner_id: str) -> Document | None:
+        return await self.wallets.find_one({"hd_owner": hd_key(tenant, owner_id), "state": ACTIVE})
 
     async def list_wallets(
-        self, *, owner_id: str, kind: str, label: str, show_deleted: bool, after: str, limit: int
+        self,
+        *,
+        tenant: str | None,
+        owner_id: str,
+        kind: str,
+        label: str,
+        show_deleted: bool,
+        after: str,
+        limit: int,
     ) -> list[Document]:
         query: dict[str, Any] = {}
+        if tenant is not None:
+            query["tenant"] = tenant
         if owner_id:
             query["owner_id"] = owner_id
         if kind:
@@ -278,6 +303,50 @@ class Store:
                 await self.addresses.update_one(
                     {"_id": a["_id"]}, {"$set": {"address_key": deleted_key(a["address"], wid)}}
                 )
+        return doc
+
+    async def restore_conflict(self, wallet: Document) -> str | None:
+        """What a newer wallet took from a deleted one (an address, its owner's HD account), if anything."""
+        async for a in self.addresses.find({"wallet_id": wallet["_id"]}):
+            if await self.addresses.find_one({"address_key": a["address"]}) is not None:
+                return f"address {a['address']}"
+        if await self.wallets.find_one({"hd_owner": claimed_key(wallet)}) is not None:
+            return f"owner {wallet['owner_id']}'s HD account"
+        return None
+
+    async def restore_wallet(self, wallet: Document) -> Document | None:
+        """DELETED -> ACTIVE, taking its address and HD-owner claims back (check restore_conflict first: the
+        unique indexes refuse what another wallet holds, and the claims taken are then given back); None
+        when it is not deleted."""
+        wid = wallet["_id"]
+        claimed: list[Document] = []
+        try:
+            async for a in self.addresses.find({"wallet_id": wid}):
+                res = await self.addresses.update_one(
+                    {"_id": a["_id"], "address_key": deleted_key(a["address"], wid)},
+                    {"$set": {"address_key": a["address"]}},
+                )
+                if res.modified_count:
+                    claimed.append(a)
+            doc = await self.wallets.find_one_and_update(
+                {"_id": wid, "state": DELETED},
+                {
+                    "$set": {
+                        "state": ACTIVE,
+                        "update_time": now(),
+                        "hd_owner": claimed_key(wallet),
+                    },
+                    "$unset": {"delete_time": ""},
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+        except BaseException:
+            for a in claimed:
+                await self.addresses.update_one(
+                    {"_id": a["_id"]}, {"$set": {"address_key": deleted_key(a["address"], wid)}}
+                )
+            raise
+        self.forget_wallet(wid)
         return doc
 
     async def next_address_index(self, wallet_id: str) -> int:
@@ -344,13 +413,38 @@ class Store:
             return int(exc.details.get("nInserted", 0))
         return len(links)
 
-    async def spend_head(self, key: str) -> tuple[int, dict[str, int]]:
-        """(last seq, running totals per asset) of a day's spend chain; (0, {}) before its first link."""
-        last = await self.daily_spend.find_one({"key": key}, sort=[("seq", DESCENDING)])
-        return (0, {}) if last is None else (int(last["seq"]), {a: int(n) for a, n in last["totals"].items()})
+    async def spend_head(self, key: str) -> Document | None:
+        """The last link of a day's spend chain; None before its first."""
+        return await self.daily_spend.find_one({"key": key}, sort=[("seq", DESCENDING)])
 
     async def get_spend_link(self, link_id: str) -> Document | None:
         return await self.daily_spend.find_one({"_id": link_id})
+
+    # -- integrity tags (operator commands: seal-integrity, rotate-key) -----------------------------
+
+    def _tagged_collection(self, collection: str) -> Any:
+        return {WALLETS: self.wallets, DAILY_SPEND: self.daily_spend}[collection]
+
+    def iter_tags(self, collection: str, field: str, not_under: str | None) -> Any:
+        """Documents of `collection` whose tag `field` was made under another KEK than `not_under`; with
+        not_under None, those without a tag."""
+        if not_under is None:
+            return self._tagged_collection(collection).find({field: {"$exists": False}})
+        query = {field: {"$exists": True}, f"{field}.kek_id": {"$ne": not_under}}
+        return self._tagged_collection(collection).find(query)
+
+    async def replace_tag(
+        self, collection: str, doc_id: str, field: str, old: Mapping[str, Any] | None, new: Mapping[str, Any]
+    ) -> bool:
+        """Set a document's tag if it still has the old one (None: none); the service writes a tag together
+        with what it covers, so a document changed meanwhile is left alone."""
+        guard = {field: {"$exists": False}} if old is None else {f"{field}.tag": old["tag"]}
+        res = await self._tagged_collection(collection).update_one(
+            {"_id": doc_id, **guard}, {"$set": {field: dict(new)}}
+        )
+        if collection == WALLETS:
+            self.forget_wallet(doc_id)
+        return res.modified_count == 1
 
     # -- TronLink challenges -------------------------------------------------------------------------
 

@@ -23,11 +23,13 @@ from services.common.pagination import Page
 from services.common.tron.address import from_base58 as decode_tron_address
 from services.common.tron.address import private_key_to_address
 from services.wallet_manager import devices as dev
+from services.wallet_manager import integrity
 from services.wallet_manager.chain import MAX_BALANCE_ADDRESSES, Chain
-from services.wallet_manager.convert import KIND_NAMES, wallet_to_pb
+from services.wallet_manager.convert import KIND_NAMES
 from services.wallet_manager.keys import KeyVault, secret_id
 from services.wallet_manager.settings import WalletManagerSettings
-from services.wallet_manager.store import ACTIVE, Store, now
+from services.wallet_manager.store import ACTIVE, Store, hd_key, now
+from services.wallet_manager.tenancy import creating_tenant, in_scope, shown
 from services.wallet_manager.vault import hd, tronlink
 from services.wallet_manager.vault.errors import VaultError
 
@@ -113,17 +115,19 @@ class Wallets:
     # -- read ----------------------------------------------------------------------------------------
 
     async def get_doc(self, wallet_id: str, active: bool = False) -> dict[str, Any]:
+        """The wallet, if it exists and the call may see it (another tenant's is NOT_FOUND, like none)."""
         w = await self._store.get_wallet(wallet_id)
-        if w is None or (active and w["state"] != ACTIVE):
+        if w is None or (active and w["state"] != ACTIVE) or not in_scope(w):
             raise not_found(wallet_id)
         return w
 
     async def get(self, wallet_id: str) -> pb.Wallet:
-        return wallet_to_pb(await self.get_doc(wallet_id))
+        return shown(await self.get_doc(wallet_id))
 
     async def list_wallets(self, req: pb.ListWalletsRequest) -> pb.ListWalletsResponse:
         page = Page.of(req)
         docs = await self._store.list_wallets(
+            tenant=context.tenant_scope(),
             owner_id=req.owner_id,
             kind=KIND_NAMES.get(req.kind, ""),
             label=req.label,
@@ -132,7 +136,7 @@ class Wallets:
             limit=page.fetch_limit,
         )
         wallets, token = page.finish(docs, key=lambda d: d["_id"])
-        return pb.ListWalletsResponse(wallets=[wallet_to_pb(d) for d in wallets], next_page_token=token)
+        return pb.ListWalletsResponse(wallets=[shown(d) for d in wallets], next_page_token=token)
 
     # -- create --------------------------------------------------------------------------------------
 
@@ -178,7 +182,7 @@ class Wallets:
             return pb.CreateWalletResponse(wallet=await self._create_hd(req.wallet, wallet_id))
         acct = await self._new_account(req, kind)
         doc = await self._insert(wallet_id, req.wallet, kind, acct)
-        return pb.CreateWalletResponse(wallet=wallet_to_pb(doc))
+        return pb.CreateWalletResponse(wallet=shown(doc))
 
     async def _new_account(self, req: pb.CreateWalletRequest, kind: str) -> NewAccount:
         w = req.wallet
@@ -220,11 +224,11 @@ class Wallets:
                 d.address, d.public_key, d.xpub, req.account_index, hd.tron_path(req.account_index, 0)
             )
         # TRONLINK
-        await self._verify_tronlink(w.address, req.tronlink_proof)
+        await self._verify_tronlink(w.address, w.owner_id, req.tronlink_proof)
         return NewAccount(w.address)
 
     async def _create_hd(self, w: pb.Wallet, wallet_id: str) -> pb.Wallet:
-        if await self._store.find_hd_wallet(w.owner_id) is not None:
+        if await self._store.find_hd_wallet(creating_tenant(), w.owner_id) is not None:
             raise errors.AlreadyExists(
                 "the owner has an HD wallet already",
                 reason="HD_WALLET_EXISTS",
@@ -237,10 +241,12 @@ class Wallets:
         acct = NewAccount(
             key.address, hd.compress_pubkey(key.public_key), xpub, account, key.path, key.private_key
         )
-        return wallet_to_pb(await self._insert(wallet_id, w, "HD", acct))
+        return shown(await self._insert(wallet_id, w, "HD", acct))
 
     async def _insert(self, wallet_id: str, w: pb.Wallet, kind: str, acct: NewAccount) -> dict[str, Any]:
         t = now()
+        policy = w.policy.SerializeToString(deterministic=True)
+        policy_tag = await self._keys.tag(*integrity.policy_parts(wallet_id, policy))  # before any claim
         try:
             await self._store.insert_address(
                 {
@@ -263,18 +269,20 @@ class Wallets:
             ) from None
         doc = {
             "_id": wallet_id,
+            "tenant": creating_tenant(),
             "owner_id": w.owner_id,
             "kind": kind,
             "state": ACTIVE,
             "display_name": w.display_name,
             "labels": list(w.labels),
-            "policy": w.policy.SerializeToString(deterministic=True),
+            "policy": policy,
+            integrity.POLICY_TAG: policy_tag,
             "address": acct.address,
             "xpub": acct.xpub,
             "account_index": acct.account_index,
             "derivation_path": acct.derivation_path,
             "address_count": 1,
-            "hd_owner": w.owner_id if kind == "HD" else f"#{wallet_id}",
+            "hd_owner": hd_key(creating_tenant(), w.owner_id) if kind == "HD" else f"#{wallet_id}",
             "create_time": t,
             "update_time": t,
         }
@@ -315,13 +323,29 @@ class Wallets:
         found = _address_violations("address", [req.address])
         if found:  # the proto pattern admits a bad checksum
             raise errors.InvalidArgument("address is not a valid TRON address", found)
-        ch = tronlink.new_challenge(req.address, ttl_seconds=CHALLENGE_TTL_SECONDS)
+        call = context.current()
+        subject = call.subject if call else ""
+        owner = req.owner_id or subject
+        if not owner:
+            raise errors.InvalidArgument(
+                "owner_id is required when no end user is authenticated",
+                [FieldViolation("owner_id", "required without an authenticated subject", "REQUIRED")],
+            )
+        ch = tronlink.new_challenge(
+            req.address,
+            owner=owner,
+            cluster=self._settings.CLUSTER_NAME,
+            chain=f"tron-{self._settings.TRON_NETWORK.value}",
+            ttl_seconds=CHALLENGE_TTL_SECONDS,
+        )
         challenge_id = "tlc_" + secrets.token_hex(12)
         expires = datetime.fromtimestamp(ch.expires_at, UTC)
         await self._store.insert_challenge(
             {
                 "_id": challenge_id,
                 "address": ch.address,
+                "owner_id": owner,
+                "subject": subject,  # who asked for it; only they may use it
                 "nonce": ch.nonce,
                 "message": ch.message,
                 "create_time": now(),
@@ -333,7 +357,7 @@ class Wallets:
         resp.expire_time.FromDatetime(expires)
         return resp
 
-    async def _verify_tronlink(self, address: str, proof: pb.TronLinkProof) -> None:
+    async def _verify_tronlink(self, address: str, owner: str, proof: pb.TronLinkProof) -> None:
         def refuse(reason: str, text: str) -> errors.PermissionDenied:
             return errors.PermissionDenied(
                 f"TronLink proof refused: {text}",
@@ -349,13 +373,20 @@ class Wallets:
             raise refuse("CHALLENGE_ADDRESS_MISMATCH", "the challenge was issued for another address")
         if ch["used"]:
             raise refuse("CHALLENGE_USED", "the challenge was used already")
-        challenge = tronlink.Challenge(address, ch["nonce"], ch["expire_time"].timestamp(), ch["message"])
-        result = tronlink.verify_proof(challenge, proof.signature, now=at.timestamp())
+        call = context.current()
+        if ch.get("subject") and ch["subject"] != (call.subject if call else ""):
+            raise refuse("CHALLENGE_OWNER_MISMATCH", "the challenge was issued to another user")
+        # A challenge from before owners were bound has none, and is refused like another owner's.
+        challenge = tronlink.Challenge(
+            address, ch.get("owner_id", ""), ch["nonce"], ch["expire_time"].timestamp(), ch["message"]
+        )
+        result = tronlink.verify_proof(challenge, proof.signature, owner=owner, now=at.timestamp())
         if result.reason == tronlink.CHALLENGE_EXPIRED:
             raise refuse("CHALLENGE_EXPIRED", "the challenge has expired")
+        if result.reason == tronlink.WRONG_OWNER:
+            raise refuse("CHALLENGE_OWNER_MISMATCH", "the challenge was issued for another owner")
         if not result.ok:
             raise refuse("SIGNATURE_MISMATCH", "the signature was not made by the address's key")
-        call = context.current()
         if not await self._store.consume_challenge(proof.challenge_id, at, call.request_id if call else ""):
             raise refuse("CHALLENGE_USED", "the challenge was used already")
 
@@ -387,10 +418,13 @@ class Wallets:
             fields["labels"] = list(w.labels)
         if "policy" in paths:
             fields["policy"] = w.policy.SerializeToString(deterministic=True)
+            fields[integrity.POLICY_TAG] = await self._keys.tag(
+                *integrity.policy_parts(req.wallet_id, fields["policy"])
+            )
         doc = await self._store.update_wallet(req.wallet_id, fields)
         if doc is None:
             raise not_found(req.wallet_id)
-        return pb.UpdateWalletResponse(wallet=wallet_to_pb(doc))
+        return pb.UpdateWalletResponse(wallet=shown(doc))
 
     def _is_operator(self) -> bool:
         call = context.current()
@@ -399,7 +433,7 @@ class Wallets:
     async def delete(self, req: pb.DeleteWalletRequest) -> pb.DeleteWalletResponse:
         w = await self.get_doc(req.wallet_id)
         if w["state"] != ACTIVE:
-            return pb.DeleteWalletResponse(wallet=wallet_to_pb(w))
+            return pb.DeleteWalletResponse(wallet=shown(w))
         if req.force:
             if not self._is_operator():
                 raise errors.PermissionDenied(
@@ -411,7 +445,7 @@ class Wallets:
         doc = await self._store.mark_deleted(w)
         if doc is None:  # deleted concurrently
             doc = await self.get_doc(req.wallet_id)
-        return pb.DeleteWalletResponse(wallet=wallet_to_pb(doc))
+        return pb.DeleteWalletResponse(wallet=shown(doc))
 
     async def _refuse_if_funded(self, w: dict[str, Any]) -> None:
         """Every address of the wallet is checked, not only the first MAX_BALANCE_ADDRESSES a balance sums:
@@ -452,13 +486,13 @@ class Wallets:
                 [FieldViolation("watcher", "must match ^[a-z][a-z0-9_-]{0,63}$", "PATTERN")],
             )
         if req.WhichOneof("target") == "owner_id":
-            w = await self._store.find_hd_wallet(req.owner_id)
+            w = await self._store.find_hd_wallet(creating_tenant(), req.owner_id)
             if w is None:
                 with contextlib.suppress(errors.AlreadyExists):  # created concurrently
                     await self._create_hd(
                         pb.Wallet(owner_id=req.owner_id, display_name=req.owner_id), new_wallet_id()
                     )
-                w = await self._store.find_hd_wallet(req.owner_id)
+                w = await self._store.find_hd_wallet(creating_tenant(), req.owner_id)
                 if w is None:
                     raise errors.Aborted("the owner's HD wallet is being created", reason="CONCURRENT_CREATE")
         else:

@@ -15,6 +15,7 @@ from tronpy.exceptions import BadSignature, TransactionError, TvmError, UnknownE
 from tronpy.keys import PrivateKey
 from tronpy.providers import AsyncHTTPProvider, HTTPProvider
 
+from devnet.genesis import DEVNET_DEFAULT_PARAMS
 from tests.harness.devnet import Devnet
 
 ARTIFACT = Path(__file__).resolve().parents[2] / "contracts" / "artifacts" / "TetherToken.json"
@@ -201,8 +202,8 @@ def test_freeze_delegate_unfreeze_withdraw(client: Tron, bank: PrivateKey, devne
         info = client.trx.withdraw_stake_balance(me).build().sign(key).broadcast().wait(**WAIT)
         assert info["withdraw_expire_amount"] == 30 * TRX
         assert client.get_account_balance(me) * TRX - before == 30 * TRX - info.get("fee", 0)
-    finally:
-        devnet.set_params(devnetUnfreezeDelayMs=-1)
+    finally:  # back to the shared devnet's genesis value (not -1: that is 14 days for every later test)
+        devnet.set_params(devnetUnfreezeDelayMs=DEVNET_DEFAULT_PARAMS["devnetUnfreezeDelayMs"])
 
 
 def test_vote_and_reward_withdrawal(client: Tron, bank: PrivateKey, devnet: Devnet) -> None:

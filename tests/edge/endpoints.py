@@ -66,4 +66,14 @@ IMPLEMENTED: dict[str, int] = {
     "DELETE /api/v1/wallets/{wallet_id}": 404,
     "GET /api/v1/wallets/{wallet_id}/balance": 404,
     "GET /api/v1/wallets/{wallet_id}/transactions": 404,
+    "POST /api/v1/usdt/transfer": 404,
+    "GET /api/v1/usdt/balance/{address}": 200,
+    "GET /api/v1/usdt/transactions/{address}": 400,  # FAILED_PRECONDITION: the sample address is not watched
+    "POST /api/v1/usdt/approve": 404,
+    "GET /api/v1/usdt/allowance": 200,
+    "POST /api/v1/staking/stake": 404,
+    "POST /api/v1/staking/unstake": 404,
+    "GET /api/v1/staking/status/{address}": 200,
+    "GET /api/v1/staking/rewards/{address}": 200,
+    "POST /api/v1/staking/withdraw": 404,
 }

@@ -1,8 +1,9 @@
 """A stand-in upstream for edge tests: one gRPC server that answers every method and records what arrived.
 
 Every RPC gets an empty message (valid for any response type, so REST calls answer 200 ``{...}`` with the
-defaults) and the call's method and metadata are kept, so a test can tell exactly which requests the edge
-let through and with which identity metadata. grpc.health.v1 checks answer SERVING and are not recorded.
+defaults) and the call's method, metadata and request bytes are kept, so a test can tell exactly which
+requests the edge let through, with which identity metadata and body. grpc.health.v1 checks answer
+SERVING and are not recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2
 
+from tests.harness.pki import credentials
+
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 
@@ -25,6 +28,7 @@ class Call:
 
     method: str
     metadata: dict[str, str]
+    request: bytes = b""  # the serialized request message, as it arrived
 
     @property
     def request_id(self) -> str:
@@ -64,20 +68,22 @@ class _Handler(grpc.GenericRpcHandler):
             serving = health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
             return grpc.unary_unary_rpc_method_handler(lambda _req, _ctx: serving.SerializeToString())
 
-        def answer(_request: bytes, _context: grpc.ServicerContext) -> bytes:
-            self.recorder.add(Call(method, metadata))
+        def answer(request: bytes, _context: grpc.ServicerContext) -> bytes:
+            self.recorder.add(Call(method, metadata, request))
             return b""
 
         return grpc.unary_unary_rpc_method_handler(answer)
 
 
 @contextmanager
-def recording_upstream() -> Iterator[Recorder]:
-    """Run a recorder on a free loopback port until the block ends."""
+def recording_upstream(identity: str = "recorder") -> Iterator[Recorder]:
+    """Run a recorder on a free loopback port until the block ends (presenting `identity`'s certificate:
+    by default one naming all six services)."""
     recorder = Recorder()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((_Handler(recorder),))
-    recorder.port = server.add_insecure_port("127.0.0.1:0")
+    # Mutual TLS like a service, with a certificate naming all six services (Envoy checks the SAN).
+    recorder.port = server.add_secure_port("127.0.0.1:0", credentials(identity).server())
     server.start()
     try:
         yield recorder

@@ -253,11 +253,14 @@ def test_no_token_on_the_open_path_means_no_identity(edge: Edge, recorder: Recor
 
 
 @pytest.mark.parametrize("endpoint", [e for e in DOCUMENTED if e.verb in ("POST", "PUT")], ids=str)
-def test_whole_body_routes_reject_unknown_query_parameters(edge: Edge, endpoint: Endpoint) -> None:
+def test_body_routes_reject_unknown_query_parameters(edge: Edge, endpoint: Endpoint) -> None:
     reply = _rest(edge, endpoint, edge.auth(), query="foo=1")
     assert reply.status == 400, reply.body
     body = reply.json()
-    assert body["code"] == 3 and '"foo"' in body["message"], body
+    # Whole-body routes take no query string at all (test_strict_json.py); the webhook's unknown ones are
+    # the transcoder's 400.
+    assert body["code"] == 3, body
+    assert '"foo"' in body["message"] or "takes no query parameters" in body["message"], body
     assert edge.access_entry(reply.request_id)["upstream"] is None
 
 

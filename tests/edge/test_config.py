@@ -13,6 +13,7 @@ import pytest
 from services.common import access
 from tests.edge.endpoints import DOCUMENTED
 from tests.harness.envoy import DEV_KEY, REPO_ROOT, envoy_binary, render
+from tests.harness.pki import pki_dir
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,14 @@ def test_bad_environment_is_rejected(envoy_descriptor: Path, name: str, value: s
 def test_envoy_validates_the_rendered_config(tmp_path: Path, envoy_descriptor: Path) -> None:
     jwks = tmp_path / "jwks.json"  # Envoy reads the JWKS while validating
     jwks.write_text(json.dumps(DEV_KEY.jwks()))
-    env = {"ENVOY_DESCRIPTOR": str(envoy_descriptor), "EDGE_JWKS_FILE": str(jwks)}
+    edge = pki_dir() / "edge"  # Envoy reads the certificates too; with them, TLS for clients as well
+    env = {
+        "ENVOY_DESCRIPTOR": str(envoy_descriptor),
+        "EDGE_JWKS_FILE": str(jwks),
+        "TLS_DIR": str(pki_dir()),
+        "EDGE_TLS_CERT_FILE": str(edge / "tls.crt"),
+        "EDGE_TLS_KEY_FILE": str(edge / "tls.key"),
+    }
     path = render.write(env, tmp_path / "envoy.json")
     result = subprocess.run(
         [envoy_binary(), "--mode", "validate", "-c", str(path), "--log-level", "error"],
@@ -132,6 +140,30 @@ def test_envoy_validates_the_rendered_config(tmp_path: Path, envoy_descriptor: P
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout
+
+
+def test_upstreams_are_mutual_tls_to_the_named_service(config: dict[str, Any]) -> None:
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] not in render.SERVICES:
+            continue
+        peer = cluster["name"].replace("_", "-")
+        tls = cluster["transport_socket"]["typed_config"]
+        assert tls["sni"] == peer
+        context = tls["common_tls_context"]
+        (cert,) = context["tls_certificates"]
+        assert cert["certificate_chain"]["filename"].endswith("/edge/tls.crt")
+        assert context["validation_context"]["match_typed_subject_alt_names"] == [
+            {"san_type": "DNS", "matcher": {"exact": peer}}
+        ]
+        assert context["validation_context"]["trusted_ca"]["filename"].endswith("/edge/ca.crt")
+
+
+def test_client_tls_only_with_both_files(envoy_descriptor: Path) -> None:
+    base = {"ENVOY_DESCRIPTOR": str(envoy_descriptor)}
+    (chain,) = render.render(base)["static_resources"]["listeners"][0]["filter_chains"]
+    assert "transport_socket" not in chain
+    with pytest.raises(ValueError, match="EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE go together"):
+        render.render({**base, "EDGE_TLS_CERT_FILE": "/x/tls.crt"})
 
 
 def test_make_envoy_validate(tmp_path: Path, envoy_descriptor: Path) -> None:
@@ -188,7 +220,9 @@ def test_filter_order(config: dict[str, Any]) -> None:
         "jwt_authn",
         "lua",  # the roles header from the verified claims
         "buffer",
+        "tronpay.strict_json",  # unknown JSON fields and whole-body query strings (test_strict_json.py)
         "grpc_json_transcoder",
+        "tronpay.strict_json_guard",  # a REST body the check did not see is refused
         "rbac",  # on the gRPC method the transcoder resolved (REST and native gRPC alike)
         "local_ratelimit",  # per route class, after authorisation
         "router",

@@ -35,7 +35,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -48,6 +47,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.harness.net import free_port
+from tests.harness.pki import pki_dir
+from tools import devtoken
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,17 +67,6 @@ def _load_renderer() -> ModuleType:
 
 render = _load_renderer()
 
-
-def _load_devtoken() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tronpay_devtoken", REPO_ROOT / "tools" / "devtoken.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-devtoken = _load_devtoken()
 
 #: The signing key of this test process: every edge started here trusts its JWKS (and nothing else).
 DEV_KEY = devtoken.DevKey.generate()
@@ -253,18 +245,8 @@ class Edge:
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports on 127.0.0.1 that are free right now (all held open at once while
-    choosing, so the kernel cannot hand out the same port twice)."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(sock)
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+    """``count`` distinct TCP ports on 127.0.0.1 that are free right now (tests.harness.net.free_port)."""
+    return [free_port() for _ in range(count)]
 
 
 def edge_env(
@@ -289,6 +271,7 @@ def edge_env(
         "EDGE_ACCESS_LOG": str(access_log),
         "EDGE_HEALTH_INTERVAL": "1s",
         "EDGE_JWKS_FILE": str(jwks),
+        "TLS_DIR": str(pki_dir()),
         **TEST_RATE_LIMITS,
     }
     for key in SERVICE_KEYS:

@@ -5,7 +5,9 @@ Fixtures:
       whose processes are stopped at test end. Every start gets its own database in the session's FerretDB.
   cluster (session) -> Cluster: all six services against the session FerretDB and the `devnet` fixture.
 A Cluster maps service name -> ServiceProcess (`.target`, `.port`, `.channel()`, `.stop()`, `.start()`,
-`.restart()`, `.log()`); all processes share one environment, so they dial each other on their ports.
+`.restart()`, `.log()`); all processes share one environment, so they dial each other on their ports, over
+mutual TLS with the run's development certificates (tests/harness/pki.py). `.channel()` talks as the edge
+for an admin token by default; `.channel(identity="usdt-manager")` as that service.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from services.common.server import ServiceSpec
 from services.common.settings import ServiceName
 from tests.harness.ferretdb import FerretDB
 from tests.harness.net import free_port
+from tests.harness.pki import channel as pki_channel
+from tests.harness.pki import pki_dir
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = tuple(s.value for s in ServiceName)
@@ -40,8 +44,8 @@ def service_specs() -> list[ServiceSpec[Any]]:
     return [importlib.import_module(f"services.{name}.service").SERVICE for name in SERVICES]
 
 
-def _serving(target: str, timeout: float = 1.0) -> bool:
-    with grpc.insecure_channel(target) as ch:
+def _serving(target: str, service: str, timeout: float = 1.0) -> bool:
+    with pki_channel(target, service, identity="operator", roles=()) as ch:
         try:
             resp = health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout
@@ -66,6 +70,16 @@ class ServiceProcess:
         """host:port to dial."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def health_target(self) -> str:
+        """host:port of the plaintext health-only listener (grpc.health.v1 and nothing else)."""
+        return f"127.0.0.1:{self.env['HEALTH_PORT']}"
+
+    @property
+    def peer(self) -> str:
+        """The service's certificate identity (its dashed name)."""
+        return self.name.replace("_", "-")
+
     def start(self, wait: bool = True, timeout: float = 30.0) -> None:
         """Spawn the process; with wait, block until it reports SERVING on grpc.health.v1."""
         with open(self.log_path, "ab") as log:
@@ -87,7 +101,7 @@ class ServiceProcess:
                 raise RuntimeError(
                     f"{self.name} exited with {self.process.returncode}:\n{self.log()[-3000:]}"
                 )
-            if _serving(self.target):
+            if _serving(self.target, self.peer):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"{self.name} not SERVING after {timeout}s:\n{self.log()[-3000:]}")
@@ -111,9 +125,10 @@ class ServiceProcess:
         self.stop()
         self.start()
 
-    def channel(self) -> grpc.Channel:
-        """A new sync channel to the service (close it, or use it as a context manager)."""
-        return grpc.insecure_channel(self.target)
+    def channel(self, identity: str = "edge", **identity_metadata: Any) -> grpc.Channel:
+        """A new sync mutual-TLS channel to the service as `identity` (default: the edge for an admin token;
+        roles=, subject=, tenant= change the end user; close it, or use it as a context manager)."""
+        return pki_channel(self.target, self.peer, identity=identity, **identity_metadata)
 
     def log(self) -> str:
         """Everything the process wrote so far."""
@@ -152,6 +167,7 @@ def cluster_env(
         SHUTDOWN_DRAIN_SECONDS="0.1",
         SHUTDOWN_GRACE_SECONDS="2",
         PYTHONUNBUFFERED="1",
+        TLS_DIR=str(pki_dir()),
     )
     for name in SERVICES:
         env[f"{name.upper()}_PORT"] = str(free_port())
@@ -179,7 +195,7 @@ class ServiceFactory:
         cluster = Cluster(cluster_env(self._ferretdb, db_name or self._ferretdb.db_name(), node_url, env))
         self._clusters.append(cluster)
         for name in chosen:
-            penv = {**cluster.env, "METRICS_PORT": str(free_port())}
+            penv = {**cluster.env, "METRICS_PORT": str(free_port()), "HEALTH_PORT": str(free_port())}
             log = self._log_dir / f"{name}-{cluster.env[f'{name.upper()}_PORT']}.log"
             proc = ServiceProcess(name, int(cluster.env[f"{name.upper()}_PORT"]), penv, log)
             cluster.processes[name] = proc

@@ -25,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.common.settings import ServiceName
 from tests.harness.ferretdb import FerretDB
 from tests.harness.net import free_port
+from tests.harness.pki import pki_dir
 from tests.k8s.conftest import REPO_ROOT
 from tests.k8s.test_manifests import public_services
 
@@ -131,8 +132,10 @@ def _copy(source: Path, workdir: Path, dest: str) -> None:
 def started(
     image_root: Path, ferretdb: FerretDB, tmp_path: Path
 ) -> Iterator[dict[ServiceName, tuple[int, subprocess.Popen[bytes]]]]:
-    """The six services from the image layout (cwd /, PYTHONPATH=/app as in the image), on loopback."""
+    """The six services from the image layout (cwd /, PYTHONPATH=/app as in the image), on loopback, with
+    the tests' mesh certificates; yields each one's plaintext health port (what the kubelet probes)."""
     ports = {s: free_port() for s in ServiceName}
+    health_ports = {s: free_port() for s in ServiceName}
     env = {
         "PATH": f"{image_root / '.venv' / 'bin'}:/usr/bin:/bin",
         "PYTHONPATH": str(image_root),
@@ -143,6 +146,7 @@ def started(
         "PAYMENT_DB_NAME": ferretdb.db_name("image"),
         "TRON_NODE_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens: health follows MongoDB only
         "TRON_SYNC_ENABLED": "false",
+        "TLS_DIR": str(pki_dir()),
         **{f"{s.name}_PORT": str(p) for s, p in ports.items()},
     }
     procs: list[subprocess.Popen[bytes]] = []
@@ -154,12 +158,12 @@ def started(
                     subprocess.Popen(
                         ["python", "-m", f"services.{service.value}"],
                         cwd="/",
-                        env=env,
+                        env={**env, "HEALTH_PORT": str(health_ports[service])},
                         stdout=log,
                         stderr=subprocess.STDOUT,
                     )
                 )
-            yield {s: (ports[s], proc) for s, proc in zip(ServiceName, procs, strict=True)}
+            yield {s: (health_ports[s], proc) for s, proc in zip(ServiceName, procs, strict=True)}
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -178,11 +182,11 @@ def test_the_image_layout_serves_the_six_services(
     deadline = time.monotonic() + 90
     pending, exited = dict(started), {}
     while pending and time.monotonic() < deadline:
-        for service, (port, proc) in list(pending.items()):
+        for service, (health_port, proc) in list(pending.items()):
             if proc.poll() is not None:
                 exited[service] = pending.pop(service)
                 continue
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with grpc.insecure_channel(f"127.0.0.1:{health_port}") as channel:
                 try:
                     reply = health_pb2_grpc.HealthStub(channel).Check(
                         health_pb2.HealthCheckRequest(service=public[service.value]), timeout=2

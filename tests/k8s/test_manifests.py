@@ -20,11 +20,15 @@ from pydantic import SecretStr
 from services.common.settings import ServiceName, Settings
 from tests.harness.services import service_specs
 from tests.k8s.conftest import OVERLAYS, REPO_ROOT, dev_secrets, envoy_config, validate
+from tools import devpki
 
 Doc = dict[str, Any]
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
-#: Secrets the production overlays expect the operator to create (k8s/README.md).
-EXTERNAL_SECRETS = {"tronpay-secrets", "mongodb-admin", "mongodb-keyfile"}
+#: Secrets the production overlays expect the operator (or cert-manager) to create (k8s/README.md): the
+#: mesh TLS Secrets too, one per service, the edge and the in-cluster database.
+EXTERNAL_SECRETS = {"tronpay-secrets", "mongodb-admin", "mongodb-keyfile"} | {
+    f"tronpay-tls-{identity}" for identity in (*(s.dashed for s in ServiceName), "edge", "mongodb")
+}
 SPECS = service_specs()
 #: Settings of any service that are secrets (SecretStr): they may only ever come from a Secret.
 SECRET_SETTINGS = {
@@ -152,7 +156,6 @@ def test_services_listen_on_the_settings_ports_and_report_readiness_on_grpc_heal
     builds: dict[str, list[Doc]], overlay: str
 ) -> None:
     docs = builds[overlay]
-    public = public_services()
     config = config_map(docs, "tronpay-config")["data"]
     assert config["BIND_HOST"] == "0.0.0.0"  # pods are reached on their pod IP, not loopback
     seen = set()
@@ -164,9 +167,8 @@ def test_services_listen_on_the_settings_ports_and_report_readiness_on_grpc_heal
         assert c["command"] == ["python", "-m", f"services.{service.value}"]
         port = default_port(service)
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-        # METRICS_PORT unset: gRPC port + 1000 (Settings.metrics_port).
-        assert ports == {"grpc": port, "metrics": port + 1000}, dep["metadata"]["name"]
-        assert c["readinessProbe"]["grpc"] == {"port": port, "service": public[service.value]}
+        # METRICS_PORT and HEALTH_PORT unset: gRPC port + 1000 and + 2000 (readiness: test_mesh_tls.py).
+        assert ports == {"grpc": port, "metrics": port + 1000, "health": port + 2000}, dep["metadata"]["name"]
         # Liveness must not follow MongoDB (health is NOT_SERVING while it is away): the port only.
         assert c["livenessProbe"]["tcpSocket"] == {"port": "grpc"}
         assert [r["configMapRef"]["name"] for r in c["envFrom"]] == [
@@ -343,11 +345,15 @@ def test_dev_secret_files_match_their_examples_and_each_other(tmp_path: Path) ->
         keys((tmp_path / "secrets.env").read_text()),
         keys((tmp_path / "mongodb.env").read_text()),
     )
-    assert f"{mongodb_env['app-username']}:{mongodb_env['app-password']}@" in secrets_env["MONGODB_URI"]
-    for spec in SPECS:  # the values pass every service's settings checks
-        spec.settings(SERVICE_NAME=spec.name, **secrets_env)
+    for spec in SPECS:  # each service's URI carries its own user's password; the values pass its checks
+        user = spec.name.dashed
+        uri = secrets_env[f"MONGODB_URI_{spec.name.name}"]
+        assert uri.startswith(f"mongodb://{user}:{mongodb_env[f'{user}-password']}@"), user
+        spec.settings(SERVICE_NAME=spec.name, **{**secrets_env, "MONGODB_URI": uri})
+    assert len({v for k, v in mongodb_env.items() if k.endswith("-password")}) == 7  # all different
     assert 6 <= len((tmp_path / "keyfile").read_text().strip()) <= 1024  # mongod's keyfile bounds
-    assert (dev / ".gitignore").read_text().split() == ["secrets.env", "mongodb.env", "keyfile", "jwks.json"]
+    ignored = ["secrets.env", "mongodb.env", "keyfile", "jwks.json", "tls/"]
+    assert (dev / ".gitignore").read_text().split() == ignored
 
 
 # --------------------------------------------------------------------------------------------------
@@ -428,6 +434,11 @@ def test_envoy_accepts_the_kubernetes_config(tmp_path: Path) -> None:
     jwks = envoy_config.read_env()["EDGE_JWKS_FILE"]
     local = tmp_path / "envoy.json"
     text = text.replace(json.dumps(jwks), json.dumps(str(REPO_ROOT / "k8s" / "base" / "envoy" / "jwks.json")))
+    # The mounted tronpay-tls-edge Secret: real files of a throwaway CA (Envoy loads them to validate).
+    tls_dir = envoy_config.read_env()["TLS_DIR"]
+    assert f'"{tls_dir}/edge/tls.key"' in text
+    devpki.ensure(tmp_path / "pki", ["edge"])
+    text = text.replace(f'"{tls_dir}/', f'"{tmp_path / "pki"}/')
     local.write_text(text.replace(json.dumps(mount), json.dumps(str(envoy_config.SOURCE_DESCRIPTOR))))
     proc = subprocess.run(
         [str(envoy), "--mode", "validate", "-c", str(local), "--log-level", "error"],

@@ -18,10 +18,12 @@ from tronpay.payout_router.v1 import payout_router_pb2
 
 from services.common import errors
 from tests.harness.ferretdb import FerretDB, restart_ferretdb, start_ferretdb, stop_ferretdb
-from tests.harness.services import SERVICES, Cluster, ServiceFactory
+from tests.harness.services import SERVICES, Cluster, ServiceFactory, ServiceProcess
 
 #: An RPC of the contract that a later issue implements (the payout router is still UNIMPLEMENTED).
 UNIMPLEMENTED_SERVICE, UNIMPLEMENTED_RPC = "payout_router", "GetPayout"
+#: Every service also serves its own tamper-evident audit trail.
+AUDIT_SERVICE = "tronpay.audit.v1.AuditService"
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +35,8 @@ def six(ferretdb: FerretDB, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         factory.close()
 
 
-def _public_services(proc_target: str) -> list[str]:
-    with grpc.insecure_channel(proc_target) as ch:
+def _public_services(proc: ServiceProcess) -> list[str]:
+    with proc.channel(identity="operator") as ch:
         stub = reflection_pb2_grpc.ServerReflectionStub(ch)
         replies = stub.ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
@@ -43,11 +45,18 @@ def _public_services(proc_target: str) -> list[str]:
     return [n for n in names if n.startswith("tronpay.")]
 
 
+def _contract(proc: ServiceProcess) -> list[str]:
+    """The service's own contract: what it serves apart from the audit service every service shares."""
+    return [n for n in _public_services(proc) if n != AUDIT_SERVICE]
+
+
 @pytest.mark.parametrize("name", SERVICES)
 def test_every_service_is_serving_its_contract(six: Cluster, name: str) -> None:
     proc = six[name]
-    services = _public_services(proc.target)
-    assert services and all(s.startswith(f"tronpay.{name}.v1.") for s in services)
+    services = _public_services(proc)
+    assert AUDIT_SERVICE in services
+    contract = [s for s in services if s != AUDIT_SERVICE]
+    assert contract and all(s.startswith(f"tronpay.{name}.v1.") for s in contract)
     with proc.channel() as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         for svc in ["", *services]:
@@ -57,7 +66,7 @@ def test_every_service_is_serving_its_contract(six: Cluster, name: str) -> None:
 
 def test_unimplemented_rpc_names_the_method(six: Cluster) -> None:
     proc = six[UNIMPLEMENTED_SERVICE]
-    service = _public_services(proc.target)[0]
+    service = _contract(proc)[0]
     with proc.channel() as ch:
         # An RPC of the contract the service does not implement yet, with a request that passes validation.
         call = ch.unary_unary(
@@ -121,15 +130,16 @@ def test_health_follows_the_database(service_factory: ServiceFactory, tmp_path: 
             env={"MONGODB_URI": db.uri, "MONGODB_TIMEOUT_SECONDS": "1", "HEALTH_POLL_SECONDS": "0.5"},
         )["trx_staking"]
         stop_ferretdb(db)  # the database goes away: the service says so instead of crashing
-        _wait_status(proc.target, health_pb2.HealthCheckResponse.NOT_SERVING, 30)
+        _wait_status(proc.health_target, health_pb2.HealthCheckResponse.NOT_SERVING, 30)
         db = restart_ferretdb(db)
-        _wait_status(proc.target, health_pb2.HealthCheckResponse.SERVING, 30)
+        _wait_status(proc.health_target, health_pb2.HealthCheckResponse.SERVING, 30)
         assert proc.process is not None and proc.process.poll() is None
     finally:
         stop_ferretdb(db)
 
 
 def _wait_status(target: str, want: int, timeout: float) -> None:
+    """Polls the plaintext health-only port, the one kubelet probes use."""
     deadline = time.monotonic() + timeout
     status = None
     while time.monotonic() < deadline:

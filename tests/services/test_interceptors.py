@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -17,9 +17,11 @@ from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as pb_grpc
 
 from services.common import context, errors
+from services.common.access import Role
 from services.common.clients import open_channel
 from services.common.contract import with_unimplemented_defaults
 from services.common.interceptors import ServerInterceptor
+from tests.harness.pki import aio_channel, credentials
 
 VALID_ADDRESS = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 SECRET = "db password is hunter2 at /srv/app.py line 42"
@@ -77,10 +79,15 @@ async def target() -> AsyncIterator[str]:
     )
     probe = Probe()  # type: ignore[abstract]  # @with_unimplemented_defaults fills in the other RPCs
     pb_grpc.add_TronClientServiceServicer_to_server(probe, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_secure_port("127.0.0.1:0", credentials("tron-client").server())
     await server.start()
     yield f"127.0.0.1:{port}"
     await server.stop(None)
+
+
+def _internal(target: str) -> grpc.aio.Channel:
+    """As a service granted tron-client's internal RPCs."""
+    return aio_channel(target, "tron-client", identity="wallet-manager", roles=(), subject="")
 
 
 def _details(err: grpc.aio.AioRpcError) -> dict[str, Any]:
@@ -97,7 +104,7 @@ def _details(err: grpc.aio.AioRpcError) -> dict[str, Any]:
 
 
 async def test_invalid_request_gives_bad_request_field_violations(target: str) -> None:
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with _internal(target) as ch:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await pb_grpc.TronClientServiceStub(ch).GetAccount(
                 pb.GetAccountRequest(address="T123"), timeout=5
@@ -110,7 +117,7 @@ async def test_invalid_request_gives_bad_request_field_violations(target: str) -
 
 async def test_repeated_field_violation_paths_have_indexes(target: str) -> None:
     req = pb.StreamTransfersRequest(after_cursor=-1, addresses=[VALID_ADDRESS, "nope"])
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with _internal(target) as ch:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             async for _ in pb_grpc.TronClientServiceStub(ch).StreamTransfers(req, timeout=5):
                 pass
@@ -120,7 +127,7 @@ async def test_repeated_field_violation_paths_have_indexes(target: str) -> None:
 
 
 async def test_domain_error_carries_error_info(target: str) -> None:
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with _internal(target) as ch:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await pb_grpc.TronClientServiceStub(ch).GetAccount(
                 pb.GetAccountRequest(address=VALID_ADDRESS), timeout=5
@@ -142,7 +149,7 @@ async def _drain(stream: AsyncIterator[Any], into: list[Any]) -> None:
 
 async def test_streaming_domain_error_after_a_message(target: str) -> None:
     got: list[Any] = []
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with _internal(target) as ch:
         stream = pb_grpc.TronClientServiceStub(ch).StreamTransfers(pb.StreamTransfersRequest(), timeout=5)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await _drain(stream, got)
@@ -155,7 +162,7 @@ async def test_unexpected_exception_is_internal_without_internals(
 ) -> None:
     req = pb.GetTransactionRequest(txid="ab" * 32)
     with caplog.at_level(logging.ERROR, logger="services.rpc"):
-        async with grpc.aio.insecure_channel(target) as ch:
+        async with _internal(target) as ch:
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await pb_grpc.TronClientServiceStub(ch).GetTransaction(req, timeout=5)
     assert err.value.code() == grpc.StatusCode.INTERNAL
@@ -168,7 +175,7 @@ async def test_unexpected_exception_is_internal_without_internals(
 
 
 async def test_database_down_is_unavailable_without_internals(target: str) -> None:
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with _internal(target) as ch:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await pb_grpc.TronClientServiceStub(ch).GetAccountResource(
                 pb.GetAccountResourceRequest(address=VALID_ADDRESS), timeout=5
@@ -180,7 +187,7 @@ async def test_database_down_is_unavailable_without_internals(target: str) -> No
 
 
 async def test_unimplemented_rpc(target: str) -> None:
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with _internal(target) as ch:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await pb_grpc.TronClientServiceStub(ch).GetChainParameters(
                 pb.GetChainParametersRequest(), timeout=5
@@ -190,29 +197,47 @@ async def test_unimplemented_rpc(target: str) -> None:
 
 
 async def test_request_id_and_subject_come_from_metadata_or_are_generated(target: str) -> None:
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with aio_channel(target, "tron-client", subject="") as ch:
         stub = pb_grpc.TronClientServiceStub(ch)
         md = (("x-request-id", "req-123"), ("x-tronpay-subject", "alice"))
         got = await stub.GetNetworkInfo(pb.GetNetworkInfoRequest(), metadata=md, timeout=5)
-        assert (got.network, got.node_version) == ("req-123", "|alice")
+        assert (got.network, got.node_version) == ("req-123", "edge|alice")
         fresh = await stub.GetNetworkInfo(pb.GetNetworkInfoRequest(), timeout=5)
         assert len(fresh.network) == 32
 
 
-async def test_internal_client_propagates_context_and_names_the_caller(target: str) -> None:
-    channel = open_channel(target, caller="payment-gateway", timeout_seconds=5)
-    token = context.bind(context.CallContext(request_id="outer-7", subject="bob"))
+def _open(target: str, timeout_seconds: float) -> grpc.aio.Channel:
+    """A service's internal channel as the edge (public RPCs: the bound context's roles must allow them)."""
+    return open_channel(target, "tron-client", credentials("edge"), timeout_seconds)
+
+
+@pytest.fixture
+def as_admin() -> Iterator[None]:
+    """Serve as if for an admin's request (the roles the internal client forwards)."""
+    token = context.bind(context.CallContext(request_id="outer-admin", roles=frozenset({Role.ADMIN})))
+    yield
+    context.reset(token)
+
+
+async def test_internal_client_propagates_context_and_the_peer_is_the_certificate(target: str) -> None:
+    channel = _open(target, timeout_seconds=5)
+    outer = context.CallContext(request_id="outer-7", subject="bob", roles=frozenset({Role.VIEWER}))
+    token = context.bind(outer)
     try:
-        got = await pb_grpc.TronClientServiceStub(channel).GetNetworkInfo(pb.GetNetworkInfoRequest())
+        got = await pb_grpc.TronClientServiceStub(channel).GetNetworkInfo(
+            pb.GetNetworkInfoRequest(), metadata=(("x-tronpay-caller", "wallet-manager"),)
+        )
     finally:
         context.reset(token)
         await channel.close()
-    assert (got.network, got.node_version) == ("outer-7", "payment-gateway|bob")
+    # The viewer role went along (the call was allowed); the claimed caller changed nothing.
+    assert (got.network, got.node_version) == ("outer-7", "edge|bob")
 
 
+@pytest.mark.usefixtures("as_admin")
 async def test_internal_client_retries_unavailable_by_service_config(target: str) -> None:
     Probe.height_calls = 0
-    channel = open_channel(target, caller="usdt-manager", timeout_seconds=5)
+    channel = _open(target, timeout_seconds=5)
     try:
         got = await pb_grpc.TronClientServiceStub(channel).GetNetworkHeight(pb.GetNetworkHeightRequest())
     finally:
@@ -220,11 +245,25 @@ async def test_internal_client_retries_unavailable_by_service_config(target: str
     assert got.head_block_number == 2 and Probe.height_calls == 2
 
 
+@pytest.mark.usefixtures("as_admin")
 async def test_internal_client_applies_a_default_deadline(target: str) -> None:
-    channel = open_channel(target, caller="usdt-manager", timeout_seconds=0.3)
+    channel = _open(target, timeout_seconds=0.3)
     try:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await pb_grpc.TronClientServiceStub(channel).GetNetworkFees(pb.GetNetworkFeesRequest())
     finally:
         await channel.close()
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_a_channel_to_the_wrong_service_is_refused(target: str) -> None:
+    """The client checks the server's certificate names the service it meant (here it is tron-client's)."""
+    channel = open_channel(target, "wallet-manager", credentials("usdt-manager"), 2)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await pb_grpc.TronClientServiceStub(channel).GetAccount(
+                pb.GetAccountRequest(address=VALID_ADDRESS)
+            )
+    finally:
+        await channel.close()
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -15,6 +15,7 @@ from services.payout_router.settings import PayoutRouterSettings
 from services.tron_client.settings import TronClientSettings
 from services.wallet_manager.settings import WalletManagerSettings
 from tests.harness.net import free_port
+from tests.harness.pki import pki_dir
 from tests.harness.services import service_specs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,7 +119,7 @@ def test_secrets_are_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "TRON_NODE_URL" in str(err.value) and "node-secret" not in str(err.value)
     monkeypatch.delenv("TRON_NODE_URL")
     monkeypatch.setenv("PAYOUT_ROUTER_PRIVATE_KEY", "11" * 32)
-    monkeypatch.setenv("WALLET_ENCRYPTION_KEY", "hunter2-hunter2")
+    monkeypatch.setenv("WALLET_ENCRYPTION_KEY", "hunter2-Vq8zL1pR4wX7kT9mN2bY6cJ3")
     monkeypatch.setenv("MONGODB_URI", "mongodb://app:pa55word@db:27017/")
     for spec in service_specs():
         text = repr(parse_settings(spec.settings, SERVICE_NAME=spec.name))
@@ -154,6 +155,8 @@ def test_a_process_whose_service_does_not_read_the_bad_variable_starts() -> None
         "MONGODB_URI": "mongodb://127.0.0.1:9/",  # never reached: the check is start-up only
         "USDT_MANAGER_PORT": str(free_port()),
         "METRICS_PORT": "0",
+        "HEALTH_PORT": "0",
+        "TLS_DIR": str(pki_dir()),
     }
     bad = subprocess.run(
         [sys.executable, "-m", "services.payout_router"], cwd=REPO, env=env, capture_output=True, text=True,
@@ -172,3 +175,15 @@ def test_a_process_whose_service_does_not_read_the_bad_variable_starts() -> None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_service_without_its_certificate_stops_with_one_line(tmp_path: Path) -> None:
+    path = os.pathsep.join(p for p in (str(REPO / "gen"), str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "TLS_DIR": str(tmp_path), "METRICS_PORT": "0"}
+    bad = subprocess.run(
+        [sys.executable, "-m", "services.trx_staking"], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    (line,) = bad.stderr.strip().splitlines()
+    assert line.startswith(f"trx-staking: TLS_DIR: cannot read {tmp_path / 'trx-staking' / 'tls.crt'}"), line

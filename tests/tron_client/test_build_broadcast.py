@@ -55,7 +55,7 @@ def tron(
 
 @pytest.fixture(scope="module")
 def stub(tron: ServiceProcess) -> Iterator[pb_grpc.TronClientServiceStub]:
-    with tron.channel() as ch:
+    with tron.channel("usdt-manager") as ch:
         yield pb_grpc.TronClientServiceStub(ch)
 
 
@@ -557,7 +557,7 @@ def test_txid_check_is_optional(chain: Devnet, service_factory: ServiceFactory, 
             owner_address=a["address"],
             transfer=pb.TransferParams(to_address=chain.new_account()["address"], amount_sun=1),
         )
-        with proc.channel() as ch:
+        with proc.channel("usdt-manager") as ch:
             stub = pb_grpc.TronClientServiceStub(ch)
             if check == "true":
                 with pytest.raises(grpc.RpcError) as err:

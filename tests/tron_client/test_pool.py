@@ -232,7 +232,7 @@ def test_service_survives_a_faulty_and_a_dead_node(
         devnet.wait_for_tx(txid)
     to = devnet.new_account()
 
-    with proc.channel() as ch:
+    with proc.channel("usdt-manager") as ch:
         stub = pb_grpc.TronClientServiceStub(ch)
         for _ in range(30):
             acc = stub.GetAccount(pb.GetAccountRequest(address=owner["address"]), timeout=15).account
@@ -308,7 +308,7 @@ def test_service_survives_a_faulty_and_a_dead_node(
 
 def test_unavailable_when_every_node_is_down(service_factory: ServiceFactory) -> None:
     proc = service_factory.start("tron_client", node_url=f"{dead_url()},{dead_url()}")["tron_client"]
-    with proc.channel() as ch:
+    with proc.channel("usdt-manager") as ch:
         stub = pb_grpc.TronClientServiceStub(ch)
         st = stub.GetNetworkStatus(pb.GetNetworkStatusRequest(), timeout=15)
         assert not st.reachable and len(st.nodes) == 2
@@ -365,7 +365,7 @@ def test_hanging_node_is_a_status_not_a_hang(
     env = {"TRON_NODE_TIMEOUT": "1", "TRON_SYNC_ENABLED": "false"}
     proc = service_factory.start("tron_client", node_url=faulty.url, env=env)["tron_client"]
     faulty.set_faults(hang_rate=1.0, hang_seconds=20)
-    with proc.channel() as ch:
+    with proc.channel("usdt-manager") as ch:
         stub = pb_grpc.TronClientServiceStub(ch)
         st = stub.GetNetworkStatus(pb.GetNetworkStatusRequest(), timeout=5)  # per-call budget, not 20 s
         assert not st.reachable and st.nodes[0].url == faulty.url

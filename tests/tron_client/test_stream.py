@@ -43,7 +43,7 @@ def stub(ferretdb: FerretDB, chain: Devnet, tmp_path_factory: pytest.TempPathFac
            "USDT_CONTRACT_ADDRESS": chain.usdt}  # fmt: skip
     try:
         proc = factory.start("tron_client", node_url=chain.url, env=env)["tron_client"]
-        with proc.channel() as ch:
+        with proc.channel("usdt-manager") as ch:
             yield pb_grpc.TronClientServiceStub(ch)
     finally:
         factory.close()

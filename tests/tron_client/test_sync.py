@@ -53,7 +53,7 @@ def start_tron_client(factory: ServiceFactory, chain: Devnet, **env: str) -> Ser
 @pytest.fixture
 def client(service_factory: ServiceFactory, chain: Devnet) -> Iterator[tuple[ServiceProcess, Any]]:
     proc = start_tron_client(service_factory, chain)
-    with proc.channel() as ch:
+    with proc.channel("usdt-manager") as ch:
         yield proc, pb_grpc.TronClientServiceStub(ch)
 
 
@@ -222,7 +222,7 @@ def test_fork_reverts_included_and_moves_reincluded_final_never_changes(client: 
 def test_restart_mid_burst_no_gap_no_duplicate(service_factory: ServiceFactory, chain: Devnet) -> None:
     proc = start_tron_client(service_factory, chain)
     addr = chain.new_account()["address"]
-    with proc.channel() as ch:
+    with proc.channel("usdt-manager") as ch:
         watch(pb_grpc.TronClientServiceStub(ch), addr)
     sent: list[str] = []
     for round_ in range(6):
@@ -239,7 +239,7 @@ def test_restart_mid_burst_no_gap_no_duplicate(service_factory: ServiceFactory, 
             proc.stop()  # graceful stop in the middle
             proc.start()
     chain.mine(SOLIDITY_LAG)
-    with proc.channel() as ch:
+    with proc.channel("usdt-manager") as ch:
         stub = pb_grpc.TronClientServiceStub(ch)
         synced_to(stub, chain, proc)
         wait_until(
@@ -289,7 +289,10 @@ def test_two_replicas_one_writer(service_factory: ServiceFactory, chain: Devnet,
     second = service_factory.start("tron_client", node_url=chain.url, env=env, db_name=mongo_db_name)
     addr = chain.new_account()["address"]
     sent: list[str] = []
-    with first["tron_client"].channel() as ch1, second["tron_client"].channel() as ch2:
+    with (
+        first["tron_client"].channel("usdt-manager") as ch1,
+        second["tron_client"].channel("usdt-manager") as ch2,
+    ):
         one, two = pb_grpc.TronClientServiceStub(ch1), pb_grpc.TronClientServiceStub(ch2)
         watch(one, addr)
         for _ in range(4):
@@ -342,7 +345,7 @@ def test_sync_through_a_faulty_endpoint(service_factory: ServiceFactory, chain: 
         )
         addr = chain.new_account()["address"]
         sent: list[str] = []
-        with proc.channel() as ch:
+        with proc.channel("usdt-manager") as ch:
             stub = pb_grpc.TronClientServiceStub(ch)
             watch(stub, addr)
             for i in range(6):

@@ -1,11 +1,13 @@
 """Shared pieces of the wallet-manager service tests (tests/wallet_manager/test_service_*.py): starting the
-real service process(es), a gRPC stub with caller/subject metadata, raw MongoDB access to its database,
+real service process(es), gRPC stubs as a calling service or the edge, raw MongoDB access to its database,
 policies; and the service's key custody (keys.KeyVault) in-process over a real database."""
 
 from __future__ import annotations
 
 import atexit
 import functools
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -20,16 +22,18 @@ from tronpay.common.v1 import common_pb2
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc as pb_grpc
 
+from services.common.access import INTERNAL, PUBLIC, Peer
 from services.common.mongo import ServiceDatabase
 from services.common.settings import ServiceName, TronNetwork
 from services.wallet_manager.keys import KDF_DOC, KeyVault
 from services.wallet_manager.settings import WalletManagerSettings
 from services.wallet_manager.store import Store
-from services.wallet_manager.vault.keystore import KdfParams
+from services.wallet_manager.vault.keystore import KdfParams, Kek, Keyring
 from services.wallet_manager.vault.policy import WalletPolicy, costs
 from services.wallet_manager.vault.tron_tx import parse_transaction
 from tests.harness.ferretdb import FerretDB
-from tests.harness.services import Cluster, ServiceFactory
+from tests.harness.pki import channel as pki_channel
+from tests.harness.services import REPO, Cluster, ServiceFactory
 
 KEY = "test wallet encryption key (first)"
 KEY2 = "test wallet encryption key (second)"
@@ -59,12 +63,12 @@ def started(
 
 
 @asynccontextmanager
-async def key_store(ferretdb: FerretDB) -> AsyncIterator[Store]:
-    """The service's Store on a fresh database, its KDF parameters cheap (scrypt n=2**12) for tests."""
+async def key_store(ferretdb: FerretDB, db_name: str = "") -> AsyncIterator[Store]:
+    """The service's Store on a fresh database (its KDF parameters are the production ones: the service
+    refuses cheaper ones)."""
     client: AsyncMongoClient[Any] = AsyncMongoClient(ferretdb.uri, tz_aware=True)
-    db = ServiceDatabase(client, ferretdb.db_name("wmkeys"), "wallet_manager")
+    db = ServiceDatabase(client, db_name or ferretdb.db_name("wmkeys"), "wallet_manager")
     store = Store(db)
-    await store.get_or_create_vault_doc(KDF_DOC, KdfParams.generate(n=2**12).to_doc())
     try:
         yield store
     finally:
@@ -79,32 +83,74 @@ def key_vault(store: Store, key: str = KEY, previous: str = "") -> KeyVault:
         WALLET_ENCRYPTION_KEY=SecretStr(key),
         WALLET_ENCRYPTION_KEY_PREVIOUS=SecretStr(previous),
     )
-    return KeyVault(settings, store)
+    return KeyVault(settings, store, None)
+
+
+def admin(cluster: Cluster, *command: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    """Run an operator command (`python -m services.wallet_manager ...`) with the service's environment
+    (plus overrides)."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.wallet_manager", *command],
+        cwd=REPO,
+        env={**cluster["wallet_manager"].env, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def rid() -> str:
     return "t-" + uuid.uuid4().hex
 
 
+def default_caller(method: str) -> str:
+    """Who calls a wallet-manager RPC when a test does not say: the edge for a public RPC, else the
+    operator's tools when granted it, else the first service granted it (services.common.access)."""
+    rpc = f"{pb.DESCRIPTOR.package}.WalletManagerService/{method}"
+    if rpc in PUBLIC:
+        return "edge"
+    granted = INTERNAL[rpc]
+    return "operator" if Peer.OPERATOR in granted else sorted(granted)[0].value
+
+
 class Client:
-    """Sync stub + metadata (caller service, end-user subject)."""
+    """Sync stubs over mutual TLS: `caller` is the calling service's certificate identity; without one, a
+    public RPC comes from the edge for an admin token (or the given roles/tenant) of `subject`, and an
+    internal one from a peer granted it (`default_caller`)."""
 
     def __init__(self, target: str) -> None:
-        self.channel = grpc.insecure_channel(target)
-        self.stub = pb_grpc.WalletManagerServiceStub(self.channel)
+        self._target = target
+        self._channels: dict[tuple[str, tuple[str, ...], str, str], grpc.Channel] = {}
+
+    def _stub(self, identity: str, roles: tuple[str, ...], subject: str, tenant: str) -> Any:
+        key = (identity, roles, subject, tenant)
+        if key not in self._channels:
+            self._channels[key] = pki_channel(
+                self._target, "wallet-manager", identity=identity, roles=roles, subject=subject, tenant=tenant
+            )
+        return pb_grpc.WalletManagerServiceStub(self._channels[key])
 
     def call(
-        self, method: str, request: Any, *, caller: str = "", subject: str = "", timeout: float = 20
+        self,
+        method: str,
+        request: Any,
+        *,
+        caller: str = "",
+        subject: str = "",
+        roles: tuple[str, ...] = ("admin",),
+        tenant: str = "",
+        timeout: float = 20,
     ) -> Any:
-        md = []
-        if caller:
-            md.append(("x-tronpay-caller", caller))
-        if subject:
-            md.append(("x-tronpay-subject", subject))
-        return getattr(self.stub, method)(request, metadata=md, timeout=timeout)
+        if not caller:
+            caller = default_caller(method)
+        stub = self._stub(caller, roles if caller == "edge" else (), subject, tenant)
+        return getattr(stub, method)(request, timeout=timeout)
 
     def close(self) -> None:
-        self.channel.close()
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
 
 
 @functools.cache
@@ -117,6 +163,13 @@ def _mongo(uri: str) -> MongoClient[Any]:
 
 def db_of(ferretdb: FerretDB, cluster: Cluster) -> Database[Any]:
     return _mongo(ferretdb.uri)[cluster.env["PAYMENT_DB_NAME"]]
+
+
+def service_tag(db: Database[Any], *parts: str | bytes, key: str = KEY) -> dict[str, Any]:
+    """An integrity tag (integrity.py) as the service holding `key` makes it, for a test that stores what
+    the service itself would have."""
+    params = KdfParams.from_doc(db["wallet_manager_vault"].find_one({"_id": KDF_DOC}) or {})
+    return Keyring(Kek.derive(key, params)).tag(*parts)
 
 
 def policy(

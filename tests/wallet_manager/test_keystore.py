@@ -1,4 +1,6 @@
-"""Envelope encryption: round trip, tamper and swap detection, rotation without downtime, retirement."""
+"""Envelope encryption: round trip, tamper and swap detection, rotation without downtime, retirement, the
+scrypt parameters each record states (weaker ones refused, legacy ones upgraded by a re-wrap), and the
+integrity tags made under a KEK."""
 
 from __future__ import annotations
 
@@ -9,14 +11,19 @@ from typing import Any
 import pytest
 
 from services.wallet_manager.vault.errors import SecretUnavailable, UnknownKek, VaultError
-from services.wallet_manager.vault.keystore import KdfParams, Kek, Keyring, SealedSecret
-
-FAST = 2**12  # scrypt cost for tests; production default is 2**15
+from services.wallet_manager.vault.keystore import (
+    LEGACY_SCRYPT_N,
+    MIN_SCRYPT_N,
+    KdfParams,
+    Kek,
+    Keyring,
+    SealedSecret,
+)
 
 
 @pytest.fixture(scope="module")
 def params() -> KdfParams:
-    return KdfParams.generate(n=FAST)
+    return KdfParams.generate()
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +37,11 @@ def test_round_trip_and_doc_shape(kek: Kek) -> None:
     rec = ring.seal("w-1", secret)
     doc = rec.to_doc()
     assert set(doc) == {
-        "format", "alg", "wallet_id", "purpose", "kek_id", "wrap_nonce", "wrapped_key", "nonce", "ciphertext"
+        "format", "alg", "wallet_id", "purpose", "kek_id", "wrap_nonce", "wrapped_key", "nonce", "ciphertext",
+        "kdf",
     }  # fmt: skip
-    assert all(isinstance(v, (str, bytes)) for v in doc.values())
+    assert doc["kdf"] == kek.params.to_doc() and doc["kdf"]["n"] >= MIN_SCRYPT_N
+    assert all(isinstance(v, (str, bytes)) for k, v in doc.items() if k != "kdf")
     assert secret not in b"".join(v for v in doc.values() if isinstance(v, bytes))
     assert secret.hex() not in repr(rec) + repr(ring) + repr(kek)
     assert len(doc["ciphertext"]) == 32 + 16 and len(doc["nonce"]) == 12
@@ -93,7 +102,7 @@ def test_wrong_passphrase_and_relabelled_kek_id(params: KdfParams, kek: Kek) -> 
 
 def test_kek_is_deterministic_per_salt_and_validates(params: KdfParams) -> None:
     assert Kek.derive("x" * 20, params).kek_id == Kek.derive("x" * 20, params).kek_id
-    assert Kek.derive("x" * 20, KdfParams.generate(n=FAST)).kek_id != Kek.derive("x" * 20, params).kek_id
+    assert Kek.derive("x" * 20, KdfParams.generate()).kek_id != Kek.derive("x" * 20, params).kek_id
     assert KdfParams.from_doc(params.to_doc()) == params
     with pytest.raises(VaultError):
         Kek.derive("", params)
@@ -148,3 +157,72 @@ def test_rewrap_refuses_a_tampered_record(kek: Kek, params: KdfParams) -> None:
     bad = replace(rec, ciphertext=bytes(len(rec.ciphertext)))
     with pytest.raises(SecretUnavailable):
         ring.rewrap("w", bad)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"n": MIN_SCRYPT_N // 2},
+        {"n": LEGACY_SCRYPT_N},
+        {"r": 1},
+        {"p": 0},
+        {"n": MIN_SCRYPT_N + 1},  # not a power of two
+        {"n": 2**30},  # a memory bomb
+        {"salt": b"s"},
+    ],
+)
+def test_stored_kdf_parameters_below_the_minimum_are_refused(
+    params: KdfParams, change: dict[str, Any]
+) -> None:
+    doc = {**params.to_doc(), **change}
+    with pytest.raises(VaultError, match="KDF parameters refused"):
+        KdfParams.from_doc(doc)
+    rec = {**Keyring(Kek.derive("k", params)).seal("w", b"s" * 32).to_doc(), "kdf": doc}
+    with pytest.raises(VaultError, match="KDF parameters refused"):  # a record claiming them never opens
+        SealedSecret.from_doc(rec)
+
+
+def test_a_record_must_state_its_keks_parameters(params: KdfParams, kek: Kek) -> None:
+    ring = Keyring(kek)
+    doc = ring.seal("w", b"s" * 32).to_doc()
+    other = KdfParams.generate()  # as strong, but not what its KEK was derived with
+    with pytest.raises(SecretUnavailable):
+        ring.open("w", {**doc, "kdf": other.to_doc()})
+
+
+def test_legacy_records_open_and_a_rewrap_upgrades_them(params: KdfParams) -> None:
+    legacy_params = KdfParams.generate(n=LEGACY_SCRYPT_N)
+    with pytest.raises(VaultError):
+        KdfParams.from_doc(legacy_params.to_doc())  # never good enough for new records
+    assert KdfParams.from_doc(legacy_params.to_doc(), min_n=LEGACY_SCRYPT_N) == legacy_params
+    legacy = Kek.derive("the key", legacy_params)
+    old = Keyring(legacy).seal("w", b"s" * 32).to_doc()
+    old.pop("kdf")  # as sealed before records stated their parameters
+    ring = Keyring(Kek.derive("the key", params), legacy)
+    assert bytes(ring.open("w", old)) == b"s" * 32 and ring.needs_rewrap(old)
+    new = ring.rewrap("w", old).to_doc()
+    assert new["kdf"] == params.to_doc() and new["kek_id"] == ring.active_id
+    assert bytes(Keyring(Kek.derive("the key", params)).open("w", new)) == b"s" * 32
+    # A record without stated parameters under a KEK weaker than the legacy cost does not open.
+    cheap = Kek.derive("the key", KdfParams.generate(n=2**10))
+    weak = Keyring(cheap).seal("w", b"s" * 32).to_doc()
+    weak.pop("kdf")
+    with pytest.raises(SecretUnavailable):
+        Keyring(cheap).open("w", weak)
+
+
+def test_integrity_tags(params: KdfParams, kek: Kek) -> None:
+    ring = Keyring(kek)
+    stored = ring.tag("policy", "wal_1", b"\x01\x02")
+    assert stored["kek_id"] == kek.kek_id and len(stored["tag"]) == 32
+    assert ring.check_tag(stored, "policy", "wal_1", b"\x01\x02")
+    assert not ring.check_tag(stored, "policy", "wal_2", b"\x01\x02")  # moved to another wallet
+    assert not ring.check_tag(stored, "policy", "wal_1", b"\x01\x03")  # edited
+    assert not ring.check_tag(stored, "policy", "wal_1\x00", b"\x02")  # parts are framed, not concatenated
+    for bad in (None, {}, {"kek_id": kek.kek_id}, {"kek_id": kek.kek_id, "tag": "ab"}, "x"):
+        assert not ring.check_tag(bad, "policy", "wal_1", b"\x01\x02")
+    # Rotation: a tag under the previous KEK still checks while it is accepted, and never under a stranger.
+    new = Keyring(Kek.derive("the new WALLET_ENCRYPTION_KEY", params), kek)
+    assert new.check_tag(stored, "policy", "wal_1", b"\x01\x02")
+    assert new.tag("x")["kek_id"] == new.active_id
+    assert not Keyring(Kek.derive("another key", params)).check_tag(stored, "policy", "wal_1", b"\x01\x02")

@@ -1,5 +1,5 @@
 """TIP-191 v2 personal messages: TronWeb published vectors, a live cross-check with TronWeb 6.5.1, and
-TronLink ownership proofs (challenge, signature, expiry)."""
+TronLink ownership proofs (challenge, owner binding, signature, expiry)."""
 
 from __future__ import annotations
 
@@ -113,16 +113,24 @@ def test_cross_check_with_tronweb() -> None:
 def test_tronlink_proof() -> None:
     key = hd.derive_key(hd.seed_from_mnemonic(ABANDON), 0, 4)
     now = time.time()
-    ch = new_challenge(key.address, ttl_seconds=60, now=now)
+    ch = new_challenge(
+        key.address, owner="alice", cluster="acme-prod", chain="tron-mainnet", ttl_seconds=60, now=now
+    )
     assert key.address in ch.message and ch.nonce in ch.message and len(ch.nonce) == 32
+    # The user sees whom the address is proven to, where: owner, cluster and chain are in the signed text.
+    assert {"owner: alice", "cluster: acme-prod", "chain: tron-mainnet"} <= set(ch.message.splitlines())
     sig = sign_message_v2(key.private_key, ch.message)
-    assert verify_proof(ch, "0x" + sig.hex(), now=now + 1).ok
-    assert verify_proof(ch, sig, now=now + 61).reason == "CHALLENGE_EXPIRED"
+    assert verify_proof(ch, "0x" + sig.hex(), owner="alice", now=now + 1).ok
+    assert verify_proof(ch, sig, owner="alice", now=now + 61).reason == "CHALLENGE_EXPIRED"
+    # The same valid signature, submitted for another owner (or none), is refused.
+    assert verify_proof(ch, sig, owner="mallory", now=now).reason == "WRONG_OWNER"
+    assert verify_proof(ch, sig, owner="", now=now).reason == "WRONG_OWNER"
     other = hd.derive_key(hd.seed_from_mnemonic(ABANDON), 0, 5)
-    assert verify_proof(ch, sign_message_v2(other.private_key, ch.message), now=now).reason == "WRONG_SIGNER"
-    assert verify_proof(ch, "0x1234", now=now).reason == "BAD_SIGNATURE"
+    wrong = sign_message_v2(other.private_key, ch.message)
+    assert verify_proof(ch, wrong, owner="alice", now=now).reason == "WRONG_SIGNER"
+    assert verify_proof(ch, "0x1234", owner="alice", now=now).reason == "BAD_SIGNATURE"
     # A proof for one challenge does not verify against another (different nonce).
-    ch2 = new_challenge(key.address, now=now)
-    assert ch2.nonce != ch.nonce and verify_proof(ch2, sig, now=now).reason == "WRONG_SIGNER"
+    ch2 = new_challenge(key.address, owner="alice", cluster="acme-prod", chain="tron-mainnet", now=now)
+    assert ch2.nonce != ch.nonce and verify_proof(ch2, sig, owner="alice", now=now).reason == "WRONG_SIGNER"
     with pytest.raises(VaultError):
-        new_challenge("Tnot-an-address")
+        new_challenge("Tnot-an-address", owner="alice", cluster="acme-prod", chain="tron-mainnet")

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,13 +22,14 @@ from services.wallet_manager.wallets import NewAccount
 from tests.harness.devnet import Devnet
 from tests.harness.ferretdb import FerretDB
 from tests.harness.net import free_port
-from tests.harness.services import REPO, Cluster, ServiceProcess
+from tests.harness.services import ServiceProcess
 from tests.wallet_manager import txs
 from tests.wallet_manager.service_support import (
     KEY,
     KEY2,
     KIND,
     Client,
+    admin,
     db_of,
     error_reason,
     policy,
@@ -40,19 +39,6 @@ from tests.wallet_manager.service_support import (
 
 MNEMONIC = hd.generate_mnemonic(24)
 IMPORTED = [bytes.fromhex("c1" * 31 + f"{i:02x}") for i in range(1, 4)]
-
-
-def admin(cluster: Cluster, command: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    """Run an operator command with the service's environment (plus overrides)."""
-    return subprocess.run(
-        [sys.executable, "-m", "services.wallet_manager", command],
-        cwd=REPO,
-        env={**cluster["wallet_manager"].env, **env},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def forms(secret: bytes) -> list[bytes]:
@@ -89,10 +75,10 @@ def custody(
             tmp / f"wallet_manager-{port}.log",
         )
         c.processes["wallet_manager"] = wm_proc
-        out = admin(c, "import-seed", MNEMONIC)
+        out = admin(c, "import-seed", stdin=MNEMONIC)
         assert out.returncode == 0, out.stderr
         assert MNEMONIC.split()[0] not in out.stdout + out.stderr
-        assert admin(c, "import-seed", hd.generate_mnemonic(12)).returncode == 1  # never replaced
+        assert admin(c, "import-seed", stdin=hd.generate_mnemonic(12)).returncode == 1  # never replaced
         wm_proc.start()
         wm = Client(wm_proc.target)
         p = policy(allow_sign_message=True)

@@ -51,7 +51,7 @@ def rig(
             **flags,
         ) as c:
             wm = Client(c["wallet_manager"].target)
-            tron = grpc.insecure_channel(c["tron_client"].target)
+            tron = c["tron_client"].channel("usdt-manager")
             wallets = {}
             p = policy(trx_per_tx=5_000_000, allow_sign_message=True)
             for kind, vendor in ((KIND.KIND_LEDGER, "ledger"), (KIND.KIND_TREZOR, "trezor")):

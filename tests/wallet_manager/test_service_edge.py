@@ -40,7 +40,7 @@ def rig(
         ports = {"wallet_manager": c["wallet_manager"].port, "tron_client": c["tron_client"].port}
         with start_edge(ports, tmp / "edge", descriptor=envoy_descriptor, wait_healthy=tuple(ports)) as edge:
             wm = Client(c["wallet_manager"].target)
-            tron = grpc.insecure_channel(c["tron_client"].target)
+            tron = c["tron_client"].channel("usdt-manager")
             try:
                 yield {"edge": edge, "wm": wm, "tron": tc_grpc.TronClientServiceStub(tron), "devnet": devnet}
             finally:

@@ -374,18 +374,18 @@ def test_sign_message_needs_its_own_permission(rig: Env) -> None:
     w = create(rig, policy(), account["private_key"])
     req = pb.SignMessageRequest(request_id=rid(), wallet_id=w.wallet_id, message=b"login nonce 7")
     refused(
-        lambda: rig.wm.call("SignMessage", req, caller="payment-gateway"),
+        lambda: rig.wm.call("SignMessage", req, caller="payout-router"),
         grpc.StatusCode.PERMISSION_DENIED,
         vpolicy.MESSAGE_NOT_ALLOWED,
     )
     assert not rig.wm.call("ListSignatures", pb.ListSignaturesRequest(wallet_id=w.wallet_id)).records
     set_policy(rig, w, policy(allow_sign_message=True))
-    resp = rig.wm.call("SignMessage", req, caller="payment-gateway")
+    resp = rig.wm.call("SignMessage", req, caller="payout-router")
     assert verify_message_v2(b"login nonce 7", resp.signature, w.address)
     (r,) = rig.wm.call("ListSignatures", pb.ListSignaturesRequest(wallet_id=w.wallet_id)).records
     assert (r.kind, r.caller, r.message_sha256, r.txid) == (
         pb.SigningRecord.KIND_MESSAGE,
-        "payment-gateway",
+        "payout-router",
         hashlib.sha256(b"login nonce 7").hexdigest(),
         "",
     )

@@ -18,6 +18,7 @@ from tronpay.common.v1 import common_pb2
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
 from services.common.tron.address import private_key_to_address
+from services.wallet_manager import integrity
 from services.wallet_manager.vault import hd
 from services.wallet_manager.vault.ecdsa import recover_address
 from services.wallet_manager.vault.messages import hash_message_v2, sign_message_v2, verify_message_v2
@@ -30,6 +31,7 @@ from tests.wallet_manager.service_support import (
     error_reason,
     policy,
     rid,
+    service_tag,
     started,
     trx_cost,
 )
@@ -59,13 +61,18 @@ def wm(svc: tuple[Client, Database[Any]]) -> Client:
 
 
 def create(
-    wm: Client, kind: pb.Wallet.Kind.ValueType, owner: str = "acme", request_id: str = "", **kw: Any
+    wm: Client,
+    kind: pb.Wallet.Kind.ValueType,
+    owner: str = "acme",
+    request_id: str = "",
+    subject: str = "",
+    **kw: Any,
 ) -> pb.Wallet:
     wallet_fields = {k: kw.pop(k) for k in ("address", "xpub", "policy", "labels", "display_name") if k in kw}
     req = pb.CreateWalletRequest(
         request_id=request_id or rid(), wallet=pb.Wallet(owner_id=owner, kind=kind, **wallet_fields), **kw
     )
-    return wm.call("CreateWallet", req).wallet
+    return wm.call("CreateWallet", req, subject=subject).wallet
 
 
 def imported(wm: Client, key: bytes, owner: str = "acme", **kw: Any) -> pb.Wallet:
@@ -455,15 +462,18 @@ def test_watch_only_wallets_never_sign(wm: Client) -> None:
     )
 
 
-def challenge(wm: Client, address: str) -> pb.CreateTronLinkChallengeResponse:
-    return wm.call(
-        "CreateTronLinkChallenge", pb.CreateTronLinkChallengeRequest(request_id=rid(), address=address)
-    )
+def challenge(
+    wm: Client, address: str, owner: str = "tl", subject: str = ""
+) -> pb.CreateTronLinkChallengeResponse:
+    req = pb.CreateTronLinkChallengeRequest(request_id=rid(), address=address, owner_id=owner)
+    return wm.call("CreateTronLinkChallenge", req, subject=subject)
 
 
-def tronlink(wm: Client, address: str, challenge_id: str, signature: bytes, owner: str = "tl") -> pb.Wallet:
+def tronlink(
+    wm: Client, address: str, challenge_id: str, signature: bytes, owner: str = "tl", subject: str = ""
+) -> pb.Wallet:
     proof = pb.TronLinkProof(challenge_id=challenge_id, signature="0x" + signature.hex())
-    return create(wm, KIND.KIND_TRONLINK, owner, address=address, tronlink_proof=proof)
+    return create(wm, KIND.KIND_TRONLINK, owner, address=address, tronlink_proof=proof, subject=subject)
 
 
 def test_tronlink_proof_accepted_once(svc: tuple[Client, Database[Any]]) -> None:
@@ -472,6 +482,8 @@ def test_tronlink_proof_accepted_once(svc: tuple[Client, Database[Any]]) -> None
     address = private_key_to_address(key)
     ch = challenge(wm, address)
     assert address in ch.message and ch.expire_time.ToDatetime(UTC) > datetime.now(UTC)
+    # The signed text names the owner, the cluster and the chain the proof is for.
+    assert {"owner: tl", "cluster: tronpay", "chain: tron-devnet"} <= set(ch.message.splitlines())
     sig = sign_message_v2(key, ch.message)  # what TronLink's signMessageV2 returns
     w = tronlink(wm, address, ch.challenge_id, sig)
     assert w.kind == KIND.KIND_TRONLINK and w.address == address
@@ -542,6 +554,46 @@ def test_tronlink_wrong_address_and_expired_proofs_refused(svc: tuple[Client, Da
     assert tronlink(wm, address, fresh.challenge_id, sign_message_v2(key, fresh.message)).address == address
 
 
+def test_tronlink_proof_for_another_owner_refused(svc: tuple[Client, Database[Any]]) -> None:
+    wm, db = svc
+    key = bytes.fromhex("b7" * 32)
+    address = private_key_to_address(key)
+    pd = grpc.StatusCode.PERMISSION_DENIED
+    ch = challenge(wm, address, owner="alice")
+    sig = sign_message_v2(key, ch.message)  # alice's valid proof, in someone else's hands
+    refused(
+        lambda: tronlink(wm, address, ch.challenge_id, sig, owner="mallory"), pd, "CHALLENGE_OWNER_MISMATCH"
+    )
+    # A challenge requested for an end user (owner = the token's subject) is usable by that user only.
+    mine = challenge(wm, address, owner="", subject="alice")
+    assert "owner: alice" in mine.message.splitlines()
+    sig = sign_message_v2(key, mine.message)
+    refused(
+        lambda: tronlink(wm, address, mine.challenge_id, sig, owner="alice", subject="mallory"),
+        pd,
+        "CHALLENGE_OWNER_MISMATCH",
+    )
+    # A challenge stored before owners were bound (none recorded) is refused like another owner's.
+    old = challenge(wm, address, owner="alice")
+    db["wallet_manager_challenges"].update_one({"_id": old.challenge_id}, {"$unset": {"owner_id": ""}})
+    refused(
+        lambda: tronlink(wm, address, old.challenge_id, sign_message_v2(key, old.message), owner="alice"),
+        pd,
+        "CHALLENGE_OWNER_MISMATCH",
+    )
+    refused(lambda: challenge(wm, address, owner=""), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    # None of the refusals used up the challenge: the rightful owner still proves the address, and the end
+    # user's own challenge works for them.
+    assert tronlink(
+        wm, address, ch.challenge_id, sign_message_v2(key, ch.message), owner="alice"
+    ).owner_id == ("alice")
+    bob_key = bytes.fromhex("b8" * 32)
+    bobs = challenge(wm, private_key_to_address(bob_key), owner="", subject="bob")
+    proof = sign_message_v2(bob_key, bobs.message)
+    w = tronlink(wm, private_key_to_address(bob_key), bobs.challenge_id, proof, owner="bob", subject="bob")
+    assert w.owner_id == "bob"
+
+
 @pytest.mark.parametrize("kind", [KIND.KIND_LEDGER, KIND.KIND_TREZOR])
 def test_device_wallets_need_their_flags(wm: Client, kind: pb.Wallet.Kind.ValueType) -> None:
     # This service runs without HARDWARE_WALLET_ENABLED / LEDGER_ENABLED / TREZOR_ENABLED.
@@ -577,7 +629,7 @@ def test_concurrent_tronlink_proofs_use_a_challenge_once(wm: Client) -> None:
     address = private_key_to_address(key)
     ch = challenge(wm, address)
     sig = sign_message_v2(key, ch.message)
-    results = _concurrently(6, lambda i: tronlink(wm, address, ch.challenge_id, sig, owner=f"race{i}"))
+    results = _concurrently(6, lambda i: tronlink(wm, address, ch.challenge_id, sig))
     assert results.count("ok") == 1, results
     assert set(results) - {"ok"} == {"PERMISSION_DENIED:CHALLENGE_USED"}, results
 
@@ -634,18 +686,17 @@ def test_a_spend_link_left_by_a_crashed_attempt_is_adopted_not_counted_twice(
     )
     key = f"{w.wallet_id}:{datetime.now(UTC).strftime('%Y-%m-%d')}"
     # What an attempt that died after claiming its spend link (and before its log record) leaves behind.
-    db["wallet_manager_daily_spend"].insert_one(
-        {
-            "_id": f"spend:SignTransaction:{req.request_id}",
-            "key": key,
-            "seq": 1,
-            "amounts": {"TRX": cost},
-            "totals": {"TRX": cost},
-            "record_id": "sig_lost",
-            "fingerprint": fingerprint(req),
-            "time": datetime.now(UTC),
-        }
-    )
+    link = {
+        "_id": f"spend:SignTransaction:{req.request_id}",
+        "key": key,
+        "seq": 1,
+        "amounts": {"TRX": cost},
+        "totals": {"TRX": cost},
+        "record_id": "sig_lost",
+        "fingerprint": fingerprint(req),
+        "time": datetime.now(UTC),
+    }
+    db["wallet_manager_daily_spend"].insert_one({**link, "tag": service_tag(db, *integrity.link_parts(link))})
     resp = wm.call("SignTransaction", req, caller="usdt-manager")
     assert recover_address(hashlib.sha256(req.transaction.raw_data).digest(), resp.signature) == w.address
     assert [e["seq"] for e in db["wallet_manager_daily_spend"].find({"key": key})] == [1]

@@ -8,8 +8,14 @@ Layout of one sealed secret (a MongoDB-ready dict, see SealedSecret.to_doc):
 - the KEK is derived from WALLET_ENCRYPTION_KEY with scrypt and a stored random salt. scrypt, not HKDF:
   the variable is operator-chosen text that may be a passphrase, and a leaked database must not allow a
   cheap offline guess. The cost is paid once per process (KEKs are cached in the Keyring), never per sign.
+  Every record stores the scrypt parameters of its KEK (`kdf`), checked on read against the KEK's own and
+  against MIN_SCRYPT_N: stored parameters are database input, and weaker ones would make that guess
+  cheap. Records written before parameters were stored (no `kdf`) were made with the legacy N = 2**15;
+  they still open (their KEK must be at least LEGACY_SCRYPT_N) and key rotation re-wraps them.
 - kek_id is a fingerprint of the KEK (HMAC under the KEK), stored on every record; it lets a keyring hold
   the old and the new KEK during rotation, re-wrap DEKs (ciphertexts untouched), then retire the old one.
+- each KEK also yields an HMAC key (HKDF-SHA256 of the KEK, its own label) for the integrity tags of what
+  the service stores in the clear but must not be changed behind its back (Keyring.tag / check_tag).
 
 Invariants: plaintext never appears in a repr, log or exception; `unsealed()` hands out a bytearray that
 is overwritten when the with-block ends (best effort in Python).
@@ -27,7 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import SecretUnavailable, UnknownKek, VaultError
 
@@ -36,13 +44,19 @@ ALG = "AES-256-GCM+AES-256-GCM-WRAP"
 KDF = "scrypt"
 _NONCE = 12
 _KEY = 32
+# scrypt cost: new KEKs use at least MIN_SCRYPT_N (128 MiB with r = 8); LEGACY_SCRYPT_N is the cost of
+# records sealed before that, accepted for opening only until rotation re-wraps them.
+MIN_SCRYPT_N = 2**17
+LEGACY_SCRYPT_N = 2**15
+MIN_SCRYPT_R = 8
+_MAX_SCRYPT_N = 2**22  # bounds the memory a stored record can make us spend (4 GiB at r = 8 is too much)
 
 
-def _aad(*parts: str) -> bytes:
+def _aad(*parts: str | bytes) -> bytes:
     # Length-prefixed so ("ab","c") and ("a","bc") can never produce the same AAD.
     out = bytearray()
     for p in (FORMAT, *parts):
-        b = p.encode()
+        b = p.encode() if isinstance(p, str) else p
         out += struct.pack(">I", len(b)) + b
     return bytes(out)
 
@@ -52,28 +66,39 @@ class KdfParams:
     """scrypt parameters stored next to the records (salt is not secret)."""
 
     salt: bytes
-    n: int = 2**15
+    n: int = MIN_SCRYPT_N
     r: int = 8
     p: int = 1
 
     @classmethod
-    def generate(cls, n: int = 2**15) -> KdfParams:
+    def generate(cls, n: int = MIN_SCRYPT_N) -> KdfParams:
         return cls(salt=os.urandom(16), n=n)
 
     def to_doc(self) -> dict[str, Any]:
         return {"kdf": KDF, "salt": self.salt, "n": self.n, "r": self.r, "p": self.p}
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> KdfParams:
+    def from_doc(cls, doc: dict[str, Any], min_n: int = MIN_SCRYPT_N) -> KdfParams:
+        """Stored parameters; VaultError when weaker than min_n / MIN_SCRYPT_R, or absurdly costly."""
         if doc.get("kdf") != KDF:
             raise VaultError("unsupported KDF")
-        return cls(salt=bytes(doc["salt"]), n=int(doc["n"]), r=int(doc["r"]), p=int(doc["p"]))
+        try:
+            params = cls(salt=bytes(doc["salt"]), n=int(doc["n"]), r=int(doc["r"]), p=int(doc["p"]))
+        except (KeyError, TypeError, ValueError):
+            raise VaultError("incomplete KDF parameters") from None
+        weak = params.n < min_n or params.r < MIN_SCRYPT_R or params.p < 1 or len(params.salt) < 16
+        if weak or params.n > _MAX_SCRYPT_N or params.n & (params.n - 1):
+            raise VaultError(
+                f"KDF parameters refused: scrypt needs N a power of two from {min_n} to {_MAX_SCRYPT_N}, "
+                f"r >= {MIN_SCRYPT_R}, p >= 1 and a 16-byte salt"
+            )
+        return params
 
 
 class Kek:
     """A key-encryption key derived from WALLET_ENCRYPTION_KEY. Its repr shows the id only."""
 
-    __slots__ = ("_aead", "kek_id", "params")
+    __slots__ = ("_aead", "_tag_key", "kek_id", "params")
 
     def __init__(self, key: bytes, params: KdfParams) -> None:
         if len(key) != _KEY:
@@ -81,6 +106,7 @@ class Kek:
         self.params = params
         self.kek_id = "kek-" + hmac.new(key, b"tronpay kek id", hashlib.sha256).hexdigest()[:16]
         self._aead = AESGCM(key)
+        self._tag_key = HKDF(hashes.SHA256(), _KEY, salt=None, info=_aad("integrity")).derive(key)
 
     @classmethod
     def derive(cls, secret: str | bytes, params: KdfParams) -> Kek:
@@ -110,6 +136,10 @@ class Kek:
         except (InvalidTag, ValueError):
             raise SecretUnavailable() from None
 
+    def tag(self, *parts: str | bytes) -> bytes:
+        """HMAC-SHA256 over the length-prefixed parts under this KEK's integrity key."""
+        return hmac.new(self._tag_key, _aad("tag", *parts), hashlib.sha256).digest()
+
     def __repr__(self) -> str:
         return f"Kek({self.kek_id})"
 
@@ -125,12 +155,14 @@ class SealedSecret:
     wrapped_key: bytes = field(repr=False)
     nonce: bytes = field(repr=False)
     ciphertext: bytes = field(repr=False)
+    # The KEK's scrypt parameters; None on a record sealed before they were stored (LEGACY_SCRYPT_N).
+    kdf: KdfParams | None = field(default=None, repr=False)
     alg: str = ALG
     format: str = FORMAT
 
     def to_doc(self) -> dict[str, Any]:
-        """A flat dict of str/bytes for MongoDB (bytes become BSON binary)."""
-        return {
+        """A dict of str/bytes (bytes become BSON binary) and the KDF parameters, for MongoDB."""
+        doc: dict[str, Any] = {
             "format": self.format,
             "alg": self.alg,
             "wallet_id": self.wallet_id,
@@ -141,11 +173,17 @@ class SealedSecret:
             "nonce": self.nonce,
             "ciphertext": self.ciphertext,
         }
+        if self.kdf is not None:
+            doc["kdf"] = self.kdf.to_doc()
+        return doc
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> SealedSecret:
+        """The record as stored; VaultError when malformed or when it claims KDF parameters below the
+        minimum."""
         if doc.get("format") != FORMAT or doc.get("alg") != ALG:
             raise VaultError("unsupported sealed-secret format")
+        kdf = KdfParams.from_doc(doc["kdf"]) if doc.get("kdf") is not None else None
         try:
             return cls(
                 wallet_id=str(doc["wallet_id"]),
@@ -155,6 +193,7 @@ class SealedSecret:
                 wrapped_key=bytes(doc["wrapped_key"]),
                 nonce=bytes(doc["nonce"]),
                 ciphertext=bytes(doc["ciphertext"]),
+                kdf=kdf,
             )
         except (KeyError, TypeError):
             raise VaultError("incomplete sealed-secret record") from None
@@ -196,12 +235,18 @@ class Keyring:
             wrap_nonce, wrapped = self._active.wrap(wallet_id, dek)
         finally:
             dek[:] = bytes(len(dek))
-        return SealedSecret(wallet_id, purpose, self.active_id, wrap_nonce, wrapped, nonce, ciphertext)
+        return SealedSecret(
+            wallet_id, purpose, self.active_id, wrap_nonce, wrapped, nonce, ciphertext, self._active.params
+        )
 
     def _unwrap(self, wallet_id: str, rec: SealedSecret) -> bytearray:
         kek = self._keks.get(rec.kek_id)
         if kek is None:
             raise UnknownKek(rec.kek_id)
+        # The record's stated parameters must be its KEK's; a record without them is a legacy one.
+        stated_ok = kek.params.n >= LEGACY_SCRYPT_N if rec.kdf is None else rec.kdf == kek.params
+        if not stated_ok:
+            raise SecretUnavailable()
         return kek.unwrap(wallet_id, rec.wrap_nonce, rec.wrapped_key)
 
     def open(
@@ -251,8 +296,29 @@ class Keyring:
         finally:
             dek[:] = bytes(len(dek))
         return SealedSecret(
-            wallet_id, rec.purpose, self.active_id, wrap_nonce, wrapped, rec.nonce, rec.ciphertext
+            wallet_id,
+            rec.purpose,
+            self.active_id,
+            wrap_nonce,
+            wrapped,
+            rec.nonce,
+            rec.ciphertext,
+            self._active.params,
         )
+
+    # -- integrity tags ------------------------------------------------------------------------------
+
+    def tag(self, *parts: str | bytes) -> dict[str, Any]:
+        """An integrity tag over parts under the active KEK, as stored: {"kek_id", "tag"}."""
+        return {"kek_id": self.active_id, "tag": self._active.tag(*parts)}
+
+    def check_tag(self, stored: Any, *parts: str | bytes) -> bool:
+        """Whether `stored` (a tag() result read back) is a valid tag over parts under a KEK of this ring."""
+        if not isinstance(stored, dict):
+            return False
+        kek = self._keks.get(str(stored.get("kek_id", "")))
+        tag = stored.get("tag")
+        return kek is not None and isinstance(tag, bytes) and hmac.compare_digest(kek.tag(*parts), tag)
 
     def __repr__(self) -> str:
         return f"Keyring(active={self.active_id}, accepted={list(self._keks)})"

@@ -1,7 +1,10 @@
 """TronLink ownership proofs: the service issues a challenge (random nonce, expiry) that the user signs
 with tronWeb.trx.signMessageV2; the proof is accepted when the signature recovers to the claimed
-address before expiry. Single use is the servicer's job: it consumes the challenge atomically once the
-proof verifies (a unique insert per challenge id, wallets.py), so only one use of a proof can succeed."""
+address before expiry, for the owner the challenge was issued to. The signed text names the cluster, the
+chain and that owner, so the user sees whom the address is being given to, and a proof is worth nothing
+to another owner, cluster or network. Single use is the servicer's job: it consumes the challenge
+atomically once the proof verifies (a unique insert per challenge id, wallets.py), so only one use of a
+proof can succeed."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from .errors import SignatureMismatch
 from .messages import recover_message_v2
 
 CHALLENGE_EXPIRED = "CHALLENGE_EXPIRED"
+WRONG_OWNER = "WRONG_OWNER"
 WRONG_SIGNER = "WRONG_SIGNER"
 BAD_SIGNATURE = "BAD_SIGNATURE"
 
@@ -22,6 +26,7 @@ BAD_SIGNATURE = "BAD_SIGNATURE"
 @dataclass(frozen=True)
 class Challenge:
     address: str
+    owner: str  # the wallet owner the proof is for
     nonce: str
     expires_at: float  # unix seconds
     message: str  # the exact text the user signs
@@ -34,22 +39,45 @@ class ProofResult:
 
 
 def new_challenge(
-    address: str, *, ttl_seconds: int = 300, now: float | None = None, app: str = "tronpay"
+    address: str,
+    *,
+    owner: str,
+    cluster: str,
+    chain: str,
+    ttl_seconds: int = 300,
+    now: float | None = None,
+    app: str = "tronpay",
 ) -> Challenge:
-    """A challenge bound to one address; the message names the address, nonce and expiry in plain text."""
+    """A challenge binding one address to one owner of one cluster on one chain; the message names them,
+    the nonce and the expiry in plain text."""
     vault_address(address)  # validate before issuing anything
     issued = time.time() if now is None else now
     nonce = secrets.token_hex(16)
     expires = issued + ttl_seconds
     when = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    message = f"{app} wallet ownership proof\naddress: {address}\nnonce: {nonce}\nexpires: {when}"
-    return Challenge(address, nonce, expires, message)
+    message = "\n".join(
+        [
+            f"{app} wallet ownership proof",
+            f"cluster: {cluster}",
+            f"chain: {chain}",
+            f"owner: {owner}",
+            f"address: {address}",
+            f"nonce: {nonce}",
+            f"expires: {when}",
+        ]
+    )
+    return Challenge(address, owner, nonce, expires, message)
 
 
-def verify_proof(challenge: Challenge, signature: str | bytes, *, now: float | None = None) -> ProofResult:
-    """Check expiry and that signMessageV2(challenge.message) recovers to challenge.address."""
+def verify_proof(
+    challenge: Challenge, signature: str | bytes, *, owner: str, now: float | None = None
+) -> ProofResult:
+    """Check expiry, that the proof is submitted for the challenge's owner, and that
+    signMessageV2(challenge.message) recovers to challenge.address."""
     if (time.time() if now is None else now) >= challenge.expires_at:
         return ProofResult(False, CHALLENGE_EXPIRED)
+    if not owner or owner != challenge.owner:
+        return ProofResult(False, WRONG_OWNER)
     try:
         signer = recover_message_v2(challenge.message, signature)
     except SignatureMismatch:

@@ -82,6 +82,34 @@ TRANSACTION_STATUS_EXPIRED: TransactionStatus.ValueType  # 5
 """Past its expiration without being included."""
 global___TransactionStatus = TransactionStatus
 
+class _AccountView:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _AccountViewEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_AccountView.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    ACCOUNT_VIEW_UNSPECIFIED: _AccountView.ValueType  # 0
+    """The basic view."""
+    ACCOUNT_VIEW_BASIC: _AccountView.ValueType  # 1
+    """Balance, stakes, unstakes, delegated totals, votes, reward and permissions (a few node calls)."""
+    ACCOUNT_VIEW_STAKING: _AccountView.ValueType  # 2
+    """The basic view plus each delegation with its lock, what can still be delegated and, for a witness, its
+    standing (one node call more per delegation counterparty).
+    """
+
+class AccountView(_AccountView, metaclass=_AccountViewEnumTypeWrapper):
+    """How much of an account GetAccount reads."""
+
+ACCOUNT_VIEW_UNSPECIFIED: AccountView.ValueType  # 0
+"""The basic view."""
+ACCOUNT_VIEW_BASIC: AccountView.ValueType  # 1
+"""Balance, stakes, unstakes, delegated totals, votes, reward and permissions (a few node calls)."""
+ACCOUNT_VIEW_STAKING: AccountView.ValueType  # 2
+"""The basic view plus each delegation with its lock, what can still be delegated and, for a witness, its
+standing (one node call more per delegation counterparty).
+"""
+global___AccountView = AccountView
+
 @typing.final
 class BlockRef(google.protobuf.message.Message):
     """A block reference."""
@@ -345,6 +373,7 @@ class GetNetworkHeightResponse(google.protobuf.message.Message):
     HEAD_BLOCK_NUMBER_FIELD_NUMBER: builtins.int
     SOLIDIFIED_BLOCK_NUMBER_FIELD_NUMBER: builtins.int
     HEAD_BLOCK_TIME_FIELD_NUMBER: builtins.int
+    SOLIDIFIED_BLOCK_TIME_FIELD_NUMBER: builtins.int
     head_block_number: builtins.int
     """Head block number."""
     solidified_block_number: builtins.int
@@ -353,15 +382,22 @@ class GetNetworkHeightResponse(google.protobuf.message.Message):
     def head_block_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Timestamp of the head block."""
 
+    @property
+    def solidified_block_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Timestamp of the solidified block: a transaction whose expiration is not after it and that is in no
+        block can never be included.
+        """
+
     def __init__(
         self,
         *,
         head_block_number: builtins.int = ...,
         solidified_block_number: builtins.int = ...,
         head_block_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        solidified_block_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["head_block_time", b"head_block_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["head_block_number", b"head_block_number", "head_block_time", b"head_block_time", "solidified_block_number", b"solidified_block_number"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["head_block_time", b"head_block_time", "solidified_block_time", b"solidified_block_time"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["head_block_number", b"head_block_number", "head_block_time", b"head_block_time", "solidified_block_number", b"solidified_block_number", "solidified_block_time", b"solidified_block_time"]) -> None: ...
 
 global___GetNetworkHeightResponse = GetNetworkHeightResponse
 
@@ -1088,6 +1124,8 @@ class TransactionInfo(google.protobuf.message.Message):
     CONTRACT_RESULT_FIELD_NUMBER: builtins.int
     CONTRACT_ADDRESS_FIELD_NUMBER: builtins.int
     LOGS_FIELD_NUMBER: builtins.int
+    WITHDRAW_AMOUNT_SUN_FIELD_NUMBER: builtins.int
+    WITHDRAW_EXPIRE_AMOUNT_SUN_FIELD_NUMBER: builtins.int
     txid: builtins.str
     """Transaction id."""
     solidified: builtins.bool
@@ -1110,6 +1148,12 @@ class TransactionInfo(google.protobuf.message.Message):
     """Return data of a contract call."""
     contract_address: builtins.str
     """Address of a contract created by this transaction."""
+    withdraw_amount_sun: builtins.int
+    """TRX paid out by a WithdrawBalance (voting-reward claim), in sun."""
+    withdraw_expire_amount_sun: builtins.int
+    """Expired unstakes paid back to the balance by a WithdrawExpireUnfreeze, UnfreezeBalanceV2 or
+    CancelAllUnfreezeV2, in sun.
+    """
     @property
     def block(self) -> global___BlockRef:
         """Including block."""
@@ -1134,9 +1178,11 @@ class TransactionInfo(google.protobuf.message.Message):
         contract_result: builtins.bytes = ...,
         contract_address: builtins.str = ...,
         logs: collections.abc.Iterable[global___Log] | None = ...,
+        withdraw_amount_sun: builtins.int = ...,
+        withdraw_expire_amount_sun: builtins.int = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["block", b"block"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["block", b"block", "contract_address", b"contract_address", "contract_result", b"contract_result", "energy_fee_sun", b"energy_fee_sun", "energy_usage_total", b"energy_usage_total", "failure_reason", b"failure_reason", "fee_sun", b"fee_sun", "logs", b"logs", "net_fee_sun", b"net_fee_sun", "net_usage", b"net_usage", "result", b"result", "solidified", b"solidified", "txid", b"txid"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["block", b"block", "contract_address", b"contract_address", "contract_result", b"contract_result", "energy_fee_sun", b"energy_fee_sun", "energy_usage_total", b"energy_usage_total", "failure_reason", b"failure_reason", "fee_sun", b"fee_sun", "logs", b"logs", "net_fee_sun", b"net_fee_sun", "net_usage", b"net_usage", "result", b"result", "solidified", b"solidified", "txid", b"txid", "withdraw_amount_sun", b"withdraw_amount_sun", "withdraw_expire_amount_sun", b"withdraw_expire_amount_sun"]) -> None: ...
 
 global___TransactionInfo = TransactionInfo
 
@@ -1357,6 +1403,12 @@ class Account(google.protobuf.message.Message):
     LATEST_WITHDRAW_TIME_FIELD_NUMBER: builtins.int
     OWNER_PERMISSION_FIELD_NUMBER: builtins.int
     ACTIVE_PERMISSIONS_FIELD_NUMBER: builtins.int
+    IS_WITNESS_FIELD_NUMBER: builtins.int
+    DELEGATED_OUT_FIELD_NUMBER: builtins.int
+    DELEGATED_IN_FIELD_NUMBER: builtins.int
+    DELEGATABLE_BANDWIDTH_SUN_FIELD_NUMBER: builtins.int
+    DELEGATABLE_ENERGY_SUN_FIELD_NUMBER: builtins.int
+    WITNESS_FIELD_NUMBER: builtins.int
     address: builtins.str
     """Address."""
     exists: builtins.bool
@@ -1373,6 +1425,14 @@ class Account(google.protobuf.message.Message):
     """Staked TRX of others whose energy is delegated to this account, in sun."""
     reward_sun: builtins.int
     """Unclaimed voting rewards, in sun."""
+    is_witness: builtins.bool
+    """Whether the account is a witness (super representative or candidate)."""
+    delegatable_bandwidth_sun: builtins.int
+    """Staking view only: staked TRX whose bandwidth the account can still delegate (getcandelegatedmaxsize:
+    its undelegated stake minus the share backing its own recent usage), in sun.
+    """
+    delegatable_energy_sun: builtins.int
+    """Staking view only: the same for energy, in sun."""
     @property
     def create_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Account creation time."""
@@ -1401,6 +1461,18 @@ class Account(google.protobuf.message.Message):
     def active_permissions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Permission]:
         """Active permissions."""
 
+    @property
+    def delegated_out(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___DelegatedResource]:
+        """Staking view only: delegations from this account, one per delegation record and resource."""
+
+    @property
+    def delegated_in(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___DelegatedResource]:
+        """Staking view only: delegations to this account."""
+
+    @property
+    def witness(self) -> global___WitnessStanding:
+        """Staking view only, witnesses only: the account's standing among the witnesses."""
+
     def __init__(
         self,
         *,
@@ -1419,11 +1491,94 @@ class Account(google.protobuf.message.Message):
         latest_withdraw_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         owner_permission: global___Permission | None = ...,
         active_permissions: collections.abc.Iterable[global___Permission] | None = ...,
+        is_witness: builtins.bool = ...,
+        delegated_out: collections.abc.Iterable[global___DelegatedResource] | None = ...,
+        delegated_in: collections.abc.Iterable[global___DelegatedResource] | None = ...,
+        delegatable_bandwidth_sun: builtins.int = ...,
+        delegatable_energy_sun: builtins.int = ...,
+        witness: global___WitnessStanding | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["create_time", b"create_time", "latest_withdraw_time", b"latest_withdraw_time", "owner_permission", b"owner_permission"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["acquired_delegated_bandwidth_sun", b"acquired_delegated_bandwidth_sun", "acquired_delegated_energy_sun", b"acquired_delegated_energy_sun", "active_permissions", b"active_permissions", "address", b"address", "balance_sun", b"balance_sun", "create_time", b"create_time", "delegated_bandwidth_sun", b"delegated_bandwidth_sun", "delegated_energy_sun", b"delegated_energy_sun", "exists", b"exists", "frozen", b"frozen", "latest_withdraw_time", b"latest_withdraw_time", "owner_permission", b"owner_permission", "reward_sun", b"reward_sun", "unfreezing", b"unfreezing", "votes", b"votes"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["create_time", b"create_time", "latest_withdraw_time", b"latest_withdraw_time", "owner_permission", b"owner_permission", "witness", b"witness"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["acquired_delegated_bandwidth_sun", b"acquired_delegated_bandwidth_sun", "acquired_delegated_energy_sun", b"acquired_delegated_energy_sun", "active_permissions", b"active_permissions", "address", b"address", "balance_sun", b"balance_sun", "create_time", b"create_time", "delegatable_bandwidth_sun", b"delegatable_bandwidth_sun", "delegatable_energy_sun", b"delegatable_energy_sun", "delegated_bandwidth_sun", b"delegated_bandwidth_sun", "delegated_energy_sun", b"delegated_energy_sun", "delegated_in", b"delegated_in", "delegated_out", b"delegated_out", "exists", b"exists", "frozen", b"frozen", "is_witness", b"is_witness", "latest_withdraw_time", b"latest_withdraw_time", "owner_permission", b"owner_permission", "reward_sun", b"reward_sun", "unfreezing", b"unfreezing", "votes", b"votes", "witness", b"witness"]) -> None: ...
 
 global___Account = Account
+
+@typing.final
+class DelegatedResource(google.protobuf.message.Message):
+    """Staked TRX whose resource one account delegates to another (getdelegatedresourcev2)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    FROM_ADDRESS_FIELD_NUMBER: builtins.int
+    TO_ADDRESS_FIELD_NUMBER: builtins.int
+    RESOURCE_FIELD_NUMBER: builtins.int
+    AMOUNT_SUN_FIELD_NUMBER: builtins.int
+    LOCK_EXPIRE_TIME_FIELD_NUMBER: builtins.int
+    from_address: builtins.str
+    """Delegating account."""
+    to_address: builtins.str
+    """Receiving account."""
+    resource: tronpay.common.v1.common_pb2.ResourceType.ValueType
+    """Resource delegated."""
+    amount_sun: builtins.int
+    """Staked TRX whose resource is delegated, in sun."""
+    @property
+    def lock_expire_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """End of the lock (the delegation cannot be taken back before it); unset when not locked."""
+
+    def __init__(
+        self,
+        *,
+        from_address: builtins.str = ...,
+        to_address: builtins.str = ...,
+        resource: tronpay.common.v1.common_pb2.ResourceType.ValueType = ...,
+        amount_sun: builtins.int = ...,
+        lock_expire_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["lock_expire_time", b"lock_expire_time"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["amount_sun", b"amount_sun", "from_address", b"from_address", "lock_expire_time", b"lock_expire_time", "resource", b"resource", "to_address", b"to_address"]) -> None: ...
+
+global___DelegatedResource = DelegatedResource
+
+@typing.final
+class WitnessStanding(google.protobuf.message.Message):
+    """A witness's votes, rank and pay terms (listwitnesses, getBrokerage)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VOTE_COUNT_FIELD_NUMBER: builtins.int
+    RANK_FIELD_NUMBER: builtins.int
+    WITNESS_COUNT_FIELD_NUMBER: builtins.int
+    BROKERAGE_PERCENT_FIELD_NUMBER: builtins.int
+    STANDBY_VOTES_TOTAL_FIELD_NUMBER: builtins.int
+    URL_FIELD_NUMBER: builtins.int
+    vote_count: builtins.int
+    """Votes counted at the last maintenance."""
+    rank: builtins.int
+    """Rank by votes, from 1."""
+    witness_count: builtins.int
+    """Number of witnesses listed."""
+    brokerage_percent: builtins.int
+    """Percent of its rewards the witness keeps; voters share the rest."""
+    standby_votes_total: builtins.int
+    """Votes of the 127 witnesses with the most votes, which share the per-block standby pay
+    (getWitness127PayPerBlock) in proportion to their votes.
+    """
+    url: builtins.str
+    """Witness URL."""
+    def __init__(
+        self,
+        *,
+        vote_count: builtins.int = ...,
+        rank: builtins.int = ...,
+        witness_count: builtins.int = ...,
+        brokerage_percent: builtins.int = ...,
+        standby_votes_total: builtins.int = ...,
+        url: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["brokerage_percent", b"brokerage_percent", "rank", b"rank", "standby_votes_total", b"standby_votes_total", "url", b"url", "vote_count", b"vote_count", "witness_count", b"witness_count"]) -> None: ...
+
+global___WitnessStanding = WitnessStanding
 
 @typing.final
 class GetAccountRequest(google.protobuf.message.Message):
@@ -1432,14 +1587,18 @@ class GetAccountRequest(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     ADDRESS_FIELD_NUMBER: builtins.int
+    VIEW_FIELD_NUMBER: builtins.int
     address: builtins.str
     """Address."""
+    view: global___AccountView.ValueType
+    """What to read; unspecified means the basic view."""
     def __init__(
         self,
         *,
         address: builtins.str = ...,
+        view: global___AccountView.ValueType = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["address", b"address"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "view", b"view"]) -> None: ...
 
 global___GetAccountRequest = GetAccountRequest
 
@@ -1577,17 +1736,21 @@ class GetTokenBalanceRequest(google.protobuf.message.Message):
 
     ADDRESS_FIELD_NUMBER: builtins.int
     TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
+    SOLIDIFIED_FIELD_NUMBER: builtins.int
     address: builtins.str
     """Holder address."""
     token_address: builtins.str
     """TRC20 contract address."""
+    solidified: builtins.bool
+    """Read the balance as of the solidified block (walletsolidity) instead of the head block."""
     def __init__(
         self,
         *,
         address: builtins.str = ...,
         token_address: builtins.str = ...,
+        solidified: builtins.bool = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["address", b"address", "token_address", b"token_address"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "solidified", b"solidified", "token_address", b"token_address"]) -> None: ...
 
 global___GetTokenBalanceRequest = GetTokenBalanceRequest
 
@@ -1713,6 +1876,7 @@ class WatchAddressesRequest(google.protobuf.message.Message):
     ADDRESSES_FIELD_NUMBER: builtins.int
     WATCHER_FIELD_NUMBER: builtins.int
     LABEL_FIELD_NUMBER: builtins.int
+    START_BLOCK_FIELD_NUMBER: builtins.int
     request_id: builtins.str
     """Idempotency key, required (empty is rejected); a repeated key returns the first result. Required since
     issue 8, like BroadcastTransactionRequest.request_id.
@@ -1721,6 +1885,11 @@ class WatchAddressesRequest(google.protobuf.message.Message):
     """Watcher name."""
     label: builtins.str
     """Label stored with every address."""
+    start_block: builtins.int
+    """First block of the history to record for these addresses: block sync rescans the blocks from here up
+    to where it started matching them (at most TRON_RESCAN_MAX_BLOCKS behind its cursor), once they are
+    solidified; 0 records only blocks applied from now on.
+    """
     @property
     def addresses(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
         """Addresses to watch."""
@@ -1732,8 +1901,9 @@ class WatchAddressesRequest(google.protobuf.message.Message):
         addresses: collections.abc.Iterable[builtins.str] | None = ...,
         watcher: builtins.str = ...,
         label: builtins.str = ...,
+        start_block: builtins.int = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["addresses", b"addresses", "label", b"label", "request_id", b"request_id", "watcher", b"watcher"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["addresses", b"addresses", "label", b"label", "request_id", b"request_id", "start_block", b"start_block", "watcher", b"watcher"]) -> None: ...
 
 global___WatchAddressesRequest = WatchAddressesRequest
 
@@ -1814,20 +1984,24 @@ class ListWatchedAddressesRequest(google.protobuf.message.Message):
     PAGE_SIZE_FIELD_NUMBER: builtins.int
     PAGE_TOKEN_FIELD_NUMBER: builtins.int
     WATCHER_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
     page_size: builtins.int
     """Maximum entries to return; 0 means the default (50); at most 1000."""
     page_token: builtins.str
     """Token from a previous response's next_page_token."""
     watcher: builtins.str
     """Only entries of this watcher; empty means all."""
+    address: builtins.str
+    """Only entries of this address; empty means all."""
     def __init__(
         self,
         *,
         page_size: builtins.int = ...,
         page_token: builtins.str = ...,
         watcher: builtins.str = ...,
+        address: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["page_size", b"page_size", "page_token", b"page_token", "watcher", b"watcher"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "page_size", b"page_size", "page_token", b"page_token", "watcher", b"watcher"]) -> None: ...
 
 global___ListWatchedAddressesRequest = ListWatchedAddressesRequest
 
@@ -1998,6 +2172,7 @@ class ListTransfersRequest(google.protobuf.message.Message):
     PAGE_TOKEN_FIELD_NUMBER: builtins.int
     ASSET_FIELD_NUMBER: builtins.int
     DIRECTION_FIELD_NUMBER: builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
     address: builtins.str
     """Address whose transfers (incoming and outgoing) to list."""
     page_size: builtins.int
@@ -2008,6 +2183,8 @@ class ListTransfersRequest(google.protobuf.message.Message):
     """Only this asset; unspecified means all."""
     direction: tronpay.common.v1.common_pb2.Direction.ValueType
     """Only this direction relative to address; unspecified means both."""
+    token_address: builtins.str
+    """Only transfers of this TRC20 contract; empty means all."""
     def __init__(
         self,
         *,
@@ -2016,8 +2193,9 @@ class ListTransfersRequest(google.protobuf.message.Message):
         page_token: builtins.str = ...,
         asset: tronpay.common.v1.common_pb2.Asset.ValueType = ...,
         direction: tronpay.common.v1.common_pb2.Direction.ValueType = ...,
+        token_address: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["address", b"address", "asset", b"asset", "direction", b"direction", "page_size", b"page_size", "page_token", b"page_token"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "asset", b"asset", "direction", b"direction", "page_size", b"page_size", "page_token", b"page_token", "token_address", b"token_address"]) -> None: ...
 
 global___ListTransfersRequest = ListTransfersRequest
 

@@ -228,7 +228,8 @@ class TronClientServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def GetAccount(self, request, context):
-        """Returns an account's balance, stakes, delegations, votes and permissions.
+        """Returns an account's balance, stakes, delegations, votes and permissions; with view STAKING also each
+        delegation and its lock, what the account can still delegate and its standing as a witness.
         An address never activated on chain returns exists = false, not NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -257,7 +258,9 @@ class TronClientServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def WatchAddresses(self, request, context):
-        """Adds addresses to the watch list of one watcher. Idempotent per (address, watcher).
+        """Adds addresses to the watch list of one watcher. Idempotent per (address, watcher). With start_block,
+        block sync also rescans the addresses' history from that block (progress in its metrics).
+        Returns INVALID_ARGUMENT for a start_block too far behind, FAILED_PRECONDITION when block sync is off.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -109,7 +109,8 @@ class TronClientServiceStub:
         tronpay.tron_client.v1.tron_client_pb2.GetAccountRequest,
         tronpay.tron_client.v1.tron_client_pb2.GetAccountResponse,
     ]
-    """Returns an account's balance, stakes, delegations, votes and permissions.
+    """Returns an account's balance, stakes, delegations, votes and permissions; with view STAKING also each
+    delegation and its lock, what the account can still delegate and its standing as a witness.
     An address never activated on chain returns exists = false, not NOT_FOUND.
     """
 
@@ -135,7 +136,10 @@ class TronClientServiceStub:
         tronpay.tron_client.v1.tron_client_pb2.WatchAddressesRequest,
         tronpay.tron_client.v1.tron_client_pb2.WatchAddressesResponse,
     ]
-    """Adds addresses to the watch list of one watcher. Idempotent per (address, watcher)."""
+    """Adds addresses to the watch list of one watcher. Idempotent per (address, watcher). With start_block,
+    block sync also rescans the addresses' history from that block (progress in its metrics).
+    Returns INVALID_ARGUMENT for a start_block too far behind, FAILED_PRECONDITION when block sync is off.
+    """
 
     UnwatchAddresses: grpc.UnaryUnaryMultiCallable[
         tronpay.tron_client.v1.tron_client_pb2.UnwatchAddressesRequest,
@@ -256,7 +260,8 @@ class TronClientServiceAsyncStub:
         tronpay.tron_client.v1.tron_client_pb2.GetAccountRequest,
         tronpay.tron_client.v1.tron_client_pb2.GetAccountResponse,
     ]
-    """Returns an account's balance, stakes, delegations, votes and permissions.
+    """Returns an account's balance, stakes, delegations, votes and permissions; with view STAKING also each
+    delegation and its lock, what the account can still delegate and its standing as a witness.
     An address never activated on chain returns exists = false, not NOT_FOUND.
     """
 
@@ -282,7 +287,10 @@ class TronClientServiceAsyncStub:
         tronpay.tron_client.v1.tron_client_pb2.WatchAddressesRequest,
         tronpay.tron_client.v1.tron_client_pb2.WatchAddressesResponse,
     ]
-    """Adds addresses to the watch list of one watcher. Idempotent per (address, watcher)."""
+    """Adds addresses to the watch list of one watcher. Idempotent per (address, watcher). With start_block,
+    block sync also rescans the addresses' history from that block (progress in its metrics).
+    Returns INVALID_ARGUMENT for a start_block too far behind, FAILED_PRECONDITION when block sync is off.
+    """
 
     UnwatchAddresses: grpc.aio.UnaryUnaryMultiCallable[
         tronpay.tron_client.v1.tron_client_pb2.UnwatchAddressesRequest,
@@ -425,7 +433,8 @@ class TronClientServiceServicer(metaclass=abc.ABCMeta):
         request: tronpay.tron_client.v1.tron_client_pb2.GetAccountRequest,
         context: _ServicerContext,
     ) -> typing.Union[tronpay.tron_client.v1.tron_client_pb2.GetAccountResponse, collections.abc.Awaitable[tronpay.tron_client.v1.tron_client_pb2.GetAccountResponse]]:
-        """Returns an account's balance, stakes, delegations, votes and permissions.
+        """Returns an account's balance, stakes, delegations, votes and permissions; with view STAKING also each
+        delegation and its lock, what the account can still delegate and its standing as a witness.
         An address never activated on chain returns exists = false, not NOT_FOUND.
         """
 
@@ -459,7 +468,10 @@ class TronClientServiceServicer(metaclass=abc.ABCMeta):
         request: tronpay.tron_client.v1.tron_client_pb2.WatchAddressesRequest,
         context: _ServicerContext,
     ) -> typing.Union[tronpay.tron_client.v1.tron_client_pb2.WatchAddressesResponse, collections.abc.Awaitable[tronpay.tron_client.v1.tron_client_pb2.WatchAddressesResponse]]:
-        """Adds addresses to the watch list of one watcher. Idempotent per (address, watcher)."""
+        """Adds addresses to the watch list of one watcher. Idempotent per (address, watcher). With start_block,
+        block sync also rescans the addresses' history from that block (progress in its metrics).
+        Returns INVALID_ARGUMENT for a start_block too far behind, FAILED_PRECONDITION when block sync is off.
+        """
 
     @abc.abstractmethod
     def UnwatchAddresses(

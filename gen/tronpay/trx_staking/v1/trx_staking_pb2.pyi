@@ -103,13 +103,19 @@ class StakingOperation(google.protobuf.message.Message):
         STATE_UNSPECIFIED: StakingOperation._State.ValueType  # 0
         """Not set."""
         STATE_PENDING: StakingOperation._State.ValueType  # 1
-        """Accepted; not broadcast yet."""
+        """Accepted; its transaction is being built or signed."""
         STATE_BROADCAST: StakingOperation._State.ValueType  # 2
-        """Broadcast; waiting for finality."""
+        """Broadcast; in no block yet."""
         STATE_CONFIRMED: StakingOperation._State.ValueType  # 3
         """Executed in a solidified block. Terminal."""
         STATE_FAILED: StakingOperation._State.ValueType  # 4
-        """Failed or expired. Terminal."""
+        """Refused before signing, or executed unsuccessfully in a solidified block. Terminal."""
+        STATE_SIGNED: StakingOperation._State.ValueType  # 5
+        """Its signed transaction is stored; not broadcast yet."""
+        STATE_INCLUDED: StakingOperation._State.ValueType  # 6
+        """In a block that is not solidified yet (its effect is visible at the head, but not final)."""
+        STATE_EXPIRED: StakingOperation._State.ValueType  # 7
+        """Every transaction built for it expired in no block. Terminal."""
 
     class State(_State, metaclass=_StateEnumTypeWrapper):
         """Lifecycle state."""
@@ -117,13 +123,19 @@ class StakingOperation(google.protobuf.message.Message):
     STATE_UNSPECIFIED: StakingOperation.State.ValueType  # 0
     """Not set."""
     STATE_PENDING: StakingOperation.State.ValueType  # 1
-    """Accepted; not broadcast yet."""
+    """Accepted; its transaction is being built or signed."""
     STATE_BROADCAST: StakingOperation.State.ValueType  # 2
-    """Broadcast; waiting for finality."""
+    """Broadcast; in no block yet."""
     STATE_CONFIRMED: StakingOperation.State.ValueType  # 3
     """Executed in a solidified block. Terminal."""
     STATE_FAILED: StakingOperation.State.ValueType  # 4
-    """Failed or expired. Terminal."""
+    """Refused before signing, or executed unsuccessfully in a solidified block. Terminal."""
+    STATE_SIGNED: StakingOperation.State.ValueType  # 5
+    """Its signed transaction is stored; not broadcast yet."""
+    STATE_INCLUDED: StakingOperation.State.ValueType  # 6
+    """In a block that is not solidified yet (its effect is visible at the head, but not final)."""
+    STATE_EXPIRED: StakingOperation.State.ValueType  # 7
+    """Every transaction built for it expired in no block. Terminal."""
 
     OPERATION_ID_FIELD_NUMBER: builtins.int
     KIND_FIELD_NUMBER: builtins.int
@@ -138,6 +150,14 @@ class StakingOperation(google.protobuf.message.Message):
     WITHDRAWABLE_TIME_FIELD_NUMBER: builtins.int
     CREATE_TIME_FIELD_NUMBER: builtins.int
     UPDATE_TIME_FIELD_NUMBER: builtins.int
+    LOCK_PERIOD_BLOCKS_FIELD_NUMBER: builtins.int
+    VOTES_FIELD_NUMBER: builtins.int
+    BLOCK_NUMBER_FIELD_NUMBER: builtins.int
+    FEE_SUN_FIELD_NUMBER: builtins.int
+    CONFIRM_TIME_FIELD_NUMBER: builtins.int
+    DELEGATION_OPERATION_ID_FIELD_NUMBER: builtins.int
+    ORIGIN_FIELD_NUMBER: builtins.int
+    BROADCAST_COUNT_FIELD_NUMBER: builtins.int
     operation_id: builtins.str
     """Output only. Operation id."""
     kind: global___StakingOperation.Kind.ValueType
@@ -158,6 +178,22 @@ class StakingOperation(google.protobuf.message.Message):
     """Output only. Transaction id."""
     failure_reason: builtins.str
     """Output only. Reason of a FAILED operation."""
+    lock_period_blocks: builtins.int
+    """Delegation lock period in blocks; 0 when not locked."""
+    block_number: builtins.int
+    """Output only. Including block number."""
+    fee_sun: builtins.int
+    """Output only. Fee paid, in sun."""
+    delegation_operation_id: builtins.str
+    """Output only. For a stake with a receiver: the operation delegating the stake, created once the stake is
+    confirmed.
+    """
+    origin: builtins.str
+    """Output only. Who asked for it: "request" (an RPC), "broker" (the energy broker) or "treasury" (the
+    treasury automation).
+    """
+    broadcast_count: builtins.int
+    """Output only. Times its current signed transaction was broadcast."""
     @property
     def withdrawable_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Output only. For an unstake: when the TRX becomes withdrawable."""
@@ -169,6 +205,14 @@ class StakingOperation(google.protobuf.message.Message):
     @property
     def update_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Output only. Last state change."""
+
+    @property
+    def votes(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___WitnessVote]:
+        """Votes cast by a vote."""
+
+    @property
+    def confirm_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Output only. When it reached CONFIRMED."""
 
     def __init__(
         self,
@@ -186,9 +230,17 @@ class StakingOperation(google.protobuf.message.Message):
         withdrawable_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         create_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         update_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        lock_period_blocks: builtins.int = ...,
+        votes: collections.abc.Iterable[global___WitnessVote] | None = ...,
+        block_number: builtins.int = ...,
+        fee_sun: builtins.int = ...,
+        confirm_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        delegation_operation_id: builtins.str = ...,
+        origin: builtins.str = ...,
+        broadcast_count: builtins.int = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["create_time", b"create_time", "update_time", b"update_time", "withdrawable_time", b"withdrawable_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["amount_sun", b"amount_sun", "create_time", b"create_time", "failure_reason", b"failure_reason", "kind", b"kind", "operation_id", b"operation_id", "owner_address", b"owner_address", "receiver_address", b"receiver_address", "resource", b"resource", "state", b"state", "txid", b"txid", "update_time", b"update_time", "wallet_id", b"wallet_id", "withdrawable_time", b"withdrawable_time"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["confirm_time", b"confirm_time", "create_time", b"create_time", "update_time", b"update_time", "withdrawable_time", b"withdrawable_time"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["amount_sun", b"amount_sun", "block_number", b"block_number", "broadcast_count", b"broadcast_count", "confirm_time", b"confirm_time", "create_time", b"create_time", "delegation_operation_id", b"delegation_operation_id", "failure_reason", b"failure_reason", "fee_sun", b"fee_sun", "kind", b"kind", "lock_period_blocks", b"lock_period_blocks", "operation_id", b"operation_id", "origin", b"origin", "owner_address", b"owner_address", "receiver_address", b"receiver_address", "resource", b"resource", "state", b"state", "txid", b"txid", "update_time", b"update_time", "votes", b"votes", "wallet_id", b"wallet_id", "withdrawable_time", b"withdrawable_time"]) -> None: ...
 
 global___StakingOperation = StakingOperation
 
@@ -323,6 +375,8 @@ class StakingStatus(google.protobuf.message.Message):
     TRON_POWER_FIELD_NUMBER: builtins.int
     VOTES_FIELD_NUMBER: builtins.int
     UPDATE_TIME_FIELD_NUMBER: builtins.int
+    TRON_POWER_USED_FIELD_NUMBER: builtins.int
+    AVAILABLE_UNSTAKE_COUNT_FIELD_NUMBER: builtins.int
     address: builtins.str
     """Address."""
     balance_sun: builtins.int
@@ -341,6 +395,10 @@ class StakingStatus(google.protobuf.message.Message):
     """Bandwidth used."""
     tron_power: builtins.int
     """Tron power (votes available)."""
+    tron_power_used: builtins.int
+    """Tron power used by the current votes."""
+    available_unstake_count: builtins.int
+    """Unstakes that can still be started (32 minus those pending)."""
     @property
     def staked(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___StakedResource]:
         """Stakes per resource."""
@@ -383,9 +441,11 @@ class StakingStatus(google.protobuf.message.Message):
         tron_power: builtins.int = ...,
         votes: collections.abc.Iterable[global___WitnessVote] | None = ...,
         update_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        tron_power_used: builtins.int = ...,
+        available_unstake_count: builtins.int = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["update_time", b"update_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["address", b"address", "balance_sun", b"balance_sun", "bandwidth_limit", b"bandwidth_limit", "bandwidth_used", b"bandwidth_used", "delegated_in", b"delegated_in", "delegated_out", b"delegated_out", "energy_limit", b"energy_limit", "energy_used", b"energy_used", "pending_unstakes", b"pending_unstakes", "staked", b"staked", "total_staked_sun", b"total_staked_sun", "tron_power", b"tron_power", "update_time", b"update_time", "votes", b"votes", "withdrawable_sun", b"withdrawable_sun"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "available_unstake_count", b"available_unstake_count", "balance_sun", b"balance_sun", "bandwidth_limit", b"bandwidth_limit", "bandwidth_used", b"bandwidth_used", "delegated_in", b"delegated_in", "delegated_out", b"delegated_out", "energy_limit", b"energy_limit", "energy_used", b"energy_used", "pending_unstakes", b"pending_unstakes", "staked", b"staked", "total_staked_sun", b"total_staked_sun", "tron_power", b"tron_power", "tron_power_used", b"tron_power_used", "update_time", b"update_time", "votes", b"votes", "withdrawable_sun", b"withdrawable_sun"]) -> None: ...
 
 global___StakingStatus = StakingStatus
 
@@ -572,12 +632,18 @@ class GetStakingRewardsResponse(google.protobuf.message.Message):
     LAST_CLAIM_TIME_FIELD_NUMBER: builtins.int
     NEXT_CLAIM_TIME_FIELD_NUMBER: builtins.int
     VOTES_FIELD_NUMBER: builtins.int
+    ESTIMATED_REWARD_PER_DAY_SUN_FIELD_NUMBER: builtins.int
     address: builtins.str
     """Address."""
     unclaimed_reward_sun: builtins.int
     """Unclaimed voting rewards, in sun."""
     claimed_reward_sun: builtins.int
     """Rewards claimed through this cluster so far, in sun."""
+    estimated_reward_per_day_sun: builtins.int
+    """An estimate, not a promise: the reward per day the current votes would earn at the voted witnesses'
+    current votes, rank and brokerage, with the network's per-block pay (getWitnessPayPerBlock,
+    getWitness127PayPerBlock), in sun.
+    """
     @property
     def last_claim_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Time of the last claim."""
@@ -599,9 +665,10 @@ class GetStakingRewardsResponse(google.protobuf.message.Message):
         last_claim_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         next_claim_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         votes: collections.abc.Iterable[global___WitnessVote] | None = ...,
+        estimated_reward_per_day_sun: builtins.int = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["last_claim_time", b"last_claim_time", "next_claim_time", b"next_claim_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["address", b"address", "claimed_reward_sun", b"claimed_reward_sun", "last_claim_time", b"last_claim_time", "next_claim_time", b"next_claim_time", "unclaimed_reward_sun", b"unclaimed_reward_sun", "votes", b"votes"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "claimed_reward_sun", b"claimed_reward_sun", "estimated_reward_per_day_sun", b"estimated_reward_per_day_sun", "last_claim_time", b"last_claim_time", "next_claim_time", b"next_claim_time", "unclaimed_reward_sun", b"unclaimed_reward_sun", "votes", b"votes"]) -> None: ...
 
 global___GetStakingRewardsResponse = GetStakingRewardsResponse
 
@@ -869,3 +936,115 @@ class GetStakingOperationResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["operation", b"operation"]) -> None: ...
 
 global___GetStakingOperationResponse = GetStakingOperationResponse
+
+@typing.final
+class RequestEnergyRequest(google.protobuf.message.Message):
+    """Request of RequestEnergy."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    ENERGY_FIELD_NUMBER: builtins.int
+    request_id: builtins.str
+    """Idempotency key; a repeated key returns the first answer (ask again with a new key for a fresh one)."""
+    address: builtins.str
+    """Address about to send a transaction."""
+    energy: builtins.int
+    """Energy the transaction needs."""
+    def __init__(
+        self,
+        *,
+        request_id: builtins.str = ...,
+        address: builtins.str = ...,
+        energy: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "energy", b"energy", "request_id", b"request_id"]) -> None: ...
+
+global___RequestEnergyRequest = RequestEnergyRequest
+
+@typing.final
+class RequestEnergyResponse(google.protobuf.message.Message):
+    """Response of RequestEnergy."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    class _Outcome:
+        ValueType = typing.NewType("ValueType", builtins.int)
+        V: typing_extensions.TypeAlias = ValueType
+
+    class _OutcomeEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[RequestEnergyResponse._Outcome.ValueType], builtins.type):
+        DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+        OUTCOME_UNSPECIFIED: RequestEnergyResponse._Outcome.ValueType  # 0
+        """Not set."""
+        OUTCOME_AVAILABLE: RequestEnergyResponse._Outcome.ValueType  # 1
+        """The address already had the energy."""
+        OUTCOME_DELEGATED: RequestEnergyResponse._Outcome.ValueType  # 2
+        """The broker delegated energy (for this request or a concurrent one) and it is there at the head block."""
+        OUTCOME_PENDING: RequestEnergyResponse._Outcome.ValueType  # 3
+        """A delegation is on its way but in no block yet; ask again with a new request_id."""
+        OUTCOME_REFUSED: RequestEnergyResponse._Outcome.ValueType  # 4
+        """The broker will not provide the energy; see refusal_reason, burn_allowed and max_burn_sun."""
+
+    class Outcome(_Outcome, metaclass=_OutcomeEnumTypeWrapper):
+        """What the broker did."""
+
+    OUTCOME_UNSPECIFIED: RequestEnergyResponse.Outcome.ValueType  # 0
+    """Not set."""
+    OUTCOME_AVAILABLE: RequestEnergyResponse.Outcome.ValueType  # 1
+    """The address already had the energy."""
+    OUTCOME_DELEGATED: RequestEnergyResponse.Outcome.ValueType  # 2
+    """The broker delegated energy (for this request or a concurrent one) and it is there at the head block."""
+    OUTCOME_PENDING: RequestEnergyResponse.Outcome.ValueType  # 3
+    """A delegation is on its way but in no block yet; ask again with a new request_id."""
+    OUTCOME_REFUSED: RequestEnergyResponse.Outcome.ValueType  # 4
+    """The broker will not provide the energy; see refusal_reason, burn_allowed and max_burn_sun."""
+
+    OUTCOME_FIELD_NUMBER: builtins.int
+    REFUSAL_REASON_FIELD_NUMBER: builtins.int
+    ADDRESS_FIELD_NUMBER: builtins.int
+    ENERGY_AVAILABLE_FIELD_NUMBER: builtins.int
+    DELEGATED_SUN_FIELD_NUMBER: builtins.int
+    OPERATION_ID_FIELD_NUMBER: builtins.int
+    HELD_SUN_FIELD_NUMBER: builtins.int
+    BURN_ALLOWED_FIELD_NUMBER: builtins.int
+    MAX_BURN_SUN_FIELD_NUMBER: builtins.int
+    outcome: global___RequestEnergyResponse.Outcome.ValueType
+    """What the broker did."""
+    refusal_reason: builtins.str
+    """For REFUSED: BROKER_NOT_CONFIGURED, STAKING_ADDRESS (the address is the staking wallet's),
+    RECEIVER_NOT_ACTIVATED, ADDRESS_LIMIT_REACHED, BUDGET_EXHAUSTED, STAKE_EXHAUSTED (not enough staked
+    energy left to delegate), DELEGATION_FAILED, or the wallet manager's reason when it refused to sign.
+    """
+    address: builtins.str
+    """The address."""
+    energy_available: builtins.int
+    """Energy free at the address when last read."""
+    delegated_sun: builtins.int
+    """Staked TRX this request delegated, in sun (0 when the energy was there or a concurrent request
+    delegated).
+    """
+    operation_id: builtins.str
+    """The delegation that provided the energy, if any (a staking operation)."""
+    held_sun: builtins.int
+    """Staked TRX the broker delegates to the address now (including a delegation on its way), in sun."""
+    burn_allowed: builtins.bool
+    """Whether the caller may burn TRX for the energy instead (STAKING_BROKER_BURN_FALLBACK)."""
+    max_burn_sun: builtins.int
+    """The most TRX the caller may burn for it, in sun (STAKING_BROKER_MAX_BURN_SUN); 0 when not allowed."""
+    def __init__(
+        self,
+        *,
+        outcome: global___RequestEnergyResponse.Outcome.ValueType = ...,
+        refusal_reason: builtins.str = ...,
+        address: builtins.str = ...,
+        energy_available: builtins.int = ...,
+        delegated_sun: builtins.int = ...,
+        operation_id: builtins.str = ...,
+        held_sun: builtins.int = ...,
+        burn_allowed: builtins.bool = ...,
+        max_burn_sun: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "burn_allowed", b"burn_allowed", "delegated_sun", b"delegated_sun", "energy_available", b"energy_available", "held_sun", b"held_sun", "max_burn_sun", b"max_burn_sun", "operation_id", b"operation_id", "outcome", b"outcome", "refusal_reason", b"refusal_reason"]) -> None: ...
+
+global___RequestEnergyResponse = RequestEnergyResponse

@@ -32,6 +32,19 @@ class TrxStakingServiceStub(object):
 
     Resources: staking operations (`operations/{operation_id}`), each one on-chain transaction, and the
     per-address staking status and rewards (singletons read from the chain).
+
+    An operation is one durable record driven to a terminal state whatever crashes: its signed transaction is
+    stored before the first broadcast and rebroadcast unchanged until it is in a block or provably expired
+    (its expiration is not after the solidified block's time and it is in no block); only then is a new one
+    built (STAKING_MAX_ATTEMPTS in all). It is CONFIRMED once its block is solidified. The chain's rules are
+    checked before anything is signed; a request that breaks one is refused with FAILED_PRECONDITION and one of
+    these ErrorInfo reasons: AMOUNT_BELOW_MINIMUM (less than 1 TRX), INSUFFICIENT_BALANCE, INSUFFICIENT_STAKE,
+    UNSTAKE_LIMIT_REACHED (32 unstakes pending), NOTHING_TO_WITHDRAW (no unstake has expired), NO_REWARD,
+    CLAIM_TOO_SOON (one claim per STAKING_CLAIM_INTERVAL_SECONDS), INSUFFICIENT_DELEGATABLE_STAKE,
+    RECEIVER_NOT_ACTIVATED, LOCK_PERIOD_TOO_LONG, LOCK_SHORTER_THAN_REMAINING, NO_DELEGATION,
+    INSUFFICIENT_DELEGATED, DELEGATION_LOCKED (the lock has not expired), NOT_A_WITNESS,
+    VOTES_EXCEED_TRON_POWER, ACCOUNT_NOT_ACTIVATED, WALLET_CANNOT_SIGN; the wallet's signing policy may refuse
+    too (the wallet manager's reason).
     """
 
     def __init__(self, channel):
@@ -85,6 +98,11 @@ class TrxStakingServiceStub(object):
                 request_serializer=tronpay_dot_trx__staking_dot_v1_dot_trx__staking__pb2.GetStakingOperationRequest.SerializeToString,
                 response_deserializer=tronpay_dot_trx__staking_dot_v1_dot_trx__staking__pb2.GetStakingOperationResponse.FromString,
                 _registered_method=True)
+        self.RequestEnergy = channel.unary_unary(
+                '/tronpay.trx_staking.v1.TrxStakingService/RequestEnergy',
+                request_serializer=tronpay_dot_trx__staking_dot_v1_dot_trx__staking__pb2.RequestEnergyRequest.SerializeToString,
+                response_deserializer=tronpay_dot_trx__staking_dot_v1_dot_trx__staking__pb2.RequestEnergyResponse.FromString,
+                _registered_method=True)
 
 
 class TrxStakingServiceServicer(object):
@@ -94,6 +112,19 @@ class TrxStakingServiceServicer(object):
 
     Resources: staking operations (`operations/{operation_id}`), each one on-chain transaction, and the
     per-address staking status and rewards (singletons read from the chain).
+
+    An operation is one durable record driven to a terminal state whatever crashes: its signed transaction is
+    stored before the first broadcast and rebroadcast unchanged until it is in a block or provably expired
+    (its expiration is not after the solidified block's time and it is in no block); only then is a new one
+    built (STAKING_MAX_ATTEMPTS in all). It is CONFIRMED once its block is solidified. The chain's rules are
+    checked before anything is signed; a request that breaks one is refused with FAILED_PRECONDITION and one of
+    these ErrorInfo reasons: AMOUNT_BELOW_MINIMUM (less than 1 TRX), INSUFFICIENT_BALANCE, INSUFFICIENT_STAKE,
+    UNSTAKE_LIMIT_REACHED (32 unstakes pending), NOTHING_TO_WITHDRAW (no unstake has expired), NO_REWARD,
+    CLAIM_TOO_SOON (one claim per STAKING_CLAIM_INTERVAL_SECONDS), INSUFFICIENT_DELEGATABLE_STAKE,
+    RECEIVER_NOT_ACTIVATED, LOCK_PERIOD_TOO_LONG, LOCK_SHORTER_THAN_REMAINING, NO_DELEGATION,
+    INSUFFICIENT_DELEGATED, DELEGATION_LOCKED (the lock has not expired), NOT_A_WITNESS,
+    VOTES_EXCEED_TRON_POWER, ACCOUNT_NOT_ACTIVATED, WALLET_CANNOT_SIGN; the wallet's signing policy may refuse
+    too (the wallet manager's reason).
     """
 
     def Stake(self, request, context):
@@ -163,6 +194,21 @@ class TrxStakingServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestEnergy(self, request, context):
+        """The energy broker (internal: the services that send transactions call it first): makes sure `address`
+        has `energy` energy free. When it has less, it delegates just enough energy from the cluster's staking
+        wallet (STAKING_WALLET_ID): the staked TRX the network's TotalEnergyWeight / TotalEnergyLimit asks for,
+        rounded up to whole TRX, at least 1 TRX, locked or not per STAKING_BROKER_LOCK_BLOCKS, within
+        STAKING_BROKER_MAX_PER_ADDRESS_SUN and STAKING_BROKER_BUDGET_SUN, and takes it back after
+        STAKING_BROKER_IDLE_SECONDS without requests once no lock holds it. Concurrent requests for one address,
+        on any replica, delegate once. The answer is an outcome, not an error: AVAILABLE or DELEGATED (the energy
+        is there at the head block), PENDING (the delegation is not in a block yet: ask again with a new
+        request_id) or REFUSED with a reason, and whether the caller may burn TRX instead and up to how much.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrxStakingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +257,11 @@ def add_TrxStakingServiceServicer_to_server(servicer, server):
                     request_deserializer=tronpay_dot_trx__staking_dot_v1_dot_trx__staking__pb2.GetStakingOperationRequest.FromString,
                     response_serializer=tronpay_dot_trx__staking_dot_v1_dot_trx__staking__pb2.GetStakingOperationResponse.SerializeToString,
             ),
+            'RequestEnergy': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestEnergy,
+                    request_deserializer=tronpay_dot_trx__staking_dot_v1_dot_trx__staking__pb2.RequestEnergyRequest.FromString,
+                    response_serializer=tronpay_dot_trx__staking_dot_v1_dot_trx__staking__pb2.RequestEnergyResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tronpay.trx_staking.v1.TrxStakingService', rpc_method_handlers)
@@ -226,6 +277,19 @@ class TrxStakingService(object):
 
     Resources: staking operations (`operations/{operation_id}`), each one on-chain transaction, and the
     per-address staking status and rewards (singletons read from the chain).
+
+    An operation is one durable record driven to a terminal state whatever crashes: its signed transaction is
+    stored before the first broadcast and rebroadcast unchanged until it is in a block or provably expired
+    (its expiration is not after the solidified block's time and it is in no block); only then is a new one
+    built (STAKING_MAX_ATTEMPTS in all). It is CONFIRMED once its block is solidified. The chain's rules are
+    checked before anything is signed; a request that breaks one is refused with FAILED_PRECONDITION and one of
+    these ErrorInfo reasons: AMOUNT_BELOW_MINIMUM (less than 1 TRX), INSUFFICIENT_BALANCE, INSUFFICIENT_STAKE,
+    UNSTAKE_LIMIT_REACHED (32 unstakes pending), NOTHING_TO_WITHDRAW (no unstake has expired), NO_REWARD,
+    CLAIM_TOO_SOON (one claim per STAKING_CLAIM_INTERVAL_SECONDS), INSUFFICIENT_DELEGATABLE_STAKE,
+    RECEIVER_NOT_ACTIVATED, LOCK_PERIOD_TOO_LONG, LOCK_SHORTER_THAN_REMAINING, NO_DELEGATION,
+    INSUFFICIENT_DELEGATED, DELEGATION_LOCKED (the lock has not expired), NOT_A_WITNESS,
+    VOTES_EXCEED_TRON_POWER, ACCOUNT_NOT_ACTIVATED, WALLET_CANNOT_SIGN; the wallet's signing policy may refuse
+    too (the wallet manager's reason).
     """
 
     @staticmethod
@@ -461,6 +525,33 @@ class TrxStakingService(object):
             '/tronpay.trx_staking.v1.TrxStakingService/GetStakingOperation',
             tronpay_dot_trx__staking_dot_v1_dot_trx__staking__pb2.GetStakingOperationRequest.SerializeToString,
             tronpay_dot_trx__staking_dot_v1_dot_trx__staking__pb2.GetStakingOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestEnergy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tronpay.trx_staking.v1.TrxStakingService/RequestEnergy',
+            tronpay_dot_trx__staking_dot_v1_dot_trx__staking__pb2.RequestEnergyRequest.SerializeToString,
+            tronpay_dot_trx__staking_dot_v1_dot_trx__staking__pb2.RequestEnergyResponse.FromString,
             options,
             channel_credentials,
             insecure,

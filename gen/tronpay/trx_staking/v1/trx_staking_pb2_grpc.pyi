@@ -24,6 +24,19 @@ class TrxStakingServiceStub:
 
     Resources: staking operations (`operations/{operation_id}`), each one on-chain transaction, and the
     per-address staking status and rewards (singletons read from the chain).
+
+    An operation is one durable record driven to a terminal state whatever crashes: its signed transaction is
+    stored before the first broadcast and rebroadcast unchanged until it is in a block or provably expired
+    (its expiration is not after the solidified block's time and it is in no block); only then is a new one
+    built (STAKING_MAX_ATTEMPTS in all). It is CONFIRMED once its block is solidified. The chain's rules are
+    checked before anything is signed; a request that breaks one is refused with FAILED_PRECONDITION and one of
+    these ErrorInfo reasons: AMOUNT_BELOW_MINIMUM (less than 1 TRX), INSUFFICIENT_BALANCE, INSUFFICIENT_STAKE,
+    UNSTAKE_LIMIT_REACHED (32 unstakes pending), NOTHING_TO_WITHDRAW (no unstake has expired), NO_REWARD,
+    CLAIM_TOO_SOON (one claim per STAKING_CLAIM_INTERVAL_SECONDS), INSUFFICIENT_DELEGATABLE_STAKE,
+    RECEIVER_NOT_ACTIVATED, LOCK_PERIOD_TOO_LONG, LOCK_SHORTER_THAN_REMAINING, NO_DELEGATION,
+    INSUFFICIENT_DELEGATED, DELEGATION_LOCKED (the lock has not expired), NOT_A_WITNESS,
+    VOTES_EXCEED_TRON_POWER, ACCOUNT_NOT_ACTIVATED, WALLET_CANNOT_SIGN; the wallet's signing policy may refuse
+    too (the wallet manager's reason).
     """
 
     def __init__(self, channel: typing.Union[grpc.Channel, grpc.aio.Channel]) -> None: ...
@@ -88,6 +101,21 @@ class TrxStakingServiceStub:
     ]
     """Returns a staking operation. Returns NOT_FOUND if it does not exist."""
 
+    RequestEnergy: grpc.UnaryUnaryMultiCallable[
+        tronpay.trx_staking.v1.trx_staking_pb2.RequestEnergyRequest,
+        tronpay.trx_staking.v1.trx_staking_pb2.RequestEnergyResponse,
+    ]
+    """The energy broker (internal: the services that send transactions call it first): makes sure `address`
+    has `energy` energy free. When it has less, it delegates just enough energy from the cluster's staking
+    wallet (STAKING_WALLET_ID): the staked TRX the network's TotalEnergyWeight / TotalEnergyLimit asks for,
+    rounded up to whole TRX, at least 1 TRX, locked or not per STAKING_BROKER_LOCK_BLOCKS, within
+    STAKING_BROKER_MAX_PER_ADDRESS_SUN and STAKING_BROKER_BUDGET_SUN, and takes it back after
+    STAKING_BROKER_IDLE_SECONDS without requests once no lock holds it. Concurrent requests for one address,
+    on any replica, delegate once. The answer is an outcome, not an error: AVAILABLE or DELEGATED (the energy
+    is there at the head block), PENDING (the delegation is not in a block yet: ask again with a new
+    request_id) or REFUSED with a reason, and whether the caller may burn TRX instead and up to how much.
+    """
+
 class TrxStakingServiceAsyncStub:
     """TrxStakingService owns Stake 2.0: freezing TRX for ENERGY or BANDWIDTH, unfreezing (14-day wait on
     mainnet, configurable on devnet), withdrawing expired unfreezes, delegating resources to hot wallets,
@@ -95,6 +123,19 @@ class TrxStakingServiceAsyncStub:
 
     Resources: staking operations (`operations/{operation_id}`), each one on-chain transaction, and the
     per-address staking status and rewards (singletons read from the chain).
+
+    An operation is one durable record driven to a terminal state whatever crashes: its signed transaction is
+    stored before the first broadcast and rebroadcast unchanged until it is in a block or provably expired
+    (its expiration is not after the solidified block's time and it is in no block); only then is a new one
+    built (STAKING_MAX_ATTEMPTS in all). It is CONFIRMED once its block is solidified. The chain's rules are
+    checked before anything is signed; a request that breaks one is refused with FAILED_PRECONDITION and one of
+    these ErrorInfo reasons: AMOUNT_BELOW_MINIMUM (less than 1 TRX), INSUFFICIENT_BALANCE, INSUFFICIENT_STAKE,
+    UNSTAKE_LIMIT_REACHED (32 unstakes pending), NOTHING_TO_WITHDRAW (no unstake has expired), NO_REWARD,
+    CLAIM_TOO_SOON (one claim per STAKING_CLAIM_INTERVAL_SECONDS), INSUFFICIENT_DELEGATABLE_STAKE,
+    RECEIVER_NOT_ACTIVATED, LOCK_PERIOD_TOO_LONG, LOCK_SHORTER_THAN_REMAINING, NO_DELEGATION,
+    INSUFFICIENT_DELEGATED, DELEGATION_LOCKED (the lock has not expired), NOT_A_WITNESS,
+    VOTES_EXCEED_TRON_POWER, ACCOUNT_NOT_ACTIVATED, WALLET_CANNOT_SIGN; the wallet's signing policy may refuse
+    too (the wallet manager's reason).
     """
 
     Stake: grpc.aio.UnaryUnaryMultiCallable[
@@ -158,6 +199,21 @@ class TrxStakingServiceAsyncStub:
     ]
     """Returns a staking operation. Returns NOT_FOUND if it does not exist."""
 
+    RequestEnergy: grpc.aio.UnaryUnaryMultiCallable[
+        tronpay.trx_staking.v1.trx_staking_pb2.RequestEnergyRequest,
+        tronpay.trx_staking.v1.trx_staking_pb2.RequestEnergyResponse,
+    ]
+    """The energy broker (internal: the services that send transactions call it first): makes sure `address`
+    has `energy` energy free. When it has less, it delegates just enough energy from the cluster's staking
+    wallet (STAKING_WALLET_ID): the staked TRX the network's TotalEnergyWeight / TotalEnergyLimit asks for,
+    rounded up to whole TRX, at least 1 TRX, locked or not per STAKING_BROKER_LOCK_BLOCKS, within
+    STAKING_BROKER_MAX_PER_ADDRESS_SUN and STAKING_BROKER_BUDGET_SUN, and takes it back after
+    STAKING_BROKER_IDLE_SECONDS without requests once no lock holds it. Concurrent requests for one address,
+    on any replica, delegate once. The answer is an outcome, not an error: AVAILABLE or DELEGATED (the energy
+    is there at the head block), PENDING (the delegation is not in a block yet: ask again with a new
+    request_id) or REFUSED with a reason, and whether the caller may burn TRX instead and up to how much.
+    """
+
 class TrxStakingServiceServicer(metaclass=abc.ABCMeta):
     """TrxStakingService owns Stake 2.0: freezing TRX for ENERGY or BANDWIDTH, unfreezing (14-day wait on
     mainnet, configurable on devnet), withdrawing expired unfreezes, delegating resources to hot wallets,
@@ -165,6 +221,19 @@ class TrxStakingServiceServicer(metaclass=abc.ABCMeta):
 
     Resources: staking operations (`operations/{operation_id}`), each one on-chain transaction, and the
     per-address staking status and rewards (singletons read from the chain).
+
+    An operation is one durable record driven to a terminal state whatever crashes: its signed transaction is
+    stored before the first broadcast and rebroadcast unchanged until it is in a block or provably expired
+    (its expiration is not after the solidified block's time and it is in no block); only then is a new one
+    built (STAKING_MAX_ATTEMPTS in all). It is CONFIRMED once its block is solidified. The chain's rules are
+    checked before anything is signed; a request that breaks one is refused with FAILED_PRECONDITION and one of
+    these ErrorInfo reasons: AMOUNT_BELOW_MINIMUM (less than 1 TRX), INSUFFICIENT_BALANCE, INSUFFICIENT_STAKE,
+    UNSTAKE_LIMIT_REACHED (32 unstakes pending), NOTHING_TO_WITHDRAW (no unstake has expired), NO_REWARD,
+    CLAIM_TOO_SOON (one claim per STAKING_CLAIM_INTERVAL_SECONDS), INSUFFICIENT_DELEGATABLE_STAKE,
+    RECEIVER_NOT_ACTIVATED, LOCK_PERIOD_TOO_LONG, LOCK_SHORTER_THAN_REMAINING, NO_DELEGATION,
+    INSUFFICIENT_DELEGATED, DELEGATION_LOCKED (the lock has not expired), NOT_A_WITNESS,
+    VOTES_EXCEED_TRON_POWER, ACCOUNT_NOT_ACTIVATED, WALLET_CANNOT_SIGN; the wallet's signing policy may refuse
+    too (the wallet manager's reason).
     """
 
     @abc.abstractmethod
@@ -245,5 +314,22 @@ class TrxStakingServiceServicer(metaclass=abc.ABCMeta):
         context: _ServicerContext,
     ) -> typing.Union[tronpay.trx_staking.v1.trx_staking_pb2.GetStakingOperationResponse, collections.abc.Awaitable[tronpay.trx_staking.v1.trx_staking_pb2.GetStakingOperationResponse]]:
         """Returns a staking operation. Returns NOT_FOUND if it does not exist."""
+
+    @abc.abstractmethod
+    def RequestEnergy(
+        self,
+        request: tronpay.trx_staking.v1.trx_staking_pb2.RequestEnergyRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[tronpay.trx_staking.v1.trx_staking_pb2.RequestEnergyResponse, collections.abc.Awaitable[tronpay.trx_staking.v1.trx_staking_pb2.RequestEnergyResponse]]:
+        """The energy broker (internal: the services that send transactions call it first): makes sure `address`
+        has `energy` energy free. When it has less, it delegates just enough energy from the cluster's staking
+        wallet (STAKING_WALLET_ID): the staked TRX the network's TotalEnergyWeight / TotalEnergyLimit asks for,
+        rounded up to whole TRX, at least 1 TRX, locked or not per STAKING_BROKER_LOCK_BLOCKS, within
+        STAKING_BROKER_MAX_PER_ADDRESS_SUN and STAKING_BROKER_BUDGET_SUN, and takes it back after
+        STAKING_BROKER_IDLE_SECONDS without requests once no lock holds it. Concurrent requests for one address,
+        on any replica, delegate once. The answer is an outcome, not an error: AVAILABLE or DELEGATED (the energy
+        is there at the head block), PENDING (the delegation is not in a block yet: ask again with a new
+        request_id) or REFUSED with a reason, and whether the caller may burn TRX instead and up to how much.
+        """
 
 def add_TrxStakingServiceServicer_to_server(servicer: TrxStakingServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

@@ -90,6 +90,14 @@ class Transfer(google.protobuf.message.Message):
     CREATE_TIME_FIELD_NUMBER: builtins.int
     UPDATE_TIME_FIELD_NUMBER: builtins.int
     CONFIRM_TIME_FIELD_NUMBER: builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
+    FEE_LIMIT_CAP_SUN_FIELD_NUMBER: builtins.int
+    ENERGY_PRICE_SUN_FIELD_NUMBER: builtins.int
+    ENERGY_SOURCE_FIELD_NUMBER: builtins.int
+    ENERGY_FEE_SUN_FIELD_NUMBER: builtins.int
+    NET_FEE_SUN_FIELD_NUMBER: builtins.int
+    ATTEMPTS_FIELD_NUMBER: builtins.int
+    INCLUDE_TIME_FIELD_NUMBER: builtins.int
     transfer_id: builtins.str
     """Output only. Transfer id."""
     wallet_id: builtins.str
@@ -120,6 +128,22 @@ class Transfer(google.protobuf.message.Message):
     """Output only. Reason of a FAILED or EXPIRED transfer."""
     reference: builtins.str
     """Caller's reference (for example a payout id), stored as given."""
+    token_address: builtins.str
+    """TRC20 contract of the token moved."""
+    fee_limit_cap_sun: builtins.int
+    """Output only. Highest fee limit the service sets (USDT_MAX_FEE_LIMIT_SUN, or the network's maximum if
+    lower), in sun; fee_limit_sun never exceeds it.
+    """
+    energy_price_sun: builtins.int
+    """Output only. Price of one unit of energy the fee limit was computed with, in sun."""
+    energy_source: builtins.str
+    """Output only. Where the current attempt's energy comes from: "burn" (the sender's own staked energy, then
+    TRX burned up to fee_limit_sun) or the configured energy provider.
+    """
+    energy_fee_sun: builtins.int
+    """Output only. TRX burned for energy, in sun (part of fee_sun)."""
+    net_fee_sun: builtins.int
+    """Output only. TRX burned for bandwidth, in sun (part of fee_sun)."""
     @property
     def expiration_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Output only. Expiration of the current signed transaction."""
@@ -135,6 +159,14 @@ class Transfer(google.protobuf.message.Message):
     @property
     def confirm_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Output only. When it reached CONFIRMED."""
+
+    @property
+    def attempts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___TransactionAttempt]:
+        """Output only. Every transaction built for this transfer, oldest first; the last one is current."""
+
+    @property
+    def include_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Output only. When it was first seen in a block."""
 
     def __init__(
         self,
@@ -158,11 +190,82 @@ class Transfer(google.protobuf.message.Message):
         create_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         update_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         confirm_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        token_address: builtins.str = ...,
+        fee_limit_cap_sun: builtins.int = ...,
+        energy_price_sun: builtins.int = ...,
+        energy_source: builtins.str = ...,
+        energy_fee_sun: builtins.int = ...,
+        net_fee_sun: builtins.int = ...,
+        attempts: collections.abc.Iterable[global___TransactionAttempt] | None = ...,
+        include_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["confirm_time", b"confirm_time", "create_time", b"create_time", "expiration_time", b"expiration_time", "update_time", b"update_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["amount", b"amount", "block_number", b"block_number", "broadcast_count", b"broadcast_count", "confirm_time", b"confirm_time", "create_time", b"create_time", "energy_estimate", b"energy_estimate", "energy_used", b"energy_used", "expiration_time", b"expiration_time", "failure_reason", b"failure_reason", "fee_limit_sun", b"fee_limit_sun", "fee_sun", b"fee_sun", "from_address", b"from_address", "reference", b"reference", "state", b"state", "to_address", b"to_address", "transfer_id", b"transfer_id", "txid", b"txid", "update_time", b"update_time", "wallet_id", b"wallet_id"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["confirm_time", b"confirm_time", "create_time", b"create_time", "expiration_time", b"expiration_time", "include_time", b"include_time", "update_time", b"update_time"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["amount", b"amount", "attempts", b"attempts", "block_number", b"block_number", "broadcast_count", b"broadcast_count", "confirm_time", b"confirm_time", "create_time", b"create_time", "energy_estimate", b"energy_estimate", "energy_fee_sun", b"energy_fee_sun", "energy_price_sun", b"energy_price_sun", "energy_source", b"energy_source", "energy_used", b"energy_used", "expiration_time", b"expiration_time", "failure_reason", b"failure_reason", "fee_limit_cap_sun", b"fee_limit_cap_sun", "fee_limit_sun", b"fee_limit_sun", "fee_sun", b"fee_sun", "from_address", b"from_address", "include_time", b"include_time", "net_fee_sun", b"net_fee_sun", "reference", b"reference", "state", b"state", "to_address", b"to_address", "token_address", b"token_address", "transfer_id", b"transfer_id", "txid", b"txid", "update_time", b"update_time", "wallet_id", b"wallet_id"]) -> None: ...
 
 global___Transfer = Transfer
+
+@typing.final
+class TransactionAttempt(google.protobuf.message.Message):
+    """One signed transaction built for a transfer or approval."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ATTEMPT_NUMBER_FIELD_NUMBER: builtins.int
+    TXID_FIELD_NUMBER: builtins.int
+    EXPIRATION_TIME_FIELD_NUMBER: builtins.int
+    BROADCAST_COUNT_FIELD_NUMBER: builtins.int
+    FIRST_BROADCAST_TIME_FIELD_NUMBER: builtins.int
+    LAST_BROADCAST_TIME_FIELD_NUMBER: builtins.int
+    EXPIRED_FIELD_NUMBER: builtins.int
+    FEE_LIMIT_SUN_FIELD_NUMBER: builtins.int
+    ENERGY_ESTIMATE_FIELD_NUMBER: builtins.int
+    ENERGY_SOURCE_FIELD_NUMBER: builtins.int
+    attempt_number: builtins.int
+    """Attempt number, from 1."""
+    txid: builtins.str
+    """Transaction id."""
+    broadcast_count: builtins.int
+    """Times this exact signed transaction was broadcast."""
+    expired: builtins.bool
+    """Whether it provably can no longer be included (expired and in no block); a later attempt replaced it,
+    or the operation ended EXPIRED.
+    """
+    fee_limit_sun: builtins.int
+    """Fee limit set on it, in sun."""
+    energy_estimate: builtins.int
+    """Energy estimated for it."""
+    energy_source: builtins.str
+    """Where its energy comes from (see Transfer.energy_source)."""
+    @property
+    def expiration_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """The transaction's expiration."""
+
+    @property
+    def first_broadcast_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """First broadcast."""
+
+    @property
+    def last_broadcast_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Latest broadcast."""
+
+    def __init__(
+        self,
+        *,
+        attempt_number: builtins.int = ...,
+        txid: builtins.str = ...,
+        expiration_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        broadcast_count: builtins.int = ...,
+        first_broadcast_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        last_broadcast_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        expired: builtins.bool = ...,
+        fee_limit_sun: builtins.int = ...,
+        energy_estimate: builtins.int = ...,
+        energy_source: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["expiration_time", b"expiration_time", "first_broadcast_time", b"first_broadcast_time", "last_broadcast_time", b"last_broadcast_time"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["attempt_number", b"attempt_number", "broadcast_count", b"broadcast_count", "energy_estimate", b"energy_estimate", "energy_source", b"energy_source", "expiration_time", b"expiration_time", "expired", b"expired", "fee_limit_sun", b"fee_limit_sun", "first_broadcast_time", b"first_broadcast_time", "last_broadcast_time", b"last_broadcast_time", "txid", b"txid"]) -> None: ...
+
+global___TransactionAttempt = TransactionAttempt
 
 @typing.final
 class Approval(google.protobuf.message.Message):
@@ -180,6 +283,22 @@ class Approval(google.protobuf.message.Message):
     FAILURE_REASON_FIELD_NUMBER: builtins.int
     CREATE_TIME_FIELD_NUMBER: builtins.int
     UPDATE_TIME_FIELD_NUMBER: builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
+    FEE_LIMIT_SUN_FIELD_NUMBER: builtins.int
+    FEE_LIMIT_CAP_SUN_FIELD_NUMBER: builtins.int
+    ENERGY_ESTIMATE_FIELD_NUMBER: builtins.int
+    ENERGY_PRICE_SUN_FIELD_NUMBER: builtins.int
+    ENERGY_SOURCE_FIELD_NUMBER: builtins.int
+    BLOCK_NUMBER_FIELD_NUMBER: builtins.int
+    FEE_SUN_FIELD_NUMBER: builtins.int
+    ENERGY_FEE_SUN_FIELD_NUMBER: builtins.int
+    NET_FEE_SUN_FIELD_NUMBER: builtins.int
+    ENERGY_USED_FIELD_NUMBER: builtins.int
+    BROADCAST_COUNT_FIELD_NUMBER: builtins.int
+    EXPIRATION_TIME_FIELD_NUMBER: builtins.int
+    INCLUDE_TIME_FIELD_NUMBER: builtins.int
+    CONFIRM_TIME_FIELD_NUMBER: builtins.int
+    ATTEMPTS_FIELD_NUMBER: builtins.int
     approval_id: builtins.str
     """Output only. Approval id."""
     wallet_id: builtins.str
@@ -196,6 +315,30 @@ class Approval(google.protobuf.message.Message):
     """Output only. Transaction id."""
     failure_reason: builtins.str
     """Output only. Reason of a FAILED or EXPIRED approval."""
+    token_address: builtins.str
+    """TRC20 contract of the token."""
+    fee_limit_sun: builtins.int
+    """Fee limit set on the transaction, in sun."""
+    fee_limit_cap_sun: builtins.int
+    """Output only. Highest fee limit the service sets, in sun (see Transfer.fee_limit_cap_sun)."""
+    energy_estimate: builtins.int
+    """Energy estimated before sending."""
+    energy_price_sun: builtins.int
+    """Output only. Price of one unit of energy the fee limit was computed with, in sun."""
+    energy_source: builtins.str
+    """Output only. Where the current attempt's energy comes from (see Transfer.energy_source)."""
+    block_number: builtins.int
+    """Output only. Including block number."""
+    fee_sun: builtins.int
+    """Output only. Fee actually paid, in sun."""
+    energy_fee_sun: builtins.int
+    """Output only. TRX burned for energy, in sun (part of fee_sun)."""
+    net_fee_sun: builtins.int
+    """Output only. TRX burned for bandwidth, in sun (part of fee_sun)."""
+    energy_used: builtins.int
+    """Output only. Energy actually used."""
+    broadcast_count: builtins.int
+    """Output only. Number of broadcasts of the current signed transaction."""
     @property
     def create_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Output only. Creation time."""
@@ -203,6 +346,22 @@ class Approval(google.protobuf.message.Message):
     @property
     def update_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Output only. Last state change."""
+
+    @property
+    def expiration_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Output only. Expiration of the current signed transaction."""
+
+    @property
+    def include_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Output only. When it was first seen in a block."""
+
+    @property
+    def confirm_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Output only. When it reached CONFIRMED."""
+
+    @property
+    def attempts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___TransactionAttempt]:
+        """Output only. Every transaction built for this approval, oldest first; the last one is current."""
 
     def __init__(
         self,
@@ -217,9 +376,25 @@ class Approval(google.protobuf.message.Message):
         failure_reason: builtins.str = ...,
         create_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         update_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        token_address: builtins.str = ...,
+        fee_limit_sun: builtins.int = ...,
+        fee_limit_cap_sun: builtins.int = ...,
+        energy_estimate: builtins.int = ...,
+        energy_price_sun: builtins.int = ...,
+        energy_source: builtins.str = ...,
+        block_number: builtins.int = ...,
+        fee_sun: builtins.int = ...,
+        energy_fee_sun: builtins.int = ...,
+        net_fee_sun: builtins.int = ...,
+        energy_used: builtins.int = ...,
+        broadcast_count: builtins.int = ...,
+        expiration_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        include_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        confirm_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        attempts: collections.abc.Iterable[global___TransactionAttempt] | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["create_time", b"create_time", "update_time", b"update_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["amount", b"amount", "approval_id", b"approval_id", "create_time", b"create_time", "failure_reason", b"failure_reason", "owner_address", b"owner_address", "spender_address", b"spender_address", "state", b"state", "txid", b"txid", "update_time", b"update_time", "wallet_id", b"wallet_id"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["confirm_time", b"confirm_time", "create_time", b"create_time", "expiration_time", b"expiration_time", "include_time", b"include_time", "update_time", b"update_time"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["amount", b"amount", "approval_id", b"approval_id", "attempts", b"attempts", "block_number", b"block_number", "broadcast_count", b"broadcast_count", "confirm_time", b"confirm_time", "create_time", b"create_time", "energy_estimate", b"energy_estimate", "energy_fee_sun", b"energy_fee_sun", "energy_price_sun", b"energy_price_sun", "energy_source", b"energy_source", "energy_used", b"energy_used", "expiration_time", b"expiration_time", "failure_reason", b"failure_reason", "fee_limit_cap_sun", b"fee_limit_cap_sun", "fee_limit_sun", b"fee_limit_sun", "fee_sun", b"fee_sun", "include_time", b"include_time", "net_fee_sun", b"net_fee_sun", "owner_address", b"owner_address", "spender_address", b"spender_address", "state", b"state", "token_address", b"token_address", "txid", b"txid", "update_time", b"update_time", "wallet_id", b"wallet_id"]) -> None: ...
 
 global___Approval = Approval
 
@@ -236,6 +411,7 @@ class CreateTransferRequest(google.protobuf.message.Message):
     AMOUNT_FIELD_NUMBER: builtins.int
     FEE_LIMIT_SUN_FIELD_NUMBER: builtins.int
     REFERENCE_FIELD_NUMBER: builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
     request_id: builtins.str
     """Idempotency key; a repeated key returns the first result."""
     wallet_id: builtins.str
@@ -250,6 +426,8 @@ class CreateTransferRequest(google.protobuf.message.Message):
     """Fee limit in sun; 0 derives it from the energy estimate."""
     reference: builtins.str
     """Caller's reference, stored as given."""
+    token_address: builtins.str
+    """TRC20 contract to transfer; empty means USDT_CONTRACT_ADDRESS. Must be USDT or listed in USDT_TRC20_TOKENS."""
     def __init__(
         self,
         *,
@@ -260,8 +438,9 @@ class CreateTransferRequest(google.protobuf.message.Message):
         amount: builtins.int = ...,
         fee_limit_sun: builtins.int = ...,
         reference: builtins.str = ...,
+        token_address: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["amount", b"amount", "fee_limit_sun", b"fee_limit_sun", "from_address", b"from_address", "reference", b"reference", "request_id", b"request_id", "to_address", b"to_address", "wallet_id", b"wallet_id"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["amount", b"amount", "fee_limit_sun", b"fee_limit_sun", "from_address", b"from_address", "reference", b"reference", "request_id", b"request_id", "to_address", b"to_address", "token_address", b"token_address", "wallet_id", b"wallet_id"]) -> None: ...
 
 global___CreateTransferRequest = CreateTransferRequest
 
@@ -293,14 +472,18 @@ class GetBalanceRequest(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     ADDRESS_FIELD_NUMBER: builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
     address: builtins.str
     """Address."""
+    token_address: builtins.str
+    """TRC20 contract; empty means USDT_CONTRACT_ADDRESS."""
     def __init__(
         self,
         *,
         address: builtins.str = ...,
+        token_address: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["address", b"address"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "token_address", b"token_address"]) -> None: ...
 
 global___GetBalanceRequest = GetBalanceRequest
 
@@ -316,6 +499,9 @@ class GetBalanceResponse(google.protobuf.message.Message):
     BLACKLISTED_FIELD_NUMBER: builtins.int
     BLOCK_NUMBER_FIELD_NUMBER: builtins.int
     UPDATE_TIME_FIELD_NUMBER: builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
+    SOLIDIFIED_BALANCE_FIELD_NUMBER: builtins.int
+    SOLIDIFIED_BLOCK_NUMBER_FIELD_NUMBER: builtins.int
     address: builtins.str
     """Address."""
     balance: builtins.int
@@ -326,6 +512,12 @@ class GetBalanceResponse(google.protobuf.message.Message):
     """Whether the USDT contract blacklists the address."""
     block_number: builtins.int
     """Block the balance was read at."""
+    token_address: builtins.str
+    """TRC20 contract the balance is of."""
+    solidified_balance: builtins.int
+    """Balance in base units as of the solidified block (final)."""
+    solidified_block_number: builtins.int
+    """Solidified block the solidified balance was read at."""
     @property
     def update_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """When the balance was read."""
@@ -339,9 +531,12 @@ class GetBalanceResponse(google.protobuf.message.Message):
         blacklisted: builtins.bool = ...,
         block_number: builtins.int = ...,
         update_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        token_address: builtins.str = ...,
+        solidified_balance: builtins.int = ...,
+        solidified_block_number: builtins.int = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["update_time", b"update_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["address", b"address", "balance", b"balance", "blacklisted", b"blacklisted", "block_number", b"block_number", "trx_balance_sun", b"trx_balance_sun", "update_time", b"update_time"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "balance", b"balance", "blacklisted", b"blacklisted", "block_number", b"block_number", "solidified_balance", b"solidified_balance", "solidified_block_number", b"solidified_block_number", "token_address", b"token_address", "trx_balance_sun", b"trx_balance_sun", "update_time", b"update_time"]) -> None: ...
 
 global___GetBalanceResponse = GetBalanceResponse
 
@@ -361,6 +556,7 @@ class TransactionRecord(google.protobuf.message.Message):
     BLOCK_TIME_FIELD_NUMBER: builtins.int
     STATE_FIELD_NUMBER: builtins.int
     TRANSFER_ID_FIELD_NUMBER: builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
     txid: builtins.str
     """Transaction id."""
     event_index: builtins.int
@@ -379,6 +575,8 @@ class TransactionRecord(google.protobuf.message.Message):
     """Finality."""
     transfer_id: builtins.str
     """Id of the cluster's transfer, if the cluster sent it."""
+    token_address: builtins.str
+    """TRC20 contract of the token moved."""
     @property
     def block_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Including block time."""
@@ -396,9 +594,10 @@ class TransactionRecord(google.protobuf.message.Message):
         block_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         state: tronpay.common.v1.common_pb2.TransferState.ValueType = ...,
         transfer_id: builtins.str = ...,
+        token_address: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["block_time", b"block_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["amount", b"amount", "block_number", b"block_number", "block_time", b"block_time", "direction", b"direction", "event_index", b"event_index", "from_address", b"from_address", "state", b"state", "to_address", b"to_address", "transfer_id", b"transfer_id", "txid", b"txid"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["amount", b"amount", "block_number", b"block_number", "block_time", b"block_time", "direction", b"direction", "event_index", b"event_index", "from_address", b"from_address", "state", b"state", "to_address", b"to_address", "token_address", b"token_address", "transfer_id", b"transfer_id", "txid", b"txid"]) -> None: ...
 
 global___TransactionRecord = TransactionRecord
 
@@ -412,6 +611,7 @@ class ListTransactionsRequest(google.protobuf.message.Message):
     PAGE_SIZE_FIELD_NUMBER: builtins.int
     PAGE_TOKEN_FIELD_NUMBER: builtins.int
     DIRECTION_FIELD_NUMBER: builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
     address: builtins.str
     """Address."""
     page_size: builtins.int
@@ -420,6 +620,8 @@ class ListTransactionsRequest(google.protobuf.message.Message):
     """Token from a previous response's next_page_token."""
     direction: tronpay.common.v1.common_pb2.Direction.ValueType
     """Only this direction; unspecified means both."""
+    token_address: builtins.str
+    """TRC20 contract; empty means USDT_CONTRACT_ADDRESS."""
     def __init__(
         self,
         *,
@@ -427,8 +629,9 @@ class ListTransactionsRequest(google.protobuf.message.Message):
         page_size: builtins.int = ...,
         page_token: builtins.str = ...,
         direction: tronpay.common.v1.common_pb2.Direction.ValueType = ...,
+        token_address: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["address", b"address", "direction", b"direction", "page_size", b"page_size", "page_token", b"page_token"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "direction", b"direction", "page_size", b"page_size", "page_token", b"page_token", "token_address", b"token_address"]) -> None: ...
 
 global___ListTransactionsRequest = ListTransactionsRequest
 
@@ -468,6 +671,7 @@ class ApproveRequest(google.protobuf.message.Message):
     SPENDER_ADDRESS_FIELD_NUMBER: builtins.int
     AMOUNT_FIELD_NUMBER: builtins.int
     FEE_LIMIT_SUN_FIELD_NUMBER: builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
     request_id: builtins.str
     """Idempotency key; a repeated key returns the first result."""
     wallet_id: builtins.str
@@ -480,6 +684,8 @@ class ApproveRequest(google.protobuf.message.Message):
     """Amount in USDT base units; 0 revokes."""
     fee_limit_sun: builtins.int
     """Fee limit in sun; 0 derives it from the energy estimate."""
+    token_address: builtins.str
+    """TRC20 contract; empty means USDT_CONTRACT_ADDRESS. Must be USDT or listed in USDT_TRC20_TOKENS."""
     def __init__(
         self,
         *,
@@ -489,8 +695,9 @@ class ApproveRequest(google.protobuf.message.Message):
         spender_address: builtins.str = ...,
         amount: builtins.int = ...,
         fee_limit_sun: builtins.int = ...,
+        token_address: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["amount", b"amount", "fee_limit_sun", b"fee_limit_sun", "owner_address", b"owner_address", "request_id", b"request_id", "spender_address", b"spender_address", "wallet_id", b"wallet_id"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["amount", b"amount", "fee_limit_sun", b"fee_limit_sun", "owner_address", b"owner_address", "request_id", b"request_id", "spender_address", b"spender_address", "token_address", b"token_address", "wallet_id", b"wallet_id"]) -> None: ...
 
 global___ApproveRequest = ApproveRequest
 
@@ -523,17 +730,21 @@ class GetAllowanceRequest(google.protobuf.message.Message):
 
     OWNER_ADDRESS_FIELD_NUMBER: builtins.int
     SPENDER_ADDRESS_FIELD_NUMBER: builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
     owner_address: builtins.str
     """Owner address."""
     spender_address: builtins.str
     """Spender address."""
+    token_address: builtins.str
+    """TRC20 contract; empty means USDT_CONTRACT_ADDRESS."""
     def __init__(
         self,
         *,
         owner_address: builtins.str = ...,
         spender_address: builtins.str = ...,
+        token_address: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["owner_address", b"owner_address", "spender_address", b"spender_address"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["owner_address", b"owner_address", "spender_address", b"spender_address", "token_address", b"token_address"]) -> None: ...
 
 global___GetAllowanceRequest = GetAllowanceRequest
 
@@ -547,6 +758,7 @@ class GetAllowanceResponse(google.protobuf.message.Message):
     SPENDER_ADDRESS_FIELD_NUMBER: builtins.int
     AMOUNT_FIELD_NUMBER: builtins.int
     BLOCK_NUMBER_FIELD_NUMBER: builtins.int
+    TOKEN_ADDRESS_FIELD_NUMBER: builtins.int
     owner_address: builtins.str
     """Owner address."""
     spender_address: builtins.str
@@ -555,6 +767,8 @@ class GetAllowanceResponse(google.protobuf.message.Message):
     """Remaining allowance in USDT base units."""
     block_number: builtins.int
     """Block the allowance was read at."""
+    token_address: builtins.str
+    """TRC20 contract the allowance is of."""
     def __init__(
         self,
         *,
@@ -562,8 +776,9 @@ class GetAllowanceResponse(google.protobuf.message.Message):
         spender_address: builtins.str = ...,
         amount: builtins.int = ...,
         block_number: builtins.int = ...,
+        token_address: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["amount", b"amount", "block_number", b"block_number", "owner_address", b"owner_address", "spender_address", b"spender_address"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["amount", b"amount", "block_number", b"block_number", "owner_address", b"owner_address", "spender_address", b"spender_address", "token_address", b"token_address"]) -> None: ...
 
 global___GetAllowanceResponse = GetAllowanceResponse
 

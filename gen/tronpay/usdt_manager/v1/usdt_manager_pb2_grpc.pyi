@@ -23,7 +23,13 @@ class UsdtManagerServiceStub:
     PENDING -> SIGNED -> BROADCAST -> INCLUDED -> CONFIRMED | FAILED | EXPIRED.
 
     Resources: transfers (`transfers/{transfer_id}`) and approvals (`approvals/{approval_id}`). Amounts are in
-    USDT base units (6 decimals: 1 USDT = 1,000,000).
+    USDT base units (6 decimals: 1 USDT = 1,000,000). The token is USDT_CONTRACT_ADDRESS unless a request names
+    another TRC20 contract listed in USDT_TRC20_TOKENS; the same rules apply to every token.
+
+    A transfer or approval is one durable record driven to a terminal state by the service, whatever crashes:
+    its signed transaction is stored before the first broadcast and rebroadcast unchanged until it is included
+    or provably expired (its expiration is not after the solidified block's time and it is in no block); only
+    then is a new transaction built, at most USDT_MAX_ATTEMPTS times. Every attempt is kept.
     """
 
     def __init__(self, channel: typing.Union[grpc.Channel, grpc.aio.Channel]) -> None: ...
@@ -31,30 +37,40 @@ class UsdtManagerServiceStub:
         tronpay.usdt_manager.v1.usdt_manager_pb2.CreateTransferRequest,
         tronpay.usdt_manager.v1.usdt_manager_pb2.CreateTransferResponse,
     ]
-    """Sends USDT from a wallet to an address. Returns the transfer in PENDING or a later state; follow it with
-    GetTransfer. Returns INVALID_ARGUMENT for a bad address or amount, FAILED_PRECONDITION for an insufficient
-    USDT balance, not enough TRX for the fee, or a blacklisted sender or recipient, NOT_FOUND for an unknown
-    wallet.
+    """Sends USDT from a wallet to an address. Returns the transfer in PENDING or a later state (normally
+    SIGNED); follow it with GetTransfer. Before anything is signed the chain is read and the request refused
+    with FAILED_PRECONDITION and a reason in ErrorInfo: SENDER_BLACKLISTED, RECIPIENT_BLACKLISTED (the token's
+    isBlackListed), TOKEN_PAUSED, INSUFFICIENT_TOKEN_BALANCE (counting the sender's transfers still in
+    flight), CALL_WOULD_REVERT, FEE_LIMIT_TOO_LOW (below the energy estimate), FEE_LIMIT_ABOVE_CAP,
+    ENERGY_COST_ABOVE_CAP, INSUFFICIENT_TRX (for the fee, counting what is in flight), WALLET_CANNOT_SIGN.
+    The wallet's signing policy may refuse (PERMISSION_DENIED or FAILED_PRECONDITION with the wallet
+    manager's reason). INVALID_ARGUMENT for a bad address, amount or token, NOT_FOUND for an unknown wallet.
     """
 
     GetBalance: grpc.UnaryUnaryMultiCallable[
         tronpay.usdt_manager.v1.usdt_manager_pb2.GetBalanceRequest,
         tronpay.usdt_manager.v1.usdt_manager_pb2.GetBalanceResponse,
     ]
-    """Returns the USDT balance of an address. Returns UNAVAILABLE if the chain cannot be read."""
+    """Returns the USDT balance of an address at the head and at the solidified block, its TRX and whether the
+    token blacklists it. Returns UNAVAILABLE if the chain cannot be read.
+    """
 
     ListTransactions: grpc.UnaryUnaryMultiCallable[
         tronpay.usdt_manager.v1.usdt_manager_pb2.ListTransactionsRequest,
         tronpay.usdt_manager.v1.usdt_manager_pb2.ListTransactionsResponse,
     ]
-    """Lists the USDT transfers touching an address, newest first, paginated."""
+    """Lists the USDT transfers touching an address, newest first, paginated, from the TRON client's records.
+    Those exist only for watched addresses (every wallet address is watched): for any other address this
+    returns FAILED_PRECONDITION with reason NOT_WATCHED rather than an empty page.
+    """
 
     Approve: grpc.UnaryUnaryMultiCallable[
         tronpay.usdt_manager.v1.usdt_manager_pb2.ApproveRequest,
         tronpay.usdt_manager.v1.usdt_manager_pb2.ApproveResponse,
     ]
     """Approves a spender to move USDT from a wallet's address (approve(spender, amount)); amount 0 revokes.
-    Returns the approval in PENDING or a later state. Errors as CreateTransfer.
+    Returns the approval in PENDING or a later state. Errors as CreateTransfer (SPENDER_BLACKLISTED for the
+    spender); whether a spender may be approved at all is the wallet's signing policy (allowed_spenders).
     """
 
     GetAllowance: grpc.UnaryUnaryMultiCallable[
@@ -81,37 +97,53 @@ class UsdtManagerServiceAsyncStub:
     PENDING -> SIGNED -> BROADCAST -> INCLUDED -> CONFIRMED | FAILED | EXPIRED.
 
     Resources: transfers (`transfers/{transfer_id}`) and approvals (`approvals/{approval_id}`). Amounts are in
-    USDT base units (6 decimals: 1 USDT = 1,000,000).
+    USDT base units (6 decimals: 1 USDT = 1,000,000). The token is USDT_CONTRACT_ADDRESS unless a request names
+    another TRC20 contract listed in USDT_TRC20_TOKENS; the same rules apply to every token.
+
+    A transfer or approval is one durable record driven to a terminal state by the service, whatever crashes:
+    its signed transaction is stored before the first broadcast and rebroadcast unchanged until it is included
+    or provably expired (its expiration is not after the solidified block's time and it is in no block); only
+    then is a new transaction built, at most USDT_MAX_ATTEMPTS times. Every attempt is kept.
     """
 
     CreateTransfer: grpc.aio.UnaryUnaryMultiCallable[
         tronpay.usdt_manager.v1.usdt_manager_pb2.CreateTransferRequest,
         tronpay.usdt_manager.v1.usdt_manager_pb2.CreateTransferResponse,
     ]
-    """Sends USDT from a wallet to an address. Returns the transfer in PENDING or a later state; follow it with
-    GetTransfer. Returns INVALID_ARGUMENT for a bad address or amount, FAILED_PRECONDITION for an insufficient
-    USDT balance, not enough TRX for the fee, or a blacklisted sender or recipient, NOT_FOUND for an unknown
-    wallet.
+    """Sends USDT from a wallet to an address. Returns the transfer in PENDING or a later state (normally
+    SIGNED); follow it with GetTransfer. Before anything is signed the chain is read and the request refused
+    with FAILED_PRECONDITION and a reason in ErrorInfo: SENDER_BLACKLISTED, RECIPIENT_BLACKLISTED (the token's
+    isBlackListed), TOKEN_PAUSED, INSUFFICIENT_TOKEN_BALANCE (counting the sender's transfers still in
+    flight), CALL_WOULD_REVERT, FEE_LIMIT_TOO_LOW (below the energy estimate), FEE_LIMIT_ABOVE_CAP,
+    ENERGY_COST_ABOVE_CAP, INSUFFICIENT_TRX (for the fee, counting what is in flight), WALLET_CANNOT_SIGN.
+    The wallet's signing policy may refuse (PERMISSION_DENIED or FAILED_PRECONDITION with the wallet
+    manager's reason). INVALID_ARGUMENT for a bad address, amount or token, NOT_FOUND for an unknown wallet.
     """
 
     GetBalance: grpc.aio.UnaryUnaryMultiCallable[
         tronpay.usdt_manager.v1.usdt_manager_pb2.GetBalanceRequest,
         tronpay.usdt_manager.v1.usdt_manager_pb2.GetBalanceResponse,
     ]
-    """Returns the USDT balance of an address. Returns UNAVAILABLE if the chain cannot be read."""
+    """Returns the USDT balance of an address at the head and at the solidified block, its TRX and whether the
+    token blacklists it. Returns UNAVAILABLE if the chain cannot be read.
+    """
 
     ListTransactions: grpc.aio.UnaryUnaryMultiCallable[
         tronpay.usdt_manager.v1.usdt_manager_pb2.ListTransactionsRequest,
         tronpay.usdt_manager.v1.usdt_manager_pb2.ListTransactionsResponse,
     ]
-    """Lists the USDT transfers touching an address, newest first, paginated."""
+    """Lists the USDT transfers touching an address, newest first, paginated, from the TRON client's records.
+    Those exist only for watched addresses (every wallet address is watched): for any other address this
+    returns FAILED_PRECONDITION with reason NOT_WATCHED rather than an empty page.
+    """
 
     Approve: grpc.aio.UnaryUnaryMultiCallable[
         tronpay.usdt_manager.v1.usdt_manager_pb2.ApproveRequest,
         tronpay.usdt_manager.v1.usdt_manager_pb2.ApproveResponse,
     ]
     """Approves a spender to move USDT from a wallet's address (approve(spender, amount)); amount 0 revokes.
-    Returns the approval in PENDING or a later state. Errors as CreateTransfer.
+    Returns the approval in PENDING or a later state. Errors as CreateTransfer (SPENDER_BLACKLISTED for the
+    spender); whether a spender may be approved at all is the wallet's signing policy (allowed_spenders).
     """
 
     GetAllowance: grpc.aio.UnaryUnaryMultiCallable[
@@ -138,7 +170,13 @@ class UsdtManagerServiceServicer(metaclass=abc.ABCMeta):
     PENDING -> SIGNED -> BROADCAST -> INCLUDED -> CONFIRMED | FAILED | EXPIRED.
 
     Resources: transfers (`transfers/{transfer_id}`) and approvals (`approvals/{approval_id}`). Amounts are in
-    USDT base units (6 decimals: 1 USDT = 1,000,000).
+    USDT base units (6 decimals: 1 USDT = 1,000,000). The token is USDT_CONTRACT_ADDRESS unless a request names
+    another TRC20 contract listed in USDT_TRC20_TOKENS; the same rules apply to every token.
+
+    A transfer or approval is one durable record driven to a terminal state by the service, whatever crashes:
+    its signed transaction is stored before the first broadcast and rebroadcast unchanged until it is included
+    or provably expired (its expiration is not after the solidified block's time and it is in no block); only
+    then is a new transaction built, at most USDT_MAX_ATTEMPTS times. Every attempt is kept.
     """
 
     @abc.abstractmethod
@@ -147,10 +185,14 @@ class UsdtManagerServiceServicer(metaclass=abc.ABCMeta):
         request: tronpay.usdt_manager.v1.usdt_manager_pb2.CreateTransferRequest,
         context: _ServicerContext,
     ) -> typing.Union[tronpay.usdt_manager.v1.usdt_manager_pb2.CreateTransferResponse, collections.abc.Awaitable[tronpay.usdt_manager.v1.usdt_manager_pb2.CreateTransferResponse]]:
-        """Sends USDT from a wallet to an address. Returns the transfer in PENDING or a later state; follow it with
-        GetTransfer. Returns INVALID_ARGUMENT for a bad address or amount, FAILED_PRECONDITION for an insufficient
-        USDT balance, not enough TRX for the fee, or a blacklisted sender or recipient, NOT_FOUND for an unknown
-        wallet.
+        """Sends USDT from a wallet to an address. Returns the transfer in PENDING or a later state (normally
+        SIGNED); follow it with GetTransfer. Before anything is signed the chain is read and the request refused
+        with FAILED_PRECONDITION and a reason in ErrorInfo: SENDER_BLACKLISTED, RECIPIENT_BLACKLISTED (the token's
+        isBlackListed), TOKEN_PAUSED, INSUFFICIENT_TOKEN_BALANCE (counting the sender's transfers still in
+        flight), CALL_WOULD_REVERT, FEE_LIMIT_TOO_LOW (below the energy estimate), FEE_LIMIT_ABOVE_CAP,
+        ENERGY_COST_ABOVE_CAP, INSUFFICIENT_TRX (for the fee, counting what is in flight), WALLET_CANNOT_SIGN.
+        The wallet's signing policy may refuse (PERMISSION_DENIED or FAILED_PRECONDITION with the wallet
+        manager's reason). INVALID_ARGUMENT for a bad address, amount or token, NOT_FOUND for an unknown wallet.
         """
 
     @abc.abstractmethod
@@ -159,7 +201,9 @@ class UsdtManagerServiceServicer(metaclass=abc.ABCMeta):
         request: tronpay.usdt_manager.v1.usdt_manager_pb2.GetBalanceRequest,
         context: _ServicerContext,
     ) -> typing.Union[tronpay.usdt_manager.v1.usdt_manager_pb2.GetBalanceResponse, collections.abc.Awaitable[tronpay.usdt_manager.v1.usdt_manager_pb2.GetBalanceResponse]]:
-        """Returns the USDT balance of an address. Returns UNAVAILABLE if the chain cannot be read."""
+        """Returns the USDT balance of an address at the head and at the solidified block, its TRX and whether the
+        token blacklists it. Returns UNAVAILABLE if the chain cannot be read.
+        """
 
     @abc.abstractmethod
     def ListTransactions(
@@ -167,7 +211,10 @@ class UsdtManagerServiceServicer(metaclass=abc.ABCMeta):
         request: tronpay.usdt_manager.v1.usdt_manager_pb2.ListTransactionsRequest,
         context: _ServicerContext,
     ) -> typing.Union[tronpay.usdt_manager.v1.usdt_manager_pb2.ListTransactionsResponse, collections.abc.Awaitable[tronpay.usdt_manager.v1.usdt_manager_pb2.ListTransactionsResponse]]:
-        """Lists the USDT transfers touching an address, newest first, paginated."""
+        """Lists the USDT transfers touching an address, newest first, paginated, from the TRON client's records.
+        Those exist only for watched addresses (every wallet address is watched): for any other address this
+        returns FAILED_PRECONDITION with reason NOT_WATCHED rather than an empty page.
+        """
 
     @abc.abstractmethod
     def Approve(
@@ -176,7 +223,8 @@ class UsdtManagerServiceServicer(metaclass=abc.ABCMeta):
         context: _ServicerContext,
     ) -> typing.Union[tronpay.usdt_manager.v1.usdt_manager_pb2.ApproveResponse, collections.abc.Awaitable[tronpay.usdt_manager.v1.usdt_manager_pb2.ApproveResponse]]:
         """Approves a spender to move USDT from a wallet's address (approve(spender, amount)); amount 0 revokes.
-        Returns the approval in PENDING or a later state. Errors as CreateTransfer.
+        Returns the approval in PENDING or a later state. Errors as CreateTransfer (SPENDER_BLACKLISTED for the
+        spender); whether a spender may be approved at all is the wallet's signing policy (allowed_spenders).
         """
 
     @abc.abstractmethod

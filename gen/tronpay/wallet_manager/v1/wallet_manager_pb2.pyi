@@ -248,6 +248,7 @@ class Wallet(google.protobuf.message.Message):
     CREATE_TIME_FIELD_NUMBER: builtins.int
     UPDATE_TIME_FIELD_NUMBER: builtins.int
     DELETE_TIME_FIELD_NUMBER: builtins.int
+    TENANT_FIELD_NUMBER: builtins.int
     wallet_id: builtins.str
     """Output only. Wallet id, assigned by the service."""
     display_name: builtins.str
@@ -261,13 +262,20 @@ class Wallet(google.protobuf.message.Message):
     address: builtins.str
     """Primary address. Input for WATCH_ONLY (unless xpub is set) and TRONLINK wallets, output otherwise."""
     xpub: builtins.str
-    """Account extended public key: input for WATCH_ONLY wallets watching an xpub, output for HD wallets."""
+    """Account extended public key: input for WATCH_ONLY wallets watching an xpub, output for HD wallets.
+    Returned through the edge only to the wallet's owner (the token's subject) and admins: it predicts
+    every deposit address of the account.
+    """
     account_index: builtins.int
     """Output only. BIP44 account index of an HD or hardware wallet."""
     derivation_path: builtins.str
     """Output only. Derivation path of the primary address, for example "m/44'/195'/0'/0/0"."""
     address_count: builtins.int
     """Output only. Number of addresses derived so far."""
+    tenant: builtins.str
+    """Output only. Tenant (the creating token's `tenant` claim; empty for platform-wide wallets). A token
+    with a tenant claim sees only its tenant's wallets; others answer NOT_FOUND. Admins see all.
+    """
     @property
     def labels(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
         """Labels used for filtering."""
@@ -306,9 +314,10 @@ class Wallet(google.protobuf.message.Message):
         create_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         update_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         delete_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        tenant: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "policy", b"policy", "update_time", b"update_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["account_index", b"account_index", "address", b"address", "address_count", b"address_count", "create_time", b"create_time", "delete_time", b"delete_time", "derivation_path", b"derivation_path", "display_name", b"display_name", "kind", b"kind", "labels", b"labels", "owner_id", b"owner_id", "policy", b"policy", "state", b"state", "update_time", b"update_time", "wallet_id", b"wallet_id", "xpub", b"xpub"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["account_index", b"account_index", "address", b"address", "address_count", b"address_count", "create_time", b"create_time", "delete_time", b"delete_time", "derivation_path", b"derivation_path", "display_name", b"display_name", "kind", b"kind", "labels", b"labels", "owner_id", b"owner_id", "policy", b"policy", "state", b"state", "tenant", b"tenant", "update_time", b"update_time", "wallet_id", b"wallet_id", "xpub", b"xpub"]) -> None: ...
 
 global___Wallet = Wallet
 
@@ -1180,17 +1189,23 @@ class CreateTronLinkChallengeRequest(google.protobuf.message.Message):
 
     REQUEST_ID_FIELD_NUMBER: builtins.int
     ADDRESS_FIELD_NUMBER: builtins.int
+    OWNER_ID_FIELD_NUMBER: builtins.int
     request_id: builtins.str
     """Idempotency key; a repeated key returns the first result."""
     address: builtins.str
     """Address the user claims to own."""
+    owner_id: builtins.str
+    """Owner (the wallet's owner_id) the address is proven for; empty means the authenticated end user (the
+    token's subject). One of the two is required.
+    """
     def __init__(
         self,
         *,
         request_id: builtins.str = ...,
         address: builtins.str = ...,
+        owner_id: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["address", b"address", "request_id", b"request_id"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["address", b"address", "owner_id", b"owner_id", "request_id", b"request_id"]) -> None: ...
 
 global___CreateTronLinkChallengeRequest = CreateTronLinkChallengeRequest
 

@@ -157,8 +157,12 @@ class WalletManagerServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def DeleteWallet(self, request, context):
-        """Soft-deletes a wallet. Returns FAILED_PRECONDITION while the wallet holds funds unless force is set by an
-        operator, NOT_FOUND if it does not exist.
+        """Soft-deletes a wallet: it no longer signs or derives, and its addresses and HD account are free for new
+        wallets. Its keys stay sealed and its addresses stay on the TRON client's watch list, so funds that reach
+        it later are still recorded and an admin can always recover them: `python -m services.wallet_manager
+        restore-wallet` makes it active again (unless a newer wallet has taken its address), then sweep.
+        Returns FAILED_PRECONDITION while the wallet holds funds unless force is set by an operator, NOT_FOUND
+        if it does not exist.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -227,7 +231,10 @@ class WalletManagerServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def CreateTronLinkChallenge(self, request, context):
-        """Issues a single-use, expiring challenge that a TronLink user signs to prove ownership of an address.
+        """Issues a single-use, expiring challenge that a TronLink user signs to prove ownership of an address. The
+        message names the cluster, the chain and the owner the address is proven for; CreateWallet accepts the
+        proof only for that owner_id (and, when the challenge was requested for an end user, from that user).
+        Returns INVALID_ARGUMENT without an owner.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

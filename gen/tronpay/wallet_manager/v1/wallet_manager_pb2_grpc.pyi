@@ -65,8 +65,12 @@ class WalletManagerServiceStub:
         tronpay.wallet_manager.v1.wallet_manager_pb2.DeleteWalletRequest,
         tronpay.wallet_manager.v1.wallet_manager_pb2.DeleteWalletResponse,
     ]
-    """Soft-deletes a wallet. Returns FAILED_PRECONDITION while the wallet holds funds unless force is set by an
-    operator, NOT_FOUND if it does not exist.
+    """Soft-deletes a wallet: it no longer signs or derives, and its addresses and HD account are free for new
+    wallets. Its keys stay sealed and its addresses stay on the TRON client's watch list, so funds that reach
+    it later are still recorded and an admin can always recover them: `python -m services.wallet_manager
+    restore-wallet` makes it active again (unless a newer wallet has taken its address), then sweep.
+    Returns FAILED_PRECONDITION while the wallet holds funds unless force is set by an operator, NOT_FOUND
+    if it does not exist.
     """
 
     GetWalletBalance: grpc.UnaryUnaryMultiCallable[
@@ -134,7 +138,11 @@ class WalletManagerServiceStub:
         tronpay.wallet_manager.v1.wallet_manager_pb2.CreateTronLinkChallengeRequest,
         tronpay.wallet_manager.v1.wallet_manager_pb2.CreateTronLinkChallengeResponse,
     ]
-    """Issues a single-use, expiring challenge that a TronLink user signs to prove ownership of an address."""
+    """Issues a single-use, expiring challenge that a TronLink user signs to prove ownership of an address. The
+    message names the cluster, the chain and the owner the address is proven for; CreateWallet accepts the
+    proof only for that owner_id (and, when the challenge was requested for an end user, from that user).
+    Returns INVALID_ARGUMENT without an owner.
+    """
 
     ListSignatures: grpc.UnaryUnaryMultiCallable[
         tronpay.wallet_manager.v1.wallet_manager_pb2.ListSignaturesRequest,
@@ -191,8 +199,12 @@ class WalletManagerServiceAsyncStub:
         tronpay.wallet_manager.v1.wallet_manager_pb2.DeleteWalletRequest,
         tronpay.wallet_manager.v1.wallet_manager_pb2.DeleteWalletResponse,
     ]
-    """Soft-deletes a wallet. Returns FAILED_PRECONDITION while the wallet holds funds unless force is set by an
-    operator, NOT_FOUND if it does not exist.
+    """Soft-deletes a wallet: it no longer signs or derives, and its addresses and HD account are free for new
+    wallets. Its keys stay sealed and its addresses stay on the TRON client's watch list, so funds that reach
+    it later are still recorded and an admin can always recover them: `python -m services.wallet_manager
+    restore-wallet` makes it active again (unless a newer wallet has taken its address), then sweep.
+    Returns FAILED_PRECONDITION while the wallet holds funds unless force is set by an operator, NOT_FOUND
+    if it does not exist.
     """
 
     GetWalletBalance: grpc.aio.UnaryUnaryMultiCallable[
@@ -260,7 +272,11 @@ class WalletManagerServiceAsyncStub:
         tronpay.wallet_manager.v1.wallet_manager_pb2.CreateTronLinkChallengeRequest,
         tronpay.wallet_manager.v1.wallet_manager_pb2.CreateTronLinkChallengeResponse,
     ]
-    """Issues a single-use, expiring challenge that a TronLink user signs to prove ownership of an address."""
+    """Issues a single-use, expiring challenge that a TronLink user signs to prove ownership of an address. The
+    message names the cluster, the chain and the owner the address is proven for; CreateWallet accepts the
+    proof only for that owner_id (and, when the challenge was requested for an end user, from that user).
+    Returns INVALID_ARGUMENT without an owner.
+    """
 
     ListSignatures: grpc.aio.UnaryUnaryMultiCallable[
         tronpay.wallet_manager.v1.wallet_manager_pb2.ListSignaturesRequest,
@@ -327,8 +343,12 @@ class WalletManagerServiceServicer(metaclass=abc.ABCMeta):
         request: tronpay.wallet_manager.v1.wallet_manager_pb2.DeleteWalletRequest,
         context: _ServicerContext,
     ) -> typing.Union[tronpay.wallet_manager.v1.wallet_manager_pb2.DeleteWalletResponse, collections.abc.Awaitable[tronpay.wallet_manager.v1.wallet_manager_pb2.DeleteWalletResponse]]:
-        """Soft-deletes a wallet. Returns FAILED_PRECONDITION while the wallet holds funds unless force is set by an
-        operator, NOT_FOUND if it does not exist.
+        """Soft-deletes a wallet: it no longer signs or derives, and its addresses and HD account are free for new
+        wallets. Its keys stay sealed and its addresses stay on the TRON client's watch list, so funds that reach
+        it later are still recorded and an admin can always recover them: `python -m services.wallet_manager
+        restore-wallet` makes it active again (unless a newer wallet has taken its address), then sweep.
+        Returns FAILED_PRECONDITION while the wallet holds funds unless force is set by an operator, NOT_FOUND
+        if it does not exist.
         """
 
     @abc.abstractmethod
@@ -412,7 +432,11 @@ class WalletManagerServiceServicer(metaclass=abc.ABCMeta):
         request: tronpay.wallet_manager.v1.wallet_manager_pb2.CreateTronLinkChallengeRequest,
         context: _ServicerContext,
     ) -> typing.Union[tronpay.wallet_manager.v1.wallet_manager_pb2.CreateTronLinkChallengeResponse, collections.abc.Awaitable[tronpay.wallet_manager.v1.wallet_manager_pb2.CreateTronLinkChallengeResponse]]:
-        """Issues a single-use, expiring challenge that a TronLink user signs to prove ownership of an address."""
+        """Issues a single-use, expiring challenge that a TronLink user signs to prove ownership of an address. The
+        message names the cluster, the chain and the owner the address is proven for; CreateWallet accepts the
+        proof only for that owner_id (and, when the challenge was requested for an end user, from that user).
+        Returns INVALID_ARGUMENT without an owner.
+        """
 
     @abc.abstractmethod
     def ListSignatures(

@@ -1,0 +1,1 @@
+"""Generated from proto/tronpay/audit by `make gen`; do not edit."""
