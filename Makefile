@@ -43,8 +43,9 @@ test: install ## Run every check and test CI runs (lint, format, types, then pyt
 	$(BIN)/mypy
 	$(PY) -m pytest
 
-up: install dev-pki ## Run the whole cluster locally (FerretDB, devnet, six services, Envoy; mesh mTLS)
-	$(BIN)/honcho -f Procfile start
+# The recipe's shell writes its pid to .data/up.pid and exec hands that pid to honcho: `make down` stops it.
+up: install dev-pki ## Run the whole cluster locally (FerretDB, devnet, six services, Envoy; mesh mTLS; crashed parts restart)
+	mkdir -p .data && echo $$$$ > .data/up.pid && exec $(BIN)/honcho -f Procfile start
 
-down: ## Stop a cluster started by `make up` in the background
-	-pkill -f 'honcho -f Procfile' || true
+down: ## Stop the cluster `make up` started from this checkout (its pid file; nothing else)
+	@$(PY) -m tools.supervise down
