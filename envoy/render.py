@@ -572,6 +572,66 @@ def _route(method: Method, env: Mapping[str, str], unguarded: bool) -> dict[str,
     }
 
 
+#: Server reflection through the edge; every service answers the edge's certificate with the public catalogue
+#: (services/common/reflection.py), so any one cluster will do.
+REFLECTION_PATH = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+REFLECTION_CLUSTER = "tron_client"
+
+
+def _discovery_routes(env: Mapping[str, str], guarded: bool) -> list[dict[str, Any]]:
+    """Reflection for any caller with a verified token, and an immediate UNIMPLEMENTED for a native gRPC
+    call to any other method (grpcurl's reflection v1 probe included, so it falls back to v1alpha) instead
+    of RBAC's PERMISSION_DENIED, which would read as "you may not" where the truth is "there is none"."""
+    any_token = {
+        "@type": TYPE_URL + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute",
+        "rbac": {
+            "rules": {
+                "action": "ALLOW",
+                "policies": {
+                    "any caller with a verified token": {
+                        "permissions": [{"any": True}],
+                        "principals": [_has_role(role) for role in access.Role],
+                    }
+                },
+            }
+        },
+    }
+    per_filter: dict[str, Any] = {
+        "envoy.filters.http.rbac": any_token,
+        # Reflection is a bidirectional stream, and so may be an unknown method: buffering the request until
+        # its end would hold it for good (grpcurl keeps the stream open for its next question). Reflection
+        # messages are symbol names, a few bytes each; an unknown method's body is never read.
+        "envoy.filters.http.buffer": {
+            "@type": TYPE_URL + "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+            "disabled": True,
+        },
+    }
+    if guarded:  # gRPC bodies are not JSON: the strict-JSON guard has nothing to check here
+        per_filter[STRICT_JSON_GUARD_FILTER] = {
+            "@type": TYPE_URL + "envoy.extensions.filters.http.lua.v3.LuaPerRoute",
+            "disabled": True,
+        }
+    metadata = {"filter_metadata": {ROUTE_METADATA: {"class": access.RouteClass.READ.value}}}
+    grpc_only = [{"name": "content-type", "string_match": {"prefix": "application/grpc"}}]
+    return [
+        {
+            "name": "reflection",
+            "match": {"path": REFLECTION_PATH, "headers": grpc_only},
+            "metadata": metadata,
+            "typed_per_filter_config": per_filter,
+            "route": {"cluster": REFLECTION_CLUSTER, "timeout": _duration(env, "EDGE_ROUTE_TIMEOUT", "15s")},
+        },
+        {
+            "name": "unknown gRPC method",
+            "match": {"prefix": "/", "headers": grpc_only},
+            "metadata": metadata,
+            "typed_per_filter_config": per_filter,
+            # Envoy answers a gRPC request's 404 with grpc-status 12 UNIMPLEMENTED and this grpc-message.
+            "direct_response": {"status": 404, "body": {"inline_string": "no such public gRPC method"}},
+        },
+    ]
+
+
 def _tls_socket(kind: str, context: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": "envoy.transport_sockets.tls",
@@ -1373,8 +1433,11 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
                     "name": "tronpay",
                     "domains": ["*"],
                     "routes": [
-                        _route(m, env, unguarded=strict is not None and m.grpc_path not in strict.rpcs)
-                        for m in methods
+                        *(
+                            _route(m, env, unguarded=strict is not None and m.grpc_path not in strict.rpcs)
+                            for m in methods
+                        ),
+                        *_discovery_routes(env, guarded=strict is not None),
                     ],
                 }
             ],

@@ -11,7 +11,12 @@ SUBJECT ?= $(USER)
 TENANT ?=
 TTL ?= 12h
 
-.PHONY: envoy-config envoy-validate envoy-run bench-edge bench-edge-strict dev-auth token
+.PHONY: envoy-config envoy-validate envoy-run bench-edge bench-edge-strict dev-auth token grpcurl
+
+grpcurl: ## Build the pinned grpcurl into ~/.cache/tronpay/bin (the edge's gRPC discovery tests and README use it)
+	@tools/grpcurl.sh >/dev/null
+
+INSTALL_STEPS += grpcurl
 
 dev-auth: ## Make the development signing key and JWKS in .data/dev-auth/ (kept when they exist)
 	@$(PY) tools/devtoken.py --jwks >/dev/null

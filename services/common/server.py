@@ -27,9 +27,8 @@ from typing import Generic, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from services.common import audit, audit_rpc, idempotency, tls
+from services.common import audit, audit_rpc, idempotency, reflection, tls
 from services.common.clients import ServiceClients
 from services.common.contract import registrations
 from services.common.interceptors import ServerInterceptor
@@ -180,9 +179,7 @@ async def serve(spec: ServiceSpec[S], settings: S, credentials: tls.Credentials)
     health_pb2_grpc.add_HealthServicer_to_server(hs, server)
     for n in ("", *names):
         await hs.set(n, NOT_SERVING)
-    reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
-    )
+    reflection.add_to_server(names, server)
     address = f"{settings.BIND_HOST}:{settings.port}"
     try:
         server.add_secure_port(address, credentials.server())
