@@ -578,6 +578,81 @@ REFLECTION_PATH = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInf
 REFLECTION_CLUSTER = "tron_client"
 
 
+#: The API's documentation, open without a token (it describes the public contract and holds no data):
+#: the OpenAPI document generated from the protos (tools/protogen.py) and a pinned Swagger UI (npm).
+OPENAPI_PATH = "/api/v1/openapi.json"
+DOCS_PATH = "/api/docs"
+DEFAULT_OPENAPI_FILE = REPO_ROOT / "gen" / "openapi" / "openapi.json"
+DEFAULT_SWAGGER_UI_DIR = REPO_ROOT / "node_modules" / "swagger-ui-dist"
+DOCS_MAX_BYTES = 4 * 1024 * 1024  # Envoy holds direct responses in memory; the UI bundle is ~1.7 MB
+DOCS_PAGE = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>TRON payment cluster API</title>
+<link rel="stylesheet" href="{DOCS_PATH}/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="{DOCS_PATH}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "{OPENAPI_PATH}", dom_id: "#ui", persistAuthorization: false}});</script>
+</body></html>
+"""
+
+
+def docs_files(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:
+    """``EDGE_OPENAPI_FILE`` and ``EDGE_SWAGGER_UI_DIR`` (``off`` serves none); both must exist when on."""
+    found: list[Path | None] = []
+    for name, default in (
+        ("EDGE_OPENAPI_FILE", DEFAULT_OPENAPI_FILE),
+        ("EDGE_SWAGGER_UI_DIR", DEFAULT_SWAGGER_UI_DIR),
+    ):
+        value = _env(env, name, str(default))
+        found.append(None if value == "off" else Path(value))
+    return found[0], found[1]
+
+
+def _docs_routes(env: Mapping[str, str]) -> list[dict[str, Any]]:
+    """GET routes answered by Envoy itself: no token, no transcoding, no RBAC (jwt_authn lets them pass)."""
+    openapi, ui = docs_files(env)
+    skip = {
+        name: {"@type": TYPE_URL + "envoy.config.route.v3.FilterConfig", "disabled": True}
+        for name in ("envoy.filters.http.grpc_json_transcoder", "envoy.filters.http.rbac")
+    }
+    served: list[tuple[str, str, dict[str, Any]]] = []
+    if openapi is not None:
+        served.append((OPENAPI_PATH, "application/json", {"filename": str(openapi)}))
+    if ui is not None:
+        served += [
+            (DOCS_PATH, "text/html; charset=utf-8", {"inline_string": DOCS_PAGE}),
+            (f"{DOCS_PATH}/swagger-ui.css", "text/css", {"filename": str(ui / "swagger-ui.css")}),
+            (
+                f"{DOCS_PATH}/swagger-ui-bundle.js",
+                "text/javascript",
+                {"filename": str(ui / "swagger-ui-bundle.js")},
+            ),
+        ]
+    return [
+        {
+            "name": f"docs {path}",
+            "match": {"path": path, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+            "metadata": {"filter_metadata": {ROUTE_METADATA: {"class": access.RouteClass.READ.value}}},
+            "typed_per_filter_config": skip,
+            "direct_response": {"status": 200, "body": body},
+            "response_headers_to_add": [
+                {
+                    "header": {"key": "content-type", "value": content_type},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                },
+                {
+                    "header": {"key": "cache-control", "value": "no-cache"},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                },
+            ],
+        }
+        for path, content_type, body in served
+    ]
+
+
+def docs_paths(env: Mapping[str, str]) -> list[str]:
+    """The paths :func:`_docs_routes` serves (jwt_authn lets them pass without a token)."""
+    return [route["match"]["path"] for route in _docs_routes(env)]
+
+
 def _discovery_routes(env: Mapping[str, str], guarded: bool) -> list[dict[str, Any]]:
     """Reflection for any caller with a verified token, and an immediate UNIMPLEMENTED for a native gRPC
     call to any other method (grpcurl's reflection v1 probe included, so it falls back to v1alpha) instead
@@ -873,6 +948,11 @@ def _jwt_authn(env: Mapping[str, str]) -> tuple[dict[str, Any], list[dict[str, A
                 "requires_any": {"requirements": [{"provider_name": JWT_PROVIDER}, {"allow_missing": {}}]}
             },
         },
+        # The documentation (a GET of its exact paths) needs no token.
+        *(
+            {"match": {"path": path, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]}}
+            for path in docs_paths(env)
+        ),
         {"match": {"prefix": "/"}, "requires": {"provider_name": JWT_PROVIDER}},
     ]
     config = {
@@ -1428,6 +1508,7 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
         "local_reply_config": _local_reply_config(),
         "route_config": {
             "name": "edge",
+            "max_direct_response_body_size_bytes": DOCS_MAX_BYTES,
             "virtual_hosts": [
                 {
                     "name": "tronpay",
@@ -1437,6 +1518,7 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
                             _route(m, env, unguarded=strict is not None and m.grpc_path not in strict.rpcs)
                             for m in methods
                         ),
+                        *_docs_routes(env),
                         *_discovery_routes(env, guarded=strict is not None),
                     ],
                 }

@@ -21,6 +21,7 @@ import argparse
 import filecmp
 import importlib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -32,6 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import yaml  # noqa: E402
+
 from tools.proto_render import render  # noqa: E402
 
 PROTO_DIR = REPO / "proto"
@@ -41,6 +44,8 @@ GEN_DIR = REPO / "gen"
 BUF = REPO / "node_modules" / ".bin" / "buf"
 VALIDATE_PROTO = "buf/validate/validate.proto"
 ENVOY_DESCRIPTOR = Path("envoy") / "tronpay.pb"
+OPENAPI_DOCUMENT = Path("openapi") / "openapi.json"
+OPENAPI_PLUGIN = REPO / "tools" / "protoc-gen-openapi.sh"
 # Not imported by our protos but needed in the Envoy descriptor: the transcoder's convert_grpc_status renders
 # google.rpc.Status details (ErrorInfo, BadRequest, ...) only for types it finds there.
 EXTRA_DEPS = ("google/rpc/code.proto", "google/rpc/error_details.proto", "google/rpc/status.proto")
@@ -286,6 +291,51 @@ def generate(out: Path) -> None:
     descriptor = out / ENVOY_DESCRIPTOR
     descriptor.parent.mkdir(parents=True, exist_ok=True)
     _run([str(BUF), "build", "--as-file-descriptor-set", "--exclude-source-info", "-o", str(descriptor)])
+    openapi(files, out / OPENAPI_DOCUMENT)
+
+
+def openapi(files: list[str], dest: Path) -> None:
+    """The OpenAPI 3 document of the REST API (every RPC with a google.api.http binding; descriptions from
+    the proto comments), by the pinned protoc-gen-openapi, plus what the protos cannot say: the bearer
+    token every path needs except the open network status."""
+    from services.common import access  # here, not at the top: the lint/breaking checks run without it
+
+    plugin = _run([str(OPENAPI_PLUGIN)]).stdout.strip()
+    # The plugin wants a Go import path for every file; it uses them for nothing we keep.
+    go_paths = [f"--openapi_opt=M{f}=tronpay.example/{f.removesuffix('.proto')}" for f in files]
+    go_paths += [
+        f"--openapi_opt=M{p.relative_to(DEPS_DIR).as_posix()}=tronpay.example/{p.stem}"
+        for p in sorted(DEPS_DIR.rglob("*.proto"))
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
+                "-Iproto",
+                f"-I{DEPS_DIR.relative_to(REPO)}",
+                f"--plugin=protoc-gen-openapi={plugin}",
+                f"--openapi_out={tmp}",
+                "--openapi_opt=fq_schema_naming=true",
+                "--openapi_opt=title=TRON payment cluster",
+                "--openapi_opt=version=v1",
+                "--openapi_opt=description=REST API of the cluster's edge (Envoy transcodes it to gRPC).",
+                *go_paths,
+                *files,
+            ]
+        )
+        document = yaml.safe_load((Path(tmp) / "openapi.yaml").read_text())
+    document.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    }
+    document["security"] = [{"bearer": []}]
+    open_operations = {rpc.rpartition(".")[2].replace("/", "_") for rpc in access.OPEN}  # "Service_Method"
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if operation["operationId"] in open_operations:
+                operation["security"] = []  # the health check needs no token
+    _write(dest, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
 
 
 def _tree(root: Path) -> set[str]:

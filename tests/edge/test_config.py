@@ -50,12 +50,18 @@ def test_every_documented_endpoint_has_exactly_its_binding(envoy_descriptor: Pat
 
 def test_routes_are_exact_public_methods_only(config: dict[str, Any], envoy_descriptor: Path) -> None:
     (vhost,) = _hcm(config)["route_config"]["virtual_hosts"]
-    routes = vhost["routes"]
+    forwarded = [r for r in vhost["routes"] if "route" in r]
+    answered = [r for r in vhost["routes"] if "route" not in r]  # by Envoy itself: docs, unknown methods
+    assert all("direct_response" in r for r in answered)
     public = {m.grpc_path: m for m in render.load_public_methods(envoy_descriptor)}
-    assert {r["match"]["path"] for r in routes} == set(public)
-    for r in routes:
+    assert {r["match"]["path"] for r in forwarded} == {*public, render.REFLECTION_PATH}
+    for r in forwarded:
+        assert "prefix" not in r["match"], "no prefix routes: internal RPCs must stay unreachable"
+        if r["match"]["path"] == render.REFLECTION_PATH:
+            assert r["route"]["cluster"] == render.REFLECTION_CLUSTER
+            continue
         method = public[r["match"]["path"]]
-        assert set(r["match"]) == {"path"}, "no prefix routes: internal RPCs must stay unreachable"
+        assert set(r["match"]) == {"path"}
         assert r["route"]["cluster"] == method.cluster
         retry_on = set(r["route"]["retry_policy"]["retry_on"].split(","))
         if method.read_only:
@@ -252,12 +258,13 @@ def test_jwt_is_required_everywhere_but_the_open_path(config: dict[str, Any]) ->
     claims = {c["claim_name"]: c["header_name"] for c in provider["claim_to_headers"]}
     assert claims == {"sub": access.SUBJECT_KEY, "tenant": access.TENANT_KEY}
     assert provider["normalize_payload_in_metadata"] == {"space_delimited_claims": ["roles"]}
-    open_rule, everything = jwt["rules"]
-    assert open_rule["match"] == {
-        "path": "/api/v1/tron/network/status",
-        "headers": [{"name": ":method", "string_match": {"exact": "GET"}}],
-    }
+    get = [{"name": ":method", "string_match": {"exact": "GET"}}]
+    open_rule, *docs, everything = jwt["rules"]
+    assert open_rule["match"] == {"path": "/api/v1/tron/network/status", "headers": get}
     assert {"allow_missing": {}} in open_rule["requires"]["requires_any"]["requirements"]
+    # The documentation's exact GET paths: no requirement at all (no token needed, none checked).
+    assert docs == [{"match": {"path": path, "headers": get}} for path in render.docs_paths({})]
+    assert {render.OPENAPI_PATH, render.DOCS_PATH} <= set(render.docs_paths({}))
     assert everything == {"match": {"prefix": "/"}, "requires": {"provider_name": render.JWT_PROVIDER}}
 
 
@@ -283,6 +290,9 @@ def test_routes_carry_their_matrix_entry(config: dict[str, Any]) -> None:
     (vhost,) = _hcm(config)["route_config"]["virtual_hosts"]
     for route in vhost["routes"]:
         meta = route["metadata"]["filter_metadata"][render.ROUTE_METADATA]
+        if "rpc" not in meta:  # documentation, reflection, unknown methods: no RPC of the matrix
+            assert meta == {"class": access.RouteClass.READ.value}, route["name"]
+            continue
         assert route["match"]["path"] == "/" + meta["rpc"]
         assert meta["class"] == access.route_class(meta["rpc"]).value
         assert meta["roles"] == ", ".join(sorted(access.PUBLIC[meta["rpc"]]))
