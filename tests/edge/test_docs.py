@@ -61,3 +61,16 @@ def test_the_edge_serves_the_document_and_the_docs_page_without_a_token(lone_edg
     # Only those exact paths are open: anything beside them still needs a token.
     assert call(lone_edge.rest_url, "GET", render.DOCS_PATH + "/index.html").status == 401
     assert call(lone_edge.rest_url, "POST", render.OPENAPI_PATH, body={}).status == 401
+
+
+def test_examples_in_the_proto_comments_are_in_the_document_and_fit_their_schemas(
+    document: dict[str, Any],
+) -> None:
+    """A comment's example request names only fields of its request (camelCase, as the edge takes them)."""
+    operation = document["paths"]["/api/v1/usdt/transfer"]["post"]
+    text = operation["description"]
+    assert "Example request" in text and "Example response" in text
+    request = json.loads(text.split("Example request", 1)[1].split(":", 1)[1].split("Example response")[0])
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rpartition("/")[2]]
+    assert request and set(request) <= set(schema["properties"]), set(request) - set(schema["properties"])

@@ -107,6 +107,15 @@ class UsdtManagerServiceServicer(object):
         ENERGY_COST_ABOVE_CAP, INSUFFICIENT_TRX (for the fee, counting what is in flight), WALLET_CANNOT_SIGN.
         The wallet's signing policy may refuse (PERMISSION_DENIED or FAILED_PRECONDITION with the wallet
         manager's reason). INVALID_ARGUMENT for a bad address, amount or token, NOT_FOUND for an unknown wallet.
+
+        Example request (2.5 USDT; amounts are base units, 6 decimals, sent as strings):
+        {"requestId": "order-1042", "walletId": "wal_01a2469344", "toAddress": "TMVQGm1qAQYVdetCeGRRkTWYYrLXuHK2HC",
+        "amount": "2500000", "reference": "order 1042"}
+        Example response:
+        {"transfer": {"transferId": "tr_44fe54f79bd847e0dc4bf80b", "walletId": "wal_01a2469344",
+        "fromAddress": "TRY1p3EUyw9dmM4bBCy3KqZFEkVHPRrdj9", "toAddress": "TMVQGm1qAQYVdetCeGRRkTWYYrLXuHK2HC",
+        "amount": "2500000", "feeLimitSun": "15780000", "energyEstimate": "13151", "state": "OPERATION_STATE_SIGNED",
+        "reference": "order 1042", "createTime": "2026-12-05T14:13:22Z"}}
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -115,6 +124,12 @@ class UsdtManagerServiceServicer(object):
     def GetBalance(self, request, context):
         """Returns the USDT balance of an address at the head and at the solidified block, its TRX and whether the
         token blacklists it. Returns UNAVAILABLE if the chain cannot be read.
+
+        Example: GET /api/v1/usdt/balance/TRY1p3EUyw9dmM4bBCy3KqZFEkVHPRrdj9 answers
+        {"address": "TRY1p3EUyw9dmM4bBCy3KqZFEkVHPRrdj9", "balance": "2500000", "trxBalanceSun": "98000000",
+        "blacklisted": false, "blockNumber": "319", "updateTime": "2026-12-05T14:13:22Z",
+        "tokenAddress": "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t", "solidifiedBalance": "2500000",
+        "solidifiedBlockNumber": "301"}
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
