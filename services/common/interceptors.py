@@ -2,7 +2,9 @@
 
 1. call context: the peer's certificate identity (services.common.tls) and, from such a peer, the request
    id and end-user identity metadata into a contextvar (logs, outgoing calls, tenancy);
-2. metrics and one JSON access-log line per RPC;
+2. metrics for every RPC, and one JSON log line for each RPC that fails or changes state (its request has a
+   request_id, which every mutating RPC has); successful reads log at DEBUG only, since the edge's access
+   log already records every request and a line per read was a measurable part of a read's cost;
 3. authorization (services.common.access.decide): the edge only for public RPCs the token's roles allow,
    a service or tool only for its grants -> PERMISSION_DENIED naming the rule, logged as a security event;
 4. request validation with protovalidate -> INVALID_ARGUMENT + google.rpc.BadRequest;
@@ -124,6 +126,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     request = self._requests(request, own)
                 else:
                     self._validate(request, own)
+                    call.changes_state = changes_state(request)
                 result = behavior(request, ctx)
                 if inspect.isawaitable(result):
                     result = await result
@@ -153,8 +156,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         return wrapper
 
 
+def changes_state(request: Any) -> bool:
+    """Whether a request is a mutation: every mutating RPC takes a request_id (a contract test checks it)."""
+    return isinstance(request, Message) and "request_id" in request.DESCRIPTOR.fields_by_name
+
+
 class _Call:
     """One RPC's context binding, metrics, access log and exception mapping."""
+
+    changes_state = True  # until the request says otherwise (a streamed request is logged)
 
     def __init__(
         self,
@@ -242,7 +252,7 @@ class _Call:
         metrics.RPC_HANDLED.labels(self._svc, self._name, code).inc()
         metrics.RPC_SECONDS.labels(self._svc, self._name).observe(elapsed)
         fields = {"fields": {"grpc_code": code, "duration_ms": round(elapsed * 1000, 2)}}
-        if self._own:
+        if self._own and (self._code is not grpc.StatusCode.OK or self.changes_state):
             log.info("rpc %s %s", self._method, code, extra=fields)
         else:
             log.debug("rpc %s %s", self._method, code, extra=fields)

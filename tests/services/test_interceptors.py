@@ -65,6 +65,9 @@ class Probe(pb_grpc.TronClientServiceServicer):
         await asyncio.sleep(3)
         return pb.GetNetworkFeesResponse()
 
+    async def WatchAddresses(self, request: pb.WatchAddressesRequest, ctx: Any) -> pb.WatchAddressesResponse:
+        return pb.WatchAddressesResponse()
+
     async def StreamTransfers(
         self, request: pb.StreamTransfersRequest, ctx: Any
     ) -> AsyncIterator[pb.StreamTransfersResponse]:
@@ -267,3 +270,38 @@ async def test_a_channel_to_the_wrong_service_is_refused(target: str) -> None:
     finally:
         await channel.close()
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_line_for_failures_and_state_changes_not_for_successful_reads(
+    target: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    stub_calls = [
+        ("GetNetworkInfo", pb.GetNetworkInfoRequest(), None),  # a read that succeeds: DEBUG only
+        ("GetAccount", pb.GetAccountRequest(address=VALID_ADDRESS), grpc.StatusCode.NOT_FOUND),
+        # A mutation that succeeds: logged, it changed state.
+        (
+            "WatchAddresses",
+            pb.WatchAddressesRequest(request_id="r-1", addresses=[VALID_ADDRESS], watcher="w"),
+            None,
+        ),
+    ]
+    with caplog.at_level(logging.DEBUG, logger="services.rpc"):
+        async with _internal(target) as ch:
+            stub = pb_grpc.TronClientServiceStub(ch)
+            for name, request, code in stub_calls:
+                if code is None:
+                    await getattr(stub, name)(request, timeout=5)
+                    continue
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await getattr(stub, name)(request, timeout=5)
+                assert err.value.code() == code, name
+    levels = {
+        r.getMessage().split()[1].rpartition("/")[2]: r.levelno
+        for r in caplog.records
+        if r.getMessage().startswith("rpc ")
+    }
+    assert levels == {
+        "GetNetworkInfo": logging.DEBUG,
+        "GetAccount": logging.INFO,
+        "WatchAddresses": logging.INFO,
+    }
