@@ -6,7 +6,10 @@ Both are REST GETs through the same Envoy (grpc_json_transcoder, HTTP/2 to the s
 * height: GET /api/v1/tron/network/height -> tron-client, which answers from its short cache of the
   devnet's head/solidified block (the real endpoint);
 * trivial: a documented GET whose RPC does no I/O in its service (by default one that still answers
-  UNIMPLEMENTED, i.e. interceptor + validation + error mapping + Envoy's status conversion only).
+  UNIMPLEMENTED, i.e. interceptor + validation + error mapping + Envoy's status conversion only);
+* wallet: GET /api/v1/wallets/{id} -> wallet-manager, a MongoDB-backed read of a wallet the run creates
+  through the edge first (issue 15's target: at least 0.5x the trivial RPC's throughput, p99 <= 50 ms at 32
+  connections).
 
 It prints req/s and latency percentiles of both and the ratios height/trivial. For scale it also
 measures Envoy alone (``--no-envoy-only`` skips it): the same height path with an unknown query parameter,
@@ -117,6 +120,22 @@ def dev_token() -> str:
     return str(devtoken.load_or_create().token(subject="bench-edge", roles=["admin"]))
 
 
+def create_wallet(base: str) -> str:
+    """An HD wallet created through the edge; its id."""
+    body = {
+        "requestId": f"bench-edge-{time.time_ns()}",
+        "wallet": {"ownerId": "bench-edge", "kind": "KIND_HD"},
+    }
+    request = urllib.request.Request(  # noqa: S310 - loopback URL we built
+        base + "/api/v1/wallets",
+        data=json.dumps(body).encode(),
+        headers={"authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310 - loopback URL we built
+        wallet_id: str = json.loads(reply.read())["wallet"]["walletId"]
+    return wallet_id
+
+
 def probe(url: str, timeout: float = 20.0) -> tuple[int, str]:
     """One GET with the token; returns (status, body)."""
     request = urllib.request.Request(url, headers={"authorization": f"Bearer {TOKEN}"})  # noqa: S310
@@ -155,7 +174,8 @@ def run_wrk(
 
 @contextlib.contextmanager
 def local_cluster(workdir: Path, trivial_service: str, envoy_concurrency: int) -> Iterator[str]:
-    """FerretDB + devnet + tron-client + the trivial path's service + Envoy on free ports; yields the URL."""
+    """FerretDB + devnet + tron-client, wallet-manager, the trivial path's service + Envoy on free ports;
+    yields the URL."""
     from tests.harness.devnet import Devnet
     from tests.harness.envoy import start_edge
     from tests.harness.ferretdb import start_ferretdb, stop_ferretdb
@@ -168,7 +188,7 @@ def local_cluster(workdir: Path, trivial_service: str, envoy_concurrency: int) -
         stack.callback(devnet.close)
         factory = ServiceFactory(ferret, workdir)
         stack.callback(factory.close)
-        names = tuple(dict.fromkeys(["tron_client", trivial_service]))
+        names = tuple(dict.fromkeys(["tron_client", "wallet_manager", trivial_service]))
         services = factory.start(*names, node_url=devnet.url)
         ports = {name: services[name].port for name in names}
         edge = stack.enter_context(
@@ -201,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     wrk = ensure_wrk()
-    paths = [("height", HEIGHT_PATH), ("trivial", args.trivial_path)]
+    paths = [("height", HEIGHT_PATH), ("trivial", args.trivial_path), ("wallet", "")]
     if args.envoy_only:
         paths.append(("envoy", ENVOY_ONLY_PATH))
     with contextlib.ExitStack() as stack:
@@ -223,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{HEIGHT_PATH} never answered 200: {status}")
             time.sleep(0.5)
+        paths[2] = ("wallet", f"/api/v1/wallets/{create_wallet(base)}")
         for name, path in paths:
             status = probe(base + path)
             print(f"{name:8} {path} -> HTTP {status[0]} {status[1][:160]}")
@@ -265,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio height/trivial: throughput {h.rps / t.rps:.2f}x, p99 {h.p99_us / max(t.p99_us, 1):.2f}x "
         f"(height {h.rps:.0f} req/s p99 {h.p99_us / 1000:.1f} ms; trivial {t.rps:.0f} req/s "
         f"p99 {t.p99_us / 1000:.1f} ms)"
+    )
+    w = best["wallet"]
+    print(
+        f"ratio wallet/trivial: throughput {w.rps / t.rps:.2f}x (target >= 0.50), wallet p99 "
+        f"{w.p99_us / 1000:.1f} ms (target <= 50 ms at 32 connections)"
     )
     if "envoy" in best:
         e = best["envoy"]

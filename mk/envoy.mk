@@ -35,7 +35,7 @@ envoy-validate: envoy-config ## Check the rendered edge config with `envoy --mod
 envoy-run: envoy-config ## Run the Envoy edge in the foreground (REST + gRPC on :8080, admin on 127.0.0.1:9901)
 	exec $(ENVOY) -c $(ENVOY_CONFIG) --disable-hot-restart --log-level $(ENVOY_LOG_LEVEL)
 
-bench-edge: ## Benchmark GET /api/v1/tron/network/height vs a trivial RPC through Envoy (wrk; BENCH_EDGE_ARGS=...)
+bench-edge: ## Benchmark GET /api/v1/tron/network/height and a MongoDB-backed wallet read vs a trivial RPC through Envoy (wrk; BENCH_EDGE_ARGS=...)
 	$(PY) benchmarks/bench_edge.py $(BENCH_EDGE_ARGS)
 
 bench-edge-strict: ## Benchmark REST POSTs through Envoy with and without the strict JSON check (wrk; BENCH_EDGE_STRICT_ARGS=...)
