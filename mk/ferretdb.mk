@@ -2,7 +2,8 @@
 # Built with Go through the module proxy into a cache outside the repo (see reference/mongodb.md); the build
 # script prints the binary path (cache keyed by a hash of scripts/ferretdb, so source changes rebuild).
 # The binary serialises write commands per database so conditional single-document updates are atomic, as
-# on MongoDB (scripts/ferretdb/serialize.go).
+# on MongoDB (scripts/ferretdb/serialize.go), and FerretDB's SQLite backend is patched (scripts/ferretdb/
+# patches) to find documents through the _id index, also when the filter has more than `_id`.
 MONGO_PORT ?= 27017
 FERRETDB_DATA ?= .data/ferretdb
 

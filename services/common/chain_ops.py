@@ -29,9 +29,9 @@ Why no crash can lose an operation or pay twice:
   - one document per operation, inserted once (`_id` = operation id, unique); every state change is one write
     guarded on (owner, state, attempt), so a write that lost a race changes nothing. The collection holds
     live operations only: a terminal one is copied to `<collection>_done` (insert-once) and then removed, so
-    guarded writes stay cheap on FerretDB, which serves only `_id`-only filters from an index and scans for
-    any other. Creation checks `_done` after its insert, so an operation can never be created again after
-    it finished (its copy is in `_done` before it leaves the collection);
+    the lifecycle's scans (own and orphaned operations) stay small on FerretDB, which serves only `_id`
+    equality from an index. Creation checks `_done` after its insert, so an operation can never be created
+    again after it finished (its copy is in `_done` before it leaves the collection);
   - the first attempt is stored signed (a crash before that leaves a signature nobody ever broadcasts, and the
     retried request builds anew); a later attempt's transaction is stored before it is signed; every signature
     is stored before the first broadcast; a rebroadcast sends the same bytes (same txID) and a retried
@@ -279,7 +279,8 @@ class LifecycleConfig:
 
     @property
     def fork_check_seconds(self) -> float:
-        """How often an INCLUDED operation whose block is not solidified yet checks that it is still there."""
+        """How often an INCLUDED operation whose block is not solidified yet checks that it is still there
+        (a check that finds any transaction in a block counts for every operation included in that block)."""
         return 3 * self.poll_seconds
 
 
@@ -474,6 +475,9 @@ class Lifecycle:
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures: dict[str, int] = {}
         self._fork_checked: dict[str, float] = {}
+        # block id -> monotonic time a transaction was last read in it (the block was on the chain then):
+        # the operations included in one block share their fork checks.
+        self._block_seen: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._height: tuple[float, _Height] | None = None
@@ -912,7 +916,7 @@ class Lifecycle:
     async def _included(self, doc: Document) -> float | None:
         op_id = doc["_id"]
         height = await self._heights()
-        checked = self._fork_checked.get(op_id, 0.0)
+        checked = max(self._fork_checked.get(op_id, 0.0), self._block_seen.get(doc.get("block_id", ""), 0.0))
         if height.solid_number < int(doc["block_number"]) and (
             time.monotonic() - checked < self._cfg.fork_check_seconds
         ):
@@ -983,13 +987,25 @@ class Lifecycle:
 
     # ---- chain reads ------------------------------------------------------------------------------
     async def _info(self, txid: str) -> tc.TransactionInfo | None:
+        asked = time.monotonic()
         try:
             resp = await self._tron.GetTransactionInfo(tc.GetTransactionInfoRequest(txid=txid))
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return None
             raise
+        self._saw_block(resp.info.block.block_id, asked)
         return resp.info
+
+    def _saw_block(self, block_id: str, at: float) -> None:
+        """A transaction was in `block_id` when asked at `at`: the block was on the chain then, and so was
+        every operation included in it (a block's content is fixed by its id). Old entries are dropped."""
+        if not block_id:
+            return
+        if len(self._block_seen) >= 4096:
+            stale = at - self._cfg.fork_check_seconds
+            self._block_seen = {b: t for b, t in self._block_seen.items() if t >= stale}
+        self._block_seen[block_id] = max(at, self._block_seen.get(block_id, 0.0))
 
     async def _heights(self, *, fresh: bool = False) -> _Height:
         """Head time and the solidified block (reused for half a poll interval unless `fresh`)."""

@@ -1,6 +1,5 @@
-"""Wiring of payout-router: its servicers, settings and the indexes its collections need.
-
-Unfinished: no RPC is implemented yet, so every RPC answers UNIMPLEMENTED (HTTP 501 at the edge)."""
+"""Wiring of payout-router: its servicer, settings, the payout dispatcher and lifecycle (driven in the
+background from start-up to shutdown) and the indexes its collections need."""
 
 from __future__ import annotations
 
@@ -8,12 +7,21 @@ from collections.abc import Sequence
 
 from services.common.server import Runtime, ServiceSpec
 from services.common.settings import ServiceName
+from services.payout_router.allowlist import Allowlist
+from services.payout_router.chain import Chain
+from services.payout_router.payouts import INDEXES, Payouts
+from services.payout_router.servicer import PayoutRouterServicer
 from services.payout_router.settings import PayoutRouterSettings
 
 
 async def build(rt: Runtime[PayoutRouterSettings]) -> Sequence[object]:
-    """The servicers of tronpay.payout_router.v1 (none yet)."""
-    return ()
+    """The servicer of tronpay.payout_router.v1."""
+    chain = Chain(rt.clients)
+    allowlist = Allowlist(rt, chain)
+    payouts = Payouts(rt, chain, allowlist)
+    payouts.start()
+    rt.on_stop(payouts.stop)
+    return [PayoutRouterServicer(rt, payouts, allowlist)]
 
 
-SERVICE = ServiceSpec(ServiceName.PAYOUT_ROUTER, PayoutRouterSettings, build, finished=False)
+SERVICE = ServiceSpec(ServiceName.PAYOUT_ROUTER, PayoutRouterSettings, build, INDEXES)

@@ -71,6 +71,11 @@ IMPLEMENTED: dict[str, int] = {
     "GET /api/v1/usdt/transactions/{address}": 400,  # FAILED_PRECONDITION: the sample address is not watched
     "POST /api/v1/usdt/approve": 404,
     "GET /api/v1/usdt/allowance": 200,
+    "POST /api/v1/payouts/initiate": 404,  # the sample wallet does not exist
+    "GET /api/v1/payouts/{payout_id}": 404,
+    "POST /api/v1/payouts/batch": 404,
+    "GET /api/v1/payouts/history": 200,
+    "POST /api/v1/payouts/cancel": 404,
     "POST /api/v1/staking/stake": 404,
     "POST /api/v1/staking/unstake": 404,
     "GET /api/v1/staking/status/{address}": 200,

@@ -186,6 +186,7 @@ def test_service_field_violations_come_back_as_json(envoy_edge: Edge) -> None:
 
 
 def test_native_grpc_through_the_edge(envoy_edge: Edge) -> None:
+    from tronpay.payment_gateway.v1 import payment_gateway_pb2, payment_gateway_pb2_grpc
     from tronpay.payout_router.v1 import payout_router_pb2, payout_router_pb2_grpc
     from tronpay.tron_client.v1 import tron_client_pb2, tron_client_pb2_grpc
 
@@ -199,10 +200,17 @@ def test_native_grpc_through_the_edge(envoy_edge: Edge) -> None:
         assert dict(call_.initial_metadata()).get("server") == "tronpay-edge"
 
         payouts = payout_router_pb2_grpc.PayoutRouterServiceStub(channel)
-        with pytest.raises(grpc.RpcError) as err:
+        with pytest.raises(grpc.RpcError) as missing:  # the service's own answer
             payouts.GetPayout(payout_router_pb2.GetPayoutRequest(payout_id="p1"), metadata=auth, timeout=20)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+        payments = payment_gateway_pb2_grpc.PaymentGatewayServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            payments.GetPayment(
+                payment_gateway_pb2.GetPaymentRequest(payment_id="p1"), metadata=auth, timeout=20
+            )
         assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert err.value.details() == "not implemented yet: GetPayout"
+        assert err.value.details() == "not implemented yet: GetPayment"
 
 
 def test_internal_rpcs_are_not_exposed_at_the_edge(envoy_edge: Edge) -> None:

@@ -474,7 +474,7 @@ def test_switched_off_only_by_an_explicit_setting(envoy_descriptor: Path) -> Non
     off = render.render({**base, "EDGE_STRICT_JSON": "off"})
     names = {f["name"] for f in _filters(off)}
     assert not {render.STRICT_JSON_FILTER, render.STRICT_JSON_GUARD_FILTER} & names
-    assert render.STRICT_JSON_GUARD_FILTER not in json.dumps(off)  # no per-route switch for a filter not there
+    assert render.STRICT_JSON_GUARD_FILTER not in json.dumps(off)  # no per-route switch for a missing filter
     with pytest.raises(ValueError, match="EDGE_STRICT_JSON"):
         render.render({**base, "EDGE_STRICT_JSON": "false"})
 

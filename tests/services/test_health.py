@@ -14,14 +14,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pymongo import MongoClient
-from tronpay.payout_router.v1 import payout_router_pb2
+from tronpay.payment_gateway.v1 import payment_gateway_pb2
 
 from services.common import errors
 from tests.harness.ferretdb import FerretDB, restart_ferretdb, start_ferretdb, stop_ferretdb
 from tests.harness.services import SERVICES, Cluster, ServiceFactory, ServiceProcess
 
-#: An RPC of the contract that a later issue implements (the payout router is still UNIMPLEMENTED).
-UNIMPLEMENTED_SERVICE, UNIMPLEMENTED_RPC = "payout_router", "GetPayout"
+#: An RPC of the contract that a later issue implements (the payment gateway is still UNIMPLEMENTED).
+UNIMPLEMENTED_SERVICE, UNIMPLEMENTED_RPC = "payment_gateway", "GetPayment"
 #: Every service also serves its own tamper-evident audit trail.
 AUDIT_SERVICE = "tronpay.audit.v1.AuditService"
 
@@ -73,7 +73,7 @@ def test_unimplemented_rpc_names_the_method(six: Cluster) -> None:
             f"/{service}/{UNIMPLEMENTED_RPC}", request_serializer=None, response_deserializer=None
         )
         with pytest.raises(grpc.RpcError) as err:
-            call(payout_router_pb2.GetPayoutRequest(payout_id="p1").SerializeToString(), timeout=5)
+            call(payment_gateway_pb2.GetPaymentRequest(payment_id="p1").SerializeToString(), timeout=5)
     e = err.value
     assert e.code() == grpc.StatusCode.UNIMPLEMENTED
     assert e.details() == f"not implemented yet: {UNIMPLEMENTED_RPC}"
