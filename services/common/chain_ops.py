@@ -418,6 +418,58 @@ def refusal(exc: grpc.aio.AioRpcError, what: str) -> errors.DomainError:
     return errors.FailedPrecondition(message, reason=reason, metadata=meta)
 
 
+def upstream_error(exc: grpc.aio.AioRpcError, service: str, what: str) -> errors.DomainError:
+    """Another service's failure as ours: retryable stays retryable; a refusal keeps its code and reason."""
+    code = exc.code()
+    meta = {"upstream": service, "upstream_code": code.name if code else "UNKNOWN"}
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return errors.DeadlineExceeded(f"{service} did not answer {what} in time", metadata=meta)
+    if code in (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+    ):
+        return refusal(exc, f"{service} refused {what}")
+    return errors.Unavailable(
+        f"cannot {what} through {service}",
+        reason=f"{service.replace('-', '_').upper()}_UNAVAILABLE",
+        metadata=meta,
+    )
+
+
+class PeerReads:
+    """What every service that sends transactions reads from its peers: tron-client's and wallet-manager's
+    stubs, and the wallet lookups (each service's chain module builds on this)."""
+
+    def __init__(self, clients: ServiceClients) -> None:
+        self._clients = clients
+
+    @property
+    def _tron(self) -> tc_grpc.TronClientServiceStub:
+        return self._clients.stub(ServiceName.TRON_CLIENT, tc_grpc.TronClientServiceStub)
+
+    @property
+    def _wallets(self) -> wm_grpc.WalletManagerServiceStub:
+        return self._clients.stub(ServiceName.WALLET_MANAGER, wm_grpc.WalletManagerServiceStub)
+
+    async def wallet(self, wallet_id: str) -> wm.Wallet:
+        try:
+            return (await self._wallets.GetWallet(wm.GetWalletRequest(wallet_id=wallet_id))).wallet
+        except grpc.aio.AioRpcError as exc:
+            raise upstream_error(exc, "wallet-manager", "to read the wallet") from None
+
+    async def wallet_holds(self, wallet_id: str, address: str) -> bool:
+        """Whether `address` is one of the wallet's addresses (GetPublicKey knows every derived one)."""
+        try:
+            await self._wallets.GetPublicKey(wm.GetPublicKeyRequest(wallet_id=wallet_id, address=address))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+                return False
+            raise upstream_error(exc, "wallet-manager", "to read the wallet's address") from None
+        return True
+
+
 @dataclass(frozen=True, slots=True)
 class _Height:
     head_time_ms: int

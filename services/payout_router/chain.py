@@ -10,14 +10,11 @@ import grpc
 from google.protobuf import duration_pb2
 from tronpay.common.v1 import common_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as tc
-from tronpay.tron_client.v1 import tron_client_pb2_grpc as tc_grpc
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as wm
-from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc as wm_grpc
 
 from services.common import errors
-from services.common.chain_ops import refusal
+from services.common.chain_ops import PeerReads, upstream_error
 from services.common.clients import ServiceClients
-from services.common.settings import ServiceName
 from services.common.tron.abi import decode_result, encode_args
 from services.common.tron.address import from_base58, keccak256, to_base58
 
@@ -43,25 +40,6 @@ PAID = keccak256(b"Paid(bytes32,address,uint256)")
 ALREADY_PAID = keccak256(b"AlreadyPaid(bytes32,address,uint256)")
 PAYOUT_FAILED = keccak256(b"PayoutFailed(bytes32,address,uint256,uint8)")
 VIEW_CONCURRENCY = 16
-
-
-def upstream_error(exc: grpc.aio.AioRpcError, service: str, what: str) -> errors.DomainError:
-    """Another service's failure as ours: retryable stays retryable; a refusal keeps its code and reason."""
-    code = exc.code()
-    meta = {"upstream": service, "upstream_code": code.name if code else "UNKNOWN"}
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return errors.DeadlineExceeded(f"{service} did not answer {what} in time", metadata=meta)
-    if code in (
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.PERMISSION_DENIED,
-    ):
-        return refusal(exc, f"{service} refused {what}")
-    return errors.Unavailable(
-        f"cannot {what} through {service}",
-        reason=f"{service.replace('-', '_').upper()}_UNAVAILABLE",
-        metadata=meta,
-    )
 
 
 def onchain_id(payout_id: str) -> bytes:
@@ -129,26 +107,12 @@ class RouterState:
     max_batch_size: int
 
 
-class Chain:
-    """tron-client reads and builds, wallet-manager wallet lookups."""
+class Chain(PeerReads):
+    """tron-client reads and builds (wallet lookups: PeerReads)."""
 
     def __init__(self, clients: ServiceClients) -> None:
-        self._clients = clients
+        super().__init__(clients)
         self._views = asyncio.Semaphore(VIEW_CONCURRENCY)
-
-    @property
-    def _tron(self) -> tc_grpc.TronClientServiceStub:
-        return self._clients.stub(ServiceName.TRON_CLIENT, tc_grpc.TronClientServiceStub)
-
-    @property
-    def _wallets(self) -> wm_grpc.WalletManagerServiceStub:
-        return self._clients.stub(ServiceName.WALLET_MANAGER, wm_grpc.WalletManagerServiceStub)
-
-    async def wallet(self, wallet_id: str) -> wm.Wallet:
-        try:
-            return (await self._wallets.GetWallet(wm.GetWalletRequest(wallet_id=wallet_id))).wallet
-        except grpc.aio.AioRpcError as exc:
-            raise upstream_error(exc, "wallet-manager", "to read the wallet") from None
 
     # ---- contract views ---------------------------------------------------------------------------
     async def view(self, contract: str, signature: str, types: list[str], args: list[object]) -> bytes | None:

@@ -9,34 +9,11 @@ import grpc
 from google.protobuf import duration_pb2
 from tronpay.common.v1 import common_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as tc
-from tronpay.tron_client.v1 import tron_client_pb2_grpc as tc_grpc
-from tronpay.wallet_manager.v1 import wallet_manager_pb2 as wm
-from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc as wm_grpc
 
 from services.common import errors
-from services.common.chain_ops import refusal
-from services.common.clients import ServiceClients
-from services.common.settings import ServiceName
+from services.common.chain_ops import PeerReads, upstream_error
 from services.common.tron.abi import decode_result, encode_args
 from services.common.tron.wire import INT64_MAX
-
-
-def upstream_error(exc: grpc.aio.AioRpcError, service: str, what: str) -> errors.DomainError:
-    """Another service's failure as ours: retryable stays retryable; a refusal keeps its code and reason."""
-    code = exc.code()
-    meta = {"upstream": service, "upstream_code": code.name if code else "UNKNOWN"}
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return errors.DeadlineExceeded(f"{service} did not answer {what} in time", metadata=meta)
-    if code in (
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.PERMISSION_DENIED,
-    ):
-        return refusal(exc, f"{service} refused {what}")
-    return errors.Unavailable(
-        f"cannot {what} through {service}", reason=f"{service.replace('-', '_').upper()}_UNAVAILABLE",
-        metadata=meta,
-    )  # fmt: skip
 
 
 class CallReverts(Exception):
@@ -53,36 +30,8 @@ class Estimate:
     price_sun: int
 
 
-class Chain:
-    """tron-client reads and builds, wallet-manager wallet lookups."""
-
-    def __init__(self, clients: ServiceClients) -> None:
-        self._clients = clients
-
-    @property
-    def _tron(self) -> tc_grpc.TronClientServiceStub:
-        return self._clients.stub(ServiceName.TRON_CLIENT, tc_grpc.TronClientServiceStub)
-
-    @property
-    def _wallets(self) -> wm_grpc.WalletManagerServiceStub:
-        return self._clients.stub(ServiceName.WALLET_MANAGER, wm_grpc.WalletManagerServiceStub)
-
-    # ---- wallets ----------------------------------------------------------------------------------
-    async def wallet(self, wallet_id: str) -> wm.Wallet:
-        try:
-            return (await self._wallets.GetWallet(wm.GetWalletRequest(wallet_id=wallet_id))).wallet
-        except grpc.aio.AioRpcError as exc:
-            raise upstream_error(exc, "wallet-manager", "to read the wallet") from None
-
-    async def wallet_holds(self, wallet_id: str, address: str) -> bool:
-        """Whether `address` is one of the wallet's addresses (GetPublicKey knows every derived one)."""
-        try:
-            await self._wallets.GetPublicKey(wm.GetPublicKeyRequest(wallet_id=wallet_id, address=address))
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
-                return False
-            raise upstream_error(exc, "wallet-manager", "to read the wallet's address") from None
-        return True
+class Chain(PeerReads):
+    """tron-client reads and builds (wallet lookups: PeerReads)."""
 
     # ---- token views ------------------------------------------------------------------------------
     async def view(self, token: str, signature: str, types: list[str], args: list[object]) -> bytes | None:
