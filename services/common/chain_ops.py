@@ -438,6 +438,13 @@ def upstream_error(exc: grpc.aio.AioRpcError, service: str, what: str) -> errors
     )
 
 
+#: Wallet kinds that can sign a transaction the cluster builds (watch-only and TronLink wallets cannot).
+SIGNING_KINDS = (wm.Wallet.KIND_HD, wm.Wallet.KIND_IMPORTED, wm.Wallet.KIND_LEDGER, wm.Wallet.KIND_TREZOR)
+WALLET_CANNOT_SIGN = "WALLET_CANNOT_SIGN"
+#: A service's refusal maker: (reason, message, **metadata) -> the error, counted in its own metric.
+Refusal = Callable[..., errors.DomainError]
+
+
 class PeerReads:
     """What every service that sends transactions reads from its peers: tron-client's and wallet-manager's
     stubs, and the wallet lookups (each service's chain module builds on this)."""
@@ -458,6 +465,26 @@ class PeerReads:
             return (await self._wallets.GetWallet(wm.GetWalletRequest(wallet_id=wallet_id))).wallet
         except grpc.aio.AioRpcError as exc:
             raise upstream_error(exc, "wallet-manager", "to read the wallet") from None
+
+    async def signing_wallet(self, wallet_id: str, refuse: Refusal) -> wm.Wallet:
+        """The wallet, if it can sign transactions here; else `refuse`'s FAILED_PRECONDITION
+        WALLET_CANNOT_SIGN (each service counts its refusals its own way)."""
+        wallet = await self.wallet(wallet_id)
+        if wallet.kind not in SIGNING_KINDS:
+            raise refuse(WALLET_CANNOT_SIGN, "this wallet cannot sign here (watch-only or TronLink)",
+                         wallet_id=wallet_id)  # fmt: skip
+        return wallet
+
+    async def signing_address(self, wallet_id: str, address: str, field: str, refuse: Refusal) -> str:
+        """The address that signs: the wallet's primary one, or `address` (request field `field`) if it is one
+        of the wallet's."""
+        wallet = await self.signing_wallet(wallet_id, refuse)
+        if address and address != wallet.address and not await self.wallet_holds(wallet_id, address):
+            raise errors.InvalidArgument(
+                "the address is not in the wallet",
+                [errors.FieldViolation(field, "not an address of the wallet", "ADDRESS_NOT_IN_WALLET")],
+            )
+        return address or wallet.address
 
     async def wallet_holds(self, wallet_id: str, address: str) -> bool:
         """Whether `address` is one of the wallet's addresses (GetPublicKey knows every derived one)."""

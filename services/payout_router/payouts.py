@@ -48,7 +48,6 @@ import grpc
 from prometheus_client import Counter, Gauge, Histogram
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
-from tronpay.wallet_manager.v1 import wallet_manager_pb2 as wm
 
 from services.common import context, errors
 from services.common.access import Role
@@ -93,7 +92,6 @@ PENDING, APPROVED, SUBMITTED, CONFIRMED, FAILED, CANCELLED = (
     "CANCELLED",
 )
 OPEN = (PENDING, APPROVED)
-SIGNING_KINDS = (wm.Wallet.KIND_HD, wm.Wallet.KIND_IMPORTED, wm.Wallet.KIND_LEDGER, wm.Wallet.KIND_TREZOR)
 DAY = timedelta(days=1)
 
 INDEXES = (
@@ -252,11 +250,7 @@ class Payouts:
         known = await self._replay(bid, ids, fingerprint)
         if known is not None:
             return known
-        wallet = await self._chain.wallet(wallet_id)
-        if wallet.kind not in SIGNING_KINDS:
-            raise refuse(
-                "WALLET_CANNOT_SIGN", "this wallet cannot sign (watch-only or TronLink)", wallet_id=wallet_id
-            )
+        wallet = await self._chain.signing_wallet(wallet_id, refuse)
         ctx = context.current()
         tenant = ctx.tenant if ctx else ""
         if tenant and wallet.tenant and wallet.tenant != tenant:

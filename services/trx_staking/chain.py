@@ -12,11 +12,8 @@ import grpc
 from google.protobuf import duration_pb2
 from tronpay.common.v1 import common_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as tc
-from tronpay.wallet_manager.v1 import wallet_manager_pb2 as wm
 
 from services.common.chain_ops import PeerReads, upstream_error
-
-SIGNING_KINDS = (wm.Wallet.KIND_HD, wm.Wallet.KIND_IMPORTED, wm.Wallet.KIND_LEDGER, wm.Wallet.KIND_TREZOR)
 
 
 @dataclass(frozen=True, slots=True)

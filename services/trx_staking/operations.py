@@ -45,8 +45,8 @@ from services.common.chain_ops import (
 from services.common.logging import get_logger
 from services.common.mongo import IndexSpec
 from services.common.server import Runtime
-from services.trx_staking.chain import SIGNING_KINDS, Chain
-from services.trx_staking.rules import WALLET_CANNOT_SIGN, Facts, Intent, Kind, Rules, refuse
+from services.trx_staking.chain import Chain
+from services.trx_staking.rules import Facts, Intent, Kind, Rules, refuse
 from services.trx_staking.settings import TRX, TrxStakingSettings
 
 log = get_logger("trx_staking.operations")
@@ -157,16 +157,7 @@ class StakingOperations:
     # ---- creating ---------------------------------------------------------------------------------
     async def owner_of(self, wallet_id: str, address: str, field: str) -> str:
         """The signing address: the wallet's primary one, or `address` if it is one of the wallet's."""
-        wallet = await self._chain.wallet(wallet_id)
-        if wallet.kind not in SIGNING_KINDS:
-            raise refuse(WALLET_CANNOT_SIGN, "this wallet cannot sign here (watch-only or TronLink)",
-                         wallet_id=wallet_id)  # fmt: skip
-        if address and address != wallet.address and not await self._chain.wallet_holds(wallet_id, address):
-            raise errors.InvalidArgument(
-                "the address is not in the wallet",
-                [errors.FieldViolation(field, "not an address of the wallet", "ADDRESS_NOT_IN_WALLET")],
-            )
-        return address or wallet.address
+        return await self._chain.signing_address(wallet_id, address, field, refuse)
 
     async def create(
         self,

@@ -17,7 +17,6 @@ import contextlib
 
 import grpc
 from tronpay.usdt_manager.v1 import usdt_manager_pb2 as pb
-from tronpay.wallet_manager.v1 import wallet_manager_pb2 as wm
 
 from services.common import errors
 from services.common.chain_ops import (
@@ -40,7 +39,6 @@ from services.usdt_manager.holds import Holds
 from services.usdt_manager.prechecks import (
     RECIPIENT_BLACKLISTED,
     SPENDER_BLACKLISTED,
-    WALLET_CANNOT_SIGN,
     Call,
     Prechecks,
     Quote,
@@ -53,7 +51,6 @@ log = get_logger("usdt_manager.operations")
 TRANSFERS, APPROVALS = "transfers", "approvals"  # the lifecycles' collections
 TRANSFER = "transfer(address,uint256)"
 APPROVE = "approve(address,uint256)"
-SIGNING_KINDS = (wm.Wallet.KIND_HD, wm.Wallet.KIND_IMPORTED, wm.Wallet.KIND_LEDGER, wm.Wallet.KIND_TREZOR)
 SWEEP_SECONDS = 60.0
 
 
@@ -105,7 +102,7 @@ class UsdtOperations:
         known = await self.transfers.get(op_id)
         if known is not None:
             return self.transfers.replayed(known, fingerprint)
-        sender = await self._sender(req.wallet_id, req.from_address, "from_address")
+        sender = await self._chain.signing_address(req.wallet_id, req.from_address, "from_address", refuse)
         call = Call(token, sender, req.to_address, req.amount, TRANSFER,
                     encode_args(["address", "uint256"], [req.to_address, req.amount]), req.fee_limit_sun,
                     RECIPIENT_BLACKLISTED)  # fmt: skip
@@ -120,7 +117,7 @@ class UsdtOperations:
         known = await self.approvals.get(op_id)
         if known is not None:
             return self.approvals.replayed(known, fingerprint)
-        owner = await self._sender(req.wallet_id, req.owner_address, "owner_address")
+        owner = await self._chain.signing_address(req.wallet_id, req.owner_address, "owner_address", refuse)
         call = Call(token, owner, req.spender_address, 0, APPROVE,
                     encode_args(["address", "uint256"], [req.spender_address, req.amount]), req.fee_limit_sun,
                     SPENDER_BLACKLISTED)  # fmt: skip
@@ -129,19 +126,6 @@ class UsdtOperations:
         return await self._create(
             self.approvals, op_id, req.request_id, req.wallet_id, call, fields, fingerprint
         )
-
-    async def _sender(self, wallet_id: str, address: str, field: str) -> str:
-        """The signing address: the wallet's primary one, or `address` if it is one of the wallet's."""
-        wallet = await self._chain.wallet(wallet_id)
-        if wallet.kind not in SIGNING_KINDS:
-            raise refuse(WALLET_CANNOT_SIGN, "this wallet cannot sign here (watch-only or TronLink)",
-                         wallet_id=wallet_id)  # fmt: skip
-        if address and address != wallet.address and not await self._chain.wallet_holds(wallet_id, address):
-            raise errors.InvalidArgument(
-                "the address is not in the wallet",
-                [errors.FieldViolation(field, "not an address of the wallet", "ADDRESS_NOT_IN_WALLET")],
-            )
-        return address or wallet.address
 
     async def _create(
         self,
