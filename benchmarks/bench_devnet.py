@@ -120,7 +120,14 @@ async def ref_block(url: str) -> dict[str, Any]:
     }
 
 
-async def bench(url: str, accounts_doc: dict[str, Any], n: int, concurrency: int, limit_s: float) -> int:
+async def bench(
+    url: str,
+    accounts_doc: dict[str, Any],
+    n: int,
+    concurrency: int,
+    limit_s: float,
+    figures: dict[str, float],
+) -> int:
     accounts = accounts_doc["accounts"]
     usdt_hex = crypto.from_base58(accounts_doc["tokens"]["USDT"]).hex()
     t = time.perf_counter()
@@ -146,6 +153,8 @@ async def bench(url: str, accounts_doc: dict[str, Any], n: int, concurrency: int
             f"({send_s:.2f}s) | accepted+executed+included {ok / total:7.1f}/s "
             f"({total:.2f}s, {blocks} blocks) | receipts {receipts}"
         )
+        figures[f"{kind.lower()}_accepted_per_second"] = len(txids) / send_s
+        figures[f"{kind.lower()}_included_per_second"] = ok / total
         if ok != n:
             failed += 1
     return failed
@@ -159,6 +168,7 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=180.0, help="give up after this many seconds per kind")
     p.add_argument("--url", help="use a running devnet (needs --accounts-file) instead of starting one")
     p.add_argument("--accounts-file", type=Path)
+    p.add_argument("--report", type=Path, help="also write the key figures as JSON to this file")
     args = p.parse_args()
 
     proc = None
@@ -181,7 +191,11 @@ def main() -> int:
                     break
                 time.sleep(0.1)
         doc = json.loads(acc_file.read_text())
-        return 1 if asyncio.run(bench(url, doc, args.n, args.concurrency, args.timeout)) else 0
+        figures: dict[str, float] = {}
+        failed = asyncio.run(bench(url, doc, args.n, args.concurrency, args.timeout, figures))
+        if args.report:
+            args.report.write_text(json.dumps(figures, indent=2) + "\n")
+        return 1 if failed else 0
     finally:
         if proc is not None:
             proc.terminate()

@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--envoy-only", action=argparse.BooleanOptionalAction, default=True, help="also measure Envoy alone"
     )
+    parser.add_argument("--report", type=Path, help="also write the key figures as JSON to this file")
     args = parser.parse_args(argv)
 
     wrk = ensure_wrk()
@@ -295,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     if "envoy" in best:
         e = best["envoy"]
         print(f"Envoy alone (local 400): {e.rps:.0f} req/s p99 {e.p99_us / 1000:.1f} ms")
+    if args.report:
+        figures = {f"{name}_{key}": value for name, r in best.items()
+                   for key, value in (("rps", r.rps), ("p99_ms", r.p99_us / 1000))}  # fmt: skip
+        figures |= {"height_to_trivial": h.rps / t.rps, "wallet_to_trivial": w.rps / t.rps,
+                    "connections": args.connections}  # fmt: skip
+        args.report.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="alternate on/off this many times")
     parser.add_argument("--items", type=int, default=1000, help="recipients in the batch body")
     parser.add_argument("--envoy-concurrency", type=int, default=1, help="Envoy worker threads")
+    parser.add_argument("--report", type=Path, help="also write the key figures as JSON to this file")
     args = parser.parse_args(argv)
 
     from tests.edge.http import call
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.body:6} {r.strict:6} {r.rps:9.0f} {r.p50_us / 1000:8.2f} {r.p99_us / 1000:8.2f} "
             f"{r.cpu_us_per_request:11.1f} {r.non2xx:8d} {r.socket_errors:6d}"
         )
+    figures: dict[str, float] = {}
     for case in cases:
         mine = [r for r in runs if r.body == case.name]
         rps = {s: max(r.rps for r in mine if r.strict == s) for s in ("on", "off")}
@@ -252,6 +254,14 @@ def main(argv: list[str] | None = None) -> int:
             f"({rps['on']:.0f} vs {rps['off']:.0f} req/s); Envoy CPU per request "
             f"{cpu['on']:.0f} vs {cpu['off']:.0f} us ({cpu['on'] - cpu['off']:+.0f} us)"
         )
+        figures[f"{case.name}_throughput_on_off"] = rps["on"] / rps["off"]
+        figures[f"{case.name}_extra_cpu_us"] = cpu["on"] - cpu["off"]
+        if case.body is not None:
+            figures[f"{case.name}_extra_ns_per_byte"] = (
+                (cpu["on"] - cpu["off"]) * 1000 / len(json.dumps(case.body))
+            )
+    if args.report:
+        args.report.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

@@ -9,7 +9,9 @@ sequential and 20-way concurrent inserts and updates, and concurrent finds. One 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -58,12 +60,21 @@ def measure(data_dir: Path, args: list[str]) -> dict[str, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--report", type=Path, help="also write the key figures as JSON to this file")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ferretdb-") as tmp:
         serialised = measure(Path(tmp) / "serialised", [])
         plain = measure(Path(tmp) / "plain", ["-serialize-writes=false"])
     print(f"{'FerretDB ops/s':<24}{'serialised':>10}{'plain':>8}{'ratio':>8}")
     for label, value in serialised.items():
         print(f"  {label:<22}{value:10.0f}{plain[label]:8.0f}{value / plain[label]:8.2f}")
+    if args.report:
+        # "update x20 (20 docs)" -> "update_x20"
+        keys = {label: label.split(" (")[0].replace(" ", "_") for label in serialised}
+        figures = {f"{keys[label]}_serialised": value for label, value in serialised.items()}
+        figures |= {f"{keys[label]}_plain": value for label, value in plain.items()}
+        args.report.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Caveat: the devnet applies a contract's dynamic-energy factor only to the contra
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
 import shutil
 import sys
@@ -158,6 +159,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mainnet", action="store_true", help="devnet --mainnet profile (network stake, fees)")
     p.add_argument("--singles", type=int, default=10, help="single payouts to average (default 10)")
+    p.add_argument("--report", type=Path, help="also write the key figures as JSON to this file")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-payout-contract-"))
     devnet = Devnet(tmp, block_time=0.5, extra_args=["--mainnet"] if args.mainnet else [])
@@ -179,6 +181,17 @@ def main() -> int:
         f"batch of 100 vs single (existing holders): energy {hundred[0] / single[0]:.1%}, "
         f"bandwidth {hundred[1] / single[1]:.1%} per recipient"
     )
+    if args.report:
+        figures = {  # existing holders
+            "energy_per_recipient_single": single[0],
+            "energy_per_recipient_batch100": hundred[0],
+            "energy_batch100_vs_single": hundred[0] / single[0],
+            "bandwidth_per_recipient_single": single[1],
+            "bandwidth_per_recipient_batch100": hundred[1],
+            "bandwidth_batch100_vs_single": hundred[1] / single[1],
+            "energy_plain_transfer": by_name["plain USDT transfer, existing holder"][0],
+        }
+        args.report.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import statistics
 import sys
@@ -180,6 +181,7 @@ async def run(args: argparse.Namespace) -> int:
             )
             print("  per recipient (fresh recipients, one on-chain disburseBatch each):")
             single_bw = 0.0
+            per_recipient: dict[int, tuple[float, float, float]] = {}  # size -> energy, bandwidth, sun burned
             # A first payout of the day also creates the router's day total (20 000 energy): not measured.
             ((_, warm),) = (await post_batches(edge.rest_url, token, wallet_id, [1], 1)).values()
             await follow(target, warm, args.timeout)
@@ -203,6 +205,7 @@ async def run(args: argparse.Namespace) -> int:
                     f"bandwidth {bandwidth:6.1f} B ({bandwidth / single_bw:4.0%} of a single), "
                     f"TRX burned {burned / TRX:7.2f} {sorted(states)}"
                 )
+                per_recipient[size] = (energy, bandwidth, burned)
             per_request = args.per_request
             sizes = [per_request] * (args.payouts // per_request)
             t0 = time.time()
@@ -224,6 +227,22 @@ async def run(args: argparse.Namespace) -> int:
             f"p50 {statistics.median(latency):.1f}s p99 {percentile(latency, 0.99):.1f}s; "
             f"{len(confirmed)}/{len(done)} CONFIRMED"
         )
+        if args.report:
+            single_energy, single_bandwidth, _ = per_recipient[1]
+            energy, bandwidth, burned = per_recipient[100]
+            figures = {
+                "payouts_per_hour": rate * 3600,
+                "confirmed_p50_s": statistics.median(latency),
+                "confirmed_p99_s": percentile(latency, 0.99),
+                "energy_per_recipient_single": single_energy,
+                "energy_per_recipient_batch100": energy,
+                "energy_batch100_vs_single": energy / single_energy,
+                "bandwidth_per_recipient_single": single_bandwidth,
+                "bandwidth_per_recipient_batch100": bandwidth,
+                "bandwidth_batch100_vs_single": bandwidth / single_bandwidth,
+                "burned_sun_per_payout_batch100_no_broker": round(burned),
+            }
+            args.report.write_text(json.dumps(figures, indent=2) + "\n")
         return 0 if len(confirmed) == len(when) else 1
     finally:
         tron.provider.sess.close()
@@ -240,6 +259,7 @@ def main() -> int:
     p.add_argument("--mainnet", action="store_true", help="the devnet's --mainnet profile")
     p.add_argument("--solidity-lag", type=int, default=18, help="devnet solid = head - lag (default 18)")
     p.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
+    p.add_argument("--report", type=Path, help="also write the key figures as JSON to this file")
     return asyncio.run(run(p.parse_args()))
 
 

@@ -208,6 +208,7 @@ def main() -> None:
         "--log-level", default="INFO", help="the service's LOG_LEVEL (INFO: one access-log line per RPC)"
     )
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--report", type=Path, help="also write the key figures as JSON to this file")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-sign-"))
@@ -231,6 +232,13 @@ def main() -> None:
         factory.close()
         stop_ferretdb(fdb)
 
+    if args.report:
+        figures = {"key_opening_us": results["key_opening"]["open_sealed_key_us"]}
+        for scenario in args.scenario:
+            key = scenario.replace("-", "_")
+            figures |= {f"{key}_signatures_per_second": results[scenario]["per_second"],
+                        f"{key}_p99_ms": results[scenario]["p99_ms"]}  # fmt: skip
+        args.report.write_text(json.dumps(figures, indent=2) + "\n")
     if args.json:
         print(json.dumps(results, indent=2))
         return

@@ -156,6 +156,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--wallets", type=int, default=64)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--report", type=Path, help="also write the key figures as JSON to this file")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-sign-core-"))
@@ -173,6 +174,9 @@ def main() -> None:
         result = asyncio.run(run())
     finally:
         stop_ferretdb(fdb)
+    if args.report:
+        figures = {f"{step}_per_second": v for step, v in result["per_second"].items()}
+        args.report.write_text(json.dumps({**figures, "keyring_load_ms": result["keyring_load_ms"]}) + "\n")
     if args.json:
         print(json.dumps(result))
         return

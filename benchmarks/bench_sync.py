@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -138,6 +139,7 @@ def main() -> int:
     p.add_argument("--watched", type=int, default=10, help="recipients that are watched")
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    p.add_argument("--report", type=Path, help="also write the key figures as JSON to this file")
     args = p.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-sync-"))
@@ -227,6 +229,9 @@ def main() -> int:
             "| correctness:",
             "ok" if ok else "MISMATCH",
         )
+        if args.report:
+            figures = {"blocks_per_second": rate, "devnet_cached_blocks_per_second": warm, "blocks": head}
+            args.report.write_text(json.dumps(figures, indent=2) + "\n")
         return 0 if ok else 1
     finally:
         for proc in reversed(procs):

@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--transfers", type=int, default=5000)
     parser.add_argument("--recipients", type=int, default=1000)
     parser.add_argument("--profile", action="store_true", help="print the top cProfile entries")
+    parser.add_argument("--report", type=Path, help="also write the key figures as JSON to this file")
     args = parser.parse_args()
     if args.profile:
         prof = cProfile.Profile()
@@ -103,6 +104,11 @@ def main() -> None:
             f"energy with mainnet USDT's factor {factor} (x{(FACTOR_DECIMAL + factor) / FACTOR_DECIMAL:g}): "
             f"new holder {new}, existing holder {existing}"
         )
+        if args.report:
+            figures = {"transfers_per_second": rate, "energy_new_holder": energy_new,
+                       "energy_existing_holder": energy_existing, "energy_new_holder_mainnet": new,
+                       "energy_existing_holder_mainnet": existing}  # fmt: skip
+            args.report.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"TVM TRC20 transfers/s: {rate:.0f} ({args.transfers} transfers, {args.recipients} recipients)")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import statistics
 import sys
@@ -202,6 +203,15 @@ async def run(args: argparse.Namespace) -> int:
         print(f"devnet alone: {args.transfers} pre-signed USDT transfers, {args.clients} clients: "
               f"{own * 3600:,.0f} included/h ({own:.1f}/s)")  # fmt: skip
         print(f"ratio usdt-manager CONFIRMED / devnet included: {rate / own:.3f}")
+        if args.report:
+            figures = {"transfers_per_hour": rate * 3600, "devnet_included_per_hour": own * 3600,
+                       "confirmed_to_devnet": rate / own}  # fmt: skip
+            for key, values in (("included", to_included), ("confirmed", to_confirmed)):
+                figures |= {
+                    f"{key}_p50_s": statistics.median(values),
+                    f"{key}_p99_s": percentile(values, 0.99),
+                }
+            args.report.write_text(json.dumps(figures, indent=2) + "\n")
         return 0 if len(confirmed) == args.transfers else 1
     finally:
         factory.close()
@@ -216,6 +226,7 @@ def main() -> int:
     p.add_argument("--wallets", type=int, default=8, help="funded HD wallets sending (default 8)")
     p.add_argument("--solidity-lag", type=int, default=18, help="devnet solid = head - lag (default 18)")
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
+    p.add_argument("--report", type=Path, help="also write the key figures as JSON to this file")
     return asyncio.run(run(p.parse_args()))
 
 

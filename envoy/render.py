@@ -98,6 +98,12 @@ against ``EDGE_JWKS_CA_FILE``, /etc/ssl/certs/ca-certificates.crt). Rate limits 
 instance: ``EDGE_RATE_LIMIT_{READ,WRITE,MONEY}_PER_SECOND`` (tokens added each second: 500, 50, 10) and
 ``..._BURST`` (bucket size: 1000, 100, 20).
 
+Traces (off unless set): ``OTEL_EXPORTER_OTLP_ENDPOINT`` (the collector's OTLP/gRPC URL, ``http://host:4317``,
+the same variable the services read; ``https`` verified against ``EDGE_OTLP_CA_FILE``,
+/etc/ssl/certs/ca-certificates.crt) and ``EDGE_TRACE_SAMPLING_PERCENT`` (100). Envoy then makes a span of
+every request (continuing a client's ``traceparent``), passes its own to the service in ``traceparent`` and
+logs ``trace_id`` in the access log; unset, the rendered config is the same as without this feature.
+
 Mutual TLS to the services: the edge presents its certificate from ``TLS_DIR`` (.data/pki, made by
 tools/devpki.py; ``<TLS_DIR>/edge/{tls.crt,tls.key,ca.crt}``, the layout services.common.tls reads) and
 accepts an upstream only when its certificate, from the same CA, names that service (SNI and SAN = the
@@ -498,6 +504,7 @@ def _access_log(env: Mapping[str, str]) -> list[dict[str, Any]]:
         "duration_ms": "%DURATION%",
         "bytes_in": "%BYTES_RECEIVED%",
         "bytes_out": "%BYTES_SENT%",
+        **({"trace_id": "%TRACE_ID%"} if _otlp_endpoint(env) else {}),
     }
     log_format = {
         "json_format": json_format,
@@ -1457,6 +1464,83 @@ def _transcoder(descriptor: Path, methods: list[Method], env: Mapping[str, str])
     }
 
 
+def _otlp_endpoint(env: Mapping[str, str]) -> str:
+    return _env(env, "OTEL_EXPORTER_OTLP_ENDPOINT", "")
+
+
+def _tracing(env: Mapping[str, str]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """OpenTelemetry spans of every request, over OTLP/gRPC to ``OTEL_EXPORTER_OTLP_ENDPOINT`` (the variable
+    the services read), and the ``otlp`` cluster; nothing when it is unset. Envoy continues a client's
+    ``traceparent`` or starts the trace, and sends the upstream its own span as ``traceparent``."""
+    endpoint = _otlp_endpoint(env)
+    if not endpoint:
+        return None, []
+    url = urlsplit(endpoint)
+    if url.scheme not in ("https", "http") or not url.hostname or url.path not in ("", "/"):
+        raise ValueError(f"OTEL_EXPORTER_OTLP_ENDPOINT={endpoint!r} must be an http(s)://host:port URL")
+    tls = url.scheme == "https"
+    cluster: dict[str, Any] = {
+        "name": "otlp",
+        "type": "STATIC" if _is_ip(url.hostname) else "STRICT_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": _duration(env, "EDGE_CONNECT_TIMEOUT", "1s"),
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": TYPE_URL + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        "load_assignment": {
+            "cluster_name": "otlp",
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {
+                                        "address": url.hostname,
+                                        "port_value": url.port or (443 if tls else 4317),
+                                    }
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+    if tls:
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": TYPE_URL + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": url.hostname,
+                "common_tls_context": {
+                    "alpn_protocols": ["h2"],
+                    "validation_context": {
+                        "trusted_ca": {"filename": _env(env, "EDGE_OTLP_CA_FILE", DEFAULT_CA_FILE)},
+                        "match_typed_subject_alt_names": [
+                            {"san_type": "DNS", "matcher": {"exact": url.hostname}}
+                        ],
+                    },
+                },
+            },
+        }
+    tracing = {
+        "random_sampling": {"value": _int(env, "EDGE_TRACE_SAMPLING_PERCENT", 100, 0, 100)},
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": TYPE_URL + "envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": {"envoy_grpc": {"cluster_name": "otlp"}, "timeout": "1s"},
+                "service_name": "edge",
+            },
+        },
+    }
+    return tracing, [cluster]
+
+
 def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[str, Any]:
     """Build the whole Envoy bootstrap from the environment.
 
@@ -1477,6 +1561,7 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
     ups = upstreams(env, methods)
     strict = strict_json(source, methods) if _strict_json_enabled(env) else None
     jwt_authn, identity_clusters = _jwt_authn(env)
+    tracing, tracing_clusters = _tracing(env)
     edge_tls = _edge_tls(env)
     hcm = {
         "@type": TYPE_URL
@@ -1505,6 +1590,7 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
             "initial_connection_window_size": 1048576,
         },
         "access_log": _access_log(env),
+        **({"tracing": tracing} if tracing else {}),
         "local_reply_config": _local_reply_config(),
         "route_config": {
             "name": "edge",
@@ -1585,7 +1671,7 @@ def render(env: Mapping[str, str], descriptor_out: Path | None = None) -> dict[s
                     ],
                 }
             ],
-            "clusters": [*(_cluster(u, env) for u in ups), *identity_clusters],
+            "clusters": [*(_cluster(u, env) for u in ups), *identity_clusters, *tracing_clusters],
         },
     }
 

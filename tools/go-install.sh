@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # go-install.sh NAME PACKAGE VERSION: build a pinned Go tool through the module proxy into a cache outside the
 # repo, then print its path. Idempotent: an existing binary is reused (a minute or less cold, 0 s warm).
-# Used for kustomize (k8s/tools/kustomize.sh) and grpcurl (tests of gRPC discovery at the edge).
+# Used for kustomize (k8s/tools/kustomize.sh), grpcurl (tests of gRPC discovery at the edge) and promtool
+# (tools/promtool.sh: the alert rules in k8s/monitoring).
 set -euo pipefail
 
 name="$1" package="$2" version="$3"

@@ -51,6 +51,7 @@ def render() -> dict[str, str]:
                 f"WALLET_ENCRYPTION_KEY={secrets.token_urlsafe(32)}",
                 "PAYOUT_ROUTER_PRIVATE_KEY=",
                 "TRON_NODE_API_KEY=",
+                f"PAYMENT_WEBHOOK_MASTER_SECRETS={secrets.token_urlsafe(32)}",
                 "",
             ]
         ),

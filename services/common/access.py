@@ -116,20 +116,30 @@ _TRON_CLIENT_INTERNAL = (
     "BuildTransaction", "BroadcastTransaction", "GetTransaction", "GetTransactionInfo",
     "TriggerConstantContract", "EstimateEnergy", "GetAccount", "GetAccountResource", "GetTokenBalance",
     "GetChainParameters", "WatchAddresses", "UnwatchAddresses", "ListWatchedAddresses",
-    "StreamTransfers", "ListTransfers",
+    "StreamTransfers", "ListTransfers", "GetContract",
     # public reads the services use too (energy price, head height)
     "GetNetworkInfo", "GetNetworkStatus", "GetNetworkHeight", "GetNetworkFees",
 )  # fmt: skip
 
+# What the operator's deploy tool (tools/deploy_routers.py) calls to build, sign and send contract
+# deployments and role grants; wallet-manager signs for it only with wallets whose policy names it.
+_DEPLOY = (
+    "BuildTransaction", "BroadcastTransaction", "GetTransactionInfo", "TriggerConstantContract", "GetAccount",
+    "GetContract", "GetNetworkInfo", "GetNetworkHeight",
+)  # fmt: skip
+
 #: RPCs peers call directly (all without a REST binding, and public ones services use) -> who may.
 INTERNAL: dict[str, frozenset[Peer]] = {
-    **{f"{_TC}/{m}": _SERVICES - {_P.TRON_CLIENT} for m in _TRON_CLIENT_INTERNAL},
-    f"{_WM}/SignTransaction": _MONEY,
+    **{
+        f"{_TC}/{m}": _SERVICES - {_P.TRON_CLIENT} | (_OP if m in _DEPLOY else frozenset())
+        for m in _TRON_CLIENT_INTERNAL
+    },
+    f"{_WM}/SignTransaction": _MONEY | _OP,
     f"{_WM}/SignMessage": frozenset({_P.PAYOUT_ROUTER}),  # KYC attestations
     f"{_WM}/DeriveAddress": frozenset({_P.PAYMENT_GATEWAY}),
     f"{_WM}/GetPublicKey": _MONEY,
     f"{_WM}/VerifyMessage": _MONEY,
-    f"{_WM}/GetWallet": _MONEY,
+    f"{_WM}/GetWallet": _MONEY | _OP,
     f"{_WM}/CreateTronLinkChallenge": _OP,
     f"{_WM}/ListSignatures": _OP,
     f"{_UM}/CreateTransfer": frozenset({_P.PAYOUT_ROUTER, _P.PAYMENT_GATEWAY}),  # payouts, refunds, sweeps
@@ -147,6 +157,11 @@ INTERNAL: dict[str, frozenset[Peer]] = {
     f"{_PG}/ListPayments": _OP,
     f"{_PG}/ListWebhookDeliveries": _OP,
     f"{_PG}/RedeliverWebhook": _OP,
+    f"{_PG}/ApproveRefund": _OP,
+    f"{_PG}/ListUnmatchedDeposits": _OP,
+    f"{_PG}/AssignDeposit": _OP,
+    f"{_PG}/ListSweeps": _OP,
+    f"{_PG}/GetPaymentReport": _OP,
     f"{_AU}/VerifyAuditLog": _OP,
     f"{_AU}/ExportAuditLog": _OP,
 }

@@ -6,7 +6,9 @@ A service supplies what is specific to its operations:
     check again what can have changed since the previous attempt and raise `Refused` to end the operation
     FAILED; nothing of that attempt is signed);
   - which wallet signs: each operation's `wallet_id` and `signer_address` (wallet-manager's SignTransaction,
-    so the wallet's signing policy decides);
+    so the wallet's signing policy decides); for a multi-signature account the Builder names the signing
+    wallets of each attempt (`Built.signers`, the transaction built with the permission's Permission_id), and
+    every one of them signs in turn, each appending its signature to the others';
   - optionally an `EnergySource` asked for each attempt's estimated energy after it is built and before it is
     signed (`BurnEnergy`, the default, provides none: the signer's own staked energy, then TRX burned up to
     the transaction's fee_limit; `StakingBroker`: trx-staking's energy broker) and a `TransitionHook`.
@@ -34,8 +36,9 @@ Why no crash can lose an operation or pay twice:
     again after it finished (its copy is in `_done` before it leaves the collection);
   - the first attempt is stored signed (a crash before that leaves a signature nobody ever broadcasts, and the
     retried request builds anew); a later attempt's transaction is stored before it is signed; every signature
-    is stored before the first broadcast; a rebroadcast sends the same bytes (same txID) and a retried
-    sign/broadcast reuses its request id, so wallet-manager and tron-client answer it from their records;
+    (all of a multi-signature attempt's, collected before any is stored) is stored before the first
+    broadcast; a rebroadcast sends the same bytes (same txID) and a retried sign/broadcast reuses its request
+    id, so wallet-manager and tron-client answer it from their records;
   - a new attempt is built only after the current one provably can never be included: its expiration is not
     after the solidified block's time (every later block is later still) and no block holds it;
   - INCLUDED is never final: CONFIRMED/FAILED need the receipt from a solidified block, and a block that left
@@ -172,13 +175,24 @@ class Refused(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Signer:
+    """A wallet in wallet-manager and the address of its key that signs."""
+
+    wallet_id: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
 class Built:
     """What a Builder returns: the unsigned transaction (tron-client's BuildTransaction answer), the energy
-    it was estimated to use, and fields of the service to store with it (what the builder decided)."""
+    it was estimated to use, fields of the service to store with it (what the builder decided) and, for a
+    multi-signature account, the wallets whose signatures together meet its permission's threshold (empty:
+    the operation's own wallet signs alone)."""
 
     transaction: common_pb2.Transaction
     energy_estimate: int = 0
     fields: Mapping[str, Any] = field(default_factory=dict)
+    signers: Sequence[Signer] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,14 +319,20 @@ class Attempt:
     last_broadcast_time: datetime | None
     expired: bool
     last_error: str
+    signatures: tuple[bytes, ...]  # all of them, in signing order (`signature` is the first)
+    signers: tuple[Signer, ...]  # the wallets of a multi-signature attempt; empty: the operation's wallet
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> Attempt:
+        first = bytes(d.get("signature", b""))
+        signatures = tuple(bytes(x) for x in d.get("signatures", ())) or ((first,) if first else ())
+        signers = tuple(Signer(x["wallet_id"], x["address"]) for x in d.get("signers", ()))
         return cls(
             int(d["number"]), d.get("txid", ""), bytes(d.get("raw", b"")), int(d.get("expiration_ms", 0)),
             int(d.get("fee_limit_sun", 0)), int(d.get("energy_estimate", 0)), d.get("energy_source", ""),
-            bytes(d.get("signature", b"")), int(d.get("broadcasts", 0)), d.get("first_broadcast_time"),
+            first, int(d.get("broadcasts", 0)), d.get("first_broadcast_time"),
             d.get("last_broadcast_time"), bool(d.get("expired", False)), d.get("last_error", ""),
+            signatures, signers,
         )  # fmt: skip
 
 
@@ -514,6 +534,15 @@ class _SignRefused(Exception):
         self.error = refusal(exc, "the wallet manager refused to sign")
 
 
+def _signature_fields(signatures: Sequence[bytes]) -> Document:
+    """How an attempt stores its signatures: `signature` alone, as always, for one; all in `signatures` too
+    for a multi-signature attempt."""
+    fields: Document = {"signature": signatures[0]}
+    if len(signatures) > 1:
+        fields["signatures"] = list(signatures)
+    return fields
+
+
 def _new_attempt(number: int) -> Document:
     return {"number": number, "txid": "", "broadcasts": 0, "expired": False}
 
@@ -609,14 +638,14 @@ class Lifecycle:
         doc.update(built.fields)
         doc["attempts"]["1"].update(self._attempt_fields(built, grant))
         try:
-            signature = await self._signature(doc)
+            signatures = await self._signatures(doc)
         except _SignRefused as refused:
             raise refused.error from None
         except grpc.aio.AioRpcError as exc:
             raise errors.Unavailable(
                 "the wallet manager cannot sign now; retry", reason="WALLET_MANAGER_UNAVAILABLE"
             ) from exc
-        doc["attempts"]["1"]["signature"] = signature
+        doc["attempts"]["1"].update(_signature_fields(signatures))
         doc.update(state=OpState.SIGNED.value, txids=[built.transaction.txid], update_time=_now())
         self._running.add(op_id)  # not resumed by the heartbeat loop before the check below
         try:
@@ -679,12 +708,15 @@ class Lifecycle:
     @staticmethod
     def _attempt_fields(built: Built, grant: EnergyGrant) -> Document:
         tx = built.transaction
-        return {
+        fields = {
             "txid": tx.txid, "raw": bytes(tx.raw_data), "expiration_ms": _ms(tx.expiration_time),
             "fee_limit_sun": tx.fee_limit_sun, "energy_estimate": built.energy_estimate,
 "energy_source": grant.source, "energy_provided": grant.energy, "energy_detail": grant.detail,
             "build_time": _now(),
         }  # fmt: skip
+        if built.signers:
+            fields["signers"] = [{"wallet_id": x.wallet_id, "address": x.address} for x in built.signers]
+        return fields
 
     # ---- the driver -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -910,35 +942,44 @@ class Lifecycle:
                 return 0.0
             doc = new
         try:
-            signature = await self._signature(doc)
+            signatures = await self._signatures(doc)
         except _SignRefused as refused:
             reason = f"SIGNING_REFUSED {refused.error.reason}: {refused.error.message}"
             await self._write(doc, {"failure_reason": reason}, state=OpState.FAILED)
             return None
-        await self._write(doc, {f"attempts.{n}.signature": signature}, state=OpState.SIGNED)
+        changes = {f"attempts.{n}.{k}": v for k, v in _signature_fields(signatures).items()}
+        await self._write(doc, changes, state=OpState.SIGNED)
         return 0.0  # broadcast at once (or read again: the write lost a race)
 
-    async def _signature(self, doc: Document) -> bytes:
-        """The wallet manager's signature of the current attempt. The request id names the attempt and its
-        txID: a retry of the same transaction gets the first signature back, a transaction built anew (the
-        first attempt of a retried request) is a new request."""
+    async def _signatures(self, doc: Document) -> list[bytes]:
+        """The wallet manager's signatures of the current attempt: the operation's wallet, or each of the
+        attempt's signers in turn (each request carries the signatures before it, the answer appends its own).
+        The request id names the attempt, its txID and the signer's place: a retry of the same transaction
+        gets the first signatures back, a transaction built anew (the first attempt of a retried request) is
+        a new request."""
         n, att = self._attempt(doc)
-        req = wm.SignTransactionRequest(
-            request_id=f"{doc['_id']}.{n}.{att.txid[:16]}",
-            wallet_id=doc["wallet_id"],
-            address=doc["signer_address"],
-            transaction=common_pb2.Transaction(txid=att.txid, raw_data=att.raw, raw_data_hex=att.raw.hex()),
-            purpose=f"{self._cfg.kind} {doc['_id']} attempt {n}",
-        )
-        try:
-            resp = await self._wallets.SignTransaction(req)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in TRANSIENT:
-                raise
-            raise _SignRefused(exc) from None
-        if resp.txid != att.txid or len(resp.signature) != 65:
-            raise RuntimeError(f"the wallet manager signed {resp.txid}, not {att.txid}")
-        return bytes(resp.signature)
+        signers = att.signers or (Signer(doc["wallet_id"], doc["signer_address"]),)
+        signatures: list[bytes] = []
+        for i, signer in enumerate(signers):
+            req = wm.SignTransactionRequest(
+                request_id=f"{doc['_id']}.{n}.{att.txid[:16]}" + (f".{i}" if i else ""),
+                wallet_id=signer.wallet_id,
+                address=signer.address,
+                transaction=common_pb2.Transaction(
+                    txid=att.txid, raw_data=att.raw, raw_data_hex=att.raw.hex(), signatures=signatures
+                ),
+                purpose=f"{self._cfg.kind} {doc['_id']} attempt {n}",
+            )
+            try:
+                resp = await self._wallets.SignTransaction(req)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in TRANSIENT:
+                    raise
+                raise _SignRefused(exc) from None
+            if resp.txid != att.txid or len(resp.signature) != 65:
+                raise RuntimeError(f"the wallet manager signed {resp.txid}, not {att.txid}")
+            signatures.append(bytes(resp.signature))
+        return signatures
 
     async def _signed(self, doc: Document) -> float | None:
         _, att = self._attempt(doc)
@@ -950,7 +991,7 @@ class Lifecycle:
         """Broadcast the stored signed transaction (again); BROADCAST."""
         n, att = self._attempt(doc)
         signed = common_pb2.Transaction(
-            txid=att.txid, raw_data=att.raw, raw_data_hex=att.raw.hex(), signatures=[att.signature]
+            txid=att.txid, raw_data=att.raw, raw_data_hex=att.raw.hex(), signatures=list(att.signatures)
         )
         # The count in the id: a retry after a crash replays tron-client's answer, a rebroadcast sends anew.
         req = tc.BroadcastTransactionRequest(

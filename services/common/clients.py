@@ -4,7 +4,8 @@ Every channel presents this service's certificate and accepts only a server cert
 it dials (services.common.tls). Retries and per-method timeouts live in the gRPC service config (retry only
 UNAVAILABLE, which is safe for every method because mutating RPCs carry a request_id). A client interceptor
 sets a default deadline when the caller gave none and forwards the request id and the end user's identity
-(subject, roles, tenant) of the call being served; who is calling is the certificate, not metadata.
+(subject, roles, tenant) of the call being served, and its trace context when tracing is on; who is calling
+is the certificate, not metadata.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from services.common import context
+from services.common import context, tracing
 from services.common.access import IDENTITY_KEYS
 from services.common.settings import ServiceName, Settings
 from services.common.tls import Credentials, target_options
@@ -54,6 +55,7 @@ def outgoing_metadata(metadata: Any) -> list[tuple[str, str | bytes]]:
     out.append((context.REQUEST_ID_KEY, ctx.request_id if ctx else context.new_request_id()))
     if ctx:
         out.extend(ctx.identity_metadata())
+    tracing.outgoing(out)  # the span being served, when tracing is on
     return out
 
 

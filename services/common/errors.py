@@ -103,6 +103,13 @@ class Aborted(DomainError):
     default_reason = "ABORTED"
 
 
+class Unauthenticated(DomainError):
+    """The caller's credentials (a token, a webhook signature) are missing or wrong (HTTP 401)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    default_reason = "UNAUTHENTICATED"
+
+
 class PermissionDenied(DomainError):
     """The caller may not do this."""
 

@@ -4,7 +4,8 @@
    id and end-user identity metadata into a contextvar (logs, outgoing calls, tenancy);
 2. metrics for every RPC, and one JSON log line for each RPC that fails or changes state (its request has a
    request_id, which every mutating RPC has); successful reads log at DEBUG only, since the edge's access
-   log already records every request and a line per read was a measurable part of a read's cost;
+   log already records every request and a line per read was a measurable part of a read's cost; with
+   tracing on (services.common.tracing), a span of our own RPCs that continues the caller's traceparent;
 3. authorization (services.common.access.decide): the edge only for public RPCs the token's roles allow,
    a service or tool only for its grants -> PERMISSION_DENIED naming the rule, logged as a security event;
 4. request validation with protovalidate -> INVALID_ARGUMENT + google.rpc.BadRequest;
@@ -25,7 +26,7 @@ import protovalidate
 from google.protobuf.message import Message
 from pymongo.errors import ConnectionFailure
 
-from services.common import access, context, errors, metrics, tls
+from services.common import access, context, errors, metrics, tls, tracing
 from services.common.audit import AuditEvent, AuditLog, Outcome
 from services.common.logging import get_logger
 
@@ -175,6 +176,7 @@ class _Call:
         ctx: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
         self._owner, self._method, self._own, self._ctx = owner, method, own, ctx
+        self._md = md
         self._peer = tls.peer_of(ctx)
         self._call = context.from_metadata(md, method, self._peer)
         self._code = grpc.StatusCode.UNKNOWN
@@ -215,6 +217,7 @@ class _Call:
 
     async def __aenter__(self) -> _Call:
         self._token = context.bind(self._call)
+        self._span = tracing.start_server_span(self._method, self._md)  # None unless tracing is on
         self._start = time.perf_counter()
         metrics.RPC_STARTED.labels(self._svc, self._name).inc()
         return self
@@ -256,4 +259,5 @@ class _Call:
             log.info("rpc %s %s", self._method, code, extra=fields)
         else:
             log.debug("rpc %s %s", self._method, code, extra=fields)
+        tracing.end_server_span(self._span, self._code)
         context.reset(self._token)

@@ -1,4 +1,5 @@
-"""JSON structured logs to stdout, one object a line, stamped with the current call context."""
+"""JSON structured logs to stdout, one object a line, stamped with the current call context and, when
+tracing is on (services.common.tracing), the trace id ("-" outside a traced RPC)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 import traceback
 from typing import Any
 
-from services.common import context
+from services.common import context, tracing
 
 _service = ""
 
@@ -33,6 +34,8 @@ class JsonFormatter(logging.Formatter):
                 out["subject"] = ctx.subject
             if ctx.caller:
                 out["caller"] = ctx.caller
+        if tracing.enabled():
+            out["trace_id"] = tracing.current_trace_id()
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             out.update(fields)

@@ -28,7 +28,7 @@ from typing import Generic, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from services.common import audit, audit_rpc, idempotency, reflection, tls
+from services.common import audit, audit_rpc, idempotency, reflection, tls, tracing
 from services.common.clients import ServiceClients
 from services.common.contract import registrations
 from services.common.interceptors import ServerInterceptor
@@ -231,6 +231,7 @@ async def serve(spec: ServiceSpec[S], settings: S, credentials: tls.Credentials)
         await hook()
     await rt.clients.close()
     await rt.db.close()
+    await asyncio.to_thread(tracing.shutdown)  # the spans still queued
     log.info("stopped")
 
 
@@ -243,6 +244,7 @@ def run(spec: ServiceSpec[S]) -> None:
         print(f"{spec.name.dashed}: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging(spec.name.dashed, "DEBUG" if settings.DEBUG else settings.LOG_LEVEL)
+    tracing.setup(spec.name.dashed, settings.OTEL_EXPORTER_OTLP_ENDPOINT)
     try:
         asyncio.run(serve(spec, settings, credentials))
     except KeyboardInterrupt:  # a second Ctrl-C during drain

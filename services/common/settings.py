@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     SHUTDOWN_GRACE_SECONDS: float = Field(default=5.0, ge=0, le=120)
     # Default deadline of internal gRPC calls.
     INTERNAL_RPC_TIMEOUT: float = Field(default=10.0, gt=0, le=300)
+    # OpenTelemetry traces over OTLP/gRPC to this collector (http://otel-collector:4317); empty = off.
+    OTEL_EXPORTER_OTLP_ENDPOINT: str = Field(default="", pattern=r"^(https?://[^\s/]+/?)?$")
 
     USDT_CONTRACT_ADDRESS: TronAddress = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
     # Secret: a production URI carries credentials.

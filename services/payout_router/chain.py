@@ -248,7 +248,14 @@ class Chain(PeerReads):
 
     # ---- building ---------------------------------------------------------------------------------
     async def build_call(
-        self, owner: str, contract: str, signature: str, parameter: bytes, fee_limit: int, expiration: int
+        self,
+        owner: str,
+        contract: str,
+        signature: str,
+        parameter: bytes,
+        fee_limit: int,
+        expiration: int,
+        permission_id: int = 0,
     ) -> common_pb2.Transaction:
         req = tc.BuildTransactionRequest(
             owner_address=owner,
@@ -259,15 +266,17 @@ class Chain(PeerReads):
                 fee_limit_sun=fee_limit,
             ),
             expiration=duration_pb2.Duration(seconds=expiration),
+            permission_id=permission_id,
         )
         return (await self._tron.BuildTransaction(req)).transaction
 
     async def build_transfer(
-        self, owner: str, to: str, amount: int, expiration: int
+        self, owner: str, to: str, amount: int, expiration: int, permission_id: int = 0
     ) -> common_pb2.Transaction:
         req = tc.BuildTransactionRequest(
             owner_address=owner,
             transfer=tc.TransferParams(to_address=to, amount_sun=amount),
             expiration=duration_pb2.Duration(seconds=expiration),
+            permission_id=permission_id,
         )
         return (await self._tron.BuildTransaction(req)).transaction

@@ -23,7 +23,9 @@ lifecycle operation per payout (its id derives from the payout id, so it is crea
      exactly one wins);
   3. creates the lifecycle operation of that batch (`_id` = the batch name; payouts, router and call kind
      stored in it), which builds, asks the energy broker (PAYOUT_ENERGY_BROKER), has wallet-manager sign,
-     stores the signed transaction and broadcasts.
+     stores the signed transaction and broadcasts. Payouts of the multi-signature disburser
+     (PAYOUT_MULTISIG_*, multisig.py) are built with its Permission_id and signed by enough of its signer
+     wallets for the threshold on chain, all signatures stored before the first broadcast.
 A crash between 2 and 3 leaves SUBMITTED payouts whose batch has no operation: the dispatcher creates it
 (the same name, the same payouts). When the operation ends, the payouts follow the router's events in the
 solidified receipt (Paid / AlreadyPaid with the same recipient and amount -> CONFIRMED, PayoutFailed ->
@@ -48,12 +50,15 @@ import grpc
 from prometheus_client import Counter, Gauge, Histogram
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
+from tronpay.wallet_manager.v1 import wallet_manager_pb2 as wm
 
 from services.common import context, errors
 from services.common.access import Role
 from services.common.audit import AuditEvent
 from services.common.chain_ops import (
+    SIGNING_KINDS,
     TERMINAL,
+    WALLET_CANNOT_SIGN,
     Built,
     BurnEnergy,
     Lifecycle,
@@ -77,6 +82,7 @@ from services.payout_router.chain import (
     onchain_id,
     outcomes,
 )
+from services.payout_router.multisig import MultisigDisburser
 from services.payout_router.settings import PayoutRouterSettings
 
 log = get_logger("payout_router.payouts")
@@ -101,6 +107,7 @@ INDEXES = (
     IndexSpec(PAYOUTS, [("recipient_address", 1), ("create_time", -1)], name="recipient_time"),
     IndexSpec(PAYOUTS, [("chunk_id", 1)], name="chunk"),
     IndexSpec(PAYOUTS, [("batch_id", 1)], name="batch"),
+    IndexSpec(PAYOUTS, [("reference", 1), ("create_time", -1)], name="reference_time"),
 )
 
 _SECONDS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
@@ -164,6 +171,7 @@ class Payouts:
         s = self._settings = rt.settings
         self._chain = chain
         self._allowlist = allowlist
+        self._multisig = MultisigDisburser(s, chain, refuse)
         self._kyc = s.PAYOUT_KYC_REQUIRED
         self._payouts = rt.db.collection(PAYOUTS)
         self._batches = rt.db.collection(BATCHES)
@@ -250,7 +258,7 @@ class Payouts:
         known = await self._replay(bid, ids, fingerprint)
         if known is not None:
             return known
-        wallet = await self._chain.signing_wallet(wallet_id, refuse)
+        wallet = await self._source_wallet(wallet_id, asset)
         ctx = context.current()
         tenant = ctx.tenant if ctx else ""
         if tenant and wallet.tenant and wallet.tenant != tenant:
@@ -349,6 +357,17 @@ class Payouts:
         if batch_doc is not None and not batch_doc.get("complete"):  # a crash just before it was marked
             await self._batches.update_one({"_id": bid}, {"$set": {"complete": True}})
         return batch_doc, [found[i] for i in ids]
+
+    async def _source_wallet(self, wallet_id: str, asset: str) -> wm.Wallet:
+        """The wallet payouts come from: one that signs here, or the multi-signature account's (any kind,
+        typically watch-only), whose signer wallets must reach its threshold now."""
+        wallet = await self._chain.wallet(wallet_id)
+        if self._multisig.pays_for(wallet.address):
+            await self._multisig.signers(_CONTRACT[asset])
+        elif wallet.kind not in SIGNING_KINDS:
+            raise refuse(WALLET_CANNOT_SIGN, "this wallet cannot sign here (watch-only or TronLink)",
+                         wallet_id=wallet_id)  # fmt: skip
+        return wallet
 
     # ---- the rules --------------------------------------------------------------------------------
     async def _check(self, source: str, asset: str, items: Sequence[Item]) -> None:
@@ -735,13 +754,18 @@ class Payouts:
         if attempt > 1 and (_now() - op.create_time).total_seconds() > s.PAYOUT_TIMEOUT:
             raise Refused("PAYOUT_TIMEOUT", f"not confirmed within PAYOUT_TIMEOUT ({s.PAYOUT_TIMEOUT} s)")
         members = op.doc["payouts"]
+        asset = op.doc["asset"]
         try:
-            if op.doc["asset"] == TRX:
+            # A multi-signature account: its permission and signers as the chain has them now.
+            multisig = self._multisig.pays_for(op.signer_address)
+            signers = await self._multisig.signers(_CONTRACT[asset]) if multisig else []
+            permission_id = self._multisig.permission_id if multisig else 0
+            if asset == TRX:
                 (p,) = members
                 tx = await self._chain.build_transfer(
-                    op.signer_address, p["to"], p["amount"], s.PAYOUT_TX_EXPIRATION_SECONDS
+                    op.signer_address, p["to"], p["amount"], s.PAYOUT_TX_EXPIRATION_SECONDS, permission_id
                 )
-                return Built(tx)
+                return Built(tx, signers=signers)
             triples = [(p["id"], p["to"], int(p["amount"])) for p in members]
             router = op.doc["router"]
             signature, parameter = await self._call(router, bool(op.doc.get("kyc")), op.id, triples)
@@ -751,7 +775,13 @@ class Payouts:
             energy, price = await self._chain.estimate(op.signer_address, router, signature, parameter)
             fee_limit = min(await self._cap(), self._fee_limit(energy, price))
             tx = await self._chain.build_call(
-                op.signer_address, router, signature, parameter, fee_limit, s.PAYOUT_TX_EXPIRATION_SECONDS
+                op.signer_address,
+                router,
+                signature,
+                parameter,
+                fee_limit,
+                s.PAYOUT_TX_EXPIRATION_SECONDS,
+                permission_id,
             )
         except errors.DomainError as exc:
             if isinstance(exc, errors.FailedPrecondition):
@@ -763,7 +793,7 @@ class Payouts:
                     "BUILD_REFUSED", f"tron-client cannot build the transaction: {exc.details()}"
                 ) from None
             raise
-        return Built(tx, energy, {"energy_price_sun": price})
+        return Built(tx, energy, {"energy_price_sun": price}, signers)
 
     # ---- settling ---------------------------------------------------------------------------------
     async def _moved(self, op: Operation, old: OpState) -> None:
@@ -860,6 +890,10 @@ class Payouts:
                 {"$set": {"paid": True}, "$setOnInsert": {"first_seen": _now()}},
                 upsert=True,
             )
+
+
+# The contract type of an asset's payout transaction (a multi-signature permission must allow it).
+_CONTRACT = {TRX: "TransferContract", USDT: "TriggerSmartContract"}
 
 
 def _triples(group: Sequence[Document]) -> list[tuple[str, str, int]]:

@@ -123,6 +123,8 @@ class PayoutRouterServicer(payout_router_pb2_grpc.PayoutRouterServiceServicer):
             filters["recipient_address"] = request.recipient_address
         if request.batch_id:
             filters["batch_id"] = request.batch_id
+        if request.reference:
+            filters["reference"] = request.reference
         window: Document = {}
         if request.HasField("start_time"):
             window["$gte"] = request.start_time.ToDatetime(tzinfo=_UTC)

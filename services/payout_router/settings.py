@@ -3,6 +3,7 @@ velocity, cooling-off) and how its transactions are driven."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, SecretStr, model_validator
@@ -22,6 +23,17 @@ def _subjects(value: str) -> str:
 
 
 SubjectList = Annotated[str, AfterValidator(_subjects)]  # comma-separated token subjects
+_WALLET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _wallet_ids(value: str) -> str:
+    for i, w in enumerate(w.strip() for w in value.split(",") if value.strip()):
+        if not _WALLET_ID.match(w):
+            raise ValueError(f"entry {i + 1} is not a wallet id")
+    return value
+
+
+WalletIdList = Annotated[str, AfterValidator(_wallet_ids)]  # comma-separated wallet ids
 
 
 class PayoutRouterSettings(Settings):
@@ -62,6 +74,16 @@ class PayoutRouterSettings(Settings):
     PAYOUT_COMPLIANCE_WALLET_ID: str = Field(default="", pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$")
     PAYOUT_KYC_VALIDITY_SECONDS: int = Field(default=365 * 86_400, ge=1, le=10 * 365 * 86_400)
 
+    # A TRON multi-signature disburser: payouts from the wallet whose address is PAYOUT_MULTISIG_ADDRESS (in
+    # wallet-manager a watch-only wallet of that account, or one holding one of its keys) are built with
+    # Permission_id PAYOUT_MULTISIG_PERMISSION_ID (an active permission, 2 and up, or 0 for the owner
+    # permission) and signed by as many of PAYOUT_MULTISIG_SIGNER_WALLETS (wallet ids, comma-separated, in
+    # the order they are asked; each holds one key of that permission) as the permission's threshold needs.
+    # Keys, weights and threshold are read on chain before every transaction, never taken from here.
+    PAYOUT_MULTISIG_ADDRESS: OptionalTronAddress = ""
+    PAYOUT_MULTISIG_PERMISSION_ID: int = Field(default=2, ge=0, le=255)
+    PAYOUT_MULTISIG_SIGNER_WALLETS: WalletIdList = ""
+
     # Ask trx-staking's energy broker (RequestEnergy) for each batch's estimated energy before it is signed.
     PAYOUT_ENERGY_BROKER: bool = False
     # The largest fee_limit of a batch (sun); a batch whose estimate costs more is split.
@@ -81,6 +103,20 @@ class PayoutRouterSettings(Settings):
         if key and (len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key)):
             raise ValueError("PAYOUT_ROUTER_PRIVATE_KEY: must be 32 bytes of hex")
         return self
+
+    @model_validator(mode="after")
+    def _multisig(self) -> PayoutRouterSettings:
+        if self.PAYOUT_MULTISIG_ADDRESS and not self.multisig_signers:
+            raise ValueError("PAYOUT_MULTISIG_SIGNER_WALLETS: name the wallets holding the account's keys")
+        if self.PAYOUT_MULTISIG_PERMISSION_ID == 1:
+            raise ValueError("PAYOUT_MULTISIG_PERMISSION_ID: 1 is the witness permission, which cannot pay")
+        return self
+
+    @property
+    def multisig_signers(self) -> tuple[str, ...]:
+        """PAYOUT_MULTISIG_SIGNER_WALLETS, in order, each once."""
+        ids = (w.strip() for w in self.PAYOUT_MULTISIG_SIGNER_WALLETS.split(","))
+        return tuple(dict.fromkeys(w for w in ids if w))
 
     @property
     def router(self) -> str:

@@ -13,6 +13,7 @@ by the pool) the txID is looked up before failure is reported.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -24,6 +25,8 @@ from services.common.errors import FailedPrecondition, FieldViolation, InvalidAr
 from services.common.logging import get_logger
 from services.common.tron import tx as ttx
 from services.common.tron.abi import selector
+from services.common.tron.address import keccak256
+from services.common.tron.wire import ENUMS
 from services.tron_client.convert import now_ms, read_address
 from services.tron_client.network import Block, Network
 from services.tron_client.node import NodeError
@@ -42,6 +45,10 @@ PERMISSION_TYPE = {
     pb.Permission.TYPE_WITNESS: ttx.PERMISSION_TYPES["Witness"],
     pb.Permission.TYPE_ACTIVE: ttx.PERMISSION_TYPES["Active"],
 }
+
+# solc's ABI JSON names -> SmartContract.ABI.Entry enums (EntryType, StateMutabilityType).
+ENTRY_TYPES = {name.lower(): n for n, name in ENUMS["EntryType"].items() if n}
+MUTABILITY = {name.lower(): n for n, name in ENUMS["StateMutabilityType"].items() if n}
 
 # broadcast response codes (GrpcAPI.Return.response_code) that mean "the node is busy, try again".
 TRANSIENT_CODES = {"SERVER_BUSY", "NO_CONNECTION", "NOT_ENOUGH_EFFECTIVE_CONNECTION", "BLOCK_UNSOLIDIFIED"}
@@ -90,6 +97,49 @@ def _permission(p: pb.Permission, field: str, violations: list[FieldViolation]) 
         "operations": p.operations,
         "keys": keys,
     }
+
+
+def _abi_params(items: Any) -> list[dict[str, Any]]:
+    return [
+        {"indexed": bool(p.get("indexed", False)), "name": str(p.get("name", "")), "type": str(p["type"])}
+        for p in items or ()
+    ]
+
+
+def abi_entries(text: str, field: str, violations: list[FieldViolation]) -> list[dict[str, Any]]:
+    """solc's ABI JSON as SmartContract.ABI entries (what java-tron stores and getcontract returns)."""
+    try:
+        items = json.loads(text)
+        if not isinstance(items, list):
+            raise ValueError("not a JSON array")
+        entries = []
+        for e in items:
+            kind = ENTRY_TYPES[str(e["type"]).lower()]
+            mutability = MUTABILITY.get(str(e.get("stateMutability", "")).lower(), 0)
+            entries.append(
+                {
+                    "anonymous": bool(e.get("anonymous", False)),
+                    "constant": bool(
+                        e.get("constant", mutability in (MUTABILITY["view"], MUTABILITY["pure"]))
+                    ),
+                    "name": str(e.get("name", "")),
+                    "inputs": _abi_params(e.get("inputs")),
+                    "outputs": _abi_params(e.get("outputs")),
+                    "type": kind,
+                    "payable": bool(e.get("payable", mutability == MUTABILITY["payable"])),
+                    "stateMutability": mutability,
+                }
+            )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        violations.append(FieldViolation(field, f"not a solc ABI JSON array: {exc}", "INVALID_ABI"))
+        return []
+    return entries
+
+
+def contract_address(txid: str, owner: bytes) -> bytes:
+    """The address a CreateSmartContract transaction gives its contract: 0x41 || keccak256(txID || owner)[12:]
+    (java-tron WalletUtil.generateContractAddress)."""
+    return b"\x41" + keccak256(bytes.fromhex(txid) + owner)[12:]
 
 
 def contract_of(req: pb.BuildTransactionRequest) -> ContractSpec:
@@ -199,6 +249,19 @@ def contract_of(req: pb.BuildTransactionRequest) -> ContractSpec:
                     FieldViolation(f"account_permission_update.actives[{i}].type", "must be TYPE_ACTIVE")
                 )
         spec = ContractSpec("AccountPermissionUpdateContract", value)
+    elif kind == "create_smart_contract":
+        cs = req.create_smart_contract
+        new_contract = {
+            "origin_address": owner,
+            "abi": {"entrys": abi_entries(cs.abi_json, "create_smart_contract.abi_json", v)},
+            "bytecode": cs.bytecode,
+            "call_value": cs.call_value_sun,
+            "consume_user_resource_percent": cs.consume_user_resource_percent,
+            "name": cs.name,
+            "origin_energy_limit": cs.origin_energy_limit,
+        }
+        value = {"owner_address": owner, "new_contract": new_contract}
+        spec = ContractSpec("CreateSmartContract", value, cs.fee_limit_sun)
     else:  # protovalidate requires the oneof; kept for direct callers
         v.append(FieldViolation("params", "exactly one contract must be set"))
         spec = ContractSpec("", {})
@@ -241,9 +304,12 @@ class TransactionService:
         if spec.fee_limit:
             max_fee = (await self._network.fees()).max_fee_limit_sun
             if max_fee and spec.fee_limit > max_fee:
+                field = {"CreateSmartContract": "create_smart_contract"}.get(
+                    spec.type_name, "trigger_smart_contract"
+                )
                 raise InvalidArgument(
                     "fee_limit is above the network's maximum",
-                    [FieldViolation("trigger_smart_contract.fee_limit_sun", f"at most {max_fee} sun")],
+                    [FieldViolation(f"{field}.fee_limit_sun", f"at most {max_fee} sun")],
                 )
         ref, head_ms = await self.reference()
         window_ms = (expiration_seconds or self._settings.TRON_TX_EXPIRATION_SECONDS) * 1000

@@ -269,6 +269,24 @@ class Queries:
             balance=balance, block=convert.block_ref(at.number, at.block_id, at.time_ms)
         )
 
+    async def contract(self, address: str) -> pb.SmartContractInfo:
+        """getcontract: the deployed contract, NOT_FOUND when there is none (the node answers {})."""
+        c = await self._pool.call("wallet/getcontract", {"value": _addr_hex(address, "contract_address")})
+        if not c or not c.get("contract_address"):
+            raise NotFound(
+                "no contract is deployed at this address",
+                reason="CONTRACT_NOT_FOUND",
+                metadata={"contract_address": address},
+            )
+        return pb.SmartContractInfo(
+            contract_address=address,
+            origin_address=convert.base58(str(c.get("origin_address", ""))),
+            name=str(c.get("name", "")),
+            consume_user_resource_percent=int(c.get("consume_user_resource_percent", 0)),
+            origin_energy_limit=int(c.get("origin_energy_limit", 0)),
+            code_hash=convert.hexbytes(c.get("code_hash")),
+        )
+
     async def chain_parameters(self) -> pb.GetChainParametersResponse:
         params = await self._network.chain_parameters()
         return pb.GetChainParametersResponse(

@@ -18,8 +18,9 @@ from services.common.errors import FieldViolation, InvalidArgument
 from services.common.idempotency import idempotent
 from services.common.server import Runtime
 from services.common.tron import tx as ttx
+from services.common.tron.address import to_base58
 from services.tron_client import convert
-from services.tron_client.builder import BroadcastOutcome, TransactionService, contract_of
+from services.tron_client.builder import BroadcastOutcome, TransactionService, contract_address, contract_of
 from services.tron_client.network import Block, Network
 from services.tron_client.pool import NodeState
 from services.tron_client.queries import Queries
@@ -154,13 +155,17 @@ class TronClientServicer(tron_client_pb2_grpc.TronClientServiceServicer):
     async def BuildTransaction(
         self, request: pb.BuildTransactionRequest, context: Any
     ) -> pb.BuildTransactionResponse:
+        spec = contract_of(request)
         built = await self._txs.build(
-            contract_of(request),
+            spec,
             memo=request.memo.encode(),
             expiration_seconds=request.expiration.seconds if request.HasField("expiration") else 0,
             permission_id=request.permission_id,
         )
-        return pb.BuildTransactionResponse(transaction=convert.transaction_message(built.raw_data))
+        resp = pb.BuildTransactionResponse(transaction=convert.transaction_message(built.raw_data))
+        if spec.type_name == "CreateSmartContract":
+            resp.contract_address = to_base58(contract_address(built.txid, spec.value["owner_address"]))
+        return resp
 
     @idempotent(pb.BroadcastTransactionResponse)
     async def BroadcastTransaction(
@@ -231,6 +236,9 @@ class TronClientServicer(tron_client_pb2_grpc.TronClientServiceServicer):
         self, request: pb.GetChainParametersRequest, context: Any
     ) -> pb.GetChainParametersResponse:
         return await self._queries.chain_parameters()
+
+    async def GetContract(self, request: pb.GetContractRequest, context: Any) -> pb.GetContractResponse:
+        return pb.GetContractResponse(contract=await self._queries.contract(request.contract_address))
 
     # ---- watch list and transfers (transfer_rpcs.py) ----------------------------------------------
     @idempotent(pb.WatchAddressesResponse)

@@ -56,6 +56,31 @@ class Chain:
             raise upstream_error(exc, "read the network's identity") from None
         return info.network, int(info.chain_id or 0)
 
+    async def permission_keys(self, owner: str, permission_id: int) -> dict[str, int] | None:
+        """The keys (address -> weight) of an account's permission on chain (0 owner, 2 and up active); None
+        when the account or that permission does not exist."""
+        try:
+            acc = (await self._stub.GetAccount(tc.GetAccountRequest(address=owner))).account
+        except grpc.aio.AioRpcError as exc:
+            raise upstream_error(exc, "read the account's permissions") from None
+        if not acc.exists:
+            return None
+        if permission_id == 0:
+            found = [acc.owner_permission] if acc.HasField("owner_permission") else []
+        else:
+            found = [p for p in acc.active_permissions if p.id == permission_id]
+        return {k.address: k.weight for k in found[0].keys} if found else None
+
+    async def contract_origin(self, contract: str) -> str | None:
+        """The account that deployed `contract` (getcontract's origin_address); None when none is there."""
+        try:
+            resp = await self._stub.GetContract(tc.GetContractRequest(contract_address=contract))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise upstream_error(exc, "read the contract") from None
+        return resp.contract.origin_address
+
     async def watch(self, addresses: Sequence[str], label: str, watcher: str = "") -> None:
         req = tc.WatchAddressesRequest(addresses=list(addresses), watcher=watcher or WATCHER, label=label)
         # Watching is idempotent per (address, watcher): the key names the request's content, so a retry

@@ -114,6 +114,8 @@ def vault_policy(policy_bytes: bytes, usdt_address: str, tokens: tuple[str, ...]
         allowed_permission_keys=frozenset(p.allowed_permission_keys),
         allowed_permission_ids=frozenset(p.allowed_permission_ids) or frozenset({0}),
         allow_sign_message=p.allow_sign_message,
+        allowed_multisig_accounts=frozenset(p.allowed_multisig_accounts),
+        allow_contract_creation=p.allow_contract_creation,
     )
 
 

@@ -25,7 +25,7 @@ async def build(rt: Runtime[WalletManagerSettings]) -> Sequence[object]:
     keys = KeyVault(rt.settings, store, chain.network_info)
     devices = Devices(rt.settings)
     wallets = Wallets(rt.settings, store, keys, devices, chain)
-    signing = Signing(rt.settings, store, keys, devices)
+    signing = Signing(rt.settings, store, keys, devices, chain)
     # Derive the KEKs (scrypt) and create the master seed before the first request needs them.
     warm = asyncio.create_task(keys.warm_up())
 

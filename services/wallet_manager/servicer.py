@@ -19,6 +19,7 @@ from services.common.audit import AuditEvent, Outcome
 from services.common.idempotency import idempotent
 from services.common.pagination import Page
 from services.common.server import Runtime
+from services.wallet_manager import metrics
 from services.wallet_manager.convert import log_to_pb
 from services.wallet_manager.settings import WalletManagerSettings
 from services.wallet_manager.signing import Signing
@@ -55,6 +56,7 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
         await self._audit(AuditEvent.WALLET_CREATED, w.wallet_id, facts)
         if request.private_key:
             await self._audit(AuditEvent.KEY_IMPORTED, w.wallet_id, {"address": w.address})
+        metrics.OPERATIONS.labels("create").inc()
         return resp
 
     async def GetWallet(self, request: pb.GetWalletRequest, context: Ctx) -> pb.GetWalletResponse:
@@ -67,18 +69,21 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
         await self._audit(AuditEvent.WALLET_UPDATED, resp.wallet.wallet_id, {"fields": paths})
         if "policy" in paths:
             await self._audit(AuditEvent.POLICY_CHANGED, resp.wallet.wallet_id, {})
+        metrics.OPERATIONS.labels("update").inc()
         return resp
 
     @idempotent(pb.DeleteWalletResponse)
     async def DeleteWallet(self, request: pb.DeleteWalletRequest, context: Ctx) -> pb.DeleteWalletResponse:
         resp = await self._wallets.delete(request)
         await self._audit(AuditEvent.WALLET_DELETED, resp.wallet.wallet_id, {"force": request.force})
+        metrics.OPERATIONS.labels("delete").inc()
         return resp
 
     async def GetWalletBalance(
         self, request: pb.GetWalletBalanceRequest, context: Ctx
     ) -> pb.GetWalletBalanceResponse:
-        return await self._wallets.balance(request.wallet_id)
+        with metrics.balance_query():
+            return await self._wallets.balance(request.wallet_id)
 
     async def ListWalletTransactions(
         self, request: pb.ListWalletTransactionsRequest, context: Ctx
@@ -94,8 +99,10 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
         try:
             resp = await self._signing.sign_transaction(request)
         except (errors.PermissionDenied, errors.FailedPrecondition) as exc:
+            metrics.SIGNING_REFUSALS.labels(exc.reason).inc()
             await self._audit(AuditEvent.SIGNATURE_REFUSED, request.wallet_id, {**facts, "rule": exc.reason})
             raise
+        metrics.OPERATIONS.labels("sign_transaction").inc()
         await self._audit(
             AuditEvent.SIGNATURE_MADE,
             request.wallet_id,
@@ -108,8 +115,10 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
         try:
             resp = await self._signing.sign_message(request)
         except (errors.PermissionDenied, errors.FailedPrecondition) as exc:
+            metrics.SIGNING_REFUSALS.labels(exc.reason).inc()
             await self._audit(AuditEvent.SIGNATURE_REFUSED, request.wallet_id, {**facts, "rule": exc.reason})
             raise
+        metrics.OPERATIONS.labels("sign_message").inc()
         await self._audit(
             AuditEvent.SIGNATURE_MADE, request.wallet_id, {**facts, "signer": resp.signer_address}
         )
@@ -133,7 +142,9 @@ class WalletManagerServicer(wallet_manager_pb2_grpc.WalletManagerServiceServicer
 
     @idempotent(pb.DeriveAddressResponse)
     async def DeriveAddress(self, request: pb.DeriveAddressRequest, context: Ctx) -> pb.DeriveAddressResponse:
-        return await self._wallets.derive(request)
+        resp = await self._wallets.derive(request)
+        metrics.OPERATIONS.labels("derive_address").inc()
+        return resp
 
     async def GetPublicKey(self, request: pb.GetPublicKeyRequest, context: Ctx) -> pb.GetPublicKeyResponse:
         return await self._wallets.public_key(request)

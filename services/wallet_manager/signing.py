@@ -4,7 +4,11 @@ Order of one transaction signature:
  1. the wallet (active), the caller (policy.allowed_callers) and the signing address (one of the wallet's);
  2. raw_data parsed by the vault; the txID is recomputed from those bytes (a caller's txid must match);
  3. the vault policy (vault/policy.py: owner, permission id, contract type, counterparties, memo, fee,
-    assets and per-transaction limits, then expiration);
+    assets and per-transaction limits, then expiration); with allow_contract_creation, a contract the
+    transaction's owner deployed (its origin on chain, read through tron-client) counts as an allowed
+    call; for a transaction of a multi-signature account the policy lists (allowed_multisig_accounts), the
+    signing address must be a key of the transaction's permission on chain (read through tron-client); no
+    signature the transaction carries may be this key's (the signature is appended to them);
  4. the daily limits, checked early against the day's running totals (saves a device prompt that could
     not be used);
  5. the signature: a software key decrypted for this call only, or the wallet's Ledger/Trezor;
@@ -31,6 +35,7 @@ still waiting for its own record to be stored.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import secrets
 import time
@@ -43,16 +48,19 @@ from google.protobuf.message import Message
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as pb
 
 from services.common import context, errors
+from services.common.access import Peer
 from services.common.idempotency import fingerprint
 from services.wallet_manager import devices as dev
 from services.wallet_manager import integrity
+from services.wallet_manager.chain import Chain
 from services.wallet_manager.convert import CONTRACT_ENUMS, INT64_MAX, asset_of, vault_policy
 from services.wallet_manager.keys import KeyVault, secret_id
 from services.wallet_manager.settings import WalletManagerSettings
 from services.wallet_manager.store import ACTIVE, Store, now
 from services.wallet_manager.tenancy import in_scope
 from services.wallet_manager.vault import policy as vpolicy
-from services.wallet_manager.vault.errors import MalformedTransaction
+from services.wallet_manager.vault.ecdsa import recover_address
+from services.wallet_manager.vault.errors import MalformedTransaction, SignatureMismatch
 from services.wallet_manager.vault.messages import hash_message_v2
 from services.wallet_manager.vault.tron_tx import ParsedTransaction, parse_transaction
 
@@ -265,14 +273,37 @@ class LogWriter:
         return STORED if ok else DUPLICATE
 
 
+def _check_not_signed(wallet_id: str, tx: ParsedTransaction, address: str, signatures: list[bytes]) -> None:
+    """The signatures a transaction already carries (other keys of a multi-signature account) must be valid
+    signatures of its txID, none by this key: the chain refuses a key that signed twice."""
+    for i, sig in enumerate(signatures):
+        try:
+            signer = recover_address(tx.txid, bytes(sig))
+        except SignatureMismatch:
+            raise errors.InvalidArgument(
+                "a signature the transaction carries is not a signature of its txID",
+                [errors.FieldViolation(f"transaction.signatures[{i}]", "not a signature of the txID")],
+            ) from None
+        if signer == address:
+            raise _refusal(
+                vpolicy.ALREADY_SIGNED, "the transaction already carries this key's signature", wallet_id
+            )
+
+
 class Signing:
     def __init__(
-        self, settings: WalletManagerSettings, store: Store, keys: KeyVault, devices: dev.Devices
+        self,
+        settings: WalletManagerSettings,
+        store: Store,
+        keys: KeyVault,
+        devices: dev.Devices,
+        chain: Chain,
     ) -> None:
         self._settings = settings
         self._store = store
         self._keys = keys
         self._devices = devices
+        self._chain = chain
         self._log = LogWriter(store, keys)
         self._usdt = settings.USDT_CONTRACT_ADDRESS
         self._tokens = settings.wallet_tokens
@@ -306,6 +337,10 @@ class Signing:
         allowed = pb.SigningPolicy.FromString(policy_bytes).allowed_callers if policy_bytes else []
         if allowed and caller not in allowed:
             raise _refusal("CALLER_NOT_ALLOWED", "this caller may not use the wallet", w["_id"])
+        # An empty list allows the cluster's services; the operator's tools (the deploy command) sign only
+        # with a wallet whose policy names them.
+        if caller == Peer.OPERATOR and caller not in allowed:
+            raise _refusal("CALLER_NOT_ALLOWED", "the operator tools may not use this wallet", w["_id"])
 
     async def _signer(self, w: Mapping[str, Any], address: str) -> tuple[str, int]:
         if not address or address == w["address"]:
@@ -390,8 +425,19 @@ class Signing:
         address, index = await self._signer(w, req.address)
         pol = vault_policy(policy_bytes, self._usdt, self._tokens)
         decision = vpolicy.check(tx, policy=pol, wallet_address=address)
+        called = tx.contract_address
+        if (
+            decision.reason == vpolicy.CALL_NOT_ALLOWED
+            and called
+            and await self._deployed_by_owner(tx, called, pol)
+        ):
+            pol = dataclasses.replace(pol, allowed_call_contracts=pol.allowed_call_contracts | {called})
+            decision = vpolicy.check(tx, policy=pol, wallet_address=address)
         if not decision:
             raise _refusal(decision.reason or "POLICY", decision.detail, w["_id"])
+        if tx.owner != address:  # a multi-signature account the policy lists
+            await self._check_permission_key(w["_id"], tx, address)
+        _check_not_signed(w["_id"], tx, address, list(req.transaction.signatures))
         device = w["kind"] in DEVICE_KINDS
         # never ask the user twice for a retried request
         if device and await self._store.find_log_record(request_key) is not None:
@@ -428,6 +474,22 @@ class Signing:
         if result == OVER_LIMIT:  # lost the race for the day's remaining allowance: the signature is dropped
             raise self._over_limit(None, w["_id"])
         return resp
+
+    async def _deployed_by_owner(
+        self, tx: ParsedTransaction, contract: str, pol: vpolicy.WalletPolicy
+    ) -> bool:
+        """A wallet that may deploy contracts may call those its account deployed (their origin on chain)."""
+        return pol.allow_contract_creation and await self._chain.contract_origin(contract) == tx.owner
+
+    async def _check_permission_key(self, wallet_id: str, tx: ParsedTransaction, address: str) -> None:
+        """The signing address must be a key of the transaction's permission of its owner, on chain now."""
+        keys = await self._chain.permission_keys(tx.owner, tx.permission_id)
+        if not keys or keys.get(address, 0) <= 0:
+            raise _refusal(
+                vpolicy.NOT_A_PERMISSION_KEY,
+                f"the wallet's address is no key of permission {tx.permission_id} of the owner on chain",
+                wallet_id,
+            )
 
     def _spend_claim(
         self, wallet_id: str, tx: ParsedTransaction, pol: vpolicy.WalletPolicy

@@ -67,6 +67,7 @@ ADDRESS_LISTS = (
     "allowed_resource_receivers",
     "allowed_witnesses",
     "allowed_permission_keys",
+    "allowed_multisig_accounts",
 )
 
 

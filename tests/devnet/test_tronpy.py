@@ -259,6 +259,61 @@ def test_multisig_2_of_3_after_permission_update(client: Tron, bank: PrivateKey)
     assert info["fee"] >= 3 * TRX
 
 
+def _operations(*types: int) -> str:
+    """An active permission's 32-byte operations bitmap allowing these contract types (hex)."""
+    bits = bytearray(32)
+    for t in types:
+        bits[t // 8] |= 1 << (t % 8)
+    return bits.hex()
+
+
+def test_active_permission_2_of_3_with_permission_id(client: Tron, bank: PrivateKey) -> None:
+    """A multi-signature active permission (Permission_id 2) as java-tron checks it: its keys' weights must
+    reach the threshold, only keys of that permission count (not the owner's), a key signs once, and the
+    operations bitmap limits the contract types."""
+    key = funded_key(client, bank, 300 * TRX)
+    me = addr_of(key)
+    signers = [PrivateKey.random() for _ in range(3)]
+    perm = {
+        "owner": {"type": "Owner", "permission_name": "owner", "threshold": 1,
+                  "keys": [{"address": me, "weight": 1}]},
+        "actives": [{"type": "Active", "permission_name": "payouts", "threshold": 2,
+                     "operations": _operations(1, 31),  # TransferContract, TriggerSmartContract
+                     "keys": [{"address": addr_of(k), "weight": 1} for k in signers]}],
+    }  # fmt: skip
+    client.trx.account_permission_update(me, perm).build().sign(key).broadcast().wait(**WAIT)
+    active = client.get_account(me)["active_permission"]
+    assert [(p["id"], p["threshold"], len(p["keys"])) for p in active] == [(2, 2, 3)]
+
+    dest = addr_of(PrivateKey.random())
+
+    def transfer(amount: int) -> Any:
+        return client.trx.transfer(me, dest, amount).permission_id(2).build()
+
+    with pytest.raises(BadSignature, match="sig error"):
+        transfer(1 * TRX).sign(signers[0]).broadcast()
+    with pytest.raises(BadSignature, match="has signed twice"):
+        transfer(2 * TRX).sign(signers[0]).sign(signers[0]).broadcast()
+    owner_signed = transfer(3 * TRX)
+    owner_signed.set_signature([key.sign_msg_hash(bytes.fromhex(owner_signed.txid)).hex()])
+    with pytest.raises(BadSignature, match="not contained of permission"):
+        owner_signed.broadcast()
+    freeze = client.trx.freeze_balance(me, 10 * TRX, "ENERGY").permission_id(2).build()
+    with pytest.raises(BadSignature, match="Permission denied"):
+        freeze.sign(signers[0]).sign(signers[1]).broadcast()
+    with pytest.raises(BadSignature, match="permission isn't exit"):
+        client.trx.transfer(me, dest, TRX).permission_id(3).build().sign(signers[0]).broadcast()
+
+    two = transfer(4 * TRX).sign(signers[0]).sign(signers[2])
+    assert client.get_sign_weight(two)["current_weight"] == 2
+    info = two.broadcast().wait(**WAIT)
+    assert client.get_account_balance(dest) * TRX == 4 * TRX
+    assert info["fee"] >= 2 * TRX  # 1 TRX multi-signature fee + 1 TRX new-account fee (+ bandwidth)
+    # The owner permission still works alone.
+    client.trx.transfer(me, dest, TRX).build().sign(key).broadcast().wait(**WAIT)
+    assert client.get_account_balance(dest) * TRX == 5 * TRX
+
+
 def test_rejections_expired_duplicate_bad_signature(client: Tron, bank: PrivateKey) -> None:
     me = addr_of(bank)
     dest = PrivateKey.random().public_key.to_base58check_address()

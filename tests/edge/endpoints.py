@@ -51,10 +51,9 @@ DOCUMENTED: tuple[Endpoint, ...] = (
     Endpoint("POST", "/api/v1/payments/webhook", "payment_gateway"),
 )
 
-#: Endpoints whose service is implemented, with the status the routing sample gets: 200, or the service's
-#: own answer for a sample resource that does not exist (a 404 made by the service, never by the edge).
-#: Every other endpoint answers 501 for now.
-IMPLEMENTED: dict[str, int] = {
+#: Every endpoint, with the status the routing sample gets: 200, or the service's own answer for a sample
+#: resource that does not exist (a 404 made by the service, never by the edge) or a request it refuses.
+ANSWERS: dict[str, int] = {
     "GET /api/v1/tron/network/info": 200,
     "GET /api/v1/tron/network/status": 200,
     "GET /api/v1/tron/network/height": 200,
@@ -81,4 +80,12 @@ IMPLEMENTED: dict[str, int] = {
     "GET /api/v1/staking/status/{address}": 200,
     "GET /api/v1/staking/rewards/{address}": 200,
     "POST /api/v1/staking/withdraw": 404,
+    "POST /api/v1/payments/process": 200,
+    "GET /api/v1/payments/{payment_id}": 404,
+    "POST /api/v1/payments/refund": 404,
+    "GET /api/v1/payments/reconciliation": 200,
+    "POST /api/v1/payments/webhook": 401,  # the sample carries no HMAC signature
 }
+#: Endpoints whose service authenticates the request itself (an HMAC signature over the body, besides the
+#: token): a sample without one is the service's 401, not the edge's.
+SIGNED = frozenset({"POST /api/v1/payments/webhook"})

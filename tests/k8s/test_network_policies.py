@@ -15,15 +15,15 @@ from tests.k8s.netpol import External, Pod, Policies
 Doc = dict[str, Any]
 
 #: Who calls whom over internal gRPC (DESIGN.md): tron-client is called by all, wallet-manager signs for
-#: the four that move funds, usdt-manager moves USDT for payouts and payment refunds and asks trx-staking's
-#: energy broker for energy.
+#: the four that move funds, usdt-manager moves USDT for payouts and payment refunds and sweeps, and
+#: usdt-manager and payment-gateway (sweeps) ask trx-staking's energy broker for energy.
 CALLS: dict[str, set[str]] = {
     "tron-client": set(),
     "wallet-manager": {"tron-client"},
     "usdt-manager": {"tron-client", "wallet-manager", "trx-staking"},
     "trx-staking": {"tron-client", "wallet-manager"},
     "payout-router": {"tron-client", "wallet-manager", "usdt-manager"},
-    "payment-gateway": {"tron-client", "wallet-manager", "usdt-manager"},
+    "payment-gateway": {"tron-client", "wallet-manager", "usdt-manager", "trx-staking"},
 }
 INTERNET = External("203.0.113.10")  # TEST-NET-3: a public address, never contacted
 PRIVATE = External("10.1.2.3")

@@ -120,3 +120,31 @@ def test_trx_payout_is_a_plain_transfer(rig: Rig) -> None:
     assert hidden.status == 404
     listed = call(rig.edge.rest_url, "GET", f"/api/v1/payouts/history?recipientAddress={to}", headers=other)
     assert listed.status == 200 and listed.json().get("payouts", []) == []
+
+
+def test_history_filters_by_reference(rig: Rig) -> None:
+    """GET /api/v1/payouts/history?reference=: the payouts whose own reference (an initiated payout's or a
+    batch item's) is exactly that one."""
+    tag = rid()  # no other test uses these references
+    single = {
+        "requestId": rid(), "walletId": rig.disburser.wallet_id, "recipientAddress": fresh_address(),
+        "asset": "ASSET_TRX", "amount": str(TRX), "reference": f"{tag}-a",
+    }  # fmt: skip
+    first = ok(rest(rig, "POST", "/api/v1/payouts/initiate", single))["payout"]["payoutId"]
+    batch = {
+        "requestId": rid(), "walletId": rig.disburser.wallet_id, "asset": "ASSET_TRX",
+        "reference": f"{tag}-a",  # the batch's own reference: not what the filter matches
+        "items": [
+            {"recipientAddress": fresh_address(), "amount": str(TRX), "reference": ref}
+            for ref in (f"{tag}-b", f"{tag}-a")
+        ],
+    }  # fmt: skip
+    items = [p["payoutId"] for p in ok(rest(rig, "POST", "/api/v1/payouts/batch", batch))["payouts"]]
+    listed = ok(rest(rig, "GET", f"/api/v1/payouts/history?reference={tag}-a", role="viewer"))
+    assert sorted(p["payoutId"] for p in listed["payouts"]) == sorted([first, items[1]])
+    assert {p["reference"] for p in listed["payouts"]} == {f"{tag}-a"}
+    only_b = ok(rest(rig, "GET", f"/api/v1/payouts/history?reference={tag}-b", role="viewer"))
+    assert [p["payoutId"] for p in only_b["payouts"]] == [items[0]]
+    none = ok(rest(rig, "GET", f"/api/v1/payouts/history?reference={tag}", role="viewer"))
+    assert none.get("payouts", []) == []  # exact match, not a prefix
+    wait_final(rig.stubs.payouts(), [first, *items])

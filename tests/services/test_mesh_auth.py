@@ -63,7 +63,8 @@ def test_a_certificate_naming_no_peer_is_refused(wm: ServiceProcess) -> None:
         # tron-client has no business asking for signatures, nor the edge (SignTransaction is not public).
         ("tron-client", "SignTransaction", SIGN, access.Denial.PEER_NOT_ALLOWED),
         ("edge", "SignTransaction", SIGN, access.Denial.NOT_PUBLIC),
-        ("operator", "SignTransaction", SIGN, access.Denial.PEER_NOT_ALLOWED),
+        ("operator", "SignMessage", pb.SignMessageRequest(request_id="r", wallet_id="w", message=b"m"),
+         access.Denial.PEER_NOT_ALLOWED),
         # Only payout-router signs messages (KYC attestations); only payment-gateway derives addresses.
         ("usdt-manager", "SignMessage", pb.SignMessageRequest(request_id="r", wallet_id="w", message=b"m"),
          access.Denial.PEER_NOT_ALLOWED),

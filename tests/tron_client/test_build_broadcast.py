@@ -3,8 +3,10 @@ contract type the cluster builds, plus the read RPCs, against a real devnet and 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import coincurve
@@ -27,6 +29,7 @@ from tests.harness.services import ServiceFactory, ServiceProcess
 from tests.tron_client.fault_proxy import FaultProxy
 
 TRX = 1_000_000
+REPO = Path(__file__).resolve().parents[2]
 ENERGY = common_pb2.RESOURCE_TYPE_ENERGY
 BANDWIDTH = common_pb2.RESOURCE_TYPE_BANDWIDTH
 ALL_OPERATIONS = bytes.fromhex("7fff1fc0033efb0f" + "00" * 24)
@@ -247,6 +250,61 @@ def test_every_contract_type(stub: pb_grpc.TronClientServiceStub, chain: Devnet)
     tx, _ = submit(stub, chain, w, withdraw_balance=pb.WithdrawBalanceParams())
     types.add(tx.contract_type)
     assert types == set(range(1, 11)), types  # all ten ContractType values
+
+
+def test_create_smart_contract(stub: pb_grpc.TronClientServiceStub, chain: Devnet) -> None:
+    """A contract deployment: the address BuildTransaction predicts is the one the chain gives the contract,
+    and the ABI stored with it is what tronpy and TronWeb read back."""
+    owner = funded(chain, trx=3_000)
+    art = json.loads((REPO / "contracts" / "artifacts" / "PayoutRouterV0.json").read_text())
+    ctor = abi.encode_args(
+        ["address", "address", "uint256", "uint256", "uint256"], [chain.usdt, owner["address"], 5, 50, 7]
+    )
+    params = pb.CreateSmartContractParams(
+        name="PayoutRouterV0",
+        abi_json=json.dumps(art["abi"]),
+        bytecode=bytes.fromhex(art["bytecode"]) + ctor,
+        consume_user_resource_percent=100,
+        origin_energy_limit=10_000_000,
+        fee_limit_sun=2_000 * TRX,
+    )
+    resp = stub.BuildTransaction(
+        pb.BuildTransactionRequest(owner_address=owner["address"], create_smart_contract=params), timeout=15
+    )
+    predicted = resp.contract_address
+    assert predicted.startswith("T") and resp.transaction.fee_limit_sun == 2_000 * TRX
+    tx, _ = submit(stub, chain, owner, create_smart_contract=params)
+    assert tx.txid != resp.transaction.txid  # a new timestamp: another transaction, another address
+    info = stub.GetTransactionInfo(pb.GetTransactionInfoRequest(txid=tx.txid), timeout=10).info
+    assert info.result == pb.TransactionInfo.RESULT_SUCCESS
+    built = ttx.decode_raw(tx.raw_data).value
+    assert info.contract_address == taddr.to_base58(
+        b"\x41" + taddr.keccak256(bytes.fromhex(tx.txid) + built["owner_address"])[12:]
+    )
+    stored = chain.post("wallet/getcontract", {"value": info.contract_address, "visible": True})
+    entries = {e.get("name"): e for e in stored["abi"]["entrys"]}
+    assert (
+        entries["maxBatchSize"]["stateMutability"] == "View" and entries["maxBatchSize"]["type"] == "Function"
+    )
+    assert entries["Paid"]["type"] == "Event" and entries["Paid"]["inputs"][0]["indexed"] is True
+    assert stored["name"] == "PayoutRouterV0" and stored["consume_user_resource_percent"] == 100
+    size = stub.TriggerConstantContract(
+        pb.TriggerConstantContractRequest(
+            owner_address=owner["address"], contract_address=info.contract_address,
+            function_selector="maxBatchSize()",
+        ),
+        timeout=10,
+    )  # fmt: skip
+    assert int.from_bytes(size.result, "big") == 7
+
+    for broken in ("{}", '[{"type": "nonsense"}]', "not json"):
+        bad = pb.CreateSmartContractParams()
+        bad.CopyFrom(params)
+        bad.abi_json = broken
+        with pytest.raises(grpc.RpcError) as err:
+            build(stub, owner, create_smart_contract=bad)
+        code, _, fields = error_info(err.value)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "create_smart_contract.abi_json" in fields
 
 
 def test_txid_matches_node_built_transfer(chain: Devnet) -> None:

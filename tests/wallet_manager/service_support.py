@@ -105,13 +105,13 @@ def rid() -> str:
 
 
 def default_caller(method: str) -> str:
-    """Who calls a wallet-manager RPC when a test does not say: the edge for a public RPC, else the
-    operator's tools when granted it, else the first service granted it (services.common.access)."""
+    """Who calls a wallet-manager RPC when a test does not say: the edge for a public RPC, else the first
+    service granted it, else the operator's tools (services.common.access)."""
     rpc = f"{pb.DESCRIPTOR.package}.WalletManagerService/{method}"
     if rpc in PUBLIC:
         return "edge"
-    granted = INTERNAL[rpc]
-    return "operator" if Peer.OPERATOR in granted else sorted(granted)[0].value
+    services = sorted(INTERNAL[rpc] - {Peer.OPERATOR})
+    return services[0].value if services else Peer.OPERATOR.value
 
 
 class Client:

@@ -197,6 +197,37 @@ def test_permission_ids() -> None:
     assert reason(transfer(W, DEST, 1), active) == policy.PERMISSION_ID_NOT_ALLOWED
 
 
+def test_multisig_accounts() -> None:
+    """A wallet signs for another account only when its policy lists that account (the key itself is
+    checked on chain by the servicer) and the permission id is allowed; all other rules still apply."""
+    signer = dataclasses.replace(POLICY, allowed_permission_ids=frozenset({2}))
+    assert reason(transfer(OTHER, DEST, 1, permission_id=2), signer) == policy.WRONG_OWNER
+    cosign = dataclasses.replace(signer, allowed_multisig_accounts=frozenset({OTHER}))
+    assert reason(transfer(OTHER, DEST, 1, permission_id=2), cosign) is None
+    assert reason(transfer(OTHER, DEST, 1), cosign) == policy.PERMISSION_ID_NOT_ALLOWED
+    assert reason(transfer(OTHER, DEST, 100 * TRX + 1, permission_id=2), cosign) == policy.OVER_TX_LIMIT
+    assert reason(transfer(FAKE, DEST, 1, permission_id=2), cosign) == policy.WRONG_OWNER
+
+
+def test_contract_creation() -> None:
+    """CreateSmartContract only with allow_contract_creation; TRX sent to the new contract is a spend."""
+    new = contract_pb2.SmartContract(origin_address=a(W), bytecode=b"\x60\x80", call_value=5 * TRX, name="R")
+    deploy = contract_pb2.CreateSmartContract(owner_address=a(W), new_contract=new)
+    raw = raw_tx("CreateSmartContract", deploy, fee_limit=10 * TRX)
+    parsed = parse_transaction(raw)
+    assert (parsed.contract_type_name, parsed.call_value, parsed.destination) == (
+        "CreateSmartContract",
+        5 * TRX,
+        None,
+    )
+    assert reason(raw) == policy.CONTRACT_NOT_ALLOWED
+    deployer = dataclasses.replace(POLICY, allow_contract_creation=True)
+    assert reason(raw, deployer) is None
+    assert policy.spends(parsed, deployer) == {"TRX": 5 * TRX}
+    deploy.new_contract.call_value = 100 * TRX + 1
+    assert reason(raw_tx("CreateSmartContract", deploy), deployer) == policy.OVER_TX_LIMIT
+
+
 def test_fees_count_as_trx() -> None:
     raw = transfer(W, DEST, 60 * TRX)
     fee = fee_bound(parse_transaction(raw))

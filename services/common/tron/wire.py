@@ -43,7 +43,15 @@ class F:
 ENUMS: dict[str, dict[int, str]] = {
     "ResourceCode": {0: "BANDWIDTH", 1: "ENERGY", 2: "TRON_POWER"},
     "PermissionType": {0: "Owner", 1: "Witness", 2: "Active"},
-}
+    # SmartContract.ABI.Entry (core/contract/smart_contract.proto)
+    "EntryType": {
+        0: "UnknownEntryType", 1: "Constructor", 2: "Function", 3: "Event", 4: "Fallback", 5: "Receive",
+        6: "Error",
+    },
+    "StateMutabilityType": {
+        0: "UnknownMutabilityType", 1: "Pure", 2: "View", 3: "Nonpayable", 4: "Payable",
+    },
+}  # fmt: skip
 
 
 def _s(*fields: F) -> tuple[F, ...]:
@@ -129,6 +137,39 @@ SCHEMAS: dict[str, tuple[F, ...]] = {
         F(2, "owner", "Permission"),
         F(3, "witness", "Permission"),
         F(4, "actives", "Permission", repeated=True),
+    ),
+    "CreateSmartContract": _s(
+        F(1, "owner_address", ADDR),
+        F(2, "new_contract", "SmartContract"),
+        F(3, "call_token_value", "varint"),
+        F(4, "token_id", "varint"),
+    ),
+    "SmartContract": _s(
+        F(1, "origin_address", ADDR),
+        F(2, "contract_address", ADDR),
+        F(3, "abi", "SmartContract.ABI"),
+        F(4, "bytecode", "bytes"),
+        F(5, "call_value", "varint"),
+        F(6, "consume_user_resource_percent", "varint"),
+        F(7, "name", "string"),
+        F(8, "origin_energy_limit", "varint"),
+        F(9, "code_hash", "bytes"),
+        F(10, "trx_hash", "bytes"),
+        F(11, "version", "varint"),
+    ),
+    "SmartContract.ABI": _s(F(1, "entrys", "SmartContract.ABI.Entry", repeated=True)),  # (sic)
+    "SmartContract.ABI.Entry": _s(
+        F(1, "anonymous", "bool"),
+        F(2, "constant", "bool"),
+        F(3, "name", "string"),
+        F(4, "inputs", "SmartContract.ABI.Entry.Param", repeated=True),
+        F(5, "outputs", "SmartContract.ABI.Entry.Param", repeated=True),
+        F(6, "type", "varint", enum="EntryType"),
+        F(7, "payable", "bool"),
+        F(8, "stateMutability", "varint", enum="StateMutabilityType"),
+    ),
+    "SmartContract.ABI.Entry.Param": _s(
+        F(1, "indexed", "bool"), F(2, "name", "string"), F(3, "type", "string")
     ),
 }
 

@@ -47,11 +47,16 @@ EXPIRED = "EXPIRED"
 EXPIRATION_TOO_FAR = "EXPIRATION_TOO_FAR"
 OVER_DAILY_LIMIT = "OVER_DAILY_LIMIT"
 MESSAGE_NOT_ALLOWED = "MESSAGE_NOT_ALLOWED"
+# Signing for a multi-signature account (the servicer checks the chain): the wallet's key is no key of the
+# transaction's permission, or the transaction already carries this key's signature.
+NOT_A_PERMISSION_KEY = "NOT_A_PERMISSION_KEY"
+ALREADY_SIGNED = "ALREADY_SIGNED"
 REASONS = (
     WATCH_ONLY, WRONG_OWNER, PERMISSION_ID_NOT_ALLOWED, CONTRACT_NOT_ALLOWED, CALL_NOT_ALLOWED,
     DESTINATION_NOT_ALLOWED, SPENDER_NOT_ALLOWED, UNLIMITED_APPROVAL, RECEIVER_NOT_ALLOWED, LOCK_NOT_ALLOWED,
     WITNESS_NOT_ALLOWED, PERMISSION_KEY_NOT_ALLOWED, MEMO_NOT_ALLOWED, OVER_FEE_LIMIT, ASSET_NOT_LISTED,
-    OVER_TX_LIMIT, EXPIRED, EXPIRATION_TOO_FAR, OVER_DAILY_LIMIT, MESSAGE_NOT_ALLOWED,
+    OVER_TX_LIMIT, EXPIRED, EXPIRATION_TOO_FAR, OVER_DAILY_LIMIT, MESSAGE_NOT_ALLOWED, NOT_A_PERMISSION_KEY,
+    ALREADY_SIGNED,
 )  # fmt: skip
 # Allowed in principle but not now (FAILED_PRECONDITION); every other refusal is PERMISSION_DENIED.
 STATE_REASONS = frozenset({EXPIRED, EXPIRATION_TOO_FAR, OVER_DAILY_LIMIT})
@@ -130,6 +135,9 @@ class WalletPolicy:
     allowed_permission_keys: frozenset[str] = frozenset()
     allowed_permission_ids: frozenset[int] = frozenset({0})
     allow_sign_message: bool = False
+    # Accounts the wallet may sign for as one key of their permission (the servicer checks the key on chain).
+    allowed_multisig_accounts: frozenset[str] = frozenset()
+    allow_contract_creation: bool = False
 
     def to_doc(self) -> dict[str, Any]:
         doc = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -177,7 +185,7 @@ def spends(tx: ParsedTransaction, policy: WalletPolicy) -> dict[str, int]:
     out: dict[str, int] = {}
     if tx.contract_type_name in ("TransferContract", "TransferAssetContract"):
         out[tx.asset or TRX] = tx.amount or 0
-    elif tx.contract_type_name == "TriggerSmartContract":
+    elif tx.contract_type_name in ("TriggerSmartContract", "CreateSmartContract"):
         if is_token_call(tx, policy):
             out[tx.token_contract or ""] = tx.amount or 0
         if tx.call_value:
@@ -231,7 +239,7 @@ def _counterparties(tx: ParsedTransaction, policy: WalletPolicy) -> Decision | N
         if any(k not in policy.allowed_permission_keys for k in tx.permission_keys):
             return _refuse(PERMISSION_KEY_NOT_ALLOWED, "a permission key is not on the wallet's allow-list")
         return None
-    if name in OWNER_ONLY_CONTRACTS:
+    if name in OWNER_ONLY_CONTRACTS or name == "CreateSmartContract":  # a deployment has no counterparty
         return None
     return _refuse(CONTRACT_NOT_ALLOWED, f"the signing policy cannot check {name}")
 
@@ -249,11 +257,12 @@ def check(
     whom, amounts; then the STATE_REASONS (expiration, the day's totals)."""
     if watch_only:
         return _refuse(WATCH_ONLY, "watch-only wallets cannot sign")
-    if tx.owner != wallet_address:
-        return _refuse(WRONG_OWNER, "owner_address is not this wallet's address")
+    if tx.owner != wallet_address and tx.owner not in policy.allowed_multisig_accounts:
+        return _refuse(WRONG_OWNER, "owner_address is neither this wallet's address nor an allowed multisig")
     if tx.permission_id not in policy.allowed_permission_ids:
         return _refuse(PERMISSION_ID_NOT_ALLOWED, f"permission id {tx.permission_id} is not allowed")
-    if tx.contract_type_name not in policy.allowed_contract_types:
+    creation = tx.contract_type_name == "CreateSmartContract" and policy.allow_contract_creation
+    if tx.contract_type_name not in policy.allowed_contract_types and not creation:
         return _refuse(CONTRACT_NOT_ALLOWED, f"{tx.contract_type_name} is not allowed for this wallet")
     refusal = _counterparties(tx, policy)
     if refusal is not None:

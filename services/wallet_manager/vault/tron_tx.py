@@ -47,7 +47,7 @@ class ParsedTransaction:
     token_method: str | None
     token_contract: str | None
     contract_address: str | None  # the contract a TriggerSmartContract calls
-    call_value: int
+    call_value: int  # TRX sent with a TriggerSmartContract or to a CreateSmartContract's new contract
     call_data: bytes = field(repr=False)
     resource: str | None
     memo: bytes
@@ -57,7 +57,7 @@ class ParsedTransaction:
     ref_block_bytes: bytes
     ref_block_hash: bytes
     votes: tuple[tuple[str, int], ...] = ()
-    call_token_value: int = 0  # TRC10 sent with a TriggerSmartContract
+    call_token_value: int = 0  # TRC10 sent with a TriggerSmartContract or CreateSmartContract
     call_token_id: int = 0
     lock: bool = False  # DelegateResourceContract.lock
     permission_keys: tuple[str, ...] = ()  # every key address an AccountPermissionUpdateContract sets
@@ -138,6 +138,10 @@ def _parse(raw: bytes) -> ParsedTransaction:
             _word_address(args[:32])
             token_method, token_contract, asset = "transferFrom", contract, contract
             destination, amount = _word_address(args[32:64]), int.from_bytes(args[64:], "big")
+    elif ctype == 30:  # CreateSmartContract: new_contract (2) carries the TRX sent to the new contract
+        call_value = Fields(p.get_bytes(2)).get_int(5)
+        call_token_value, call_token_id = p.get_int(3), p.get_int(4)
+        amount, asset = call_value, TRX
     elif ctype == 11:  # FreezeBalanceContract (v1)
         amount, asset, resource = p.get_int(2), TRX, RESOURCE_NAMES.get(p.get_int(10), "UNKNOWN")
         if p.get_bytes(15):

@@ -119,6 +119,9 @@ class Refund(google.protobuf.message.Message):
     FAILURE_REASON_FIELD_NUMBER: builtins.int
     CREATE_TIME_FIELD_NUMBER: builtins.int
     UPDATE_TIME_FIELD_NUMBER: builtins.int
+    APPROVALS_MISSING_FIELD_NUMBER: builtins.int
+    APPROVERS_FIELD_NUMBER: builtins.int
+    INITIATOR_FIELD_NUMBER: builtins.int
     refund_id: builtins.str
     """Output only. Refund id."""
     payment_id: builtins.str
@@ -135,6 +138,10 @@ class Refund(google.protobuf.message.Message):
     """Why the refund was made."""
     failure_reason: builtins.str
     """Output only. Reason of a FAILED refund."""
+    approvals_missing: builtins.int
+    """Output only. Approvals still needed before it is sent (0 when none or all given)."""
+    initiator: builtins.str
+    """Output only. Subject who asked for it."""
     @property
     def create_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Output only. Creation time."""
@@ -142,6 +149,10 @@ class Refund(google.protobuf.message.Message):
     @property
     def update_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Output only. Last state change."""
+
+    @property
+    def approvers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Output only. Subjects who approved it."""
 
     def __init__(
         self,
@@ -156,9 +167,12 @@ class Refund(google.protobuf.message.Message):
         failure_reason: builtins.str = ...,
         create_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         update_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        approvals_missing: builtins.int = ...,
+        approvers: collections.abc.Iterable[builtins.str] | None = ...,
+        initiator: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["create_time", b"create_time", "update_time", b"update_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["amount", b"amount", "create_time", b"create_time", "failure_reason", b"failure_reason", "payment_id", b"payment_id", "reason", b"reason", "refund_id", b"refund_id", "state", b"state", "to_address", b"to_address", "txid", b"txid", "update_time", b"update_time"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["amount", b"amount", "approvals_missing", b"approvals_missing", "approvers", b"approvers", "create_time", b"create_time", "failure_reason", b"failure_reason", "initiator", b"initiator", "payment_id", b"payment_id", "reason", b"reason", "refund_id", b"refund_id", "state", b"state", "to_address", b"to_address", "txid", b"txid", "update_time", b"update_time"]) -> None: ...
 
 global___Refund = Refund
 
@@ -540,6 +554,10 @@ class Discrepancy(google.protobuf.message.Message):
         """Recorded and on-chain amounts differ."""
         KIND_STATE_MISMATCH: Discrepancy._Kind.ValueType  # 4
         """The payment's state does not match its transfers."""
+        KIND_LEDGER_MISMATCH: Discrepancy._Kind.ValueType  # 5
+        """The ledger disagrees: a final transfer, refund or sweep without its journal entry (or with another
+        amount), or an address whose ledger balance differs from its balance on chain.
+        """
 
     class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
         """Kind of difference."""
@@ -554,6 +572,10 @@ class Discrepancy(google.protobuf.message.Message):
     """Recorded and on-chain amounts differ."""
     KIND_STATE_MISMATCH: Discrepancy.Kind.ValueType  # 4
     """The payment's state does not match its transfers."""
+    KIND_LEDGER_MISMATCH: Discrepancy.Kind.ValueType  # 5
+    """The ledger disagrees: a final transfer, refund or sweep without its journal entry (or with another
+    amount), or an address whose ledger balance differs from its balance on chain.
+    """
 
     KIND_FIELD_NUMBER: builtins.int
     PAYMENT_ID_FIELD_NUMBER: builtins.int
@@ -1045,3 +1067,529 @@ class RedeliverWebhookResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["delivery", b"delivery"]) -> None: ...
 
 global___RedeliverWebhookResponse = RedeliverWebhookResponse
+
+@typing.final
+class ApproveRefundRequest(google.protobuf.message.Message):
+    """Request of ApproveRefund."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: builtins.int
+    REFUND_ID_FIELD_NUMBER: builtins.int
+    request_id: builtins.str
+    """Idempotency key; a repeated key returns the first result."""
+    refund_id: builtins.str
+    """Refund to approve."""
+    def __init__(
+        self,
+        *,
+        request_id: builtins.str = ...,
+        refund_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["refund_id", b"refund_id", "request_id", b"request_id"]) -> None: ...
+
+global___ApproveRefundRequest = ApproveRefundRequest
+
+@typing.final
+class ApproveRefundResponse(google.protobuf.message.Message):
+    """Response of ApproveRefund."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REFUND_FIELD_NUMBER: builtins.int
+    @property
+    def refund(self) -> global___Refund:
+        """The refund after the approval."""
+
+    def __init__(
+        self,
+        *,
+        refund: global___Refund | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["refund", b"refund"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["refund", b"refund"]) -> None: ...
+
+global___ApproveRefundResponse = ApproveRefundResponse
+
+@typing.final
+class UnmatchedDeposit(google.protobuf.message.Message):
+    """A deposit that matched no open payment."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TRANSFER_FIELD_NUMBER: builtins.int
+    TO_ADDRESS_FIELD_NUMBER: builtins.int
+    ASSET_FIELD_NUMBER: builtins.int
+    MERCHANT_ID_FIELD_NUMBER: builtins.int
+    ADDRESS_PAYMENT_ID_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    ASSIGNED_PAYMENT_ID_FIELD_NUMBER: builtins.int
+    ASSIGNED_BY_FIELD_NUMBER: builtins.int
+    CREATE_TIME_FIELD_NUMBER: builtins.int
+    to_address: builtins.str
+    """Deposit address it was sent to."""
+    asset: tronpay.common.v1.common_pb2.Asset.ValueType
+    """Asset received."""
+    merchant_id: builtins.str
+    """Merchant owning the deposit address."""
+    address_payment_id: builtins.str
+    """Payment of the address, if any (expired, refunded, or of another asset)."""
+    reason: builtins.str
+    """Why it matched no payment, for example "NO_OPEN_PAYMENT" or "ASSET_MISMATCH"."""
+    assigned_payment_id: builtins.str
+    """Payment it was assigned to; empty while unassigned."""
+    assigned_by: builtins.str
+    """Subject who assigned it."""
+    @property
+    def transfer(self) -> global___PaymentTransfer:
+        """The transfer received."""
+
+    @property
+    def create_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When it was first seen."""
+
+    def __init__(
+        self,
+        *,
+        transfer: global___PaymentTransfer | None = ...,
+        to_address: builtins.str = ...,
+        asset: tronpay.common.v1.common_pb2.Asset.ValueType = ...,
+        merchant_id: builtins.str = ...,
+        address_payment_id: builtins.str = ...,
+        reason: builtins.str = ...,
+        assigned_payment_id: builtins.str = ...,
+        assigned_by: builtins.str = ...,
+        create_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["create_time", b"create_time", "transfer", b"transfer"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["address_payment_id", b"address_payment_id", "asset", b"asset", "assigned_by", b"assigned_by", "assigned_payment_id", b"assigned_payment_id", "create_time", b"create_time", "merchant_id", b"merchant_id", "reason", b"reason", "to_address", b"to_address", "transfer", b"transfer"]) -> None: ...
+
+global___UnmatchedDeposit = UnmatchedDeposit
+
+@typing.final
+class ListUnmatchedDepositsRequest(google.protobuf.message.Message):
+    """Request of ListUnmatchedDeposits."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MERCHANT_ID_FIELD_NUMBER: builtins.int
+    INCLUDE_ASSIGNED_FIELD_NUMBER: builtins.int
+    PAGE_SIZE_FIELD_NUMBER: builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: builtins.int
+    merchant_id: builtins.str
+    """Only deposits of this merchant."""
+    include_assigned: builtins.bool
+    """Include deposits already assigned."""
+    page_size: builtins.int
+    """Maximum deposits to return; 0 means the default (50); at most 1000."""
+    page_token: builtins.str
+    """Token from a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        merchant_id: builtins.str = ...,
+        include_assigned: builtins.bool = ...,
+        page_size: builtins.int = ...,
+        page_token: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["include_assigned", b"include_assigned", "merchant_id", b"merchant_id", "page_size", b"page_size", "page_token", b"page_token"]) -> None: ...
+
+global___ListUnmatchedDepositsRequest = ListUnmatchedDepositsRequest
+
+@typing.final
+class ListUnmatchedDepositsResponse(google.protobuf.message.Message):
+    """Response of ListUnmatchedDeposits."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    DEPOSITS_FIELD_NUMBER: builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: builtins.int
+    next_page_token: builtins.str
+    """Token for the next page; empty when there are no more."""
+    @property
+    def deposits(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___UnmatchedDeposit]:
+        """The deposits, newest first."""
+
+    def __init__(
+        self,
+        *,
+        deposits: collections.abc.Iterable[global___UnmatchedDeposit] | None = ...,
+        next_page_token: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["deposits", b"deposits", "next_page_token", b"next_page_token"]) -> None: ...
+
+global___ListUnmatchedDepositsResponse = ListUnmatchedDepositsResponse
+
+@typing.final
+class AssignDepositRequest(google.protobuf.message.Message):
+    """Request of AssignDeposit."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: builtins.int
+    TXID_FIELD_NUMBER: builtins.int
+    EVENT_INDEX_FIELD_NUMBER: builtins.int
+    PAYMENT_ID_FIELD_NUMBER: builtins.int
+    request_id: builtins.str
+    """Idempotency key; a repeated key returns the first result."""
+    txid: builtins.str
+    """Transaction id of the deposit."""
+    event_index: builtins.int
+    """Index of its TRC20 Transfer event; -1 for TRX."""
+    payment_id: builtins.str
+    """Payment to credit."""
+    def __init__(
+        self,
+        *,
+        request_id: builtins.str = ...,
+        txid: builtins.str = ...,
+        event_index: builtins.int = ...,
+        payment_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["event_index", b"event_index", "payment_id", b"payment_id", "request_id", b"request_id", "txid", b"txid"]) -> None: ...
+
+global___AssignDepositRequest = AssignDepositRequest
+
+@typing.final
+class AssignDepositResponse(google.protobuf.message.Message):
+    """Response of AssignDeposit."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PAYMENT_FIELD_NUMBER: builtins.int
+    @property
+    def payment(self) -> global___Payment:
+        """The payment after the assignment."""
+
+    def __init__(
+        self,
+        *,
+        payment: global___Payment | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["payment", b"payment"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["payment", b"payment"]) -> None: ...
+
+global___AssignDepositResponse = AssignDepositResponse
+
+@typing.final
+class Sweep(google.protobuf.message.Message):
+    """A move of funds from a deposit address to the merchant's collection address."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    class _State:
+        ValueType = typing.NewType("ValueType", builtins.int)
+        V: typing_extensions.TypeAlias = ValueType
+
+    class _StateEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[Sweep._State.ValueType], builtins.type):
+        DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: Sweep._State.ValueType  # 0
+        """Not set."""
+        STATE_PENDING: Sweep._State.ValueType  # 1
+        """Decided; not sent yet (a TRX top-up for fees may be on its way)."""
+        STATE_SUBMITTED: Sweep._State.ValueType  # 2
+        """Sent; waiting for finality."""
+        STATE_CONFIRMED: Sweep._State.ValueType  # 3
+        """Final. Terminal."""
+        STATE_FAILED: Sweep._State.ValueType  # 4
+        """Failed. Terminal."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """Lifecycle state."""
+
+    STATE_UNSPECIFIED: Sweep.State.ValueType  # 0
+    """Not set."""
+    STATE_PENDING: Sweep.State.ValueType  # 1
+    """Decided; not sent yet (a TRX top-up for fees may be on its way)."""
+    STATE_SUBMITTED: Sweep.State.ValueType  # 2
+    """Sent; waiting for finality."""
+    STATE_CONFIRMED: Sweep.State.ValueType  # 3
+    """Final. Terminal."""
+    STATE_FAILED: Sweep.State.ValueType  # 4
+    """Failed. Terminal."""
+
+    SWEEP_ID_FIELD_NUMBER: builtins.int
+    MERCHANT_ID_FIELD_NUMBER: builtins.int
+    ASSET_FIELD_NUMBER: builtins.int
+    FROM_ADDRESS_FIELD_NUMBER: builtins.int
+    TO_ADDRESS_FIELD_NUMBER: builtins.int
+    AMOUNT_FIELD_NUMBER: builtins.int
+    STATE_FIELD_NUMBER: builtins.int
+    TXID_FIELD_NUMBER: builtins.int
+    PAYMENT_IDS_FIELD_NUMBER: builtins.int
+    FEE_SUN_FIELD_NUMBER: builtins.int
+    TRIGGER_FIELD_NUMBER: builtins.int
+    FAILURE_REASON_FIELD_NUMBER: builtins.int
+    CREATE_TIME_FIELD_NUMBER: builtins.int
+    UPDATE_TIME_FIELD_NUMBER: builtins.int
+    sweep_id: builtins.str
+    """Sweep id."""
+    merchant_id: builtins.str
+    """Merchant."""
+    asset: tronpay.common.v1.common_pb2.Asset.ValueType
+    """Asset moved."""
+    from_address: builtins.str
+    """Deposit address swept."""
+    to_address: builtins.str
+    """Collection address."""
+    amount: builtins.int
+    """Amount in base units."""
+    state: global___Sweep.State.ValueType
+    """Lifecycle state."""
+    txid: builtins.str
+    """Transaction id of the sweep."""
+    fee_sun: builtins.int
+    """TRX spent on fees for it (top-up and burn), in sun."""
+    trigger: builtins.str
+    """Why it was swept: "THRESHOLD", "AGE" or "WINDOW"."""
+    failure_reason: builtins.str
+    """Reason of a FAILED sweep."""
+    @property
+    def payment_ids(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Payments whose funds it collects."""
+
+    @property
+    def create_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Creation time."""
+
+    @property
+    def update_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Last state change."""
+
+    def __init__(
+        self,
+        *,
+        sweep_id: builtins.str = ...,
+        merchant_id: builtins.str = ...,
+        asset: tronpay.common.v1.common_pb2.Asset.ValueType = ...,
+        from_address: builtins.str = ...,
+        to_address: builtins.str = ...,
+        amount: builtins.int = ...,
+        state: global___Sweep.State.ValueType = ...,
+        txid: builtins.str = ...,
+        payment_ids: collections.abc.Iterable[builtins.str] | None = ...,
+        fee_sun: builtins.int = ...,
+        trigger: builtins.str = ...,
+        failure_reason: builtins.str = ...,
+        create_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        update_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["create_time", b"create_time", "update_time", b"update_time"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["amount", b"amount", "asset", b"asset", "create_time", b"create_time", "failure_reason", b"failure_reason", "fee_sun", b"fee_sun", "from_address", b"from_address", "merchant_id", b"merchant_id", "payment_ids", b"payment_ids", "state", b"state", "sweep_id", b"sweep_id", "to_address", b"to_address", "trigger", b"trigger", "txid", b"txid", "update_time", b"update_time"]) -> None: ...
+
+global___Sweep = Sweep
+
+@typing.final
+class ListSweepsRequest(google.protobuf.message.Message):
+    """Request of ListSweeps."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MERCHANT_ID_FIELD_NUMBER: builtins.int
+    PAGE_SIZE_FIELD_NUMBER: builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: builtins.int
+    merchant_id: builtins.str
+    """Only sweeps of this merchant."""
+    page_size: builtins.int
+    """Maximum sweeps to return; 0 means the default (50); at most 1000."""
+    page_token: builtins.str
+    """Token from a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        merchant_id: builtins.str = ...,
+        page_size: builtins.int = ...,
+        page_token: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["merchant_id", b"merchant_id", "page_size", b"page_size", "page_token", b"page_token"]) -> None: ...
+
+global___ListSweepsRequest = ListSweepsRequest
+
+@typing.final
+class ListSweepsResponse(google.protobuf.message.Message):
+    """Response of ListSweeps."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SWEEPS_FIELD_NUMBER: builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: builtins.int
+    next_page_token: builtins.str
+    """Token for the next page; empty when there are no more."""
+    @property
+    def sweeps(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Sweep]:
+        """The sweeps, newest first."""
+
+    def __init__(
+        self,
+        *,
+        sweeps: collections.abc.Iterable[global___Sweep] | None = ...,
+        next_page_token: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["next_page_token", b"next_page_token", "sweeps", b"sweeps"]) -> None: ...
+
+global___ListSweepsResponse = ListSweepsResponse
+
+@typing.final
+class GetPaymentReportRequest(google.protobuf.message.Message):
+    """Request of GetPaymentReport."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    START_TIME_FIELD_NUMBER: builtins.int
+    END_TIME_FIELD_NUMBER: builtins.int
+    MERCHANT_ID_FIELD_NUMBER: builtins.int
+    merchant_id: builtins.str
+    """Only payments of this merchant."""
+    @property
+    def start_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Start of the period (payments created at or after it); unset means 7 days before end_time."""
+
+    @property
+    def end_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """End of the period (payments created before it); unset means now."""
+
+    def __init__(
+        self,
+        *,
+        start_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        end_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        merchant_id: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["end_time", b"end_time", "start_time", b"start_time"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["end_time", b"end_time", "merchant_id", b"merchant_id", "start_time", b"start_time"]) -> None: ...
+
+global___GetPaymentReportRequest = GetPaymentReportRequest
+
+@typing.final
+class PaymentReportRow(google.protobuf.message.Message):
+    """One merchant's payments of one asset created on one day (UTC)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    @typing.final
+    class StateCountsEntry(google.protobuf.message.Message):
+        DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: builtins.int
+        VALUE_FIELD_NUMBER: builtins.int
+        key: builtins.str
+        value: builtins.int
+        def __init__(
+            self,
+            *,
+            key: builtins.str = ...,
+            value: builtins.int = ...,
+        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+
+    @typing.final
+    class StateAmountsEntry(google.protobuf.message.Message):
+        DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: builtins.int
+        VALUE_FIELD_NUMBER: builtins.int
+        key: builtins.str
+        value: builtins.int
+        def __init__(
+            self,
+            *,
+            key: builtins.str = ...,
+            value: builtins.int = ...,
+        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+
+    MERCHANT_ID_FIELD_NUMBER: builtins.int
+    DAY_FIELD_NUMBER: builtins.int
+    ASSET_FIELD_NUMBER: builtins.int
+    PAYMENT_COUNT_FIELD_NUMBER: builtins.int
+    STATE_COUNTS_FIELD_NUMBER: builtins.int
+    STATE_AMOUNTS_FIELD_NUMBER: builtins.int
+    RECEIVED_AMOUNT_FIELD_NUMBER: builtins.int
+    REFUNDED_AMOUNT_FIELD_NUMBER: builtins.int
+    SUCCESS_RATE_BPS_FIELD_NUMBER: builtins.int
+    MEDIAN_TIME_TO_PAID_FIELD_NUMBER: builtins.int
+    P99_TIME_TO_PAID_FIELD_NUMBER: builtins.int
+    merchant_id: builtins.str
+    """Merchant."""
+    day: builtins.str
+    """Day, YYYY-MM-DD (UTC)."""
+    asset: tronpay.common.v1.common_pb2.Asset.ValueType
+    """Asset."""
+    payment_count: builtins.int
+    """Payments created."""
+    received_amount: builtins.int
+    """Amount received (final), in base units."""
+    refunded_amount: builtins.int
+    """Amount refunded, in base units."""
+    success_rate_bps: builtins.int
+    """Share of payments that reached PAID, PAID_LATE or OVERPAID, of those no longer open, in basis points
+    (10000 = all).
+    """
+    @property
+    def state_counts(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.int]:
+        """Payments per state name."""
+
+    @property
+    def state_amounts(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.int]:
+        """Amount expected per state name, in base units."""
+
+    @property
+    def median_time_to_paid(self) -> google.protobuf.duration_pb2.Duration:
+        """Median time from creation to PAID."""
+
+    @property
+    def p99_time_to_paid(self) -> google.protobuf.duration_pb2.Duration:
+        """99th percentile of the time from creation to PAID."""
+
+    def __init__(
+        self,
+        *,
+        merchant_id: builtins.str = ...,
+        day: builtins.str = ...,
+        asset: tronpay.common.v1.common_pb2.Asset.ValueType = ...,
+        payment_count: builtins.int = ...,
+        state_counts: collections.abc.Mapping[builtins.str, builtins.int] | None = ...,
+        state_amounts: collections.abc.Mapping[builtins.str, builtins.int] | None = ...,
+        received_amount: builtins.int = ...,
+        refunded_amount: builtins.int = ...,
+        success_rate_bps: builtins.int = ...,
+        median_time_to_paid: google.protobuf.duration_pb2.Duration | None = ...,
+        p99_time_to_paid: google.protobuf.duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["median_time_to_paid", b"median_time_to_paid", "p99_time_to_paid", b"p99_time_to_paid"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["asset", b"asset", "day", b"day", "median_time_to_paid", b"median_time_to_paid", "merchant_id", b"merchant_id", "p99_time_to_paid", b"p99_time_to_paid", "payment_count", b"payment_count", "received_amount", b"received_amount", "refunded_amount", b"refunded_amount", "state_amounts", b"state_amounts", "state_counts", b"state_counts", "success_rate_bps", b"success_rate_bps"]) -> None: ...
+
+global___PaymentReportRow = PaymentReportRow
+
+@typing.final
+class GetPaymentReportResponse(google.protobuf.message.Message):
+    """Response of GetPaymentReport."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: builtins.int
+    START_TIME_FIELD_NUMBER: builtins.int
+    END_TIME_FIELD_NUMBER: builtins.int
+    @property
+    def rows(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PaymentReportRow]:
+        """Rows by merchant, day and asset."""
+
+    @property
+    def start_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Start of the period covered."""
+
+    @property
+    def end_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """End of the period covered."""
+
+    def __init__(
+        self,
+        *,
+        rows: collections.abc.Iterable[global___PaymentReportRow] | None = ...,
+        start_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        end_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["end_time", b"end_time", "start_time", b"start_time"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["end_time", b"end_time", "rows", b"rows", "start_time", b"start_time"]) -> None: ...
+
+global___GetPaymentReportResponse = GetPaymentReportResponse

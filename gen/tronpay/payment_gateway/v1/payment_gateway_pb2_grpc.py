@@ -80,6 +80,31 @@ class PaymentGatewayServiceStub(object):
                 request_serializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.RedeliverWebhookRequest.SerializeToString,
                 response_deserializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.RedeliverWebhookResponse.FromString,
                 _registered_method=True)
+        self.ApproveRefund = channel.unary_unary(
+                '/tronpay.payment_gateway.v1.PaymentGatewayService/ApproveRefund',
+                request_serializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ApproveRefundRequest.SerializeToString,
+                response_deserializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ApproveRefundResponse.FromString,
+                _registered_method=True)
+        self.ListUnmatchedDeposits = channel.unary_unary(
+                '/tronpay.payment_gateway.v1.PaymentGatewayService/ListUnmatchedDeposits',
+                request_serializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ListUnmatchedDepositsRequest.SerializeToString,
+                response_deserializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ListUnmatchedDepositsResponse.FromString,
+                _registered_method=True)
+        self.AssignDeposit = channel.unary_unary(
+                '/tronpay.payment_gateway.v1.PaymentGatewayService/AssignDeposit',
+                request_serializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.AssignDepositRequest.SerializeToString,
+                response_deserializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.AssignDepositResponse.FromString,
+                _registered_method=True)
+        self.ListSweeps = channel.unary_unary(
+                '/tronpay.payment_gateway.v1.PaymentGatewayService/ListSweeps',
+                request_serializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ListSweepsRequest.SerializeToString,
+                response_deserializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ListSweepsResponse.FromString,
+                _registered_method=True)
+        self.GetPaymentReport = channel.unary_unary(
+                '/tronpay.payment_gateway.v1.PaymentGatewayService/GetPaymentReport',
+                request_serializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.GetPaymentReportRequest.SerializeToString,
+                response_deserializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.GetPaymentReportResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentGatewayServiceServicer(object):
@@ -154,6 +179,44 @@ class PaymentGatewayServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApproveRefund(self, request, context):
+        """Approves a refund waiting for approval (at or above the refund approval threshold). The approver must
+        differ from the refund's initiator and from earlier approvers; the refund is sent once enough approved.
+        Returns FAILED_PRECONDITION if the refund waits for no approval, NOT_FOUND if it does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUnmatchedDeposits(self, request, context):
+        """Lists deposits that matched no open payment (the unmatched inbox), newest first, paginated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssignDeposit(self, request, context):
+        """Assigns an unmatched deposit to a payment of the same merchant and asset; the payment's state follows.
+        Returns FAILED_PRECONDITION if the deposit is assigned already or does not fit the payment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSweeps(self, request, context):
+        """Lists sweeps of deposit addresses to collection addresses, newest first, paginated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPaymentReport(self, request, context):
+        """Reports payments per merchant and day: counts and amounts by state, success rate, time to PAID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentGatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +259,31 @@ def add_PaymentGatewayServiceServicer_to_server(servicer, server):
                     servicer.RedeliverWebhook,
                     request_deserializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.RedeliverWebhookRequest.FromString,
                     response_serializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.RedeliverWebhookResponse.SerializeToString,
+            ),
+            'ApproveRefund': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveRefund,
+                    request_deserializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ApproveRefundRequest.FromString,
+                    response_serializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ApproveRefundResponse.SerializeToString,
+            ),
+            'ListUnmatchedDeposits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUnmatchedDeposits,
+                    request_deserializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ListUnmatchedDepositsRequest.FromString,
+                    response_serializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ListUnmatchedDepositsResponse.SerializeToString,
+            ),
+            'AssignDeposit': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignDeposit,
+                    request_deserializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.AssignDepositRequest.FromString,
+                    response_serializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.AssignDepositResponse.SerializeToString,
+            ),
+            'ListSweeps': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSweeps,
+                    request_deserializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ListSweepsRequest.FromString,
+                    response_serializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ListSweepsResponse.SerializeToString,
+            ),
+            'GetPaymentReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPaymentReport,
+                    request_deserializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.GetPaymentReportRequest.FromString,
+                    response_serializer=tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.GetPaymentReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -420,6 +508,141 @@ class PaymentGatewayService(object):
             '/tronpay.payment_gateway.v1.PaymentGatewayService/RedeliverWebhook',
             tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.RedeliverWebhookRequest.SerializeToString,
             tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.RedeliverWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveRefund(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tronpay.payment_gateway.v1.PaymentGatewayService/ApproveRefund',
+            tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ApproveRefundRequest.SerializeToString,
+            tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ApproveRefundResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUnmatchedDeposits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tronpay.payment_gateway.v1.PaymentGatewayService/ListUnmatchedDeposits',
+            tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ListUnmatchedDepositsRequest.SerializeToString,
+            tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ListUnmatchedDepositsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignDeposit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tronpay.payment_gateway.v1.PaymentGatewayService/AssignDeposit',
+            tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.AssignDepositRequest.SerializeToString,
+            tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.AssignDepositResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSweeps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tronpay.payment_gateway.v1.PaymentGatewayService/ListSweeps',
+            tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ListSweepsRequest.SerializeToString,
+            tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.ListSweepsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPaymentReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tronpay.payment_gateway.v1.PaymentGatewayService/GetPaymentReport',
+            tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.GetPaymentReportRequest.SerializeToString,
+            tronpay_dot_payment__gateway_dot_v1_dot_payment__gateway__pb2.GetPaymentReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -86,6 +86,41 @@ class PaymentGatewayServiceStub:
     ]
     """Sends a webhook event again. Returns NOT_FOUND if the delivery does not exist."""
 
+    ApproveRefund: grpc.UnaryUnaryMultiCallable[
+        tronpay.payment_gateway.v1.payment_gateway_pb2.ApproveRefundRequest,
+        tronpay.payment_gateway.v1.payment_gateway_pb2.ApproveRefundResponse,
+    ]
+    """Approves a refund waiting for approval (at or above the refund approval threshold). The approver must
+    differ from the refund's initiator and from earlier approvers; the refund is sent once enough approved.
+    Returns FAILED_PRECONDITION if the refund waits for no approval, NOT_FOUND if it does not exist.
+    """
+
+    ListUnmatchedDeposits: grpc.UnaryUnaryMultiCallable[
+        tronpay.payment_gateway.v1.payment_gateway_pb2.ListUnmatchedDepositsRequest,
+        tronpay.payment_gateway.v1.payment_gateway_pb2.ListUnmatchedDepositsResponse,
+    ]
+    """Lists deposits that matched no open payment (the unmatched inbox), newest first, paginated."""
+
+    AssignDeposit: grpc.UnaryUnaryMultiCallable[
+        tronpay.payment_gateway.v1.payment_gateway_pb2.AssignDepositRequest,
+        tronpay.payment_gateway.v1.payment_gateway_pb2.AssignDepositResponse,
+    ]
+    """Assigns an unmatched deposit to a payment of the same merchant and asset; the payment's state follows.
+    Returns FAILED_PRECONDITION if the deposit is assigned already or does not fit the payment.
+    """
+
+    ListSweeps: grpc.UnaryUnaryMultiCallable[
+        tronpay.payment_gateway.v1.payment_gateway_pb2.ListSweepsRequest,
+        tronpay.payment_gateway.v1.payment_gateway_pb2.ListSweepsResponse,
+    ]
+    """Lists sweeps of deposit addresses to collection addresses, newest first, paginated."""
+
+    GetPaymentReport: grpc.UnaryUnaryMultiCallable[
+        tronpay.payment_gateway.v1.payment_gateway_pb2.GetPaymentReportRequest,
+        tronpay.payment_gateway.v1.payment_gateway_pb2.GetPaymentReportResponse,
+    ]
+    """Reports payments per merchant and day: counts and amounts by state, success rate, time to PAID."""
+
 class PaymentGatewayServiceAsyncStub:
     """PaymentGatewayService owns payments: payment requests with a unique deposit address, detection from the
     TRON client's transfer stream, under-, over- and late payment, refunds, reconciliation against the chain,
@@ -153,6 +188,41 @@ class PaymentGatewayServiceAsyncStub:
         tronpay.payment_gateway.v1.payment_gateway_pb2.RedeliverWebhookResponse,
     ]
     """Sends a webhook event again. Returns NOT_FOUND if the delivery does not exist."""
+
+    ApproveRefund: grpc.aio.UnaryUnaryMultiCallable[
+        tronpay.payment_gateway.v1.payment_gateway_pb2.ApproveRefundRequest,
+        tronpay.payment_gateway.v1.payment_gateway_pb2.ApproveRefundResponse,
+    ]
+    """Approves a refund waiting for approval (at or above the refund approval threshold). The approver must
+    differ from the refund's initiator and from earlier approvers; the refund is sent once enough approved.
+    Returns FAILED_PRECONDITION if the refund waits for no approval, NOT_FOUND if it does not exist.
+    """
+
+    ListUnmatchedDeposits: grpc.aio.UnaryUnaryMultiCallable[
+        tronpay.payment_gateway.v1.payment_gateway_pb2.ListUnmatchedDepositsRequest,
+        tronpay.payment_gateway.v1.payment_gateway_pb2.ListUnmatchedDepositsResponse,
+    ]
+    """Lists deposits that matched no open payment (the unmatched inbox), newest first, paginated."""
+
+    AssignDeposit: grpc.aio.UnaryUnaryMultiCallable[
+        tronpay.payment_gateway.v1.payment_gateway_pb2.AssignDepositRequest,
+        tronpay.payment_gateway.v1.payment_gateway_pb2.AssignDepositResponse,
+    ]
+    """Assigns an unmatched deposit to a payment of the same merchant and asset; the payment's state follows.
+    Returns FAILED_PRECONDITION if the deposit is assigned already or does not fit the payment.
+    """
+
+    ListSweeps: grpc.aio.UnaryUnaryMultiCallable[
+        tronpay.payment_gateway.v1.payment_gateway_pb2.ListSweepsRequest,
+        tronpay.payment_gateway.v1.payment_gateway_pb2.ListSweepsResponse,
+    ]
+    """Lists sweeps of deposit addresses to collection addresses, newest first, paginated."""
+
+    GetPaymentReport: grpc.aio.UnaryUnaryMultiCallable[
+        tronpay.payment_gateway.v1.payment_gateway_pb2.GetPaymentReportRequest,
+        tronpay.payment_gateway.v1.payment_gateway_pb2.GetPaymentReportResponse,
+    ]
+    """Reports payments per merchant and day: counts and amounts by state, success rate, time to PAID."""
 
 class PaymentGatewayServiceServicer(metaclass=abc.ABCMeta):
     """PaymentGatewayService owns payments: payment requests with a unique deposit address, detection from the
@@ -237,5 +307,50 @@ class PaymentGatewayServiceServicer(metaclass=abc.ABCMeta):
         context: _ServicerContext,
     ) -> typing.Union[tronpay.payment_gateway.v1.payment_gateway_pb2.RedeliverWebhookResponse, collections.abc.Awaitable[tronpay.payment_gateway.v1.payment_gateway_pb2.RedeliverWebhookResponse]]:
         """Sends a webhook event again. Returns NOT_FOUND if the delivery does not exist."""
+
+    @abc.abstractmethod
+    def ApproveRefund(
+        self,
+        request: tronpay.payment_gateway.v1.payment_gateway_pb2.ApproveRefundRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[tronpay.payment_gateway.v1.payment_gateway_pb2.ApproveRefundResponse, collections.abc.Awaitable[tronpay.payment_gateway.v1.payment_gateway_pb2.ApproveRefundResponse]]:
+        """Approves a refund waiting for approval (at or above the refund approval threshold). The approver must
+        differ from the refund's initiator and from earlier approvers; the refund is sent once enough approved.
+        Returns FAILED_PRECONDITION if the refund waits for no approval, NOT_FOUND if it does not exist.
+        """
+
+    @abc.abstractmethod
+    def ListUnmatchedDeposits(
+        self,
+        request: tronpay.payment_gateway.v1.payment_gateway_pb2.ListUnmatchedDepositsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[tronpay.payment_gateway.v1.payment_gateway_pb2.ListUnmatchedDepositsResponse, collections.abc.Awaitable[tronpay.payment_gateway.v1.payment_gateway_pb2.ListUnmatchedDepositsResponse]]:
+        """Lists deposits that matched no open payment (the unmatched inbox), newest first, paginated."""
+
+    @abc.abstractmethod
+    def AssignDeposit(
+        self,
+        request: tronpay.payment_gateway.v1.payment_gateway_pb2.AssignDepositRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[tronpay.payment_gateway.v1.payment_gateway_pb2.AssignDepositResponse, collections.abc.Awaitable[tronpay.payment_gateway.v1.payment_gateway_pb2.AssignDepositResponse]]:
+        """Assigns an unmatched deposit to a payment of the same merchant and asset; the payment's state follows.
+        Returns FAILED_PRECONDITION if the deposit is assigned already or does not fit the payment.
+        """
+
+    @abc.abstractmethod
+    def ListSweeps(
+        self,
+        request: tronpay.payment_gateway.v1.payment_gateway_pb2.ListSweepsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[tronpay.payment_gateway.v1.payment_gateway_pb2.ListSweepsResponse, collections.abc.Awaitable[tronpay.payment_gateway.v1.payment_gateway_pb2.ListSweepsResponse]]:
+        """Lists sweeps of deposit addresses to collection addresses, newest first, paginated."""
+
+    @abc.abstractmethod
+    def GetPaymentReport(
+        self,
+        request: tronpay.payment_gateway.v1.payment_gateway_pb2.GetPaymentReportRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[tronpay.payment_gateway.v1.payment_gateway_pb2.GetPaymentReportResponse, collections.abc.Awaitable[tronpay.payment_gateway.v1.payment_gateway_pb2.GetPaymentReportResponse]]:
+        """Reports payments per merchant and day: counts and amounts by state, success rate, time to PAID."""
 
 def add_PaymentGatewayServiceServicer_to_server(servicer: PaymentGatewayServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

@@ -470,6 +470,7 @@ class ListPayoutsRequest(google.protobuf.message.Message):
     BATCH_ID_FIELD_NUMBER: builtins.int
     START_TIME_FIELD_NUMBER: builtins.int
     END_TIME_FIELD_NUMBER: builtins.int
+    REFERENCE_FIELD_NUMBER: builtins.int
     page_size: builtins.int
     """Maximum payouts to return; 0 means the default (50); at most 1000."""
     page_token: builtins.str
@@ -482,6 +483,8 @@ class ListPayoutsRequest(google.protobuf.message.Message):
     """Only payouts to this recipient."""
     batch_id: builtins.str
     """Only payouts of this batch."""
+    reference: builtins.str
+    """Only payouts with this reference (the caller's reference of the payout or of its batch item)."""
     @property
     def start_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """Only payouts created at or after this time."""
@@ -501,9 +504,10 @@ class ListPayoutsRequest(google.protobuf.message.Message):
         batch_id: builtins.str = ...,
         start_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         end_time: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        reference: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["end_time", b"end_time", "start_time", b"start_time"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["batch_id", b"batch_id", "end_time", b"end_time", "page_size", b"page_size", "page_token", b"page_token", "recipient_address", b"recipient_address", "start_time", b"start_time", "state", b"state", "wallet_id", b"wallet_id"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["batch_id", b"batch_id", "end_time", b"end_time", "page_size", b"page_size", "page_token", b"page_token", "recipient_address", b"recipient_address", "reference", b"reference", "start_time", b"start_time", "state", b"state", "wallet_id", b"wallet_id"]) -> None: ...
 
 global___ListPayoutsRequest = ListPayoutsRequest
 

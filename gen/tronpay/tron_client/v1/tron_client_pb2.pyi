@@ -811,6 +811,52 @@ class AccountPermissionUpdateParams(google.protobuf.message.Message):
 global___AccountPermissionUpdateParams = AccountPermissionUpdateParams
 
 @typing.final
+class CreateSmartContractParams(google.protobuf.message.Message):
+    """Parameters of a contract deployment (CreateSmartContract)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: builtins.int
+    ABI_JSON_FIELD_NUMBER: builtins.int
+    BYTECODE_FIELD_NUMBER: builtins.int
+    CALL_VALUE_SUN_FIELD_NUMBER: builtins.int
+    CONSUME_USER_RESOURCE_PERCENT_FIELD_NUMBER: builtins.int
+    ORIGIN_ENERGY_LIMIT_FIELD_NUMBER: builtins.int
+    FEE_LIMIT_SUN_FIELD_NUMBER: builtins.int
+    name: builtins.str
+    """Contract name stored on chain (for example "PayoutRouterV0")."""
+    abi_json: builtins.str
+    """The contract's ABI as the JSON array solc writes; stored on chain so explorers and clients can decode
+    its calls and events.
+    """
+    bytecode: builtins.bytes
+    """Creation bytecode with the ABI-encoded constructor arguments appended."""
+    call_value_sun: builtins.int
+    """TRX sent to the new contract at creation, in sun (its constructor must be payable)."""
+    consume_user_resource_percent: builtins.int
+    """Share (percent) of a call's energy the caller pays; the deployer's stake pays the rest up to
+    origin_energy_limit. 100 (the usual choice) makes every caller pay its own energy.
+    """
+    origin_energy_limit: builtins.int
+    """Most energy the deployer pays for one call of the contract."""
+    fee_limit_sun: builtins.int
+    """Maximum TRX burned for the deployment's energy, in sun (at most 15,000 TRX)."""
+    def __init__(
+        self,
+        *,
+        name: builtins.str = ...,
+        abi_json: builtins.str = ...,
+        bytecode: builtins.bytes = ...,
+        call_value_sun: builtins.int = ...,
+        consume_user_resource_percent: builtins.int = ...,
+        origin_energy_limit: builtins.int = ...,
+        fee_limit_sun: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["abi_json", b"abi_json", "bytecode", b"bytecode", "call_value_sun", b"call_value_sun", "consume_user_resource_percent", b"consume_user_resource_percent", "fee_limit_sun", b"fee_limit_sun", "name", b"name", "origin_energy_limit", b"origin_energy_limit"]) -> None: ...
+
+global___CreateSmartContractParams = CreateSmartContractParams
+
+@typing.final
 class BuildTransactionRequest(google.protobuf.message.Message):
     """Request of BuildTransaction."""
 
@@ -827,6 +873,7 @@ class BuildTransactionRequest(google.protobuf.message.Message):
     VOTE_WITNESS_FIELD_NUMBER: builtins.int
     WITHDRAW_BALANCE_FIELD_NUMBER: builtins.int
     ACCOUNT_PERMISSION_UPDATE_FIELD_NUMBER: builtins.int
+    CREATE_SMART_CONTRACT_FIELD_NUMBER: builtins.int
     MEMO_FIELD_NUMBER: builtins.int
     EXPIRATION_FIELD_NUMBER: builtins.int
     PERMISSION_ID_FIELD_NUMBER: builtins.int
@@ -835,7 +882,9 @@ class BuildTransactionRequest(google.protobuf.message.Message):
     memo: builtins.str
     """Memo stored in raw_data.data (costs the memo fee)."""
     permission_id: builtins.int
-    """Permission id to sign under (0 = owner)."""
+    """Permission id to sign under: 0 = the owner permission, 2 and up = an active permission (a
+    multi-signature account's keys sign under it; its operations must allow the contract type).
+    """
     @property
     def transfer(self) -> global___TransferParams:
         """A TRX transfer."""
@@ -877,6 +926,10 @@ class BuildTransactionRequest(google.protobuf.message.Message):
         """A permission update."""
 
     @property
+    def create_smart_contract(self) -> global___CreateSmartContractParams:
+        """A contract deployment."""
+
+    @property
     def expiration(self) -> google.protobuf.duration_pb2.Duration:
         """How long the transaction stays valid; 0 uses the default (60 s), at most 24 h."""
 
@@ -894,13 +947,14 @@ class BuildTransactionRequest(google.protobuf.message.Message):
         vote_witness: global___VoteWitnessParams | None = ...,
         withdraw_balance: global___WithdrawBalanceParams | None = ...,
         account_permission_update: global___AccountPermissionUpdateParams | None = ...,
+        create_smart_contract: global___CreateSmartContractParams | None = ...,
         memo: builtins.str = ...,
         expiration: google.protobuf.duration_pb2.Duration | None = ...,
         permission_id: builtins.int = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["account_permission_update", b"account_permission_update", "delegate_resource", b"delegate_resource", "expiration", b"expiration", "freeze_balance_v2", b"freeze_balance_v2", "params", b"params", "transfer", b"transfer", "trigger_smart_contract", b"trigger_smart_contract", "undelegate_resource", b"undelegate_resource", "unfreeze_balance_v2", b"unfreeze_balance_v2", "vote_witness", b"vote_witness", "withdraw_balance", b"withdraw_balance", "withdraw_expire_unfreeze", b"withdraw_expire_unfreeze"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["account_permission_update", b"account_permission_update", "delegate_resource", b"delegate_resource", "expiration", b"expiration", "freeze_balance_v2", b"freeze_balance_v2", "memo", b"memo", "owner_address", b"owner_address", "params", b"params", "permission_id", b"permission_id", "transfer", b"transfer", "trigger_smart_contract", b"trigger_smart_contract", "undelegate_resource", b"undelegate_resource", "unfreeze_balance_v2", b"unfreeze_balance_v2", "vote_witness", b"vote_witness", "withdraw_balance", b"withdraw_balance", "withdraw_expire_unfreeze", b"withdraw_expire_unfreeze"]) -> None: ...
-    def WhichOneof(self, oneof_group: typing.Literal["params", b"params"]) -> typing.Literal["transfer", "trigger_smart_contract", "freeze_balance_v2", "unfreeze_balance_v2", "withdraw_expire_unfreeze", "delegate_resource", "undelegate_resource", "vote_witness", "withdraw_balance", "account_permission_update"] | None: ...
+    def HasField(self, field_name: typing.Literal["account_permission_update", b"account_permission_update", "create_smart_contract", b"create_smart_contract", "delegate_resource", b"delegate_resource", "expiration", b"expiration", "freeze_balance_v2", b"freeze_balance_v2", "params", b"params", "transfer", b"transfer", "trigger_smart_contract", b"trigger_smart_contract", "undelegate_resource", b"undelegate_resource", "unfreeze_balance_v2", b"unfreeze_balance_v2", "vote_witness", b"vote_witness", "withdraw_balance", b"withdraw_balance", "withdraw_expire_unfreeze", b"withdraw_expire_unfreeze"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["account_permission_update", b"account_permission_update", "create_smart_contract", b"create_smart_contract", "delegate_resource", b"delegate_resource", "expiration", b"expiration", "freeze_balance_v2", b"freeze_balance_v2", "memo", b"memo", "owner_address", b"owner_address", "params", b"params", "permission_id", b"permission_id", "transfer", b"transfer", "trigger_smart_contract", b"trigger_smart_contract", "undelegate_resource", b"undelegate_resource", "unfreeze_balance_v2", b"unfreeze_balance_v2", "vote_witness", b"vote_witness", "withdraw_balance", b"withdraw_balance", "withdraw_expire_unfreeze", b"withdraw_expire_unfreeze"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["params", b"params"]) -> typing.Literal["transfer", "trigger_smart_contract", "freeze_balance_v2", "unfreeze_balance_v2", "withdraw_expire_unfreeze", "delegate_resource", "undelegate_resource", "vote_witness", "withdraw_balance", "account_permission_update", "create_smart_contract"] | None: ...
 
 global___BuildTransactionRequest = BuildTransactionRequest
 
@@ -911,6 +965,11 @@ class BuildTransactionResponse(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     TRANSACTION_FIELD_NUMBER: builtins.int
+    CONTRACT_ADDRESS_FIELD_NUMBER: builtins.int
+    contract_address: builtins.str
+    """For a contract deployment, the address the new contract gets once this transaction is included
+    (derived from the txID and the owner); empty for other contracts.
+    """
     @property
     def transaction(self) -> tronpay.common.v1.common_pb2.Transaction:
         """The unsigned transaction: raw_data, raw_data_hex and txid are set, signatures are empty."""
@@ -919,9 +978,10 @@ class BuildTransactionResponse(google.protobuf.message.Message):
         self,
         *,
         transaction: tronpay.common.v1.common_pb2.Transaction | None = ...,
+        contract_address: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["transaction", b"transaction"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["transaction", b"transaction"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["contract_address", b"contract_address", "transaction", b"transaction"]) -> None: ...
 
 global___BuildTransactionResponse = BuildTransactionResponse
 
@@ -1832,6 +1892,83 @@ class GetChainParametersResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["parameters", b"parameters"]) -> None: ...
 
 global___GetChainParametersResponse = GetChainParametersResponse
+
+@typing.final
+class GetContractRequest(google.protobuf.message.Message):
+    """Request of GetContract."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CONTRACT_ADDRESS_FIELD_NUMBER: builtins.int
+    contract_address: builtins.str
+    """Contract address."""
+    def __init__(
+        self,
+        *,
+        contract_address: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["contract_address", b"contract_address"]) -> None: ...
+
+global___GetContractRequest = GetContractRequest
+
+@typing.final
+class SmartContractInfo(google.protobuf.message.Message):
+    """A deployed smart contract."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CONTRACT_ADDRESS_FIELD_NUMBER: builtins.int
+    ORIGIN_ADDRESS_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    CONSUME_USER_RESOURCE_PERCENT_FIELD_NUMBER: builtins.int
+    ORIGIN_ENERGY_LIMIT_FIELD_NUMBER: builtins.int
+    CODE_HASH_FIELD_NUMBER: builtins.int
+    contract_address: builtins.str
+    """Contract address."""
+    origin_address: builtins.str
+    """Account that deployed it (the CreateSmartContract owner)."""
+    name: builtins.str
+    """Name given at deployment."""
+    consume_user_resource_percent: builtins.int
+    """Share (percent) of a call's energy the caller pays."""
+    origin_energy_limit: builtins.int
+    """Most energy the deployer pays for one call."""
+    code_hash: builtins.bytes
+    """keccak256 of the runtime code."""
+    def __init__(
+        self,
+        *,
+        contract_address: builtins.str = ...,
+        origin_address: builtins.str = ...,
+        name: builtins.str = ...,
+        consume_user_resource_percent: builtins.int = ...,
+        origin_energy_limit: builtins.int = ...,
+        code_hash: builtins.bytes = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["code_hash", b"code_hash", "consume_user_resource_percent", b"consume_user_resource_percent", "contract_address", b"contract_address", "name", b"name", "origin_address", b"origin_address", "origin_energy_limit", b"origin_energy_limit"]) -> None: ...
+
+global___SmartContractInfo = SmartContractInfo
+
+@typing.final
+class GetContractResponse(google.protobuf.message.Message):
+    """Response of GetContract."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CONTRACT_FIELD_NUMBER: builtins.int
+    @property
+    def contract(self) -> global___SmartContractInfo:
+        """The contract."""
+
+    def __init__(
+        self,
+        *,
+        contract: global___SmartContractInfo | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["contract", b"contract"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["contract", b"contract"]) -> None: ...
+
+global___GetContractResponse = GetContractResponse
 
 @typing.final
 class WatchedAddress(google.protobuf.message.Message):

@@ -110,6 +110,11 @@ class TronClientServiceStub(object):
                 request_serializer=tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.GetChainParametersRequest.SerializeToString,
                 response_deserializer=tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.GetChainParametersResponse.FromString,
                 _registered_method=True)
+        self.GetContract = channel.unary_unary(
+                '/tronpay.tron_client.v1.TronClientService/GetContract',
+                request_serializer=tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.GetContractRequest.SerializeToString,
+                response_deserializer=tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.GetContractResponse.FromString,
+                _registered_method=True)
         self.WatchAddresses = channel.unary_unary(
                 '/tronpay.tron_client.v1.TronClientService/WatchAddresses',
                 request_serializer=tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.WatchAddressesRequest.SerializeToString,
@@ -257,6 +262,14 @@ class TronClientServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetContract(self, request, context):
+        """Returns a deployed smart contract: who deployed it, its name and its energy settings (getcontract).
+        Returns NOT_FOUND when no contract is deployed at the address.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchAddresses(self, request, context):
         """Adds addresses to the watch list of one watcher. Idempotent per (address, watcher). With start_block,
         block sync also rescans the addresses' history from that block (progress in its metrics).
@@ -368,6 +381,11 @@ def add_TronClientServiceServicer_to_server(servicer, server):
                     servicer.GetChainParameters,
                     request_deserializer=tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.GetChainParametersRequest.FromString,
                     response_serializer=tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.GetChainParametersResponse.SerializeToString,
+            ),
+            'GetContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetContract,
+                    request_deserializer=tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.GetContractRequest.FromString,
+                    response_serializer=tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.GetContractResponse.SerializeToString,
             ),
             'WatchAddresses': grpc.unary_unary_rpc_method_handler(
                     servicer.WatchAddresses,
@@ -779,6 +797,33 @@ class TronClientService(object):
             '/tronpay.tron_client.v1.TronClientService/GetChainParameters',
             tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.GetChainParametersRequest.SerializeToString,
             tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.GetChainParametersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tronpay.tron_client.v1.TronClientService/GetContract',
+            tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.GetContractRequest.SerializeToString,
+            tronpay_dot_tron__client_dot_v1_dot_tron__client__pb2.GetContractResponse.FromString,
             options,
             channel_credentials,
             insecure,

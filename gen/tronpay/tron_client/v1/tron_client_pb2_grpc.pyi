@@ -132,6 +132,14 @@ class TronClientServiceStub:
     ]
     """Returns the chain parameters (getchainparameters)."""
 
+    GetContract: grpc.UnaryUnaryMultiCallable[
+        tronpay.tron_client.v1.tron_client_pb2.GetContractRequest,
+        tronpay.tron_client.v1.tron_client_pb2.GetContractResponse,
+    ]
+    """Returns a deployed smart contract: who deployed it, its name and its energy settings (getcontract).
+    Returns NOT_FOUND when no contract is deployed at the address.
+    """
+
     WatchAddresses: grpc.UnaryUnaryMultiCallable[
         tronpay.tron_client.v1.tron_client_pb2.WatchAddressesRequest,
         tronpay.tron_client.v1.tron_client_pb2.WatchAddressesResponse,
@@ -282,6 +290,14 @@ class TronClientServiceAsyncStub:
         tronpay.tron_client.v1.tron_client_pb2.GetChainParametersResponse,
     ]
     """Returns the chain parameters (getchainparameters)."""
+
+    GetContract: grpc.aio.UnaryUnaryMultiCallable[
+        tronpay.tron_client.v1.tron_client_pb2.GetContractRequest,
+        tronpay.tron_client.v1.tron_client_pb2.GetContractResponse,
+    ]
+    """Returns a deployed smart contract: who deployed it, its name and its energy settings (getcontract).
+    Returns NOT_FOUND when no contract is deployed at the address.
+    """
 
     WatchAddresses: grpc.aio.UnaryUnaryMultiCallable[
         tronpay.tron_client.v1.tron_client_pb2.WatchAddressesRequest,
@@ -461,6 +477,16 @@ class TronClientServiceServicer(metaclass=abc.ABCMeta):
         context: _ServicerContext,
     ) -> typing.Union[tronpay.tron_client.v1.tron_client_pb2.GetChainParametersResponse, collections.abc.Awaitable[tronpay.tron_client.v1.tron_client_pb2.GetChainParametersResponse]]:
         """Returns the chain parameters (getchainparameters)."""
+
+    @abc.abstractmethod
+    def GetContract(
+        self,
+        request: tronpay.tron_client.v1.tron_client_pb2.GetContractRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[tronpay.tron_client.v1.tron_client_pb2.GetContractResponse, collections.abc.Awaitable[tronpay.tron_client.v1.tron_client_pb2.GetContractResponse]]:
+        """Returns a deployed smart contract: who deployed it, its name and its energy settings (getcontract).
+        Returns NOT_FOUND when no contract is deployed at the address.
+        """
 
     @abc.abstractmethod
     def WatchAddresses(

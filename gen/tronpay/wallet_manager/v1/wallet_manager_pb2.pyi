@@ -76,6 +76,8 @@ class SigningPolicy(google.protobuf.message.Message):
     ALLOWED_PERMISSION_KEYS_FIELD_NUMBER: builtins.int
     ALLOWED_PERMISSION_IDS_FIELD_NUMBER: builtins.int
     ALLOW_SIGN_MESSAGE_FIELD_NUMBER: builtins.int
+    ALLOWED_MULTISIG_ACCOUNTS_FIELD_NUMBER: builtins.int
+    ALLOW_CONTRACT_CREATION_FIELD_NUMBER: builtins.int
     allow_unlisted_assets: builtins.bool
     """Whether assets without an entry in limits may be spent without limit; false (the default) refuses
     them. Every transaction can burn TRX for fees, so TRX needs an entry unless this is set.
@@ -92,6 +94,12 @@ class SigningPolicy(google.protobuf.message.Message):
     """
     allow_sign_message: builtins.bool
     """Whether SignMessage may sign personal messages with the wallet's keys; false refuses them."""
+    allow_contract_creation: builtins.bool
+    """Whether the wallet may sign contract deployments (CreateSmartContract), and calls of any contract its
+    account deployed (the contract's origin on chain, read through tron-client when signing, is the
+    transaction's owner) as if listed in allowed_call_contracts: what a deploy command's role grants need.
+    A deployment's call_value counts as TRX spent. False refuses both.
+    """
     @property
     def allowed_contract_types(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[tronpay.common.v1.common_pb2.ContractType.ValueType]:
         """Contract types the wallet may sign; empty allows none."""
@@ -109,7 +117,9 @@ class SigningPolicy(google.protobuf.message.Message):
 
     @property
     def allowed_callers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
-        """Callers (service identities) allowed to request signatures; empty allows every cluster service."""
+        """Callers (service identities) allowed to request signatures; empty allows every cluster service. The
+        operator's tools ("operator", for example the contract deploy command) only when listed.
+        """
 
     @property
     def allowed_call_contracts(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
@@ -142,6 +152,14 @@ class SigningPolicy(google.protobuf.message.Message):
         up are active permissions; empty allows the owner permission (0) only.
         """
 
+    @property
+    def allowed_multisig_accounts(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Multi-signature accounts the wallet may sign for although it does not own them: a transaction whose
+        owner is one of these is signed only when the signing address is a key of the transaction's permission
+        (its Permission_id, which allowed_permission_ids must list) on chain, read through tron-client when
+        signing; every other rule applies as to the wallet's own transactions. Empty allows none.
+        """
+
     def __init__(
         self,
         *,
@@ -160,8 +178,10 @@ class SigningPolicy(google.protobuf.message.Message):
         allowed_permission_keys: collections.abc.Iterable[builtins.str] | None = ...,
         allowed_permission_ids: collections.abc.Iterable[builtins.int] | None = ...,
         allow_sign_message: builtins.bool = ...,
+        allowed_multisig_accounts: collections.abc.Iterable[builtins.str] | None = ...,
+        allow_contract_creation: builtins.bool = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["allow_locked_delegation", b"allow_locked_delegation", "allow_sign_message", b"allow_sign_message", "allow_unlimited_approvals", b"allow_unlimited_approvals", "allow_unlisted_assets", b"allow_unlisted_assets", "allowed_call_contracts", b"allowed_call_contracts", "allowed_callers", b"allowed_callers", "allowed_contract_types", b"allowed_contract_types", "allowed_destinations", b"allowed_destinations", "allowed_permission_ids", b"allowed_permission_ids", "allowed_permission_keys", b"allowed_permission_keys", "allowed_resource_receivers", b"allowed_resource_receivers", "allowed_spenders", b"allowed_spenders", "allowed_witnesses", b"allowed_witnesses", "limits", b"limits", "max_fee_limit_sun", b"max_fee_limit_sun"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["allow_contract_creation", b"allow_contract_creation", "allow_locked_delegation", b"allow_locked_delegation", "allow_sign_message", b"allow_sign_message", "allow_unlimited_approvals", b"allow_unlimited_approvals", "allow_unlisted_assets", b"allow_unlisted_assets", "allowed_call_contracts", b"allowed_call_contracts", "allowed_callers", b"allowed_callers", "allowed_contract_types", b"allowed_contract_types", "allowed_destinations", b"allowed_destinations", "allowed_multisig_accounts", b"allowed_multisig_accounts", "allowed_permission_ids", b"allowed_permission_ids", "allowed_permission_keys", b"allowed_permission_keys", "allowed_resource_receivers", b"allowed_resource_receivers", "allowed_spenders", b"allowed_spenders", "allowed_witnesses", b"allowed_witnesses", "limits", b"limits", "max_fee_limit_sun", b"max_fee_limit_sun"]) -> None: ...
 
 global___SigningPolicy = SigningPolicy
 
@@ -878,7 +898,10 @@ class SignTransactionRequest(google.protobuf.message.Message):
     """Why the caller signs (for example "payout po_123"), recorded in the signing log."""
     @property
     def transaction(self) -> tronpay.common.v1.common_pb2.Transaction:
-        """The transaction: raw_data is required; txid, if set, must match the txID recomputed from raw_data."""
+        """The transaction: raw_data is required; txid, if set, must match the txID recomputed from raw_data.
+        Signatures it already carries (other keys of a multi-signature account) are kept and this wallet's is
+        appended; one already made by this wallet's key is refused.
+        """
 
     def __init__(
         self,

@@ -94,8 +94,10 @@ class WalletManagerServiceStub:
         tronpay.wallet_manager.v1.wallet_manager_pb2.SignTransactionResponse,
     ]
     """Signs a transaction. The service recomputes the txID from raw_data, checks that the wallet owns the
-    transaction and that its permission id, contract type, counterparties, amounts and fee satisfy the
-    wallet's policy, signs with the wallet's key (or device) and records the signature in the signing log.
+    transaction (or, for a multi-signature account the policy lists, that the wallet's key is in the
+    transaction's permission on chain) and that its permission id, contract type, counterparties, amounts
+    and fee satisfy the wallet's policy, signs with the wallet's key (or device), appends the signature to
+    those the transaction carries and records it in the signing log.
     A retried request_id gets the first answer only from the caller that made it, and never when the policy
     now refuses the request.
     Returns NOT_FOUND for an unknown wallet, INVALID_ARGUMENT for undecodable raw_data or a txID mismatch,
@@ -228,8 +230,10 @@ class WalletManagerServiceAsyncStub:
         tronpay.wallet_manager.v1.wallet_manager_pb2.SignTransactionResponse,
     ]
     """Signs a transaction. The service recomputes the txID from raw_data, checks that the wallet owns the
-    transaction and that its permission id, contract type, counterparties, amounts and fee satisfy the
-    wallet's policy, signs with the wallet's key (or device) and records the signature in the signing log.
+    transaction (or, for a multi-signature account the policy lists, that the wallet's key is in the
+    transaction's permission on chain) and that its permission id, contract type, counterparties, amounts
+    and fee satisfy the wallet's policy, signs with the wallet's key (or device), appends the signature to
+    those the transaction carries and records it in the signing log.
     A retried request_id gets the first answer only from the caller that made it, and never when the policy
     now refuses the request.
     Returns NOT_FOUND for an unknown wallet, INVALID_ARGUMENT for undecodable raw_data or a txID mismatch,
@@ -378,8 +382,10 @@ class WalletManagerServiceServicer(metaclass=abc.ABCMeta):
         context: _ServicerContext,
     ) -> typing.Union[tronpay.wallet_manager.v1.wallet_manager_pb2.SignTransactionResponse, collections.abc.Awaitable[tronpay.wallet_manager.v1.wallet_manager_pb2.SignTransactionResponse]]:
         """Signs a transaction. The service recomputes the txID from raw_data, checks that the wallet owns the
-        transaction and that its permission id, contract type, counterparties, amounts and fee satisfy the
-        wallet's policy, signs with the wallet's key (or device) and records the signature in the signing log.
+        transaction (or, for a multi-signature account the policy lists, that the wallet's key is in the
+        transaction's permission on chain) and that its permission id, contract type, counterparties, amounts
+        and fee satisfy the wallet's policy, signs with the wallet's key (or device), appends the signature to
+        those the transaction carries and records it in the signing log.
         A retried request_id gets the first answer only from the caller that made it, and never when the policy
         now refuses the request.
         Returns NOT_FOUND for an unknown wallet, INVALID_ARGUMENT for undecodable raw_data or a txID mismatch,
