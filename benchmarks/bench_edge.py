@@ -5,8 +5,9 @@ Both are REST GETs through the same Envoy (grpc_json_transcoder, HTTP/2 to the s
 
 * height: GET /api/v1/tron/network/height -> tron-client, which answers from its short cache of the
   devnet's head/solidified block (the real endpoint);
-* trivial: a documented GET whose RPC does no I/O in its service (by default one that still answers
-  UNIMPLEMENTED, i.e. interceptor + validation + error mapping + Envoy's status conversion only);
+* trivial: a documented GET whose RPC does no I/O in its service (by default GET /api/v1/payments/{id}
+  with an id its contract refuses: interceptor + validation + error mapping + Envoy's status conversion
+  only, a 400);
 * wallet: GET /api/v1/wallets/{id} -> wallet-manager, a MongoDB-backed read of a wallet the run creates
   through the edge first (issue 15's target: at least 0.5x the trivial RPC's throughput, p99 <= 50 ms at 32
   connections).
@@ -48,8 +49,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "gen")]
 
 HEIGHT_PATH = "/api/v1/tron/network/height"
-#: A documented GET whose service does no I/O for it yet (answers 501 after validation).
-TRIVIAL_PATH = "/api/v1/payments/reconciliation"
+#: A documented GET whose service does no I/O for it: the id fails its pattern (400 after validation).
+TRIVIAL_PATH = "/api/v1/payments/-not-an-id-"
 TRIVIAL_SERVICE = "payment_gateway"
 #: Answered by Envoy itself (400, unknown query parameter): the edge's own ceiling on this machine.
 ENVOY_ONLY_PATH = HEIGHT_PATH + "?no_such_parameter=1"

@@ -186,6 +186,8 @@ async def run(args: argparse.Namespace) -> int:
         )
         to_paid = [paid_at[p] - times[b] for p, b in blocks.items()]
         beyond_solid = [paid_at[p] - times[b + args.solidity_lag] for p, b in blocks.items()]
+        paid_time = {p.payment.payment_id: p.payment.paid_time.ToMilliseconds() / 1000 for p in got}
+        state_after_solid = [paid_time[p] - times[b + args.solidity_lag] for p, b in blocks.items()]
         states = {
             pb.Payment.State.Name(s): sum(1 for p in got if p.payment.state == s)
             for s in {p.payment.state for p in got}
@@ -200,6 +202,7 @@ async def run(args: argparse.Namespace) -> int:
         for label, values in (
             ("paying block -> PAID webhook", to_paid),
             ("solidified   -> PAID webhook", beyond_solid),
+            ("solidified   -> PAID state  ", state_after_solid),
         ):
             print(f"  {label}: p50 {statistics.median(values):5.2f}s  p99 {percentile(values, 0.99):5.2f}s")
         print(

@@ -12,8 +12,9 @@ Envoy edge on loopback temp dirs, and imports the devnet's genesis `payout_disbu
   2. throughput: --clients concurrent clients POST --payouts payouts in requests of --per-request items to
      /api/v1/payouts/batch; payouts per hour from the first request to the last CONFIRMED (the records' own
      confirm times), p50/p99 request -> CONFIRMED.
-No energy broker here (TRX is burned for the energy): the broker's figures are not measured yet. One run;
-figures vary with the machine's load.
+  3. the energy broker: trx-staking with a wallet staking --stake TRX for energy, payout-router restarted
+     with PAYOUT_ENERGY_BROKER, one batch of 100: TRX burned per payout (all of it, and for energy).
+Runs 1 and 2 burn TRX for the energy (no broker). One run; figures vary with the machine's load.
 
     make bench-payouts       # BENCH_PAYOUTS_ARGS="--payouts 2000 --clients 8 --per-request 50 --mainnet"
 """
@@ -41,6 +42,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "gen")]
 from tronpay.common.v1 import common_pb2  # noqa: E402
 from tronpay.payout_router.v1 import payout_router_pb2 as pb  # noqa: E402
 from tronpay.payout_router.v1 import payout_router_pb2_grpc as pb_grpc  # noqa: E402
+from tronpay.trx_staking.v1 import trx_staking_pb2 as ts  # noqa: E402
+from tronpay.trx_staking.v1 import trx_staking_pb2_grpc as ts_grpc  # noqa: E402
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as wm  # noqa: E402
 from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc as wm_grpc  # noqa: E402
 from tronpy import Tron  # noqa: E402
@@ -51,12 +54,17 @@ from tests.harness.devnet import Devnet  # noqa: E402
 from tests.harness.envoy import mint, start_edge  # noqa: E402
 from tests.harness.ferretdb import start_ferretdb, stop_ferretdb  # noqa: E402
 from tests.harness.pki import aio_channel  # noqa: E402
-from tests.harness.services import ServiceFactory  # noqa: E402
+from tests.harness.services import Cluster, ServiceFactory  # noqa: E402
 
 TRX = 1_000_000
 USDT = 1_000_000
 SERVICES = ("tron_client", "wallet_manager", "payout_router")
 FINAL = (pb.Payout.STATE_CONFIRMED, pb.Payout.STATE_FAILED, pb.Payout.STATE_CANCELLED)
+STAKING_TYPES = [
+    common_pb2.CONTRACT_TYPE_FREEZE_BALANCE_V2,
+    common_pb2.CONTRACT_TYPE_DELEGATE_RESOURCE,
+    common_pb2.CONTRACT_TYPE_UNDELEGATE_RESOURCE,
+]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -144,6 +152,82 @@ async def follow(target: str, ids: list[str], limit_s: float) -> dict[str, pb.Pa
     return done
 
 
+async def broker_run(
+    args: argparse.Namespace,
+    devnet: Devnet,
+    factory: ServiceFactory,
+    cluster: Cluster,
+    tron: Tron,
+    rest: str,
+    token: str,
+    wallet_id: str,
+) -> dict[str, float]:
+    """trx-staking with a staking wallet that stakes --stake TRX for energy and may delegate to the
+    disburser; payout-router restarted with PAYOUT_ENERGY_BROKER; one batch of 100: per payout, the TRX
+    burned (all of it, and for energy) and the energy the transaction used, read with tronpy."""
+    disburser_address = devnet.accounts["role_accounts"]["payout_disburser"]["address"]
+    key = os.urandom(32)
+    staking = private_key_to_address(key)
+    for txid in devnet.faucet(staking, trx=(args.stake + 1_000) * TRX):
+        devnet.wait_for_tx(txid, solid=True, timeout=120)
+    policy = wm.SigningPolicy(
+        allowed_contract_types=STAKING_TYPES,
+        allow_unlisted_assets=True,
+        allowed_callers=["trx-staking"],
+        allowed_resource_receivers=[disburser_address],
+    )
+    async with aio_channel(cluster["wallet_manager"].target, "wallet-manager") as ch:
+        req = wm.CreateWalletRequest(
+            request_id=uuid.uuid4().hex,
+            private_key=key.hex(),
+            wallet=wm.Wallet(owner_id="bench-staking", kind=wm.Wallet.KIND_IMPORTED, policy=policy),
+        )
+        staking_id = (
+            await wm_grpc.WalletManagerServiceStub(ch).CreateWallet(req, timeout=30)
+        ).wallet.wallet_id
+    ports = {k: cluster.env[k] for k in ("TRON_CLIENT_PORT", "WALLET_MANAGER_PORT")}
+    proc = factory.start(
+        "trx_staking",
+        node_url=devnet.url,
+        db_name=cluster.env["PAYMENT_DB_NAME"],
+        env={
+            **{
+                k: v
+                for k, v in cluster.processes["payout_router"].env.items()
+                if k.startswith(("USDT_", "WALLET_", "LOG_"))
+            },
+            **ports,
+            "STAKING_WALLET_ID": staking_id,
+            "STAKING_POLL_SECONDS": "0.25",
+            "STAKING_BROKER_BUDGET_SUN": str(args.stake * TRX),
+            "STAKING_BROKER_MAX_PER_ADDRESS_SUN": str(args.stake * TRX),
+            "STAKING_BROKER_IDLE_SECONDS": "3600",
+        },
+    )["trx_staking"]
+    async with aio_channel(proc.target, "trx-staking") as ch:
+        stake = await ts_grpc.TrxStakingServiceStub(ch).Stake(
+            ts.StakeRequest(
+                request_id=uuid.uuid4().hex,
+                wallet_id=staking_id,
+                amount_sun=args.stake * TRX,
+                resource=common_pb2.RESOURCE_TYPE_ENERGY,
+            ),
+            timeout=60,
+        )
+    devnet.wait_for_tx(stake.operation.txid, solid=True, timeout=120)
+    router = cluster["payout_router"]
+    router.env.update(PAYOUT_ENERGY_BROKER="true", TRX_STAKING_PORT=str(proc.port))
+    router.restart()
+    ((_, ids),) = (await post_batches(rest, token, wallet_id, [100], 1)).values()
+    done = await follow(router.target, ids, args.timeout)
+    infos = [receipt(tron, t) for t in {p.txid for p in done.values()}]
+    return {
+        "burned": sum(i.get("fee", 0) for i in infos) / len(ids),
+        "energy_fee": sum(i["receipt"].get("energy_fee", 0) for i in infos) / len(ids),
+        "energy": sum(i["receipt"].get("energy_usage_total", 0) for i in infos) / len(ids),
+    }
+
+
 def receipt(client: Tron, txid: str) -> dict[str, Any]:
     info: dict[str, Any] = client.get_transaction_info(txid)
     return info
@@ -177,7 +261,7 @@ async def run(args: argparse.Namespace) -> int:
             profile = "--mainnet profile" if args.mainnet else "default profile"
             print(
                 f"payout-router: devnet ({profile}) 1 s blocks, solid = head - {args.solidity_lag}, "
-                "genesis PayoutRouterV0, TRX burned for energy (no broker)"
+                "genesis PayoutRouterV0, TRX burned for energy (no broker) until the last run"
             )
             print("  per recipient (fresh recipients, one on-chain disburseBatch each):")
             single_bw = 0.0
@@ -213,6 +297,9 @@ async def run(args: argparse.Namespace) -> int:
             accepted = time.time() - t0
             when = {pid: t for t, ids in sent.values() for pid in ids}
             done = await follow(target, list(when), args.timeout)
+            with_broker = await broker_run(
+                args, devnet, factory, cluster, tron, edge.rest_url, token, wallet_id
+            )
         confirmed = [p for p in done.values() if p.state == pb.Payout.STATE_CONFIRMED]
         last = max(p.confirm_time.ToMilliseconds() / 1000 for p in confirmed)
         rate = len(confirmed) / (last - t0)
@@ -226,6 +313,11 @@ async def run(args: argparse.Namespace) -> int:
             f"    request -> CONFIRMED: {rate * 3600:,.0f} payouts/h ({rate:.1f}/s); "
             f"p50 {statistics.median(latency):.1f}s p99 {percentile(latency, 0.99):.1f}s; "
             f"{len(confirmed)}/{len(done)} CONFIRMED"
+        )
+        print(
+            f"  with trx-staking's energy broker ({args.stake:,} TRX staked), a batch of 100: TRX burned per "
+            f"payout {with_broker['burned'] / TRX:.6f} (for energy {with_broker['energy_fee'] / TRX:.6f}), "
+            f"energy used per payout {with_broker['energy']:,.0f}"
         )
         if args.report:
             single_energy, single_bandwidth, _ = per_recipient[1]
@@ -241,6 +333,8 @@ async def run(args: argparse.Namespace) -> int:
                 "bandwidth_per_recipient_batch100": bandwidth,
                 "bandwidth_batch100_vs_single": bandwidth / single_bandwidth,
                 "burned_sun_per_payout_batch100_no_broker": round(burned),
+                "burned_sun_per_payout_with_broker": round(with_broker["burned"]),
+                "energy_fee_sun_per_payout_with_broker": round(with_broker["energy_fee"]),
             }
             args.report.write_text(json.dumps(figures, indent=2) + "\n")
         return 0 if len(confirmed) == len(when) else 1
@@ -257,6 +351,7 @@ def main() -> int:
     p.add_argument("--per-request", type=int, default=50, help="payouts per batch request (default 50)")
     p.add_argument("--clients", type=int, default=4, help="concurrent REST clients (default 4)")
     p.add_argument("--mainnet", action="store_true", help="the devnet's --mainnet profile")
+    p.add_argument("--stake", type=int, default=5_000_000, help="TRX the broker's wallet stakes (default 5M)")
     p.add_argument("--solidity-lag", type=int, default=18, help="devnet solid = head - lag (default 18)")
     p.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
     p.add_argument("--report", type=Path, help="also write the key figures as JSON to this file")

@@ -16,11 +16,13 @@ import base64
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
 from google.protobuf.message import Message
 
+from services.common import context
 from services.common.errors import FieldViolation, InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
@@ -88,3 +90,24 @@ class Page:
         items = list(fetched[: self.size])
         more = len(fetched) > self.size
         return items, self.token_after(key(items[-1])) if more and items else ""
+
+
+#: The order of lists newest first; `newest_first` and `position_of` page through it.
+NEWEST_FIRST = [("create_time", -1), ("_id", -1)]
+
+
+def newest_first(filters: dict[str, Any], after: Any) -> dict[str, Any]:
+    """The query of a page in NEWEST_FIRST order after `after` (a `position_of` value; None: the first page),
+    confined to the current call's tenant."""
+    query = dict(filters)
+    if (tenant := context.tenant_scope()) is not None:
+        query["tenant"] = tenant
+    if after is not None:
+        at = datetime.fromisoformat(after[0])
+        query["$or"] = [{"create_time": {"$lt": at}}, {"create_time": at, "_id": {"$lt": after[1]}}]
+    return query
+
+
+def position_of(doc: dict[str, Any]) -> list[str]:
+    """A document's place in NEWEST_FIRST order, as a page token keeps it."""
+    return [doc["create_time"].isoformat(), doc["_id"]]

@@ -14,3 +14,12 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(value)
     return ts
+
+
+def timestamp_ms(ms: int) -> timestamp_pb2.Timestamp | None:
+    """The Timestamp of epoch milliseconds (0 or less: unset)."""
+    if ms <= 0:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts

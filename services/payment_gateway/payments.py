@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 from tronpay.common.v1 import common_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as tc
@@ -35,6 +35,7 @@ from services.common import context, errors
 from services.common.chain_ops import upstream_error
 from services.common.logging import get_logger
 from services.common.mongo import Document, IndexSpec
+from services.common.pagination import NEWEST_FIRST, newest_first
 from services.common.server import Runtime
 from services.common.settings import ServiceName
 from services.payment_gateway import metrics
@@ -230,15 +231,8 @@ class Payments:
         return doc
 
     async def find(self, filters: Document, after: Any, limit: int) -> list[Document]:
-        query = dict(filters)
-        if (tenant := context.tenant_scope()) is not None:
-            query["tenant"] = tenant
-        if after is not None:
-            at = datetime.fromisoformat(after[0])
-            query["$or"] = [{"create_time": {"$lt": at}}, {"create_time": at, "_id": {"$lt": after[1]}}]
-        cursor = self.payments.find(query, {"events": 0}).sort(
-            [("create_time", DESCENDING), ("_id", DESCENDING)]
-        )
+        query = newest_first(filters, after)
+        cursor = self.payments.find(query, {"events": 0}).sort(NEWEST_FIRST)
         return [d async for d in cursor.limit(limit)]
 
     # ---- changing ---------------------------------------------------------------------------------
@@ -474,13 +468,8 @@ class Payments:
         return doc
 
     async def find_unmatched(self, filters: Document, after: Any, limit: int) -> list[Document]:
-        query = dict(filters)
-        if (tenant := context.tenant_scope()) is not None:
-            query["tenant"] = tenant
-        if after is not None:
-            at = datetime.fromisoformat(after[0])
-            query["$or"] = [{"create_time": {"$lt": at}}, {"create_time": at, "_id": {"$lt": after[1]}}]
-        cursor = self.unmatched.find(query).sort([("create_time", DESCENDING), ("_id", DESCENDING)])
+        query = newest_first(filters, after)
+        cursor = self.unmatched.find(query).sort(NEWEST_FIRST)
         return [d async for d in cursor.limit(limit)]
 
     # ---- expiry -----------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from services.common import errors
 from services.common.chain_ops import upstream_error
 from services.common.context import current as current_call
 from services.common.idempotency import fingerprint, idempotent
-from services.common.pagination import Page
+from services.common.pagination import Page, position_of
 from services.common.server import Runtime
 from services.common.settings import ServiceName
 from services.common.tron.address import from_base58
@@ -72,10 +72,6 @@ def _bad_body(description: str) -> errors.InvalidArgument:
     return errors.InvalidArgument(
         "the notification's body is not valid", [errors.FieldViolation("body", description, "INVALID_BODY")]
     )
-
-
-def _page_position(d: dict[str, Any]) -> list[str]:
-    return [d["create_time"].isoformat(), d["_id"]]
 
 
 class PaymentGatewayServicer(payment_gateway_pb2_grpc.PaymentGatewayServiceServicer):
@@ -145,7 +141,7 @@ class PaymentGatewayServicer(payment_gateway_pb2_grpc.PaymentGatewayServiceServi
             start, end = _period(request, timedelta(days=36_500))
             filters["create_time"] = {"$gte": start, "$lt": end}
         docs = await self._payments.find(filters, page.after, page.fetch_limit)
-        docs, token = page.finish(docs, key=_page_position)
+        docs, token = page.finish(docs, key=position_of)
         return pb.ListPaymentsResponse(payments=[convert.payment_pb(d) for d in docs], next_page_token=token)
 
     # ---- refunds ----------------------------------------------------------------------------------
@@ -180,7 +176,7 @@ class PaymentGatewayServicer(payment_gateway_pb2_grpc.PaymentGatewayServiceServi
         if request.merchant_id:
             filters["merchant_id"] = request.merchant_id
         docs = await self._payments.find_unmatched(filters, page.after, page.fetch_limit)
-        docs, token = page.finish(docs, key=_page_position)
+        docs, token = page.finish(docs, key=position_of)
         return pb.ListUnmatchedDepositsResponse(
             deposits=[convert.unmatched_pb(d) for d in docs], next_page_token=token
         )
@@ -197,7 +193,7 @@ class PaymentGatewayServicer(payment_gateway_pb2_grpc.PaymentGatewayServiceServi
         page = Page.of(request)
         filters = {"merchant_id": request.merchant_id} if request.merchant_id else {}
         docs = await self._sweeps.find(filters, page.after, page.fetch_limit)
-        docs, token = page.finish(docs, key=_page_position)
+        docs, token = page.finish(docs, key=position_of)
         return pb.ListSweepsResponse(sweeps=[convert.sweep_pb(d) for d in docs], next_page_token=token)
 
     async def GetReconciliation(

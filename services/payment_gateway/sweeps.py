@@ -26,17 +26,18 @@ from typing import Any
 
 import grpc
 import orjson
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 from tronpay.tron_client.v1 import tron_client_pb2 as tc
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as tc_grpc
 from tronpay.trx_staking.v1 import trx_staking_pb2 as ts
 from tronpay.trx_staking.v1 import trx_staking_pb2_grpc as ts_grpc
 
-from services.common import context, errors
+from services.common import errors
 from services.common.chain_ops import PeerReads, upstream_error
 from services.common.logging import get_logger
 from services.common.mongo import Document, IndexSpec
+from services.common.pagination import NEWEST_FIRST, newest_first
 from services.common.server import Runtime
 from services.common.settings import ServiceName
 from services.common.tron.abi import encode_args
@@ -102,13 +103,8 @@ class Sweeps:
         return self._collection.get(merchant, self._settings.PAYMENT_DEFAULT_COLLECTION_ADDRESS)
 
     async def find(self, filters: Document, after: Any, limit: int) -> list[Document]:
-        query = dict(filters)
-        if (tenant := context.tenant_scope()) is not None:
-            query["tenant"] = tenant
-        if after is not None:
-            at = datetime.fromisoformat(after[0])
-            query["$or"] = [{"create_time": {"$lt": at}}, {"create_time": at, "_id": {"$lt": after[1]}}]
-        cursor = self.sweeps.find(query).sort([("create_time", DESCENDING), ("_id", DESCENDING)])
+        query = newest_first(filters, after)
+        cursor = self.sweeps.find(query).sort(NEWEST_FIRST)
         return [d async for d in cursor.limit(limit)]
 
     # ---- deciding ---------------------------------------------------------------------------------

@@ -52,8 +52,7 @@ import aiohttp
 import orjson
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
-from google.protobuf import timestamp_pb2
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from tronpay.payment_gateway.v1 import payment_gateway_pb2 as pb
 
@@ -61,7 +60,8 @@ from services.common import context, errors
 from services.common.chain_ops import operation_id
 from services.common.logging import get_logger
 from services.common.mongo import Document, IndexSpec, ServiceDatabase
-from services.common.pagination import Page
+from services.common.pagination import NEWEST_FIRST, Page, newest_first, position_of
+from services.common.timestamps import timestamp
 from services.payment_gateway.metrics import (
     INBOUND_WEBHOOKS,
     WEBHOOK_BACKLOG,
@@ -89,6 +89,7 @@ INDEXES = (
 )
 
 RELAY_BATCH = 100  # payments read per relay scan
+RELAY_CONCURRENCY = 16  # woken payments relayed at once (each one's events in order)
 LEASE_MARGIN_SECONDS = 30.0  # an attempt's lease: the HTTP timeout plus this
 ENDPOINT_SHARE = 4  # one endpoint (host:port) holds at most 1/ENDPOINT_SHARE of the delivery slots
 FRESH_LIMIT = 10_000  # ids of new deliveries kept for the fast path; the scan finds any beyond
@@ -256,14 +257,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
 def delivery_pb(d: Mapping[str, Any]) -> pb.WebhookDelivery:
     """A stored delivery as the contract's WebhookDelivery."""
     return pb.WebhookDelivery(
@@ -276,9 +269,9 @@ def delivery_pb(d: Mapping[str, Any]) -> pb.WebhookDelivery:
         attempt_count=int(d["attempt_count"]),
         last_status_code=int(d["last_status_code"]),
         last_error=d["last_error"],
-        next_attempt_time=_ts(d["next_attempt_at"]) if d["state"] == PENDING else None,
-        create_time=_ts(d["create_time"]),
-        update_time=_ts(d["update_time"]),
+        next_attempt_time=timestamp(d["next_attempt_at"]) if d["state"] == PENDING else None,
+        create_time=timestamp(d["create_time"]),
+        update_time=timestamp(d["update_time"]),
     )
 
 
@@ -408,12 +401,8 @@ class Webhooks:
             self._relay_kick.clear()
             try:
                 woken, self._woken = self._woken, set()
-                for pid in woken:
-                    payment = await self._payments.find_one(
-                        {"_id": pid, "relay_pending": True}, _RELAY_FIELDS
-                    )
-                    if payment is not None and await self._relay_logged(payment) is False:
-                        self.wake(pid)  # an event came in meanwhile: relay it on the next pass
+                gate = asyncio.Semaphore(RELAY_CONCURRENCY)
+                await asyncio.gather(*(self._relay_woken(pid, gate) for pid in woken))
                 if time.monotonic() >= next_scan:
                     next_scan = time.monotonic() + self._settings.PAYMENT_WEBHOOK_POLL_SECONDS
                     while await self.relay_once():
@@ -424,6 +413,12 @@ class Webhooks:
                 log.warning("webhook relay failed: %s: %s", type(exc).__name__, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._relay_kick.wait(), max(0.0, next_scan - time.monotonic()))
+
+    async def _relay_woken(self, pid: str, gate: asyncio.Semaphore) -> None:
+        async with gate:
+            payment = await self._payments.find_one({"_id": pid, "relay_pending": True}, _RELAY_FIELDS)
+            if payment is not None and await self._relay_logged(payment) is False:
+                self.wake(pid)  # an event came in meanwhile: relay it on the next pass
 
     async def _relay(self, payment: Document) -> bool:
         """Insert a delivery per event not yet relayed, then clear the flag if no event came in meanwhile
@@ -703,18 +698,9 @@ class Webhooks:
             query["payment_id"] = payment_id
         if state:
             query["state"] = _STATE_OF[state]
-        if (tenant := context.tenant_scope()) is not None:
-            query["tenant"] = tenant
-        if page.after is not None:
-            at = datetime.fromisoformat(page.after[0])
-            query["$or"] = [{"create_time": {"$lt": at}}, {"create_time": at, "_id": {"$lt": page.after[1]}}]
-        cursor = (
-            self._deliveries.find(query, {"body": 0})
-            .sort([("create_time", DESCENDING), ("_id", DESCENDING)])
-            .limit(page.fetch_limit)
-        )
-        docs = [d async for d in cursor]
-        return page.finish(docs, key=lambda d: [d["create_time"].isoformat(), d["_id"]])
+        cursor = self._deliveries.find(newest_first(query, page.after), {"body": 0}).sort(NEWEST_FIRST)
+        docs = [d async for d in cursor.limit(page.fetch_limit)]
+        return page.finish(docs, key=position_of)
 
     async def redeliver(self, delivery_id: str, request_id: str) -> Document:
         """A new delivery of the same event (same event id and body, new delivery id derived from

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
-from google.protobuf import timestamp_pb2
 from tronpay.common.v1 import common_pb2
 from tronpay.payout_router.v1 import payout_router_pb2 as pb
+
+from services.common.timestamps import timestamp
 
 ASSET_PB = {"TRX": common_pb2.ASSET_TRX, "USDT": common_pb2.ASSET_USDT}
 ASSET_OF = {v: k for k, v in ASSET_PB.items()}
@@ -21,14 +21,6 @@ STATE_PB = {
     "CANCELLED": pb.Payout.STATE_CANCELLED,
 }
 STATE_OF = {v: k for k, v in STATE_PB.items()}
-
-
-def _ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def payout_pb(d: Mapping[str, Any]) -> pb.Payout:
@@ -46,7 +38,7 @@ def payout_pb(d: Mapping[str, Any]) -> pb.Payout:
             pb.PayoutApproval(
                 approver_id=a["approver_id"],
                 comment=a.get("comment", ""),
-                approve_time=_ts(a.get("approve_time")),
+                approve_time=timestamp(a.get("approve_time")),
             )
             for a in d.get("approvals", [])
         ],
@@ -55,10 +47,10 @@ def payout_pb(d: Mapping[str, Any]) -> pb.Payout:
         onchain_batch_id=d.get("chunk_id", ""),
         fee_sun=int(d.get("fee_sun", 0)),
         failure_reason=d.get("failure_reason", ""),
-        create_time=_ts(d.get("create_time")),
-        update_time=_ts(d.get("update_time")),
-        submit_time=_ts(d.get("submit_time")),
-        confirm_time=_ts(d.get("confirm_time")),
+        create_time=timestamp(d.get("create_time")),
+        update_time=timestamp(d.get("update_time")),
+        submit_time=timestamp(d.get("submit_time")),
+        confirm_time=timestamp(d.get("confirm_time")),
     )
 
 
@@ -80,6 +72,6 @@ def batch_pb(b: Mapping[str, Any], members: Sequence[Mapping[str, Any]]) -> pb.P
         onchain_batch_ids=chunks,
         state_counts=counts,
         reference=b.get("reference", ""),
-        create_time=_ts(b["create_time"]),
-        update_time=_ts(max(last, b["update_time"])),
+        create_time=timestamp(b["create_time"]),
+        update_time=timestamp(max(last, b["update_time"])),
     )

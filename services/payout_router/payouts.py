@@ -48,7 +48,7 @@ from typing import Any
 
 import grpc
 from prometheus_client import Counter, Gauge, Histogram
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as wm
 
@@ -72,6 +72,7 @@ from services.common.chain_ops import (
 from services.common.chain_ops import indexes as lifecycle_indexes
 from services.common.logging import get_logger
 from services.common.mongo import Document, IndexSpec
+from services.common.pagination import NEWEST_FIRST, newest_first
 from services.common.server import Runtime
 from services.payout_router.allowlist import Allowlist
 from services.payout_router.chain import (
@@ -231,13 +232,8 @@ class Payouts:
         return doc, members
 
     async def find(self, filters: Document, after: Any, limit: int) -> list[Document]:
-        query = dict(filters)
-        if (tenant := context.tenant_scope()) is not None:
-            query["tenant"] = tenant
-        if after is not None:
-            at = datetime.fromisoformat(after[0])
-            query["$or"] = [{"create_time": {"$lt": at}}, {"create_time": at, "_id": {"$lt": after[1]}}]
-        cursor = self._payouts.find(query).sort([("create_time", DESCENDING), ("_id", DESCENDING)])
+        query = newest_first(filters, after)
+        cursor = self._payouts.find(query).sort(NEWEST_FIRST)
         return [d async for d in cursor.limit(limit)]
 
     # ---- creating ---------------------------------------------------------------------------------

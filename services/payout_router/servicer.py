@@ -17,7 +17,7 @@ from tronpay.payout_router.v1 import payout_router_pb2_grpc
 from services.common import errors
 from services.common.idempotency import fingerprint, idempotent
 from services.common.mongo import Document
-from services.common.pagination import Page
+from services.common.pagination import Page, position_of
 from services.common.server import Runtime
 from services.common.tron.address import from_base58
 from services.payout_router.allowlist import Allowlist
@@ -133,7 +133,7 @@ class PayoutRouterServicer(payout_router_pb2_grpc.PayoutRouterServiceServicer):
         if window:
             filters["create_time"] = window
         docs = await self._payouts.find(filters, page.after, page.fetch_limit)
-        items, token = page.finish(docs, key=lambda d: [d["create_time"].isoformat(), d["_id"]])
+        items, token = page.finish(docs, key=position_of)
         return pb.ListPayoutsResponse(payouts=[payout_pb(d) for d in items], next_page_token=token)
 
     @idempotent(pb.CancelPayoutResponse)

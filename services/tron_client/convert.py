@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from google.protobuf import timestamp_pb2
 from tronpay.common.v1 import common_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as pb
 
 from services.common.errors import FieldViolation
+from services.common.timestamps import timestamp_ms
 from services.common.tron import address as taddr
 from services.common.tron import tx as ttx
 from services.common.tron.wire import WireError
@@ -34,18 +34,9 @@ PERMISSION_TYPE_PB = {
 }
 
 
-def timestamp(ms: int) -> timestamp_pb2.Timestamp | None:
-    """Timestamp of epoch milliseconds; None for 0 (unset)."""
-    if ms <= 0:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromMilliseconds(ms)
-    return ts
-
-
 def block_ref(number: int, block_id: str, time_ms: int) -> pb.BlockRef:
     """BlockRef of a block's number, id (hex) and time (epoch ms; 0 leaves block_time unset)."""
-    return pb.BlockRef(number=number, block_id=block_id, block_time=timestamp(time_ms))
+    return pb.BlockRef(number=number, block_id=block_id, block_time=timestamp_ms(time_ms))
 
 
 def base58(addr_hex: str) -> str:
@@ -95,7 +86,7 @@ def transaction_message(raw_data: bytes, signatures: list[bytes] | None = None) 
         ("expiration_time", d.raw.get("expiration", 0)),
         ("create_time", d.raw.get("timestamp", 0)),
     ):
-        ts = timestamp(int(ms))
+        ts = timestamp_ms(int(ms))
         if ts is not None:
             getattr(msg, name).CopyFrom(ts)
     msg.fee_limit_sun = int(d.raw.get("fee_limit", 0))
@@ -138,7 +129,7 @@ def account(address: str, acc: dict[str, Any], reward: int) -> pb.Account:
         ("create_time", acc.get("create_time", 0)),
         ("latest_withdraw_time", acc.get("latest_withdraw_time", 0)),
     ):
-        ts = timestamp(int(ms))
+        ts = timestamp_ms(int(ms))
         if ts is not None:
             getattr(out, name).CopyFrom(ts)
     for f in acc.get("frozenV2", []):
@@ -152,7 +143,7 @@ def account(address: str, acc: dict[str, Any], reward: int) -> pb.Account:
                 pb.UnfreezingBalance(
                     resource=kind,
                     amount_sun=int(u.get("unfreeze_amount", 0)),
-                    unfreeze_expire_time=timestamp(int(u.get("unfreeze_expire_time", 0))),
+                    unfreeze_expire_time=timestamp_ms(int(u.get("unfreeze_expire_time", 0))),
                 )
             )
     for v in acc.get("votes", []):
@@ -182,7 +173,7 @@ def delegations(entries: list[dict[str, Any]]) -> list[pb.DelegatedResource]:
                         to_address=base58(str(e.get("to", ""))),
                         resource=kind,
                         amount_sun=amount,
-                        lock_expire_time=timestamp(int(e.get(expire_key, 0))),
+                        lock_expire_time=timestamp_ms(int(e.get(expire_key, 0))),
                     )
                 )
     return out

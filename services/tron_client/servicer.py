@@ -17,6 +17,7 @@ from tronpay.tron_client.v1 import tron_client_pb2_grpc
 from services.common.errors import FieldViolation, InvalidArgument
 from services.common.idempotency import idempotent
 from services.common.server import Runtime
+from services.common.timestamps import timestamp_ms
 from services.common.tron import tx as ttx
 from services.common.tron.address import to_base58
 from services.tron_client import convert
@@ -101,8 +102,8 @@ class TronClientServicer(tron_client_pb2_grpc.TronClientServiceServicer):
                 error_count=n.error_count,
                 rate_limited_count=n.rate_limited_count,
                 score=n.score,
-                last_error_time=convert.timestamp(n.last_error_ms),
-                last_success_time=convert.timestamp(n.last_success_ms),
+                last_error_time=timestamp_ms(n.last_error_ms),
+                last_success_time=timestamp_ms(n.last_success_ms),
             )
             for n in st.nodes
         ]
@@ -122,7 +123,7 @@ class TronClientServicer(tron_client_pb2_grpc.TronClientServiceServicer):
             sync_block=sync_block,
             sync_lag_blocks=sync_lag,
             nodes=nodes,
-            check_time=convert.timestamp(st.checked_ms),
+            check_time=timestamp_ms(st.checked_ms),
         )
 
     async def GetNetworkHeight(
@@ -132,8 +133,8 @@ class TronClientServicer(tron_client_pb2_grpc.TronClientServiceServicer):
         return pb.GetNetworkHeightResponse(
             head_block_number=h.head.number,
             solidified_block_number=h.solidified.number,
-            head_block_time=convert.timestamp(h.head.time_ms),
-            solidified_block_time=convert.timestamp(h.solidified.time_ms),
+            head_block_time=timestamp_ms(h.head.time_ms),
+            solidified_block_time=timestamp_ms(h.solidified.time_ms),
         )
 
     async def GetNetworkFees(
@@ -148,7 +149,7 @@ class TronClientServicer(tron_client_pb2_grpc.TronClientServiceServicer):
             memo_fee_sun=f.memo_fee_sun,
             multi_sign_fee_sun=f.multi_sign_fee_sun,
             max_fee_limit_sun=f.max_fee_limit_sun,
-            update_time=convert.timestamp(f.read_ms),
+            update_time=timestamp_ms(f.read_ms),
         )
 
     # ---- transactions -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from tronpay.tron_client.v1 import tron_client_pb2 as pb
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from services.common.mongo import Document
 from services.common.pagination import Page
+from services.common.timestamps import timestamp, timestamp_ms
 from services.tron_client import convert
 from services.tron_client.rescan import RescanJobs
 from services.tron_client.transfers import TransferStore
@@ -32,11 +33,7 @@ STREAM_BATCH = 500
 
 def _ts(value: datetime | int | None) -> timestamp_pb2.Timestamp | None:
     """A stored datetime, or epoch milliseconds (0 / None: unset)."""
-    if isinstance(value, datetime):
-        ts = timestamp_pb2.Timestamp()
-        ts.FromDatetime(value)
-        return ts
-    return convert.timestamp(value or 0)
+    return timestamp(value) if isinstance(value, datetime) else timestamp_ms(value or 0)
 
 
 def _check_addresses(by_field: Mapping[str, str]) -> None:

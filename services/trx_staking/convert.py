@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from google.protobuf import timestamp_pb2
 from tronpay.trx_staking.v1 import trx_staking_pb2 as pb
 
 from services.common.chain_ops import Operation, OpState
+from services.common.timestamps import timestamp, timestamp_ms
 from services.trx_staking.rules import Kind
 
 Op = pb.StakingOperation
@@ -33,22 +32,6 @@ KIND_PB = {
 }
 
 
-def _ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def _ts_ms(ms: int) -> timestamp_pb2.Timestamp | None:
-    if ms <= 0:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromMilliseconds(ms)
-    return ts
-
-
 def operation_pb(op: Operation, settled: Mapping[str, Any] | None = None) -> pb.StakingOperation:
     """The operation, with what it did once settled (the amount a withdrawal or claim actually moved, an
     unstake's withdrawable time, a stake's delegation)."""
@@ -58,11 +41,12 @@ def operation_pb(op: Operation, settled: Mapping[str, Any] | None = None) -> pb.
         wallet_id=op.wallet_id, owner_address=op.signer_address, amount_sun=int(d.get("amount_sun", 0)),
         resource=int(d.get("resource", 0)),  # type: ignore[arg-type]
         receiver_address=d.get("receiver_address", ""), txid=cur.txid, failure_reason=op.failure_reason,
-        withdrawable_time=_ts_ms(int(d.get("withdrawable_ms", 0))), create_time=_ts(op.create_time),
-        update_time=_ts(op.update_time), lock_period_blocks=int(d.get("lock_period_blocks", 0)),
+        withdrawable_time=timestamp_ms(int(d.get("withdrawable_ms", 0))),
+        create_time=timestamp(op.create_time), update_time=timestamp(op.update_time),
+        lock_period_blocks=int(d.get("lock_period_blocks", 0)),
         votes=[pb.WitnessVote(witness_address=v["witness_address"], vote_count=v["vote_count"])
                for v in d.get("votes", ())],
         block_number=op.block_number, fee_sun=op.receipt.fee_sun if op.receipt else 0,
-        confirm_time=_ts(op.confirm_time), delegation_operation_id=d.get("delegation_operation_id", ""),
+        confirm_time=timestamp(op.confirm_time), delegation_operation_id=d.get("delegation_operation_id", ""),
         origin=d.get("origin", ""), broadcast_count=cur.broadcasts,
     )  # fmt: skip

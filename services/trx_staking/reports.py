@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from google.protobuf import timestamp_pb2
 from tronpay.common.v1 import common_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as tc
 from tronpay.trx_staking.v1 import trx_staking_pb2 as pb
 
+from services.common.timestamps import timestamp_ms
 from services.trx_staking.chain import Chain
 from services.trx_staking.operations import StakingOperations
 from services.trx_staking.rules import MAX_PENDING_UNSTAKES, Rules
@@ -26,14 +26,6 @@ BLOCKS_PER_DAY = 28_800  # 3-second slots
 PRODUCERS = 27  # super representatives producing blocks
 STANDBY = 127  # witnesses sharing the standby pay
 RESOURCES = (common_pb2.RESOURCE_TYPE_BANDWIDTH, common_pb2.RESOURCE_TYPE_ENERGY)
-
-
-def _ts(ms: int) -> timestamp_pb2.Timestamp | None:
-    if ms <= 0:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromMilliseconds(ms)
-    return ts
 
 
 def _delegations(records: Iterable[tc.DelegatedResource]) -> list[pb.Delegation]:
@@ -103,7 +95,7 @@ class Reports:
                 out.withdrawable_sun += u.amount_sun
             else:
                 out.pending_unstakes.add(
-                    resource=u.resource, amount_sun=u.amount_sun, withdrawable_time=_ts(at)
+                    resource=u.resource, amount_sun=u.amount_sun, withdrawable_time=timestamp_ms(at)
                 )
         out.available_unstake_count = MAX_PENDING_UNSTAKES - len(out.pending_unstakes)
         out.update_time.GetCurrentTime()

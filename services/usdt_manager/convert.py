@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
 from tronpay.usdt_manager.v1 import usdt_manager_pb2 as pb
 
 from services.common.chain_ops import Operation, OpState
+from services.common.timestamps import timestamp, timestamp_ms
 
 STATE_PB = {
     OpState.PENDING: pb.OPERATION_STATE_PENDING,
@@ -20,31 +18,15 @@ STATE_PB = {
 }
 
 
-def _ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def _ts_ms(ms: int) -> timestamp_pb2.Timestamp | None:
-    if ms <= 0:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromMilliseconds(ms)
-    return ts
-
-
 def attempts(op: Operation) -> list[pb.TransactionAttempt]:
     return [
         pb.TransactionAttempt(
             attempt_number=a.number,
             txid=a.txid,
-            expiration_time=_ts_ms(a.expiration_ms),
+            expiration_time=timestamp_ms(a.expiration_ms),
             broadcast_count=a.broadcasts,
-            first_broadcast_time=_ts(a.first_broadcast_time),
-            last_broadcast_time=_ts(a.last_broadcast_time),
+            first_broadcast_time=timestamp(a.first_broadcast_time),
+            last_broadcast_time=timestamp(a.last_broadcast_time),
             expired=a.expired,
             fee_limit_sun=a.fee_limit_sun,
             energy_estimate=a.energy_estimate,
@@ -66,9 +48,10 @@ def _common(op: Operation) -> dict[str, object]:
         "energy_source": cur.energy_source, "block_number": op.block_number,
         "fee_sun": r.fee_sun if r else 0, "energy_used": r.energy_used if r else 0,
         "energy_fee_sun": r.energy_fee_sun if r else 0, "net_fee_sun": r.net_fee_sun if r else 0,
-        "broadcast_count": cur.broadcasts, "expiration_time": _ts_ms(cur.expiration_ms),
-        "create_time": _ts(op.create_time), "update_time": _ts(op.update_time),
-        "include_time": _ts(op.include_time), "confirm_time": _ts(op.confirm_time), "attempts": attempts(op),
+        "broadcast_count": cur.broadcasts, "expiration_time": timestamp_ms(cur.expiration_ms),
+        "create_time": timestamp(op.create_time), "update_time": timestamp(op.update_time),
+        "include_time": timestamp(op.include_time), "confirm_time": timestamp(op.confirm_time),
+        "attempts": attempts(op),
     }  # fmt: skip
 
 
