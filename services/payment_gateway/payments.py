@@ -32,7 +32,7 @@ from tronpay.wallet_manager.v1 import wallet_manager_pb2 as wm
 from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc as wm_grpc
 
 from services.common import context, errors
-from services.common.chain_ops import upstream_error
+from services.common.chain_ops import PeerReads, upstream_error
 from services.common.logging import get_logger
 from services.common.mongo import Document, IndexSpec
 from services.common.pagination import NEWEST_FIRST, newest_first
@@ -110,6 +110,7 @@ class Payments:
         self._settings = rt.settings
         self._journal = journal
         self._clients = rt.clients
+        self._fee_address = ""  # the sweeps' TRX top-ups come from it (not deposits)
         self.payments = rt.db.collection(PAYMENTS)
         self.addresses = rt.db.collection(ADDRESSES)
         self.unmatched = rt.db.collection(UNMATCHED)
@@ -318,6 +319,8 @@ class Payments:
         owner = await self.addresses.find_one({"_id": transfer.to_address})
         if owner is None:
             return  # outgoing from a deposit address (a sweep or refund): the ledger records those
+        if transfer.from_address == await self._fee_payer():
+            return  # a sweep's TRX top-up: the sweep records it
         tid = transfer_id(transfer.txid, transfer.event_index)
         inbox = await self.unmatched.find_one({"_id": tid}, {"assigned_payment_id": 1, "cursor": 1})
         if inbox is not None and not inbox.get("assigned_payment_id"):
@@ -334,6 +337,13 @@ class Payments:
         )
         await self._journal.receipts(doc)
         metrics.DETECTED.labels(TRANSFER_STATE.get(transfer.state, "UNKNOWN")).inc()
+
+    async def _fee_payer(self) -> str:
+        """The address of PAYMENT_SWEEP_FEE_WALLET_ID ("" when none), read from wallet-manager once."""
+        wallet_id = self._settings.PAYMENT_SWEEP_FEE_WALLET_ID
+        if wallet_id and not self._fee_address:
+            self._fee_address = (await PeerReads(self._clients).wallet(wallet_id)).address
+        return self._fee_address
 
     @staticmethod
     def _mismatch(doc: Document | None, transfer: tc.Transfer) -> str:

@@ -140,6 +140,8 @@ def test_a_sweep_moves_deposits_to_the_collection_address_and_reconciles(rig: Ri
     )
     assert {pid for x in sweeps for pid in x.payment_ids} == {p.payment_id for p in payments}
     assert usdt_balance(rig, rig.collection) == 50 * USDT
+    inbox = ops.ListUnmatchedDeposits(pb.ListUnmatchedDepositsRequest(merchant_id=SWEEP_MERCHANT), timeout=10)
+    assert list(inbox.deposits) == []  # the TRX top-ups for the sweeps' fees are not deposits
     assert all(usdt_balance(rig, p.deposit_address) == 0 for p in payments)
     paid_blocks = [payment(stub, p.payment_id).transfers[0].block_number for p in payments]
     clean = covering(rig, SWEEP_MERCHANT, max(paid_blocks))
