@@ -80,13 +80,16 @@ def test_kill_9_while_100_payments_are_paid_loses_and_doubles_nothing(rig: Rig) 
             assert len(got.transfers) == 1 and got.amount_received == (i + 1) * USDT, got
 
         # Every event of every payment arrives (at least once; receivers dedupe by id and sequence).
+        # An attempt the killed process had claimed is sent again once its lease (timeout + 30 s) runs out.
         def complete() -> bool:
             return all(
                 {k for _, k in receiver.events(p.payment_id)} >= {"payment.created", "payment.paid"}
+                and sorted({s for s, _ in receiver.events(p.payment_id)})
+                == list(range(1, max(s for s, _ in receiver.events(p.payment_id)) + 1))
                 for p in payments
             )
 
-        wait_until(complete, bool, timeout=120)
+        wait_until(complete, bool, timeout=180)
         for p in payments:
             seqs = sorted({s for s, _ in receiver.events(p.payment_id)})
             assert seqs == list(range(1, len(seqs) + 1)), (p.payment_id, seqs)  # none missing
