@@ -15,19 +15,7 @@ from services.payment_gateway import state as st
 
 ASSET_PB = {"TRX": common_pb2.ASSET_TRX, "USDT": common_pb2.ASSET_USDT}
 ASSET_OF = {v: k for k, v in ASSET_PB.items()}
-STATE_PB = {
-    name: pb.Payment.State.Value(f"STATE_{name}")
-    for name in (
-        st.PENDING,
-        st.CONFIRMING,
-        st.PAID,
-        st.UNDERPAID,
-        st.OVERPAID,
-        st.EXPIRED,
-        st.PAID_LATE,
-        st.REFUNDED,
-    )
-}
+STATE_PB = {name: pb.Payment.State.Value(f"STATE_{name}") for name in st.STATES}
 STATE_OF = {v: k for k, v in STATE_PB.items()}
 TRANSFER_STATE_PB = {
     st.INCLUDED: common_pb2.TRANSFER_STATE_INCLUDED,

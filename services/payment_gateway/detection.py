@@ -31,6 +31,7 @@ from tronpay.common.v1 import common_pb2
 from tronpay.tron_client.v1 import tron_client_pb2 as tc
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as tc_grpc
 
+from services.common.background import BackgroundLoop
 from services.common.chain_ops import Lifecycle
 from services.common.logging import get_logger
 from services.common.server import Runtime
@@ -50,7 +51,7 @@ SAVE_SECONDS = 0.25  # the cursor is saved at most this often (a replay after a 
 STREAM_TIMEOUT = 300.0  # one stream call; reopened from the cursor when it ends
 
 
-class Detection:
+class Detection(BackgroundLoop):
     """The stream consumer (one replica at a time, by lease)."""
 
     def __init__(self, rt: Runtime[PaymentGatewaySettings], payments: Payments) -> None:
@@ -59,7 +60,6 @@ class Detection:
         self._payments = payments
         self._cursors = rt.db.collection(CURSORS)
         self.owner = Lifecycle.default_owner(rt.settings.port)
-        self._task: asyncio.Task[None] | None = None
         self.cursor = 0  # last applied (this replica's view)
         self.final_block = 0  # the highest block of a FINAL event applied: reconciliation is valid up to it
         self._lanes: Lanes | None = None  # while consuming
@@ -68,16 +68,7 @@ class Detection:
     def _tron(self) -> tc_grpc.TronClientServiceStub:
         return self._clients.stub(ServiceName.TRON_CLIENT, tc_grpc.TronClientServiceStub)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         lease = self._settings.PAYMENT_LEASE_SECONDS
         while True:
             try:

@@ -9,7 +9,6 @@ chain. Each difference is a Discrepancy of a kind."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from tronpay.tron_client.v1 import tron_client_pb2 as tc
 from tronpay.tron_client.v1 import tron_client_pb2_grpc as tc_grpc
 
 from services.common import context
+from services.common.background import BackgroundLoop
 from services.common.chain_ops import upstream_error
 from services.common.logging import get_logger
 from services.common.mongo import Document
@@ -82,7 +82,7 @@ class Reconciliation:
     balances: dict[tuple[str, str], int] = field(default_factory=dict)  # the journal's, by (account, asset)
 
 
-class Ledger:
+class Ledger(BackgroundLoop):
     """Reconciliation and reports over the payments, the journal and the chain."""
 
     def __init__(self, rt: Runtime[PaymentGatewaySettings], payments: Payments, journal: Journal) -> None:
@@ -94,20 +94,10 @@ class Ledger:
         self._payments_col = rt.db.collection(PAYMENTS)
         self._unmatched = rt.db.collection(UNMATCHED)
         self._cursors = rt.db.collection(CURSORS)
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def _tron(self) -> tc_grpc.TronClientServiceStub:
         return self._clients.stub(ServiceName.TRON_CLIENT, tc_grpc.TronClientServiceStub)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     # ---- reconciliation ---------------------------------------------------------------------------
     async def reconcile(self, start: datetime, end: datetime, merchant: str = "") -> Reconciliation:
@@ -287,7 +277,7 @@ class Ledger:
         except grpc.aio.AioRpcError as exc:
             raise upstream_error(exc, "tron-client", "to read a balance") from None
 
-    async def _loop(self) -> None:
+    async def run(self) -> None:
         """The continuous job: the last day, every PAYMENT_RECONCILE_SECONDS, into the metrics."""
         while True:
             await asyncio.sleep(self._settings.PAYMENT_RECONCILE_SECONDS)

@@ -32,6 +32,7 @@ from tronpay.wallet_manager.v1 import wallet_manager_pb2 as wm
 from tronpay.wallet_manager.v1 import wallet_manager_pb2_grpc as wm_grpc
 
 from services.common import context, errors
+from services.common.background import BackgroundLoop
 from services.common.chain_ops import PeerReads, upstream_error
 from services.common.logging import get_logger
 from services.common.mongo import Document, IndexSpec
@@ -103,7 +104,7 @@ def with_event(doc: Document, changes: Document, event_type: str, at: datetime) 
     return {**changes, "seq": seq, "events": [*doc.get("events", []), event], "relay_pending": True}
 
 
-class Payments:
+class Payments(BackgroundLoop):
     """Payment records: creation, reads, and the guarded state changes detection and refunds make."""
 
     def __init__(self, rt: Runtime[PaymentGatewaySettings], journal: Journal) -> None:
@@ -116,7 +117,6 @@ class Payments:
         self.unmatched = rt.db.collection(UNMATCHED)
         self.policy = journal.policy
         self.on_event: Callable[[str], None] = lambda pid: None  # the webhook relay's wake-up
-        self._loop: asyncio.Task[None] | None = None
         self._expiring: list[tuple[datetime, str]] = []  # (expire_at, payment id), a heap
         self._queued: set[str] = set()
         self._scan_at = 0.0
@@ -124,15 +124,6 @@ class Payments:
     @property
     def _wallets(self) -> wm_grpc.WalletManagerServiceStub:
         return self._clients.stub(ServiceName.WALLET_MANAGER, wm_grpc.WalletManagerServiceStub)
-
-    def start(self) -> None:
-        self._loop = asyncio.create_task(self._expire_loop())
-
-    async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
 
     # ---- creating ---------------------------------------------------------------------------------
     async def create(self, fields: Document, ttl: timedelta) -> Document:
@@ -508,7 +499,7 @@ class Payments:
             self._queued.add(pid)
             heapq.heappush(self._expiring, (at, pid))
 
-    async def _expire_loop(self) -> None:
+    async def run(self) -> None:
         counted_at = 0.0
         while True:
             try:
@@ -523,19 +514,7 @@ class Payments:
             await asyncio.sleep(self._settings.PAYMENT_POLL_SECONDS)
 
     async def _count_states(self) -> None:
-        counts: dict[str, int] = dict.fromkeys(
-            (
-                st.PENDING,
-                st.CONFIRMING,
-                st.PAID,
-                st.UNDERPAID,
-                st.OVERPAID,
-                st.EXPIRED,
-                st.PAID_LATE,
-                st.REFUNDED,
-            ),
-            0,
-        )
+        counts: dict[str, int] = dict.fromkeys(st.STATES, 0)
         async for row in await self.payments.aggregate([{"$group": {"_id": "$state", "n": {"$sum": 1}}}]):
             counts[row["_id"]] = int(row["n"])
         for name, n in counts.items():

@@ -12,7 +12,6 @@ REFUNDED once confirmed refunds cover what it received) and posts its journal en
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.common import context, errors
+from services.common.background import BackgroundLoop
 from services.common.chain_ops import PeerReads, operation_id
 from services.common.logging import get_logger
 from services.common.mongo import Document, IndexSpec
@@ -47,7 +47,7 @@ def _refused(reason: str, message: str, **metadata: object) -> errors.FailedPrec
     )
 
 
-class Refunds:
+class Refunds(BackgroundLoop):
     """Creating, approving and driving refunds."""
 
     def __init__(
@@ -59,17 +59,7 @@ class Refunds:
         self._sender = sender
         self._reads = PeerReads(rt.clients)
         self.refunds = rt.db.collection(REFUNDS)
-        self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     # ---- reads ------------------------------------------------------------------------------------
     async def get(self, rid: str) -> Document:
@@ -296,7 +286,7 @@ class Refunds:
         await self._payments.change(doc["payment_id"], confirm, event="payment.refund_confirmed")
         return await self._move(doc, CONFIRMED, fee_sun=fee_sun)
 
-    async def _loop(self) -> None:
+    async def run(self) -> None:
         while True:
             try:
                 async for doc in self.refunds.find({"state": {"$in": [PENDING, SUBMITTED]}}):

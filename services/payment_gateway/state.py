@@ -22,6 +22,7 @@ PENDING, CONFIRMING, PAID, UNDERPAID, OVERPAID, EXPIRED, PAID_LATE, REFUNDED = (
     "PAID_LATE",
     "REFUNDED",
 )
+STATES = (PENDING, CONFIRMING, PAID, UNDERPAID, OVERPAID, EXPIRED, PAID_LATE, REFUNDED)
 OPEN = frozenset({PENDING, CONFIRMING})  # waiting for money or for finality
 SUCCESS = frozenset({PAID, PAID_LATE, OVERPAID})
 # Transfer states, as tron-client's TransferState names them.

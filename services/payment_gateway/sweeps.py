@@ -18,7 +18,6 @@ A confirmed sweep posts its journal entries (the move, and the fees)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from tronpay.trx_staking.v1 import trx_staking_pb2 as ts
 from tronpay.trx_staking.v1 import trx_staking_pb2_grpc as ts_grpc
 
 from services.common import errors
+from services.common.background import BackgroundLoop
 from services.common.chain_ops import PeerReads, upstream_error
 from services.common.logging import get_logger
 from services.common.mongo import Document, IndexSpec
@@ -63,7 +63,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Sweeps:
+class Sweeps(BackgroundLoop):
     """The sweep pass and the driver of open sweeps."""
 
     def __init__(self, rt: Runtime[PaymentGatewaySettings], journal: Journal, sender: Sender) -> None:
@@ -79,7 +79,6 @@ class Sweeps:
         self._collection = {
             k: str(v) for k, v in orjson.loads(rt.settings.PAYMENT_COLLECTION_ADDRESSES).items()
         }
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def _tron(self) -> tc_grpc.TronClientServiceStub:
@@ -91,13 +90,7 @@ class Sweeps:
 
     def start(self) -> None:
         if self._settings.PAYMENT_SWEEP_ENABLED:
-            self._task = asyncio.create_task(self._loop())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            super().start()
 
     def collection_address(self, merchant: str) -> str:
         return self._collection.get(merchant, self._settings.PAYMENT_DEFAULT_COLLECTION_ADDRESS)
@@ -379,7 +372,7 @@ class Sweeps:
             )
         return new
 
-    async def _loop(self) -> None:
+    async def run(self) -> None:
         while True:
             try:
                 await self.pass_once()
