@@ -172,3 +172,34 @@ def test_reconciliation_names_injected_discrepancies(rig: Rig) -> None:
         and unrecorded.chain_amount == 8 * USDT
         and unrecorded.payment_id == p.payment_id
     )
+
+
+def test_kill_9_during_refunds_refunds_each_once(rig: Rig) -> None:
+    stub = rig.stub()
+    p = create(stub, "shop-r9", 40 * USDT, asset=common_pb2.ASSET_USDT)
+    rig.payer.usdt(p.deposit_address, 40 * USDT)
+    wait_state(stub, p.payment_id, STATE.STATE_PAID)
+    customer = fresh_address()
+    requests = [
+        pb.RefundPaymentRequest(
+            request_id=rid(), payment_id=p.payment_id, amount=10 * USDT, to_address=customer
+        )
+        for _ in range(4)
+    ]
+    for req in requests[:2]:
+        rig.stub(subject="alice").RefundPayment(req, timeout=30)
+    gateway = rig.gateway
+    assert gateway.process is not None
+    gateway.process.kill()  # kill -9 with two refunds on their way and two not asked yet
+    gateway.process.wait()
+    gateway.start()
+    refunds = [rig.stub(subject="alice").RefundPayment(req, timeout=30).refund for req in requests * 2]
+    assert len({r.refund_id for r in refunds}) == 4  # a repeated request is the same refund
+    for r in refunds[:4]:
+        assert (
+            wait_refund(rig, p.payment_id, r.refund_id, REFUND.STATE_CONFIRMED).state
+            == REFUND.STATE_CONFIRMED
+        )
+    done = wait_state(stub, p.payment_id, STATE.STATE_REFUNDED)
+    assert done.amount_refunded == 40 * USDT and len(done.refunds) == 4
+    assert usdt_balance(rig, customer) == 40 * USDT  # tronpy: paid exactly once each
