@@ -5,12 +5,15 @@ Records (collection `payouts`, one document per payout, `_id` = payout id derive
 in `batches`): PENDING (waiting for approvals) -> APPROVED -> SUBMITTED (claimed by an on-chain batch) ->
 CONFIRMED | FAILED, or CANCELLED before SUBMITTED. Every change is one guarded single-document write.
 
-Rules, in this order, each refusal FAILED_PRECONDITION naming its rule (ErrorInfo reason), nothing stored:
-the router's pause, the wallet's DISBURSER_ROLE, maxPerTx, what the router may still pay today and its
-balance (both counting payouts in flight), USDT's blacklist per recipient, the PRKYC attestation
-(PAYOUT_KYC_REQUIRED), velocity per recipient and per asset over 24 h, the cooling-off of a recipient never
-paid before. The velocity sums are read, not reserved: two concurrent requests can both pass them (the
-router's own per-day limit on chain still holds).
+Rules, each refusal FAILED_PRECONDITION naming its rule (ErrorInfo reason), nothing kept. First those of
+each payout alone: the router's pause, the wallet's DISBURSER_ROLE, maxPerTx, USDT's blacklist per
+recipient, the PRKYC attestation (PAYOUT_KYC_REQUIRED), the cooling-off of a recipient never paid before.
+Then the sums, which must hold for concurrent requests too: what the router may still pay today and its
+balance (or the wallet's TRX), velocity per recipient and per asset over 24 h. A read-then-insert would let
+two concurrent requests both pass, so the payouts are stored first, `held` (invisible to reads, approvals and
+the dispatcher), the sums are read counting them, and they are released or deleted. Of any two requests the
+later read sees both, so together they never pass a limit; near a limit, contention may refuse both. A
+crash leaves held payouts: a retry of the request finishes them, and the dispatcher deletes any an hour old.
 
 On chain: USDT payouts go through the router's disburseBatch (PayoutRouterV0) or disburseBatchKYC (with each
 recipient's attestation, PayoutRouterKYC), each with its on-chain id keccak256(payout id), which the router
@@ -100,6 +103,9 @@ PENDING, APPROVED, SUBMITTED, CONFIRMED, FAILED, CANCELLED = (
 )
 OPEN = (PENDING, APPROVED)
 DAY = timedelta(days=1)
+#: Payouts stored while their sums are checked; nothing but the request that stored them sees them.
+VISIBLE: Document = {"held": {"$exists": False}}
+HELD_AT_MOST = timedelta(hours=1)
 
 INDEXES = (
     *lifecycle_indexes(CHUNKS),
@@ -108,6 +114,7 @@ INDEXES = (
     IndexSpec(PAYOUTS, [("recipient_address", 1), ("create_time", -1)], name="recipient_time"),
     IndexSpec(PAYOUTS, [("chunk_id", 1)], name="chunk"),
     IndexSpec(PAYOUTS, [("batch_id", 1)], name="batch"),
+    IndexSpec(PAYOUTS, [("held", 1), ("create_time", 1)], name="held"),
     IndexSpec(PAYOUTS, [("reference", 1), ("create_time", -1)], name="reference_time"),
 )
 
@@ -156,6 +163,15 @@ def batch_id(request_id: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What the payouts in flight may total, and the rule that refuses more."""
+
+    rule: str
+    message: str
+    available: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +229,7 @@ class Payouts:
 
     # ---- reads ------------------------------------------------------------------------------------
     async def get(self, pid: str) -> Document:
-        query: Document = {"_id": pid}
+        query: Document = {"_id": pid, **VISIBLE}
         if (tenant := context.tenant_scope()) is not None:
             query["tenant"] = tenant
         doc = await self._payouts.find_one(query)
@@ -228,11 +244,11 @@ class Payouts:
         doc = await self._batches.find_one(query)
         if doc is None:
             raise errors.NotFound("batch not found", reason="BATCH_NOT_FOUND", metadata={"batch_id": bid})
-        members = [d async for d in self._payouts.find({"batch_id": bid}).sort("index", ASCENDING)]
+        members = [d async for d in self._payouts.find({"batch_id": bid, **VISIBLE}).sort("index", ASCENDING)]
         return doc, members
 
     async def find(self, filters: Document, after: Any, limit: int) -> list[Document]:
-        query = newest_first(filters, after)
+        query = newest_first({**filters, **VISIBLE}, after)
         cursor = self._payouts.find(query).sort(NEWEST_FIRST)
         return [d async for d in cursor.limit(limit)]
 
@@ -261,7 +277,7 @@ class Payouts:
             raise errors.NotFound(
                 "wallet not found", reason="WALLET_NOT_FOUND", metadata={"wallet_id": wallet_id}
             )
-        await self._check(wallet.address, asset, items)
+        budgets = await self._check(wallet.address, asset, items)
         now = _now()
         threshold = (
             self._settings.PAYOUT_APPROVAL_THRESHOLD_USDT
@@ -289,6 +305,7 @@ class Payouts:
                     "amount": item.amount,
                     "reference": item.reference,
                     "state": PENDING if required else APPROVED,
+                    "held": True,
                     "approvals": [],
                     "approval_count": 0,
                     "required_approvals": required,
@@ -322,11 +339,18 @@ class Payouts:
             with contextlib.suppress(DuplicateKeyError):  # a retry after a crash: the first insert stands
                 await self._batches.insert_one(batch_doc)
         for doc in docs:
-            try:
+            with contextlib.suppress(DuplicateKeyError):
                 await self._payouts.insert_one(doc)
-                STATES.labels(asset, doc["state"]).inc()
-            except DuplicateKeyError:
-                pass
+        try:
+            await self._check_sums(wallet.address, asset, items, budgets)
+        except errors.FailedPrecondition:
+            await self._payouts.delete_many({"_id": {"$in": ids}, "held": True})
+            if batch:
+                await self._batches.delete_one({"_id": bid, "complete": False})
+            raise
+        await self._payouts.update_many({"_id": {"$in": ids}, "held": True}, {"$unset": {"held": ""}})
+        for doc in docs:
+            STATES.labels(asset, doc["state"]).inc()
         if batch:  # every payout is stored: the dispatcher may take them now
             await self._batches.update_one({"_id": bid}, {"$set": {"complete": True}})
         self._kick.set()
@@ -344,12 +368,14 @@ class Payouts:
                 reason="REQUEST_ID_REUSED",
                 metadata={"request_id": str(first.get("request_id", ""))},
             )
+        if first.get("held"):
+            return None  # a crash before its sums were checked: the retry checks them
         if not bid:
             return None, [first]
         batch_doc = await self._batches.find_one({"_id": bid})
         found = {d["_id"]: d async for d in self._payouts.find({"batch_id": bid})}
-        if len(found) < len(ids):
-            return None  # a crash in the middle of storing them: the retry stores the rest
+        if len(found) < len(ids) or any(d.get("held") for d in found.values()):
+            return None  # a crash in the middle of storing or checking them: the retry finishes
         if batch_doc is not None and not batch_doc.get("complete"):  # a crash just before it was marked
             await self._batches.update_one({"_id": bid}, {"$set": {"complete": True}})
         return batch_doc, [found[i] for i in ids]
@@ -366,27 +392,19 @@ class Payouts:
         return wallet
 
     # ---- the rules --------------------------------------------------------------------------------
-    async def _check(self, source: str, asset: str, items: Sequence[Item]) -> None:
-        """The chain's rules first (router state and limits, balances, blacklist), then velocity, then the
-        cooling-off (whose clock starts at the first request naming a recipient)."""
-        total = sum(i.amount for i in items)
+    async def _check(self, source: str, asset: str, items: Sequence[Item]) -> list[Budget]:
+        """The rules of each payout alone; returns what the payouts in flight may total, for _check_sums."""
         if asset == TRX:
-            account = await self._chain.account(source)
-            in_flight = await self._in_flight(TRX, source)
-            if account.balance_sun - in_flight < total:
-                raise refuse(
-                    "INSUFFICIENT_BALANCE",
-                    "the wallet's TRX minus payouts in flight is too low",
-                    balance_sun=account.balance_sun,
-                    in_flight=in_flight,
-                    amount=total,
-                )
+            balance = (await self._chain.account(source)).balance_sun
+            budgets = [
+                Budget("INSUFFICIENT_BALANCE", "the wallet's TRX minus payouts in flight is too low", balance)
+            ]
         else:
-            await self._check_router(source, items, total)
-        await self._velocity(asset, items, total)
+            budgets = await self._check_router(source, items)
         await self._cooling_off(items)
+        return budgets
 
-    async def _check_router(self, source: str, items: Sequence[Item], total: int) -> None:
+    async def _check_router(self, source: str, items: Sequence[Item]) -> list[Budget]:
         router = self._settings.payout_router
         if not router:
             raise refuse("ROUTER_NOT_CONFIGURED", "no payout router is configured", kyc=self._kyc)
@@ -411,23 +429,6 @@ class Payouts:
                     amount=item.amount,
                     max_per_tx=state.max_per_tx,
                 )
-        in_flight = await self._in_flight(USDT, "")
-        if total + in_flight > state.remaining_today:
-            raise refuse(
-                "OVER_ROUTER_DAILY_LIMIT",
-                "the payouts exceed what the router may still pay today",
-                amount=total,
-                in_flight=in_flight,
-                remaining_today=state.remaining_today,
-            )
-        if total + in_flight > state.balance:
-            raise refuse(
-                "INSUFFICIENT_ROUTER_BALANCE",
-                "the router's USDT minus payouts in flight is too low",
-                amount=total,
-                in_flight=in_flight,
-                balance=state.balance,
-            )
         token = self._settings.USDT_CONTRACT_ADDRESS
         listed = await asyncio.gather(*(self._chain.blacklisted(token, i.recipient) for i in items))
         for i, (item, bad) in enumerate(zip(items, listed, strict=True)):
@@ -445,9 +446,32 @@ class Payouts:
                         item=i,
                         address=item.recipient,
                     )
+        return [
+            Budget(
+                "OVER_ROUTER_DAILY_LIMIT",
+                "the payouts exceed what the router may still pay today",
+                state.remaining_today,
+            ),
+            Budget("INSUFFICIENT_ROUTER_BALANCE", "the router's USDT minus payouts in flight is too low",
+                   state.balance),
+        ]  # fmt: skip
+
+    async def _check_sums(
+        self, source: str, asset: str, items: Sequence[Item], budgets: list[Budget]
+    ) -> None:
+        """The rules on sums, read with these payouts already stored (held), so that concurrent requests
+        cannot pass them together: payouts in flight within each budget, then velocity."""
+        total = sum(i.amount for i in items)
+        in_flight = await self._in_flight(asset, source if asset == TRX else "")
+        for b in budgets:
+            if in_flight > b.available:
+                raise refuse(
+                    b.rule, b.message, amount=total, in_flight=in_flight - total, available=b.available
+                )
+        await self._velocity(asset, items, total)
 
     async def _in_flight(self, asset: str, source: str) -> int:
-        """The sum of this asset's payouts not yet final (from `source` when given)."""
+        """The sum of this asset's payouts not yet final (from `source` when given), held ones included."""
         query: Document = {"asset": asset, "state": {"$in": [PENDING, APPROVED, SUBMITTED]}}
         if source:
             query["source_address"] = source
@@ -465,24 +489,22 @@ class Payouts:
         live = {"asset": asset, "create_time": {"$gte": since}, "state": {"$nin": [FAILED, CANCELLED]}}
         if per_day:
             sent = sum([int(d["amount"]) async for d in self._payouts.find(live, {"amount": 1})])
-            if sent + total > per_day:
+            if sent > per_day:
                 raise refuse(
                     "VELOCITY_DAILY_LIMIT",
                     "the payouts exceed the daily limit of all payouts",
                     asset=asset,
-                    sent_24h=sent,
+                    sent_24h=sent - total,
                     amount=total,
                     limit=per_day,
                 )
         if per_recipient:
-            wanted: dict[str, int] = {}
-            for item in items:
-                wanted[item.recipient] = wanted.get(item.recipient, 0) + item.amount
-            query = {**live, "recipient_address": {"$in": list(wanted)}}
+            sent_to = dict.fromkeys((i.recipient for i in items), 0)
+            query = {**live, "recipient_address": {"$in": list(sent_to)}}
             async for d in self._payouts.find(query, {"amount": 1, "recipient_address": 1}):
-                wanted[d["recipient_address"]] += int(d["amount"])
+                sent_to[d["recipient_address"]] += int(d["amount"])
             for i, item in enumerate(items):
-                if wanted[item.recipient] > per_recipient:
+                if sent_to[item.recipient] > per_recipient:
                     raise refuse(
                         "VELOCITY_RECIPIENT_LIMIT",
                         "a recipient would get more than its daily limit",
@@ -607,7 +629,7 @@ class Payouts:
                 await self.recover()
                 while await self.dispatch_once():
                     pass
-                APPROVALS_WAITING.set(await self._payouts.count_documents({"state": PENDING}))
+                APPROVALS_WAITING.set(await self._payouts.count_documents({"state": PENDING, **VISIBLE}))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a dependency is away: the next round tries again
@@ -623,7 +645,7 @@ class Payouts:
         limit = self._settings.PAYOUT_BATCH_SIZE
         candidates = [
             d
-            async for d in self._payouts.find({"state": APPROVED})
+            async for d in self._payouts.find({"state": APPROVED, **VISIBLE})
             .sort("create_time", ASCENDING)
             .limit(2 * limit)
         ]
@@ -730,7 +752,8 @@ class Payouts:
 
     async def recover(self) -> None:
         """SUBMITTED payouts: create the operation of a batch a crash left without one; settle those whose
-        operation has ended."""
+        operation has ended. Payouts a crash left held, an hour old and never retried, are deleted."""
+        await self._payouts.delete_many({"held": True, "create_time": {"$lt": _now() - HELD_AT_MOST}})
         chunks: dict[str, list[Document]] = {}
         async for d in self._payouts.find({"state": SUBMITTED}):
             chunks.setdefault(d["chunk_id"], []).append(d)

@@ -5,6 +5,7 @@ recipient's balance unchanged)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -164,6 +165,24 @@ def test_over_the_router_limit_and_velocity_are_refused(rig: Rig) -> None:
     # Bad input is INVALID_ARGUMENT with the field named.
     bad = initiate(rig, "T" + "1" * 33, 1)
     assert bad.status == 400 and error_reason(bad) in ("INVALID_ADDRESS", "INVALID_ARGUMENT")
+
+
+def test_concurrent_requests_never_pass_a_velocity_limit_together(rig: Rig) -> None:
+    """Eight requests at once, each 60% of a recipient's daily limit: at most one passes (each request's sums
+    count the others' stored payouts), the refused leave nothing, and what still fits passes afterwards."""
+    to = fresh_address()
+    amount = RECIPIENT_DAILY_LIMIT * 6 // 10
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: initiate(rig, to, amount), range(8)))
+    passed = [r for r in replies if r.status == 200]
+    assert len(passed) <= 1, [r.status for r in replies]
+    assert {error_reason(r) for r in replies if r.status != 200} == {"VELOCITY_RECIPIENT_LIMIT"}
+    history = rest(rig, "GET", f"/api/v1/payouts/history?recipientAddress={to}")
+    assert len(history.json().get("payouts", [])) == len(passed)
+    rest_of_day = initiate(rig, to, RECIPIENT_DAILY_LIMIT - amount * len(passed))
+    assert rest_of_day.status == 200, rest_of_day.body
+    over = initiate(rig, to, 1)
+    assert over.status == 400 and error_reason(over) == "VELOCITY_RECIPIENT_LIMIT"
 
 
 def test_paused_router_refuses(rig: Rig) -> None:
