@@ -43,6 +43,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.common import errors
 from services.common.mongo import Document, IndexSpec, ServiceDatabase
+from services.common.reads import CoalescedReads
 
 WALLETS = "wallets"
 ADDRESSES = "addresses"
@@ -110,6 +111,7 @@ class Store:
     def __init__(self, db: ServiceDatabase) -> None:
         self.db = db
         self.wallets = db.collection(WALLETS)
+        self._wallet_reads = CoalescedReads(self.wallets)
         self.addresses = db.collection(ADDRESSES)
         self.secrets = db.collection(SECRETS)
         self.vault = db.collection(VAULT)
@@ -216,7 +218,8 @@ class Store:
         await self.wallets.delete_one({"_id": wallet_id})
 
     async def get_wallet(self, wallet_id: str) -> Document | None:
-        return await self.wallets.find_one({"_id": wallet_id})
+        """The wallet as stored now (coalesced with concurrent reads of it, never older than the call)."""
+        return await self._wallet_reads.get(wallet_id)
 
     async def signing_wallet(self, wallet_id: str) -> Document | None:
         """The wallet for a signature, read at most WALLET_CACHE_SECONDS ago.
