@@ -10,8 +10,8 @@ net_usage (free or staked bandwidth) + net_fee / 1000 (burned at 1 000 sun per b
     make bench-payout-contract        # or: .venv/bin/python benchmarks/bench_payout_contract.py
     .venv/bin/python benchmarks/bench_payout_contract.py --mainnet --singles 5
 
-Caveat: the devnet applies a contract's dynamic-energy factor only to the contract a transaction calls, so on
---mainnet a router's internal USDT transfers are charged USDT's base energy, not the x4.4 mainnet charges.
+On --mainnet the devnet charges USDT's dynamic-energy factor (x4.4) per opcode inside USDT, also inside the
+router's internal USDT calls, as mainnet does; the router's own opcodes carry no factor.
 """
 
 from __future__ import annotations

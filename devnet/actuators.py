@@ -24,7 +24,6 @@ from devnet.pb import contract_pb2, tron_pb2
 from devnet.resources import (
     EnergyBill,
     add_weight,
-    base_energy_limit,
     increase,
     net_limit,
     pay_energy,
@@ -32,7 +31,6 @@ from devnet.resources import (
     slot_of,
     total_energy_limit,
     weight_for,
-    with_penalty,
 )
 from devnet.state import AccountState, ContractState, Delegation, PermissionState, Unfreeze, World
 from devnet.tvm import TVMValidationError
@@ -694,6 +692,7 @@ def create_smart_contract(ctx: Ctx, out: Outcome) -> None:
         value=nc.call_value,
         energy_limit=limit,
         tx_id=ctx.txid,
+        energy_factor=energy_factors(p, w),
     )
     _apply_vm_result(ctx, out, res)
     if res.result == "SUCCESS":
@@ -718,6 +717,7 @@ def create_smart_contract(ctx: Ctx, out: Outcome) -> None:
         w.put_account(acc)
     owner = w.existing_account_for_update(c.owner_address)  # validated above; the VM deletes no account
     out.energy = pay_energy(w, p, owner, None, 100, 0, res.energy_used, now_slot)
+    out.energy.energy_penalty_total = res.energy_penalty
     w.put_account(owner)
 
 
@@ -744,7 +744,6 @@ def trigger_smart_contract(ctx: Ctx, out: Outcome) -> None:
         w, p, caller, origin, pct, origin_limit, ctx.fee_limit, c.call_value, now_slot
     )
     out.contract_address = c.contract_address
-    factor = contract_energy_factor(p, cs)
     res = _vm(
         ctx.vm.call,
         w,
@@ -754,24 +753,32 @@ def trigger_smart_contract(ctx: Ctx, out: Outcome) -> None:
         contract=c.contract_address[1:],
         value=c.call_value,
         data=bytes(c.data),
-        energy_limit=base_energy_limit(limit, factor),
+        energy_limit=limit,
         tx_id=ctx.txid,
+        energy_factor=energy_factors(p, w),
     )
     _apply_vm_result(ctx, out, res)
-    used, penalty = with_penalty(res.energy_used, factor, limit, res.result not in ("SUCCESS", "REVERT"))
     caller = w.existing_account_for_update(c.owner_address)  # validated above; the VM deletes no account
     origin_upd = w.account_for_update(cs.origin_address) if cs.origin_address != c.owner_address else None
-    out.energy = pay_energy(w, p, caller, origin_upd, pct, origin_limit, used, now_slot)
-    out.energy.energy_penalty_total = penalty
+    out.energy = pay_energy(w, p, caller, origin_upd, pct, origin_limit, res.energy_used, now_slot)
+    out.energy.energy_penalty_total = res.energy_penalty
     w.put_account(caller)
     if origin_upd is not None:
         w.put_account(origin_upd)
 
 
-def contract_energy_factor(params: Params, cs: Any) -> int:
-    """A contract's dynamic-energy factor (getcontractinfo's energy_factor) when the model is on. Held
-    constant: the devnet does not re-tally it per maintenance cycle."""
-    return int(cs.energy_factor) if params["getAllowDynamicEnergy"] else 0
+def energy_factors(params: Params, world: World) -> Callable[[bytes], int] | None:
+    """The TVM's lookup of a contract's dynamic-energy factor (getcontractinfo's energy_factor; 20-byte
+    address), or None when the model is off (getAllowDynamicEnergy 0). Held constant: the devnet does not
+    re-tally factors per maintenance cycle."""
+    if not params["getAllowDynamicEnergy"]:
+        return None
+
+    def factor(address: bytes) -> int:
+        cs = world.contract(b"\x41" + address)
+        return cs.energy_factor if cs is not None else 0
+
+    return factor
 
 
 def _vm(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

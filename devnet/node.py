@@ -22,7 +22,6 @@ Devnet semantics (see chain.py for details):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -605,6 +604,7 @@ class Node:
         world = World(Overlay(chain.store.at(chain.solid_number if solid else None)))
         block = self.solid_block() if solid else self.head_block()
         ctx = chain.block_context(block.block_header.raw_data.number, block.block_header.raw_data.timestamp)
+        factors = actuators.energy_factors(chain.params, world)  # the same penalties as a transaction
         if contract is None:
             addr = actuators.contract_address_for(crypto.sha256(data + owner), owner)
             try:
@@ -617,17 +617,16 @@ class Node:
                     value=call_value,
                     energy_limit=limit,
                     tx_id=bytes(32),
+                    energy_factor=factors,
                 )
             except Exception as exc:
                 raise ContractValidateError(str(exc)) from None
-        cs = world.contract(contract)
-        if cs is None:
+        if world.contract(contract) is None:
             raise ContractValidateError("Smart contract is not exist.")
         if not world.exists(owner[1:]):
             world.create_account(owner[1:])
-        factor = actuators.contract_energy_factor(chain.params, cs)
         try:
-            res = chain.vm.call(
+            return chain.vm.call(
                 world,
                 ctx,
                 origin=owner[1:],
@@ -635,18 +634,13 @@ class Node:
                 contract=contract[1:],
                 value=call_value,
                 data=data,
-                energy_limit=resources.base_energy_limit(limit, factor),
+                energy_limit=limit,
                 tx_id=bytes(32),
                 static=True,
+                energy_factor=factors,
             )
         except Exception as exc:
             raise ContractValidateError(str(exc)) from None
-        if not factor:
-            return res
-        used, penalty = resources.with_penalty(
-            res.energy_used, factor, limit, res.result not in ("SUCCESS", "REVERT")
-        )
-        return dataclasses.replace(res, energy_used=used, energy_penalty=penalty)
 
     def _send(self, key: bytes, type_name: str, contract: Any, fee_limit: int) -> bytes:
         chain = self._chain

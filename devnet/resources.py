@@ -186,24 +186,6 @@ class EnergyBill:
     energy_penalty_total: int = 0  # dynamic-energy extra, included in energy_usage_total
 
 
-FACTOR_DECIMAL = 10_000  # DYNAMIC_ENERGY_FACTOR_DECIMAL: energy_factor 34 000 = 4.4 times the energy
-
-
-def base_energy_limit(limit: int, factor: int) -> int:
-    """The VM budget when every unit of base energy costs (1 + factor/10 000): what fits in `limit`."""
-    return limit if factor <= 0 else limit * FACTOR_DECIMAL // (FACTOR_DECIMAL + factor)
-
-
-def with_penalty(base_used: int, factor: int, limit: int, failed_hard: bool) -> tuple[int, int]:
-    """(energy_usage_total, energy_penalty_total) for `base_used` VM energy in a contract with `factor`
-    (TIP-491; java-tron multiplies each opcode of the contract's frame, here the whole call). A failure
-    other than REVERT consumes the whole limit, as without the factor."""
-    if factor <= 0:
-        return base_used, 0
-    total = limit if failed_hard else min(base_used * (FACTOR_DECIMAL + factor) // FACTOR_DECIMAL, limit)
-    return total, max(total - base_used, 0)
-
-
 def pay_energy(
     world: World,
     params: Params,

@@ -17,16 +17,18 @@ from devnet.tvm.opcodes import TVM_OPCODES
 MEM_LIMIT = 3 * 1024 * 1024  # EnergyCost.MEM_LIMIT
 MAX_DEPTH = 64  # Program.MAX_DEPTH: a frame at depth 64 can make no further call/create
 CREATE_DATA = 200  # energy per byte of deployed code
+FACTOR_DECIMAL = 10_000  # DYNAMIC_ENERGY_FACTOR_DECIMAL: energy_factor 34 000 = 4.4 times an opcode's energy
 
 
 class OutOfEnergy(OutOfGas):
-    """OutOfGas that remembers the numbers java-tron puts into its message."""
+    """OutOfGas that remembers the numbers java-tron puts into its message (penalty: frames with a factor)."""
 
-    def __init__(self, op_energy: int, invoke_limit: int, used: int) -> None:
+    def __init__(self, op_energy: int, invoke_limit: int, used: int, penalty: int | None = None) -> None:
         super().__init__(f"Out of energy: needed {op_energy}, limit {invoke_limit}, used {used}")
         self.op_energy = op_energy
         self.invoke_limit = invoke_limit
         self.used = used
+        self.penalty = penalty
 
 
 class CodeDepositOutOfEnergy(OutOfGas):
@@ -75,6 +77,37 @@ class EnergyMeter:
 
     def refund_gas(self, amount: int) -> None:
         pass  # no SSTORE/SELFDESTRUCT refunds in the TVM
+
+    def hand_over(self, amount: int) -> None:
+        """Energy given to a child frame (callers check it is there): not an opcode's cost, so no penalty."""
+        self.gas_remaining -= amount
+
+
+class PenaltyMeter(EnergyMeter):
+    """Meter of a frame whose contract has a dynamic-energy factor (TIP-491, java-tron VM.play): every opcode
+    costs its energy + energy * factor // 10 000. The floor is taken once per opcode, so `op_energy` sums
+    the current opcode's parts (static, memory, SSTORE, ...); the interpreter loop resets it per opcode."""
+
+    __slots__ = ("factor", "op_energy", "penalty")
+
+    def __init__(self, start_gas: int, factor: int) -> None:
+        super().__init__(start_gas)
+        self.factor = factor
+        self.op_energy = 0
+        self.penalty = 0  # penalties spent by this frame (its share of energy_penalty_total)
+
+    def consume_gas(self, amount: int, reason: str) -> None:
+        before = self.op_energy
+        self.op_energy = after = before + amount
+        earlier = before * self.factor // FACTOR_DECIMAL  # penalty already paid on this opcode's parts
+        penalty = after * self.factor // FACTOR_DECIMAL - earlier
+        if amount + penalty > self.gas_remaining:
+            # java-tron prices the whole opcode before spending any of it: report and count it that way.
+            self.penalty -= earlier
+            used = self.start_gas - self.gas_remaining - before - earlier
+            raise OutOfEnergy(after, self.start_gas, used, earlier + penalty)
+        self.gas_remaining -= amount + penalty
+        self.penalty += penalty
 
 
 _PRECOMPILES: dict[Any, Any] = {
@@ -204,6 +237,10 @@ class TVMComputation(ShanghaiComputation):
                 if not message.is_delegation:
                     precompile(computation)
                 return computation
+            factor = state.energy_factor(message.storage_address)  # type: ignore[attr-defined]
+            if factor > 0:
+                _run_with_penalty(computation, factor)
+                return computation
             table = _DISPATCH
             meter = computation._gas_meter
             code: Any = computation.code
@@ -239,6 +276,56 @@ class TVMComputation(ShanghaiComputation):
 
 
 _DISPATCH = dispatch_table(TVM_OPCODES)
+_PENALTY_DISPATCH: dict[int, list[tuple[int, int, Any]]] = {}
+
+
+def _penalty_dispatch(factor: int) -> list[tuple[int, int, Any]]:
+    """_DISPATCH with each static cost's penalty: (static energy, penalty, logic_fn) or (-1, 0, opcode)."""
+    table = _PENALTY_DISPATCH.get(factor)
+    if table is None:
+        table = [(cost, cost * factor // FACTOR_DECIMAL if cost > 0 else 0, fn) for cost, fn in _DISPATCH]
+        if len(_PENALTY_DISPATCH) >= 64:
+            _PENALTY_DISPATCH.clear()
+        _PENALTY_DISPATCH[factor] = table
+    return table
+
+
+def _run_with_penalty(computation: TVMComputation, factor: int) -> None:
+    """apply_computation's loop for a contract with a dynamic-energy factor (kept apart: factor 0 frames run
+    the plain loop untouched). Child frames are charged by their own contract's factor, not this one's."""
+    meter = PenaltyMeter(computation.msg.gas, factor)
+    computation._gas_meter = meter  # type: ignore[assignment]
+    table = _penalty_dispatch(factor)
+    code: Any = computation.code
+    raw = code._raw_code_bytes
+    size = len(raw)
+    try:
+        while True:
+            pc = code.program_counter
+            if pc >= size:
+                break
+            opcode = raw[pc]
+            code.program_counter = pc + 1
+            cost, penalty, fn = table[opcode]
+            if cost >= 0:
+                if cost + penalty > meter.gas_remaining:
+                    used = meter.start_gas - meter.gas_remaining
+                    raise OutOfEnergy(cost, meter.start_gas, used, penalty)
+                meter.gas_remaining -= cost + penalty
+                meter.penalty += penalty
+                meter.op_energy = cost  # dynamic parts of this opcode (memory) add to it
+                fn(computation)
+            else:
+                meter.op_energy = 0
+                if fn is not None:
+                    fn(computation=computation)
+                else:
+                    InvalidOpcode(opcode)(computation=computation)
+    except Halt:
+        pass
+    finally:
+        # java-tron merges every child's penalty into the receipt, failed frames included.
+        computation.state.energy_penalty += meter.penalty  # type: ignore[attr-defined]
 
 
 def opcode_name(opcode: int) -> str:

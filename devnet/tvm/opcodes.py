@@ -22,7 +22,7 @@ from typing import Any
 
 from eth import constants
 from eth.abc import ComputationAPI, OpcodeAPI
-from eth.exceptions import OutOfGas
+from eth.exceptions import OutOfGas, WriteProtection
 from eth.vm import mnemonics
 from eth.vm import opcode_values as op
 from eth.vm.forks.byzantium.opcodes import ensure_no_static
@@ -30,7 +30,7 @@ from eth.vm.forks.shanghai.opcodes import SHANGHAI_OPCODES
 from eth.vm.logic import arithmetic, block, context, memory, system
 from eth.vm.logic.call import CallByzantium, CallCode, DelegateCall, StaticCall
 from eth.vm.logic.system import Create2, CreateByzantium, CreateOpcodeStackData
-from eth.vm.opcode import as_opcode
+from eth.vm.opcode import Opcode, as_opcode
 from eth_hash.auto import keccak
 from eth_typing import Address
 
@@ -93,12 +93,17 @@ def coinbase(computation: ComputationAPI) -> None:
 def _child_gas(
     computation: ComputationAPI, gas: int, extra: int, value: int, mnemonic: str
 ) -> tuple[int, int]:
+    """(the callee's energy, 0): charges the value-transfer cost and hands the callee its energy here, so
+    py-evm's own charge of the returned fee is 0. Only `extra` is the op's cost (dynamic-energy penalty)."""
     remaining = computation.get_gas_remaining()
     if remaining < extra:
         raise OutOfGas(f"Out of gas: Needed {extra} - Remaining {remaining} - Reason: {mnemonic}")
+    computation.consume_gas(extra, mnemonic)
+    meter: Any = computation.get_gas_meter()
     # Program.getCallEnergy: min(requested, available); no EIP-150 63/64 reservation.
-    gas = min(gas, remaining - extra)
-    return gas + (STIPEND_CALL if value else 0), gas + extra
+    gas = min(gas, meter.gas_remaining)
+    meter.hand_over(gas)
+    return gas + (STIPEND_CALL if value else 0), 0
 
 
 class Call(CallByzantium):
@@ -143,11 +148,42 @@ class StaticCallTVM(StaticCall):
         return _child_gas(computation, gas, 0, 0, self.mnemonic)
 
 
-class Create(CreateByzantium):
-    """CREATE: address = keccak(rootTxID || internal nonce as 8-byte BE)[12:]; child gets all energy."""
+class _HandOverCreate(Opcode):
+    """py-evm's CREATE/CREATE2 steps, except that the child's energy (all that is left) is handed over rather
+    than charged as the op's cost: a frame with a dynamic-energy factor pays no penalty on it."""
 
-    def max_child_gas_modifier(self, gas: int) -> int:
-        return gas
+    def __call__(self, computation: ComputationAPI) -> None:
+        if computation.msg.is_static:
+            raise WriteProtection("Cannot modify state while inside of a STATICCALL context")
+        data = self.get_stack_data(computation)  # type: ignore[attr-defined]
+        computation.consume_gas(self.get_gas_cost(data), reason=self.mnemonic)  # type: ignore[attr-defined]
+        computation.extend_memory(data.memory_start, data.memory_length)
+        if computation.state.get_balance(computation.msg.storage_address) < data.endowment:
+            computation.stack_push_int(0)
+            computation.return_data = b""
+            return
+        call_data = computation.memory_read_bytes(data.memory_start, data.memory_length)
+        meter: Any = computation.get_gas_meter()
+        gas = meter.gas_remaining
+        meter.hand_over(gas)
+        address = self.generate_contract_address(data, call_data, computation)  # type: ignore[attr-defined]
+        if computation.state.has_code_or_nonce(address):  # collision: the handed-over energy is lost
+            computation.stack_push_int(0)
+            computation.return_data = b""
+            return
+        child_msg = computation.prepare_child_message(
+            gas=gas,
+            to=constants.CREATE_CONTRACT_ADDRESS,
+            value=data.endowment,
+            data=b"",
+            code=call_data,
+            create_address=address,
+        )
+        self.apply_create_message(computation, child_msg)  # type: ignore[attr-defined]
+
+
+class Create(_HandOverCreate, CreateByzantium):
+    """CREATE: address = keccak(rootTxID || internal nonce as 8-byte BE)[12:]; child gets all energy."""
 
     def generate_contract_address(
         self, stack_data: CreateOpcodeStackData, call_data: bytes, computation: ComputationAPI
@@ -156,11 +192,8 @@ class Create(CreateByzantium):
         return Address(keccak(state.tx_id + state.internal_nonce.to_bytes(8, "big"))[12:])
 
 
-class Create2TVM(Create2):
+class Create2TVM(_HandOverCreate, Create2):
     """CREATE2: keccak(0x41 || sender || salt || keccak(init_code))[12:] (0x41 replaces EIP-1014's 0xff)."""
-
-    def max_child_gas_modifier(self, gas: int) -> int:
-        return gas
 
     def generate_contract_address(
         self, stack_data: CreateOpcodeStackData, call_data: bytes, computation: ComputationAPI

@@ -44,9 +44,13 @@ class TVMState:
         chain_id: int,
         base_fee: int,
         ancestor_hash: Callable[[int], bytes] | None,
+        energy_factor: Callable[[bytes], int] | None = None,
     ) -> None:
         self.world = world
         self.tx_id = tx_id
+        self._factor_of = energy_factor
+        self._factors: dict[bytes, int] = {}
+        self.energy_penalty = 0  # dynamic-energy penalties spent by all frames of this execution
         # Running counter of internal transactions of the root tx: TVM's CREATE address input.
         self.internal_nonce = 0
         self.coinbase = coinbase
@@ -181,6 +185,18 @@ class TVMState:
 
     def mark_storage_warm(self, address: bytes, slot: int) -> None:
         pass
+
+    # -- dynamic energy (TIP-491) -------------------------------------------------------------------
+    def energy_factor(self, address: bytes) -> int:
+        """The dynamic-energy factor (scale 10 000) of the contract whose frame runs at `address`, 0 for
+        none or when the chain gave no lookup (dynamic energy off). Fixed for the execution: cached."""
+        lookup = self._factor_of
+        if lookup is None:
+            return 0
+        factor = self._factors.get(address)
+        if factor is None:
+            factor = self._factors[address] = lookup(address)
+        return factor
 
     # -- block context ------------------------------------------------------------------------------
     def get_ancestor_hash(self, block_number: int) -> bytes:

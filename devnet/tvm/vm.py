@@ -34,6 +34,7 @@ from devnet.tvm.computation import (
 from devnet.tvm.state import TVMState
 from devnet.tvm.world import WorldState
 
+FactorLookup = Callable[[bytes], int]  # 20-byte contract address -> dynamic-energy factor (scale 10 000)
 _MS_THRESHOLD = 100_000_000_000  # timestamps at or above this are milliseconds (year 5138 in seconds)
 
 
@@ -77,7 +78,8 @@ class ExecResult:
     energy_used: energy the execution consumed (the whole energy_limit for failures other than REVERT).
     return_data: call output / revert data (Error(string) ABI) / runtime code of a created contract.
     message: java-tron's resMessage text, "" on success.
-    energy_penalty: the dynamic-energy part of energy_used (set by the node for contracts with a factor).
+    energy_penalty: the dynamic-energy part of energy_used: penalties charged per opcode in the frames of
+    contracts with a factor (energy_factor lookup), internal calls included (receipt energy_penalty_total).
     """
 
     result: str
@@ -106,9 +108,10 @@ def _failure(err: VMError, computation: TVMComputation) -> tuple[str, str]:
         return "REVERT", "REVERT opcode executed"
     if isinstance(err, OutOfEnergy):
         name = computation._current_mnemonic()
+        penalty = "" if err.penalty is None else f"penaltyEnergy[{err.penalty}], "
         return "OUT_OF_ENERGY", (
             f"Not enough energy for '{name}' operation executing: curInvokeEnergyLimit[{err.invoke_limit}], "
-            f"curOpEnergy[{err.op_energy}], usedEnergy[{err.used}]"
+            f"curOpEnergy[{err.op_energy}], {penalty}usedEnergy[{err.used}]"
         )
     if isinstance(err, CodeDepositOutOfEnergy):
         return "OUT_OF_ENERGY", str(err)
@@ -147,7 +150,9 @@ class TVM:
 
     computation_class = TVMComputation
 
-    def _state(self, world: WorldState, block: BlockContext, tx_id: bytes) -> TVMState:
+    def _state(
+        self, world: WorldState, block: BlockContext, tx_id: bytes, energy_factor: FactorLookup | None
+    ) -> TVMState:
         return TVMState(
             world,
             tx_id=tx_id,
@@ -157,6 +162,7 @@ class TVM:
             chain_id=block.chain_id,
             base_fee=block.energy_fee,
             ancestor_hash=block.block_hash,
+            energy_factor=energy_factor,
         )
 
     def call(
@@ -172,14 +178,16 @@ class TVM:
         energy_limit: int,
         tx_id: bytes,
         static: bool = False,
+        energy_factor: FactorLookup | None = None,
     ) -> ExecResult:
         """Run `contract`'s code with `data` (TriggerSmartContract, or a constant call when static=True).
 
         value (sun) moves from caller to contract as part of the execution. static=True executes exactly
         like a transaction (state-changing functions included, as triggerconstantcontract does) but never
-        writes to `world`.
+        writes to `world`. energy_factor: 20-byte address -> the contract's dynamic-energy factor (scale
+        10 000); every frame of a contract with a factor pays it per opcode. None: dynamic energy off.
         """
-        state = self._state(world, block, tx_id)
+        state = self._state(world, block, tx_id, energy_factor)
         caller20, contract20 = _addr20(caller), _addr20(contract)
         if value and state.get_balance(caller20) < value:
             raise TVMValidationError("Validate InternalTransfer error, balance is not sufficient.")
@@ -204,13 +212,15 @@ class TVM:
         value: int,
         energy_limit: int,
         tx_id: bytes,
+        energy_factor: FactorLookup | None = None,
     ) -> ExecResult:
         """Run CreateSmartContract init code at `address` (41 || keccak(txID || owner)[12:], chain-computed).
 
         On success the runtime code is stored with world.set_code(address) and returned as return_data;
-        value moves from origin to the new contract.
+        value moves from origin to the new contract. energy_factor: as for `call` (the init code itself has
+        none; contracts it calls may).
         """
-        state = self._state(world, block, tx_id)
+        state = self._state(world, block, tx_id, energy_factor)
         origin20, address20 = _addr20(origin), _addr20(address)
         if value and state.get_balance(origin20) < value:
             raise TVMValidationError("Validate InternalTransfer error, balance is not sufficient.")
@@ -250,17 +260,18 @@ class TVM:
         if not isinstance(computation, TVMComputation):
             raise TypeError(f"{cls.__name__} returned a {type(computation).__name__}")
         used = energy_limit - computation.get_gas_meter().gas_remaining
+        penalty = state.energy_penalty
         if computation.is_success:
             for address in computation.get_accounts_for_deletion():
                 state.delete_account(address)
             if commit:
                 state.flush()
             output = state.get_code(message.storage_address) if create else computation.output
-            return ExecResult("SUCCESS", used, output, _logs(computation), "")
+            return ExecResult("SUCCESS", used, output, _logs(computation), "", penalty)
         result, text = _failure(computation.error, computation)
         if result == "REVERT":
-            return ExecResult(result, used, computation.output, [], text)
-        return ExecResult(result, energy_limit, b"", [], text)
+            return ExecResult(result, used, computation.output, [], text, penalty)
+        return ExecResult(result, energy_limit, b"", [], text, penalty)
 
 
 __all__ = ["TVM", "BlockContext", "ExecResult", "Log", "TVMValidationError", "opcode_name"]

@@ -452,3 +452,117 @@ def test_call_with_value_creates_account_and_charges_tvm_call_energy() -> None:
     second = raw_call(w, payer)
     assert second.energy_used == 21 + 40 + 9_000 - 2_300
     assert w.balance(fresh) == 10
+
+
+# ---- dynamic energy (TIP-491): per opcode, by the factor of the contract whose frame runs ---------------
+
+FACTOR = 34_000  # mainnet USDT: each opcode costs 1 + 3.4 times its energy
+# PUSH1 1, PUSH1 96, MSTORE (1 + 12 memory: 4 words), PUSH1 0, POP, STOP: 3 + 3 + 13 + 3 + 2 = 24 energy.
+# Penalties floor(energy * 3.4) per opcode: 10 + 10 + 44 + 10 + 6 = 80 (the whole call scaled: 81; the
+# MSTORE's static and memory parts floored apart: 79).
+PENALISED = bytes.fromhex("6001606052600050" + "00")
+CALLEE = b"\x21" * 20
+CALLER = b"\x22" * 20
+
+
+def caller_code(gas: int) -> bytes:
+    """CALL(gas, CALLEE, value 0, no input/output); POP; STOP: 5 PUSH1 + PUSH20 + PUSH2 + CALL + POP = 63."""
+    call = b"\x61" + gas.to_bytes(2, "big") + b"\xf1"
+    return bytes.fromhex("6000600060006000600073") + CALLEE + call + b"\x50\x00"
+
+
+def factor_world() -> DictWorldState:
+    w = DictWorldState()
+    w.set_code(CALLEE, PENALISED)
+    return w
+
+
+def factor_call(
+    w: DictWorldState, contract: bytes, factors: dict[bytes, int], limit: int = 10**6
+) -> ExecResult:
+    return tvm.call(
+        w,
+        BLOCK,
+        origin=OWNER,
+        caller=OWNER,
+        contract=contract,
+        value=0,
+        data=b"",
+        energy_limit=limit,
+        tx_id=b"\x08" * 32,
+        energy_factor=lambda a: factors.get(a, 0),
+    )
+
+
+def test_factor_charges_each_opcode_with_one_floor_per_opcode() -> None:
+    w = factor_world()
+    plain = factor_call(w, CALLEE, {})
+    assert (plain.result, plain.energy_used, plain.energy_penalty) == ("SUCCESS", 24, 0)
+    res = factor_call(w, CALLEE, {CALLEE: FACTOR})
+    assert (res.result, res.energy_used, res.energy_penalty) == ("SUCCESS", 104, 80)
+    # Without a lookup (getAllowDynamicEnergy 0) the factor is not charged.
+    assert raw_call(w, CALLEE).energy_used == 24
+
+
+@pytest.mark.parametrize(
+    ("factors", "energy", "penalty"),
+    [
+        ({}, 63 + 24, 0),
+        # Only the callee's opcodes pay its factor.
+        ({CALLEE: FACTOR}, 63 + 104, 80),
+        # The caller's opcodes pay (CALL: 40 + 136) but not the 65 535 energy it hands the callee.
+        ({CALLER: FACTOR}, 275 + 24, 212),
+        ({CALLER: FACTOR, CALLEE: FACTOR}, 275 + 104, 292),
+    ],
+)
+def test_factor_applies_to_each_contracts_frame(factors: dict[bytes, int], energy: int, penalty: int) -> None:
+    w = factor_world()
+    w.set_code(CALLER, caller_code(0xFFFF))
+    res = factor_call(w, CALLER, factors)
+    assert (res.result, res.energy_used, res.energy_penalty) == ("SUCCESS", energy, penalty)
+
+
+def test_penalty_can_run_a_frame_out_of_energy() -> None:
+    w = factor_world()
+    assert factor_call(w, CALLEE, {}, limit=60).energy_used == 24
+    res = factor_call(w, CALLEE, {CALLEE: FACTOR}, limit=60)
+    assert (res.result, res.energy_used) == ("OUT_OF_ENERGY", 60)
+    # java-tron's message for a frame with a factor; the failing MSTORE (13 + 44) is priced as a whole.
+    assert res.message == (
+        "Not enough energy for 'MSTORE' operation executing: curInvokeEnergyLimit[60], curOpEnergy[13], "
+        "penaltyEnergy[44], usedEnergy[26]"
+    )
+    assert res.energy_penalty == 20  # the penalties of the two PUSH1 the frame did pay
+    # Inside an internal call: the callee runs out of its 50 energy, the caller goes on (CALL pushes 0).
+    w.set_code(CALLER, caller_code(50))
+    inner = factor_call(w, CALLER, {CALLEE: FACTOR})
+    assert (inner.result, inner.energy_used, inner.energy_penalty) == ("SUCCESS", 63 + 50, 20)
+    assert factor_call(w, CALLER, {}).energy_used == 63 + 24
+
+
+def test_factor_leaves_create_energy_unpenalised() -> None:
+    """CREATE's own cost pays the factor; the energy handed to the init code does not."""
+    w = DictWorldState()
+    # PUSH10 init (returns 1-byte runtime), MSTORE at 0; CREATE(0, 22, 10); POP; STOP
+    code = bytes.fromhex("69600060005360016000f3600052") + bytes.fromhex("600a60166000f0") + b"\x50\x00"
+    factory = b"\x23" * 20
+    w.set_code(factory, code)
+    plain = factor_call(copy.deepcopy(w), factory, {})
+    res = factor_call(w, factory, {factory: FACTOR})
+    assert plain.result == res.result == "SUCCESS"
+    # PUSH10 3, PUSH1 3, MSTORE 1 + 3, PUSH1 x3 9, CREATE 32 000, POP 2, each floored apart.
+    expected = sum(e * FACTOR // 10_000 for e in (3, 3, 4, 3, 3, 3, 32_000, 2))
+    assert res.energy_penalty == expected
+    assert res.energy_used == plain.energy_used + expected
+
+
+def test_delegatecall_runs_under_the_callers_factor() -> None:
+    """The factor is the context contract's (java-tron getContextAddress): DELEGATECALL runs as the caller."""
+    w = factor_world()
+    # DELEGATECALL(0xffff, CALLEE, no input/output); POP; STOP: 4 PUSH1 + PUSH20 + PUSH2 + 40 + POP = 60.
+    code = bytes.fromhex("600060006000600073") + CALLEE + bytes.fromhex("61fffff45000")
+    w.set_code(CALLER, code)
+    res = factor_call(w, CALLER, {CALLEE: FACTOR})
+    assert (res.result, res.energy_used, res.energy_penalty) == ("SUCCESS", 60 + 24, 0)
+    res = factor_call(w, CALLER, {CALLER: FACTOR})
+    assert (res.result, res.energy_used, res.energy_penalty) == ("SUCCESS", 262 + 104, 202 + 80)
