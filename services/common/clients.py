@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -115,6 +115,7 @@ class ServiceClients:
     def __init__(self, settings: Settings, credentials: Credentials) -> None:
         self._settings, self._credentials = settings, credentials
         self._channels: dict[ServiceName, grpc.aio.Channel] = {}
+        self._stubs: dict[tuple[ServiceName, Callable[..., Any]], Any] = {}
 
     def channel(self, service: ServiceName) -> grpc.aio.Channel:
         """The channel to `service` (opened on first use)."""
@@ -128,11 +129,17 @@ class ServiceClients:
         return self._channels[service]
 
     def stub(self, service: ServiceName, stub_class: Callable[[grpc.aio.Channel], T]) -> T:
-        """A generated stub (e.g. TronClientServiceStub) bound to `service`'s channel."""
-        return stub_class(self.channel(service))
+        """A generated stub (e.g. TronClientServiceStub) bound to `service`'s channel, made once (a stub
+        builds a callable per method: per call, that was a visible share of a busy service's CPU)."""
+        key = (service, stub_class)
+        stub = self._stubs.get(key)
+        if stub is None:
+            stub = self._stubs[key] = stub_class(self.channel(service))
+        return cast(T, stub)
 
     async def close(self) -> None:
         """Close every opened channel."""
         for ch in self._channels.values():
             await ch.close()
         self._channels.clear()
+        self._stubs.clear()
