@@ -18,8 +18,8 @@ attempts still running, then close clients and Mongo.
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
