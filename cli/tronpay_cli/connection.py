@@ -99,12 +99,19 @@ class App:
             self._channels["edge"] = channel
         return self._channels["edge"]
 
+    def operator_dir(self) -> Path:
+        """Where the operator certificate is (`--tls-dir`, TLS_DIR, or `make up`'s .data/pki)."""
+        return (self.tls_dir or Path(os.environ.get("TLS_DIR") or ".data/pki")) / "operator"
+
+    def has_operator_certificate(self) -> bool:
+        return (self.operator_dir() / "tls.crt").is_file()
+
     def operator(self, service: str, address: str | None = None) -> Direct:
         """`service`'s own port as the operator (the channel is opened once)."""
         target = address or service_address(service)
         key = f"operator/{service}/{target}"
         if key not in self._channels:
-            base = (self.tls_dir or Path(os.environ.get("TLS_DIR") or ".data/pki")) / "operator"
+            base = self.operator_dir()
             creds = grpc.ssl_channel_credentials(
                 self._read(base / "ca.crt", "--tls-dir"),
                 self._read(base / "tls.key", "--tls-dir"),

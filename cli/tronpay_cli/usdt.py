@@ -1,10 +1,12 @@
 """`tronpay usdt`: transfers (and following one to CONFIRMED), balances, history, approvals, allowances.
 
-Following a transfer: usdt-manager's GetTransfer is internal (payout-router and payment-gateway only), so
-`transfer --wait` follows what the public API shows: the sender's recorded transfers (ListTransactions,
-which names the cluster's transfer id), SIGNED -> INCLUDED (in a block) -> CONFIRMED (solidified). A
-transfer that fails on chain or expires emits no Transfer event, so those endings show only as the wait
-running out (exit 10); its answer then says so.
+Following a transfer: usdt-manager's GetTransfer has no REST binding (the edge serves only the documented
+paths); the operator certificate reaches it on usdt-manager's own port. With that certificate (`--tls-dir`,
+TLS_DIR, `make up`'s .data/pki) `transfer --wait` and `get` read the transfer itself: every state to
+CONFIRMED, FAILED (with the receipt's reason; exit 9) or EXPIRED. Without it, `--wait` follows what the public
+API shows: the sender's recorded transfers (ListTransactions, which names the cluster's transfer id), SIGNED
+-> INCLUDED (in a block) -> CONFIRMED (solidified); a transfer that fails on chain or expires emits no
+Transfer event, so those endings show only as the wait running out (exit 10), and its answer says so.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from tronpay.usdt_manager.v1 import usdt_manager_pb2_grpc as pb_grpc
 from tronpay_cli import output
 from tronpay_cli.amounts import option_amount
 from tronpay_cli.base import command, request_id_option
-from tronpay_cli.connection import App, new_request_id
+from tronpay_cli.connection import App, Direct, new_request_id
 from tronpay_cli.errors import ExitCode
 
 OPERATION_STATE = "OPERATION_STATE_"
@@ -30,6 +32,7 @@ SEEN_AS = {
     common_pb2.TRANSFER_STATE_FINAL: "CONFIRMED",
     common_pb2.TRANSFER_STATE_REVERTED: "REVERTED",  # dropped by a fork: usdt-manager sends it again
 }
+FINAL = (pb.OPERATION_STATE_CONFIRMED, pb.OPERATION_STATE_FAILED, pb.OPERATION_STATE_EXPIRED)
 SEARCH_PAGES = 5  # how far back (pages of 100) to look for the transfer among the sender's newest
 
 
@@ -40,6 +43,10 @@ def usdt() -> None:
 
 def stub(app: App) -> pb_grpc.UsdtManagerServiceStub:
     return pb_grpc.UsdtManagerServiceStub(app.edge())
+
+
+def stub_of(direct: Direct) -> pb_grpc.UsdtManagerServiceStub:
+    return pb_grpc.UsdtManagerServiceStub(direct.channel)
 
 
 def _state(value: int) -> str:
@@ -65,6 +72,42 @@ def _find(app: App, transfer: pb.Transfer) -> pb.TransactionRecord | None:
         if not page_token:
             return None
     return None
+
+
+def follow_exact(
+    app: App, direct: Direct, transfer: pb.Transfer, timeout: float, interval: float
+) -> pb.Transfer:
+    """GetTransfer (operator certificate) until the transfer is final, each state change on stderr: the
+    CONFIRMED transfer, OUTCOME_FAILED for FAILED or EXPIRED, WAIT_TIMEOUT if not final in time."""
+    state = _state(transfer.state)
+    deadline = time.monotonic() + timeout
+    request = pb.GetTransferRequest(transfer_id=transfer.transfer_id)
+    with output.stderr.status(f"transfer {transfer.transfer_id}: {state}") as spinner:
+        while True:
+            if transfer.state in FINAL:
+                break
+            if time.monotonic() >= deadline:
+                raise app.error(
+                    ExitCode.WAIT_TIMEOUT,
+                    f"transfer {transfer.transfer_id} not final after {timeout:g}s (last seen {state}); "
+                    "it goes on",
+                    details={"transferId": transfer.transfer_id, "lastSeen": state},
+                )
+            time.sleep(interval)
+            transfer = app.call(stub_of(direct).GetTransfer, request, direct=direct).transfer
+            seen = _state(transfer.state)
+            if seen != state:
+                where = f" (block {transfer.block_number})" if transfer.block_number else ""
+                output.note(f"transfer {transfer.transfer_id}: {state} -> {seen}{where}")
+                state = seen
+                spinner.update(f"transfer {transfer.transfer_id}: {state}")
+    if transfer.state != pb.OPERATION_STATE_CONFIRMED:
+        raise app.error(
+            ExitCode.OUTCOME_FAILED,
+            f"transfer {transfer.transfer_id} is {state}: {transfer.failure_reason}",
+            details={"transfer": output.message_dict(transfer)},
+        )
+    return transfer
 
 
 def follow(app: App, transfer: pb.Transfer, timeout: float, interval: float) -> pb.TransactionRecord:
@@ -145,9 +188,15 @@ def transfer(
         token_address=token_address,
     )
     created = app.call(stub(app).CreateTransfer, request).transfer
-    record = follow(app, created, wait_timeout, interval) if wait else None
+    record = final = None
+    if wait and app.has_operator_certificate():
+        final = follow_exact(app, app.operator("usdt-manager"), created, wait_timeout, interval)
+    elif wait:
+        record = follow(app, created, wait_timeout, interval)
     if app.as_json:
         body = {"requestId": request.request_id, "transfer": output.message_dict(created)}
+        if final is not None:
+            body["confirmation"] = {"state": "CONFIRMED", "transfer": output.message_dict(final)}
         if record is not None:
             body["confirmation"] = {"state": "CONFIRMED", "record": output.message_dict(record)}
         output.print_json(body)
@@ -171,6 +220,41 @@ def transfer(
     )
     if record is not None:
         output.line(f"CONFIRMED in block {record.block_number} (txid {record.txid})")
+    if final is not None:
+        output.line(f"CONFIRMED in block {final.block_number} (txid {final.txid})")
+
+
+@command(usdt, "get")
+@click.argument("transfer_id")
+@click.option("--addr", default=None, help="usdt-manager's gRPC address (default: USDT_MANAGER_HOST/_PORT).")
+def get(app: App, transfer_id: str, addr: str | None) -> None:
+    """A transfer with its whole lifecycle (operator certificate: GetTransfer is not public)."""
+    direct = app.operator("usdt-manager", addr)
+    t = app.call(stub_of(direct).GetTransfer, pb.GetTransferRequest(transfer_id=transfer_id), direct=direct)
+    t = t.transfer
+    if app.as_json:
+        output.print_json(t)
+        return
+    output.stdout.print(
+        output.fields(
+            f"transfer {t.transfer_id}",
+            [
+                ("state", _state(t.state)),
+                ("from", t.from_address),
+                ("to", t.to_address),
+                ("amount", f"{output.units(t.amount)} ({t.amount} base units)"),
+                ("txid", t.txid),
+                ("block", t.block_number or ""),
+                ("attempts", len(t.attempts)),
+                ("broadcasts", t.broadcast_count),
+                ("energy source", t.energy_source),
+                ("energy used", t.energy_used),
+                ("TRX burned", f"{output.units(t.fee_sun)} TRX"),
+                ("failure", t.failure_reason),
+                ("reference", t.reference),
+            ],
+        )
+    )
 
 
 @command(usdt, "balance")

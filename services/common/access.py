@@ -143,8 +143,8 @@ INTERNAL: dict[str, frozenset[Peer]] = {
     f"{_WM}/CreateTronLinkChallenge": _OP,
     f"{_WM}/ListSignatures": _OP,
     f"{_UM}/CreateTransfer": frozenset({_P.PAYOUT_ROUTER, _P.PAYMENT_GATEWAY}),  # payouts, refunds, sweeps
-    f"{_UM}/GetTransfer": frozenset({_P.PAYOUT_ROUTER, _P.PAYMENT_GATEWAY}),
-    f"{_UM}/GetApproval": frozenset({_P.PAYOUT_ROUTER, _P.PAYMENT_GATEWAY}),
+    f"{_UM}/GetTransfer": frozenset({_P.PAYOUT_ROUTER, _P.PAYMENT_GATEWAY}) | _OP,  # and `tronpay usdt get`
+    f"{_UM}/GetApproval": frozenset({_P.PAYOUT_ROUTER, _P.PAYMENT_GATEWAY}) | _OP,
     f"{_TS}/DelegateResource": frozenset({_P.USDT_MANAGER, _P.PAYOUT_ROUTER, _P.PAYMENT_GATEWAY}) | _OP,
     f"{_TS}/UndelegateResource": frozenset({_P.USDT_MANAGER, _P.PAYOUT_ROUTER, _P.PAYMENT_GATEWAY}) | _OP,
     f"{_TS}/VoteWitnesses": _OP,

@@ -78,6 +78,22 @@ def test_usdt_transfer_waits_until_confirmed(rig: Rig) -> None:
     )
     assert too_much.code == 5 and "INSUFFICIENT_TOKEN_BALANCE" in too_much.stderr
 
+    # With the operator certificate the wait reads the transfer itself (GetTransfer): every state on stderr.
+    exact = rig.tronpay(
+        "usdt", "transfer", "--wallet", wallet["walletId"], "--to", recipient, "--amount", "1",
+        "--wait", "--wait-timeout", "120", "--interval", "0.3", "--json", env=rig.operator_env(),
+    )  # fmt: skip
+    assert exact.code == 0, exact.stderr
+    final = json.loads(exact.stdout)["confirmation"]["transfer"]
+    assert final["state"] == "OPERATION_STATE_CONFIRMED" and int(final["blockNumber"]) > 0
+    assert "-> INCLUDED" in exact.stderr and "-> CONFIRMED" in exact.stderr
+    got = rig.tronpay("usdt", "get", final["transferId"], "--json", env=rig.operator_env(), role=None)
+    assert got.code == 0, got.stderr
+    assert json.loads(got.stdout)["txid"] == final["txid"]
+    assert rig.chain.balance(recipient) == 2_500_001
+    no_certificate = rig.tronpay("usdt", "get", final["transferId"], env={"TLS_DIR": str(rig.workdir)})
+    assert no_certificate.code == 2 and "--tls-dir" in no_certificate.stderr
+
 
 def _csv(rig: Rig, name: str, text: str) -> Path:
     path = rig.workdir / name
