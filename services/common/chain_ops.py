@@ -615,13 +615,16 @@ class Lifecycle:
         wallet_id: str,
         signer_address: str,
         fields: Mapping[str, Any],
+        looked_up: bool = False,
     ) -> Operation:
         """The operation `op_id`, created once: build attempt 1, sign it, store it SIGNED (owned by this
         process; the driver broadcasts it at once). The same id again returns the stored operation
         (FAILED_PRECONDITION REQUEST_ID_REUSED when `fingerprint` differs). A Builder refusal is
         FAILED_PRECONDITION, a signing refusal the wallet manager's error, a wallet manager out of reach
-        UNAVAILABLE; nothing is stored then."""
-        existing = await self.get(op_id)
+        UNAVAILABLE; nothing is stored then. `looked_up`: the caller has just found no such operation (`get`),
+        so it is not read again before building (the checks after the insert still catch a concurrent or
+        finished one)."""
+        existing = None if looked_up else await self.get(op_id)
         if existing is not None:
             return self.replayed(existing, fingerprint)
         now = _now()

@@ -148,7 +148,7 @@ class UsdtOperations:
         try:
             return await ops.create(
                 op_id, request_id=request_id, fingerprint=fingerprint, wallet_id=wallet_id,
-                signer_address=call.owner, fields=record,
+                signer_address=call.owner, fields=record, looked_up=True,
             )  # fmt: skip
         except Exception:
             if await ops.get(op_id) is None:  # nothing was created: the hold goes too

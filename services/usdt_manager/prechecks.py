@@ -1,7 +1,10 @@
-"""Checks before anything is signed, all read from the chain at request time (never cached): the token's
-blacklist (isBlackListed of sender and counterparty), paused(), the token balance, the energy estimate
-(estimateenergy sees whether the recipient's balance slot is new) against the fee-limit cap, and the TRX the
-fee may burn. A refusal is FAILED_PRECONDITION with one of the reasons below and counts in
+"""Checks before anything is signed, read from the chain: the token's blacklist (isBlackListed of sender and
+counterparty), paused(), the token balance, the energy estimate (estimateenergy sees whether the recipient's
+balance slot is new) against the fee-limit cap, and the TRX the fee may burn. What concerns the sender alone
+(its blacklisting, balances and resources, the token's pause) is shared by the requests of the next
+USDT_SENDER_VIEW_SECONDS (under a block): the balance comes with the block it was read at, which is what the
+sender's holds are counted against, so sharing it changes no sum; the counterparty and the estimate are read
+for every request. A refusal is FAILED_PRECONDITION with one of the reasons below and counts in
 tronpay_usdt_precheck_refusals_total.
 
 fee_limit: the request's, if it covers the estimate and stays under the cap; otherwise estimate x energy
@@ -14,9 +17,12 @@ the energy (USDT_ENERGY_BROKER; if it falls back to burning it checks the TRX it
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
 from dataclasses import dataclass
 
 from prometheus_client import Counter
+from tronpay.tron_client.v1 import tron_client_pb2 as tc
 
 from services.common import errors
 from services.usdt_manager.chain import CallReverts, Chain, Estimate
@@ -86,6 +92,18 @@ class Quote:
                 "trx_needed_sun": self.trx_needed_sun}  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class SenderView:
+    """What the checks read about a sender and its token, at one time."""
+
+    paused: bool
+    blacklisted: bool
+    token_balance: int
+    balance_block: int
+    account: tc.Account
+    resources: tc.AccountResource
+
+
 def _ceil_percent(value: int, percent: int) -> int:
     return -(-value * (100 + percent) // 100)
 
@@ -96,6 +114,36 @@ class Prechecks:
         self._cap = settings.USDT_MAX_FEE_LIMIT_SUN
         self._margin = settings.USDT_FEE_LIMIT_MARGIN_PERCENT
         self._broker = settings.USDT_ENERGY_BROKER
+        self._view_seconds = settings.USDT_SENDER_VIEW_SECONDS
+        # (token, sender) -> (monotonic time it was asked for, the read): concurrent requests share one read
+        self._views: dict[tuple[str, str], tuple[float, asyncio.Future[SenderView]]] = {}
+
+    async def _sender(self, token: str, owner: str) -> SenderView:
+        """The sender's view, shared with requests of the last USDT_SENDER_VIEW_SECONDS (a failed read is
+        not kept)."""
+        now = time.monotonic()
+        key = (token, owner)
+        held = self._views.get(key)
+        if held is None or now - held[0] >= self._view_seconds:
+            if len(self._views) > 10_000:  # senders seen long ago
+                self._views = {k: v for k, v in self._views.items() if now - v[0] < self._view_seconds}
+            read = asyncio.ensure_future(self._read_sender(token, owner))
+            held = self._views[key] = (now, read)
+            read.add_done_callback(functools.partial(self._drop_failed, key))
+        return await asyncio.shield(held[1])
+
+    def _drop_failed(self, key: tuple[str, str], done: asyncio.Future[SenderView]) -> None:
+        held = self._views.get(key)
+        if (done.cancelled() or done.exception() is not None) and held is not None and held[1] is done:
+            del self._views[key]
+
+    async def _read_sender(self, token: str, owner: str) -> SenderView:
+        c = self._chain
+        paused, blacklisted, (balance, block), account, resources = await asyncio.gather(
+            c.paused(token), c.blacklisted(token, owner), c.token_balance(token, owner), c.account(owner),
+            c.resources(owner),
+        )  # fmt: skip
+        return SenderView(paused, blacklisted, balance, block, account, resources)
 
     async def _estimate(self, call: Call) -> Estimate | CallReverts:
         try:
@@ -107,16 +155,13 @@ class Prechecks:
         """Read everything at once, then refuse by the first failing check (blacklist, pause, balance,
         revert, fee limit, TRX), or decide the fee limit."""
         c = self._chain
-        views = asyncio.gather(
-            c.paused(call.token), c.blacklisted(call.token, call.owner),
-            c.blacklisted(call.token, call.counterparty), c.token_balance(call.token, call.owner),
+        sender, other_bl, fees, estimate = await asyncio.gather(
+            self._sender(call.token, call.owner), c.blacklisted(call.token, call.counterparty), c.fees(),
+            self._estimate(call),
         )  # fmt: skip
-        costs = asyncio.gather(c.account(call.owner), c.resources(call.owner), c.fees(), self._estimate(call))
-        (
-            (paused, owner_bl, other_bl, (balance, block)),
-            (account, resources, fees, estimate),
-        ) = await asyncio.gather(views, costs)
-        if owner_bl:
+        paused, balance, block = sender.paused, sender.token_balance, sender.balance_block
+        account, resources = sender.account, sender.resources
+        if sender.blacklisted:
             raise refuse(SENDER_BLACKLISTED, "the token blacklists the sender", address=call.owner)
         if other_bl:
             raise refuse(

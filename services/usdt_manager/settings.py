@@ -30,6 +30,12 @@ class UsdtManagerSettings(Settings):
     USDT_REBROADCAST_SECONDS: float = Field(default=6.0, gt=0, le=600)
     USDT_LEASE_SECONDS: float = Field(default=30.0, ge=1, le=600)
     USDT_DRIVER_CONCURRENCY: int = Field(default=64, ge=1, le=1024)
+    # How long the pre-checks reuse what they read about a sender and its token (the token's pause, the
+    # sender's blacklisting, token balance with the block it was read at, TRX and resources), so a busy sender
+    # costs the node one set of reads per block rather than one per request: under a block (3 s on mainnet),
+    # so a blacklisting or a pause counts from at most a block after it. The counterparty's blacklisting and
+    # the energy estimate are read for every request; 0 reads everything for every request.
+    USDT_SENDER_VIEW_SECONDS: float = Field(default=1.0, ge=0, le=3)
 
     @property
     def tokens(self) -> tuple[str, ...]:

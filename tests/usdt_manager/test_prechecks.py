@@ -6,6 +6,7 @@ stored and nothing on chain."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -15,8 +16,11 @@ from tronpay.usdt_manager.v1 import usdt_manager_pb2 as pb
 from tronpay.wallet_manager.v1 import wallet_manager_pb2 as wm
 
 from services.common.chain_ops import operation_id
+from services.usdt_manager.settings import UsdtManagerSettings
 from tests.usdt_manager.conftest import Rig
 from tests.usdt_manager.support import TRX, USDT, Wallet, fresh_address, new_wallet, reason, rid
+
+SENDER_VIEW_SECONDS = UsdtManagerSettings.model_fields["USDT_SENDER_VIEW_SECONDS"].default
 
 HELD = 100 * USDT
 
@@ -36,6 +40,8 @@ def owner_action(rig: Rig) -> Iterator[list[tuple[str, tuple[object, ...]]]]:
     yield undo
     for method, args in reversed(undo):
         rig.chain.call(rig.token, rig.token_owner_key, method, *args)
+    if undo:  # what the pre-checks read about a sender (paused, blacklisted) is reused that long
+        time.sleep(SENDER_VIEW_SECONDS)
 
 
 def refused(rig: Rig, wallet: Wallet, *, to: str = "", amount: int = USDT, **fields: object) -> str:
@@ -77,6 +83,8 @@ def test_blacklisted_sender_and_recipient(rig: Rig, sender: Wallet, owner_action
     assert refused(rig, sender, to=recipient) == "RECIPIENT_BLACKLISTED"
     rig.chain.call(rig.token, rig.token_owner_key, "addBlackList", sender.address)
     owner_action.append(("removeBlackList", (sender.address,)))
+    # The request above read the sender's view (not blacklisted then), reused for USDT_SENDER_VIEW_SECONDS.
+    time.sleep(SENDER_VIEW_SECONDS)
     assert refused(rig, sender) == "SENDER_BLACKLISTED"
     got = rig.stubs.usdt().GetBalance(pb.GetBalanceRequest(address=sender.address, token_address=rig.token))
     assert got.blacklisted and got.balance == HELD
