@@ -4,7 +4,8 @@ Each pass (every PAYMENT_SWEEP_INTERVAL_SECONDS) reads the deposit addresses' ba
 final receipts put there minus what sweeps took) and sweeps an address whose balance reached the threshold
 (THRESHOLD), whose oldest unswept receipt is older than the age limit (AGE), or, with a zero threshold, every
 funded address at each pass (WINDOW). One sweep per address and asset is open at a time: a lock document
-(`sweep_locks`, `_id` address:asset) names it, inserted once, removed when the sweep ends.
+(`sweep_locks`, `_id` address:asset) names it, inserted once (before the sweep), removed when the sweep ends;
+a lock a crash left without its sweep is removed once it is ORPHAN_LOCK_AGE old.
 
 A USDT sweep's sender is the deposit address itself, which holds no TRX: the fee wallet
 (PAYMENT_SWEEP_FEE_WALLET_ID) first sends it TRX for bandwidth (which also activates it), then trx-staking's
@@ -55,6 +56,8 @@ INDEXES = (IndexSpec(SWEEPS, [("create_time", -1), ("_id", -1)]), IndexSpec(SWEE
 BANDWIDTH_RESERVE_SUN = (
     1_000_000  # TRX kept for a USDT sweep's bandwidth (about 345 bytes burned at 1,000 sun)
 )
+#: A lock this old names a sweep that exists, or one a crash kept from being inserted (_drop_orphan_lock).
+ORPHAN_LOCK_AGE = timedelta(seconds=30)
 TRX_SWEEP_RESERVE_SUN = 300_000  # what a TRX sweep leaves for its own bandwidth when it has none free
 ENERGY_MARGIN_PERCENT = 20
 
@@ -164,6 +167,7 @@ class Sweeps(BackgroundLoop):
                 {"_id": f"{address}:{asset}", "sweep_id": sid, "create_time": _now()}
             )
         except DuplicateKeyError:
+            await self._drop_orphan_lock(f"{address}:{asset}")  # the next pass opens it then
             return 0  # a sweep of this address is open
         now = _now()
         amount = int(row["balance"])
@@ -196,6 +200,16 @@ class Sweeps(BackgroundLoop):
         )
         metrics.SWEEPS.labels(asset, PENDING).inc()
         return 1
+
+    async def _drop_orphan_lock(self, key: str) -> None:
+        """A crash between inserting a lock and its sweep leaves a lock naming no sweep, which would keep the
+        address from ever being swept: such a lock, old enough that no `_open` can still be between its two
+        inserts, is removed."""
+        lock = await self._locks.find_one({"_id": key, "create_time": {"$lt": _now() - ORPHAN_LOCK_AGE}})
+        if lock is None or await self.sweeps.find_one({"_id": lock["sweep_id"]}, {"_id": 1}) is not None:
+            return
+        await self._locks.delete_one({"_id": key, "sweep_id": lock["sweep_id"]})
+        log.warning("removed a sweep lock a crash left without its sweep", extra={"fields": {"lock": key}})
 
     async def _trx_reserve(self, address: str) -> int:
         try:

@@ -5,6 +5,8 @@ clean after the flows and names the right kind for an injected discrepancy."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import grpc
 import pytest
 from tronpay.common.v1 import common_pb2
@@ -242,3 +244,29 @@ def test_kill_9_during_sweeps_sweeps_and_tops_up_once(rig: Rig) -> None:
         timeout=60,
     )
     assert list(swept.discrepancies) == []
+
+
+def test_a_lock_left_by_a_crash_between_lock_and_sweep_does_not_block_the_address(rig: Rig) -> None:
+    """The state kill -9 leaves between a sweep's lock and the sweep itself (the kill test above hits it only
+    sometimes): a lock naming no sweep. Once it is old enough it goes, and the address is swept."""
+    stub = rig.stub()
+    p = create(stub, SWEEP_MERCHANT, 21 * USDT, asset=common_pb2.ASSET_USDT)
+    rig.database()["payment_gateway_sweep_locks"].insert_one(
+        {"_id": f"{p.deposit_address}:USDT", "sweep_id": "sw_never_inserted",
+         "create_time": datetime.now(UTC) - timedelta(minutes=5)}
+    )  # fmt: skip
+    before = usdt_balance(rig, rig.collection)
+    rig.payer.usdt(p.deposit_address, 21 * USDT)
+    wait_state(stub, p.payment_id, STATE.STATE_PAID)
+    ops = rig.operator(roles=("operator",))
+    swept = wait_until(
+        lambda: [
+            s
+            for s in ops.ListSweeps(pb.ListSweepsRequest(merchant_id=SWEEP_MERCHANT), timeout=10).sweeps
+            if s.from_address == p.deposit_address
+        ],
+        lambda s: any(x.state == pb.Sweep.STATE_CONFIRMED for x in s),
+        timeout=120,
+    )
+    assert [x.state for x in swept] == [pb.Sweep.STATE_CONFIRMED]
+    assert usdt_balance(rig, rig.collection) - before == 21 * USDT
