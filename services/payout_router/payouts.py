@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -106,6 +107,7 @@ DAY = timedelta(days=1)
 #: Payouts stored while their sums are checked; nothing but the request that stored them sees them.
 VISIBLE: Document = {"held": {"$exists": False}}
 HELD_AT_MOST = timedelta(hours=1)
+HELD_SWEEP_SECONDS = 300.0
 
 INDEXES = (
     *lifecycle_indexes(CHUNKS),
@@ -215,6 +217,7 @@ class Payouts:
         self._loop: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
         self._settling: set[str] = set()
+        self._held_swept_at = float("-inf")
 
     def start(self) -> None:
         self.ops.start()
@@ -753,7 +756,9 @@ class Payouts:
     async def recover(self) -> None:
         """SUBMITTED payouts: create the operation of a batch a crash left without one; settle those whose
         operation has ended. Payouts a crash left held, an hour old and never retried, are deleted."""
-        await self._payouts.delete_many({"held": True, "create_time": {"$lt": _now() - HELD_AT_MOST}})
+        if time.monotonic() >= self._held_swept_at + HELD_SWEEP_SECONDS:  # rare: not every dispatch round
+            self._held_swept_at = time.monotonic()
+            await self._payouts.delete_many({"held": True, "create_time": {"$lt": _now() - HELD_AT_MOST}})
         chunks: dict[str, list[Document]] = {}
         async for d in self._payouts.find({"state": SUBMITTED}):
             chunks.setdefault(d["chunk_id"], []).append(d)
